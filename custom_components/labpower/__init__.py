@@ -1,0 +1,61 @@
+"""labpower: power lab machines on demand, with usage tokens."""
+
+from __future__ import annotations
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.storage import Store
+from homeassistant.helpers.typing import ConfigType
+
+from .const import DOMAIN, STORAGE_VERSION
+from .coordinator import LabpowerConfigEntry, LabRuntime
+from .services import async_setup_services
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH]
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the labpower actions."""
+    async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) -> bool:
+    """Set up a Lab: restore tokens, read every resource's state, then reconcile."""
+    # The lab's device first: every resource's device hangs off it.
+    lab_device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, entry.entry_id)},
+        name=entry.title,
+        manufacturer="labpower",
+        model="Lab",
+    )
+    runtime = LabRuntime(hass, entry, lab_device_id=lab_device.id)
+    await runtime.async_start()
+    entry.runtime_data = runtime
+    entry.async_on_unload(entry.add_update_listener(_async_reload))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def _async_reload(hass: HomeAssistant, entry: LabpowerConfigEntry) -> None:
+    """Resources were added, changed or removed: reload (tokens are kept in storage)."""
+    hass.config_entries.async_schedule_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) -> bool:
+    """Unload a Lab: stop its workers and write its ledger (power is left as it is)."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.async_stop()
+    return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) -> None:
+    """Forget a removed Lab's stored tokens."""
+    await Store[dict[str, object]](
+        hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}"
+    ).async_remove()

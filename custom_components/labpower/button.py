@@ -1,0 +1,105 @@
+"""Power cycle and Reset buttons, where the resource's switcher can."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import override
+
+from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
+from homeassistant.components.button.const import ButtonDeviceClass
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import DOMAIN
+from .coordinator import POWERED_STATES, LabpowerConfigEntry
+from .core.lab import Lab
+from .core.reconciler import Reconciler
+from .entity import ResourceEntity
+from .helpers import labpower_errors
+from .users import async_caller_name, async_is_admin
+
+PARALLEL_UPDATES = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerButtonDescription(ButtonEntityDescription):
+    """A power action button."""
+
+    supported_fn: Callable[[Reconciler], bool]
+    press_fn: Callable[[Lab, str, str], Awaitable[None]]
+
+
+BUTTONS = (
+    PowerButtonDescription(
+        key="power_cycle",
+        translation_key="power_cycle",
+        device_class=ButtonDeviceClass.RESTART,
+        supported_fn=lambda reconciler: reconciler.can_cycle,
+        press_fn=Lab.power_cycle,
+    ),
+    PowerButtonDescription(
+        key="reset",
+        translation_key="reset",
+        device_class=ButtonDeviceClass.RESTART,
+        supported_fn=lambda reconciler: reconciler.can_reset,
+        press_fn=Lab.reset,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: LabpowerConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """The buttons each resource's switcher supports."""
+    runtime = entry.runtime_data
+    for name in runtime.lab.names:
+        reconciler = runtime.lab.reconciler(name)
+        async_add_entities(
+            [
+                PowerButton(runtime, name, description)
+                for description in BUTTONS
+                if description.supported_fn(reconciler)
+            ],
+            config_subentry_id=runtime.subentry_of[name],
+        )
+
+
+class PowerButton(ResourceEntity, ButtonEntity):
+    """Power cycle or reset a powered resource."""
+
+    entity_description: PowerButtonDescription
+
+    @override
+    def shown(self) -> None:
+        return None
+
+    @labpower_errors
+    @override
+    async def async_press(self) -> None:
+        """Only on a powered resource; others' tokens need an administrator."""
+        lab = self.runtime.lab
+        if lab.state(self.resource) not in POWERED_STATES:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="not_powered",
+                translation_placeholders={"resource": self.resource},
+            )
+        user_id = self._context.user_id if self._context else None
+        others = [t for t in lab.ledger.tokens(self.resource) if t.user_id != user_id]
+        if others and not await async_is_admin(self.hass, self._context):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="held_by_others",
+                translation_placeholders={
+                    "resource": self.resource,
+                    "count": str(len(others)),
+                },
+            )
+        cause = await async_caller_name(self.hass, self._context)
+        await self.entity_description.press_fn(
+            lab, self.resource, f"pressed by {cause}"
+        )

@@ -1,0 +1,288 @@
+"""Config flow: a Lab entry, and resources as its subentries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    SubentryFlowResult,
+)
+from homeassistant.core import callback
+from homeassistant.helpers import selector
+import probatio as vol
+
+from .const import (
+    CHECKER_ENTITY,
+    CHECKER_ICMP,
+    CHECKER_TCP,
+    CHECKER_TYPES,
+    CONF_CHECK_ENTITY,
+    CONF_CHECKER,
+    CONF_DEFAULT_TTL,
+    CONF_GRACEFUL_OFF,
+    CONF_HOST,
+    CONF_LAB_NAME,
+    CONF_LABELS,
+    CONF_LED_ENTITY,
+    CONF_LONG_PRESS,
+    CONF_MAX_TTL,
+    CONF_MIN_OFF_TIME,
+    CONF_OFF_DELAY,
+    CONF_PORT,
+    CONF_POWER_ENTITY,
+    CONF_POWER_W,
+    CONF_RELAY_ENTITY,
+    CONF_RESET_ENTITY,
+    CONF_RESOURCE_NAME,
+    CONF_SHORT_PRESS,
+    CONF_START_TIMEOUT,
+    CONF_STOP_TIMEOUT,
+    CONF_SWITCHER,
+    DEFAULT_LONG_PRESS,
+    DEFAULT_SHORT_PRESS,
+    DOMAIN,
+    RELAY_DOMAINS,
+    SUBENTRY_RESOURCE,
+    SWITCHABLE_DOMAINS,
+    SWITCHER_BUTTON,
+    SWITCHER_ENTITY,
+    SWITCHER_TYPES,
+)
+from .core.model import ResourcePolicy
+
+_DURATIONS = (
+    CONF_OFF_DELAY,
+    CONF_MIN_OFF_TIME,
+    CONF_START_TIMEOUT,
+    CONF_STOP_TIMEOUT,
+    CONF_DEFAULT_TTL,
+    CONF_MAX_TTL,
+)
+_POLICY_DEFAULTS = ResourcePolicy()
+_SECONDS = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        mode=selector.NumberSelectorMode.BOX, unit_of_measurement="s", step="any"
+    )
+)
+
+
+class LabpowerConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Create a Lab: a named set of resources with their tokens."""
+
+    VERSION = 1
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Resources are subentries of a Lab."""
+        return {SUBENTRY_RESOURCE: ResourceSubentryFlow}
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the lab's name; the same name twice is refused."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = user_input[CONF_LAB_NAME].strip()
+            taken = {
+                entry.data.get(CONF_LAB_NAME, entry.title).casefold()
+                for entry in self._async_current_entries(include_ignore=False)
+            }
+            if not name:
+                errors[CONF_LAB_NAME] = "name_empty"
+            elif name.casefold() in taken:
+                errors[CONF_LAB_NAME] = "name_exists"
+            else:
+                return self.async_create_entry(title=name, data={CONF_LAB_NAME: name})
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema({vol.Required(CONF_LAB_NAME): selector.TextSelector()}),
+                user_input or {CONF_LAB_NAME: "Lab"},
+            ),
+            errors=errors,
+        )
+
+
+class ResourceSubentryFlow(ConfigSubentryFlow):
+    """Add or reconfigure a resource: what switches it, how it is checked, its policy."""
+
+    def __init__(self) -> None:
+        """Start with nothing chosen."""
+        self._data: dict[str, Any] = {}
+        self._reconfiguring = False
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Name the resource and choose its switcher and checker."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = user_input.get(
+                CONF_RESOURCE_NAME, self._data.get(CONF_RESOURCE_NAME, "")
+            )
+            name = name.strip()
+            if not self._reconfiguring:
+                if not name:
+                    errors[CONF_RESOURCE_NAME] = "name_empty"
+                elif name.casefold() in self._names_in_use():
+                    errors[CONF_RESOURCE_NAME] = "name_exists"
+            if not errors:
+                self._data.update(user_input)
+                self._data[CONF_RESOURCE_NAME] = name
+                return await self.async_step_details()
+        fields: dict[vol.Marker, Any] = {}
+        if not self._reconfiguring:
+            fields[vol.Required(CONF_RESOURCE_NAME)] = selector.TextSelector()
+        fields[vol.Required(CONF_SWITCHER, default=SWITCHER_ENTITY)] = _choice(
+            SWITCHER_TYPES, CONF_SWITCHER
+        )
+        fields[vol.Required(CONF_CHECKER, default=CHECKER_TYPES[0])] = _choice(
+            CHECKER_TYPES, CONF_CHECKER
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(fields), user_input or self._data
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a resource; its name (and so its tokens) stays."""
+        self._reconfiguring = True
+        self._data = dict(self._get_reconfigure_subentry().data)
+        return await self.async_step_user()
+
+    async def async_step_details(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Entities, address and policy, depending on the choices made."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = self._validate(user_input)
+            if not errors:
+                data = {
+                    CONF_RESOURCE_NAME: self._data[CONF_RESOURCE_NAME],
+                    CONF_SWITCHER: self._data[CONF_SWITCHER],
+                    CONF_CHECKER: self._data[CONF_CHECKER],
+                    **user_input,
+                }
+                if self._reconfiguring:
+                    return self.async_update_and_abort(
+                        self._get_entry(), self._get_reconfigure_subentry(), data=data
+                    )
+                return self.async_create_entry(
+                    title=data[CONF_RESOURCE_NAME],
+                    data=data,
+                    unique_id=data[CONF_RESOURCE_NAME],
+                )
+        defaults = {
+            CONF_SHORT_PRESS: DEFAULT_SHORT_PRESS,
+            CONF_LONG_PRESS: DEFAULT_LONG_PRESS,
+            CONF_OFF_DELAY: _POLICY_DEFAULTS.off_delay,
+            CONF_MIN_OFF_TIME: _POLICY_DEFAULTS.min_off_time,
+            CONF_START_TIMEOUT: _POLICY_DEFAULTS.start_timeout,
+            CONF_STOP_TIMEOUT: _POLICY_DEFAULTS.stop_timeout,
+            CONF_DEFAULT_TTL: _POLICY_DEFAULTS.default_ttl,
+            CONF_MAX_TTL: _POLICY_DEFAULTS.max_ttl,
+            CONF_GRACEFUL_OFF: _POLICY_DEFAULTS.graceful_off,
+            **self._data,
+            **(user_input or {}),
+        }
+        return self.async_show_form(
+            step_id="details",
+            data_schema=self.add_suggested_values_to_schema(
+                self._details_schema(), defaults
+            ),
+            errors=errors,
+            description_placeholders={"name": self._data[CONF_RESOURCE_NAME]},
+        )
+
+    def _details_schema(self) -> vol.Schema:
+        fields: dict[vol.Marker, Any] = {}
+        if self._data[CONF_SWITCHER] == SWITCHER_BUTTON:
+            fields[vol.Required(CONF_RELAY_ENTITY)] = _entity(RELAY_DOMAINS)
+            fields[vol.Required(CONF_LED_ENTITY)] = _entity(["binary_sensor"])
+            fields[vol.Optional(CONF_RESET_ENTITY)] = _entity(RELAY_DOMAINS)
+            fields[vol.Required(CONF_SHORT_PRESS)] = _SECONDS
+            fields[vol.Required(CONF_LONG_PRESS)] = _SECONDS
+        else:
+            fields[vol.Required(CONF_POWER_ENTITY)] = _entity(SWITCHABLE_DOMAINS)
+        checker = self._data[CONF_CHECKER]
+        if checker in (CHECKER_ICMP, CHECKER_TCP):
+            fields[vol.Required(CONF_HOST)] = selector.TextSelector()
+        if checker == CHECKER_TCP:
+            fields[vol.Required(CONF_PORT)] = selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=1, max=65535, mode=selector.NumberSelectorMode.BOX
+                )
+            )
+        if checker == CHECKER_ENTITY:
+            fields[vol.Required(CONF_CHECK_ENTITY)] = _entity(["binary_sensor"])
+        for key in _DURATIONS:
+            fields[vol.Required(key)] = _SECONDS
+        fields[vol.Required(CONF_GRACEFUL_OFF)] = selector.BooleanSelector()
+        fields[vol.Optional(CONF_LABELS)] = selector.TextSelector(
+            selector.TextSelectorConfig(multiple=True)
+        )
+        fields[vol.Optional(CONF_POWER_W)] = selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=0, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="W"
+            )
+        )
+        return vol.Schema(fields)
+
+    def _validate(self, user_input: Mapping[str, Any]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for key in (
+            CONF_POWER_ENTITY,
+            CONF_RELAY_ENTITY,
+            CONF_LED_ENTITY,
+            CONF_RESET_ENTITY,
+            CONF_CHECK_ENTITY,
+        ):
+            entity_id = user_input.get(key)
+            if entity_id and self.hass.states.get(entity_id) is None:
+                errors[key] = "entity_not_found"
+        if CONF_HOST in user_input and not str(user_input[CONF_HOST]).strip():
+            errors[CONF_HOST] = "host_empty"
+        for key in (*_DURATIONS, CONF_SHORT_PRESS, CONF_LONG_PRESS):
+            if key in user_input and user_input[key] < 0:
+                errors[key] = "negative"
+        for key in (CONF_DEFAULT_TTL, CONF_MAX_TTL):
+            if not errors.get(key) and user_input[key] == 0:
+                errors[key] = "ttl_zero"
+        if not errors and user_input[CONF_MAX_TTL] < user_input[CONF_DEFAULT_TTL]:
+            errors[CONF_MAX_TTL] = "max_ttl_below_default"
+        return errors
+
+    def _names_in_use(self) -> set[str]:
+        # Actions address resources by name, so names are unique across all labs.
+        return {
+            subentry.data[CONF_RESOURCE_NAME].casefold()
+            for entry in self.hass.config_entries.async_entries(DOMAIN)
+            for subentry in entry.subentries.values()
+            if subentry.subentry_type == SUBENTRY_RESOURCE
+        }
+
+
+def _choice(options: list[str], key: str) -> selector.SelectSelector:
+    return selector.SelectSelector(
+        selector.SelectSelectorConfig(
+            options=options, translation_key=key, mode=selector.SelectSelectorMode.LIST
+        )
+    )
+
+
+def _entity(domains: list[str]) -> selector.EntitySelector:
+    return selector.EntitySelector(selector.EntitySelectorConfig(domain=domains))

@@ -1,0 +1,63 @@
+"""Constants of the labpower integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "labpower"
+LOGGER = logging.getLogger(__package__)
+
+SUBENTRY_RESOURCE: Final = "resource"
+
+CONF_LAB_NAME: Final = "name"
+CONF_RESOURCE_NAME: Final = "name"
+CONF_SWITCHER: Final = "switcher_type"
+CONF_CHECKER: Final = "checker_type"
+
+SWITCHER_ENTITY: Final = "entity"
+SWITCHER_BUTTON: Final = "button"
+SWITCHER_TYPES: Final = [SWITCHER_ENTITY, SWITCHER_BUTTON]
+
+CHECKER_NONE: Final = "none"
+CHECKER_ICMP: Final = "icmp"
+CHECKER_TCP: Final = "tcp"
+CHECKER_ENTITY: Final = "entity"
+CHECKER_TYPES: Final = [CHECKER_NONE, CHECKER_ICMP, CHECKER_TCP, CHECKER_ENTITY]
+
+CONF_POWER_ENTITY: Final = "power_entity"
+CONF_RELAY_ENTITY: Final = "relay_entity"
+CONF_LED_ENTITY: Final = "led_entity"
+CONF_RESET_ENTITY: Final = "reset_entity"
+CONF_SHORT_PRESS: Final = "short_press"
+CONF_LONG_PRESS: Final = "long_press"
+CONF_HOST: Final = "host"
+CONF_PORT: Final = "port"
+CONF_CHECK_ENTITY: Final = "check_entity"
+
+CONF_OFF_DELAY: Final = "off_delay"
+CONF_MIN_OFF_TIME: Final = "min_off_time"
+CONF_START_TIMEOUT: Final = "start_timeout"
+CONF_STOP_TIMEOUT: Final = "stop_timeout"
+CONF_DEFAULT_TTL: Final = "default_ttl"
+CONF_MAX_TTL: Final = "max_ttl"
+CONF_GRACEFUL_OFF: Final = "graceful_off"
+CONF_LABELS: Final = "labels"
+CONF_POWER_W: Final = "power_w"
+
+DEFAULT_SHORT_PRESS: Final = 0.5
+DEFAULT_LONG_PRESS: Final = 6.0
+
+# Entity domains that turn on and off with homeassistant.turn_on / turn_off.
+SWITCHABLE_DOMAINS: Final = ["switch", "light", "input_boolean", "fan"]
+RELAY_DOMAINS: Final = ["switch", "input_boolean"]
+
+EVENT_TOKEN_ACQUIRED: Final = "labpower_token_acquired"
+EVENT_TOKEN_RELEASED: Final = "labpower_token_released"
+EVENT_TOKEN_EXPIRED: Final = "labpower_token_expired"
+EVENT_TOKEN_REVOKED: Final = "labpower_token_revoked"
+EVENT_POWER_CHANGED: Final = "labpower_power_changed"
+
+STORAGE_VERSION: Final = 1
+# Start failures in a row before a repair issue is raised.
+START_FAILURES_FOR_REPAIR: Final = 3

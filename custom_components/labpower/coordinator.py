@@ -1,0 +1,335 @@
+"""The Lab coordinator: the core Lab wired to Home Assistant (storage, events, repairs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import (
+    CALLBACK_TYPE,
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    callback,
+)
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CHECKER_ENTITY,
+    CHECKER_ICMP,
+    CHECKER_TCP,
+    CONF_CHECK_ENTITY,
+    CONF_CHECKER,
+    CONF_DEFAULT_TTL,
+    CONF_GRACEFUL_OFF,
+    CONF_HOST,
+    CONF_LABELS,
+    CONF_LED_ENTITY,
+    CONF_LONG_PRESS,
+    CONF_MAX_TTL,
+    CONF_MIN_OFF_TIME,
+    CONF_OFF_DELAY,
+    CONF_PORT,
+    CONF_POWER_ENTITY,
+    CONF_POWER_W,
+    CONF_RELAY_ENTITY,
+    CONF_RESET_ENTITY,
+    CONF_RESOURCE_NAME,
+    CONF_SHORT_PRESS,
+    CONF_START_TIMEOUT,
+    CONF_STOP_TIMEOUT,
+    CONF_SWITCHER,
+    DEFAULT_LONG_PRESS,
+    DEFAULT_SHORT_PRESS,
+    DOMAIN,
+    EVENT_POWER_CHANGED,
+    EVENT_TOKEN_ACQUIRED,
+    EVENT_TOKEN_EXPIRED,
+    EVENT_TOKEN_RELEASED,
+    EVENT_TOKEN_REVOKED,
+    LOGGER,
+    START_FAILURES_FOR_REPAIR,
+    STORAGE_VERSION,
+    SUBENTRY_RESOURCE,
+    SWITCHER_BUTTON,
+)
+from .core.lab import EventKind, Lab, LabEvent, ResourceSpec
+from .core.model import ResourcePolicy, ResourceState
+from .core.reconciler import Timing
+from .core.switching import AvailabilityChecker, Switcher
+from .drivers.icmp import (
+    ICMP_UNAVAILABLE,
+    IcmpSweeper,
+    IcmpUnavailableError,
+    detect_privileged,
+)
+from .drivers.tcp import TcpChecker
+from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
+
+type LabpowerConfigEntry = ConfigEntry[LabRuntime]
+
+POWERED_STATES = frozenset(
+    {ResourceState.STARTING, ResourceState.AVAILABLE, ResourceState.STOPPING}
+)
+
+_TOKEN_EVENTS = {
+    EventKind.TOKEN_ACQUIRED: EVENT_TOKEN_ACQUIRED,
+    EventKind.TOKEN_RELEASED: EVENT_TOKEN_RELEASED,
+    EventKind.TOKEN_EXPIRED: EVENT_TOKEN_EXPIRED,
+    EventKind.TOKEN_REVOKED: EVENT_TOKEN_REVOKED,
+}
+
+
+def policy_from_data(data: Mapping[str, Any]) -> ResourcePolicy:
+    """The resource policy stored in a subentry (defaults where a field is absent)."""
+    default = ResourcePolicy()
+    return ResourcePolicy(
+        off_delay=float(data.get(CONF_OFF_DELAY, default.off_delay)),
+        min_off_time=float(data.get(CONF_MIN_OFF_TIME, default.min_off_time)),
+        start_timeout=float(data.get(CONF_START_TIMEOUT, default.start_timeout)),
+        stop_timeout=float(data.get(CONF_STOP_TIMEOUT, default.stop_timeout)),
+        default_ttl=float(data.get(CONF_DEFAULT_TTL, default.default_ttl)),
+        max_ttl=float(data.get(CONF_MAX_TTL, default.max_ttl)),
+        graceful_off=bool(data.get(CONF_GRACEFUL_OFF, default.graceful_off)),
+    )
+
+
+@dataclass(slots=True)
+class LabRuntime:
+    """What a loaded Lab entry holds: the lab and its Home Assistant wiring."""
+
+    hass: HomeAssistant
+    entry: LabpowerConfigEntry
+    lab_device_id: str
+    lab: Lab = field(init=False)
+    store: Store[dict[str, Any]] = field(init=False)
+    icmp: IcmpSweeper = field(init=False)
+    subentry_of: dict[str, str] = field(default_factory=dict)  # resource -> subentry id
+    name_of: dict[str, str] = field(default_factory=dict)  # subentry id -> resource
+    powered: set[str] = field(default_factory=set)
+    _listeners: dict[str | None, list[CALLBACK_TYPE]] = field(default_factory=dict)
+    _unsubscribe: list[CALLBACK_TYPE] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Create the lab and its store."""
+        self.lab = Lab(
+            clock=lambda: dt_util.utcnow().timestamp(),
+            listener=self._on_lab_event,
+            timing=Timing(start_failures_for_repair=START_FAILURES_FOR_REPAIR),
+        )
+        self.store = Store(
+            self.hass, STORAGE_VERSION, f"{DOMAIN}.{self.entry.entry_id}"
+        )
+
+    async def async_start(self) -> None:
+        """Build every resource, restore tokens, read real states, then reconcile."""
+        uses_icmp = any(
+            sub.data.get(CONF_CHECKER) == CHECKER_ICMP
+            for sub in self.entry.subentries.values()
+        )
+        privileged: bool | None = None
+        if uses_icmp:
+            with contextlib.suppress(IcmpUnavailableError):
+                privileged = await detect_privileged()
+        self.icmp = IcmpSweeper(privileged=privileged)
+        watched: dict[str, list[str]] = {}
+        for subentry in self.entry.subentries.values():
+            if subentry.subentry_type != SUBENTRY_RESOURCE:
+                continue
+            spec, entities = self._spec(subentry)
+            self.lab.add(spec)
+            self.subentry_of[spec.name] = subentry.subentry_id
+            self.name_of[subentry.subentry_id] = spec.name
+            for entity_id in entities:
+                watched.setdefault(entity_id, []).append(spec.name)
+        self._sync_icmp_issue(needed=uses_icmp)
+        self.lab.load(await self.store.async_load())
+        if watched:
+            self._unsubscribe.append(
+                async_track_state_change_event(
+                    self.hass, list(watched), self._entity_changed(watched)
+                )
+            )
+        await self.lab.start()
+
+    async def async_stop(self) -> None:
+        """Stop the workers and write the ledger now."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        await self.lab.stop()
+        await self.store.async_save(self.lab.ledger.to_dict())
+
+    def _spec(self, subentry: ConfigSubentry) -> tuple[ResourceSpec, list[str]]:
+        data = subentry.data
+        switcher: Switcher
+        entities: list[str] = []
+        if data[CONF_SWITCHER] == SWITCHER_BUTTON:
+            button = ButtonSwitcher(
+                self.hass,
+                relay_entity=data[CONF_RELAY_ENTITY],
+                led_entity=data[CONF_LED_ENTITY],
+                reset_entity=data.get(CONF_RESET_ENTITY),
+                short_press=float(data.get(CONF_SHORT_PRESS, DEFAULT_SHORT_PRESS)),
+                long_press=float(data.get(CONF_LONG_PRESS, DEFAULT_LONG_PRESS)),
+            )
+            entities.extend(button.entities)
+            switcher = button
+        else:
+            entity = EntitySwitcher(self.hass, data[CONF_POWER_ENTITY])
+            entities.extend(entity.entities)
+            switcher = entity
+        checker: AvailabilityChecker | None = None
+        match data.get(CONF_CHECKER):
+            case value if value == CHECKER_ICMP:
+                checker = self.icmp.checker(data[CONF_HOST])
+            case value if value == CHECKER_TCP:
+                checker = TcpChecker(data[CONF_HOST], int(data[CONF_PORT]))
+            case value if value == CHECKER_ENTITY:
+                entity_checker = EntityChecker(self.hass, data[CONF_CHECK_ENTITY])
+                entities.extend(entity_checker.entities)
+                checker = entity_checker
+        spec = ResourceSpec(
+            name=data[CONF_RESOURCE_NAME],
+            feeds=(switcher,),
+            checker=checker,
+            policy=policy_from_data(data),
+            labels=frozenset(data.get(CONF_LABELS, [])),
+            power_w=data.get(CONF_POWER_W),
+        )
+        return spec, entities
+
+    def _entity_changed(
+        self, watched: dict[str, list[str]]
+    ) -> Callable[[Event[EventStateChangedData]], None]:
+        @callback
+        def changed(event: Event[EventStateChangedData]) -> None:
+            for name in watched.get(event.data["entity_id"], ()):
+                self.lab.wake(name)
+
+        return changed
+
+    # Listeners of entities
+
+    @callback
+    def async_add_listener(
+        self, resource: str | None, update: CALLBACK_TYPE
+    ) -> CALLBACK_TYPE:
+        """Call `update` when the resource (None: the lab totals) changes."""
+        listeners = self._listeners.setdefault(resource, [])
+        listeners.append(update)
+        return lambda: listeners.remove(update)
+
+    def _notify(self, resource: str | None) -> None:
+        for update in list(self._listeners.get(resource, ())):
+            update()
+        for update in list(self._listeners.get(None, ())):
+            update()
+
+    # Events of the lab
+
+    def _on_lab_event(self, event: LabEvent) -> None:
+        kind = event.kind
+        if kind is EventKind.PERSIST:
+            self.store.async_delay_save(self.lab.ledger.to_dict, 0)
+        elif kind in _TOKEN_EVENTS:
+            token = event.token
+            assert token is not None
+            self.hass.bus.async_fire(
+                _TOKEN_EVENTS[kind],
+                {
+                    "resource": token.resource,
+                    "holder": token.holder,
+                    "kind": token.kind.value,
+                    "expires": iso_time(token.expires),
+                    "user_id": token.user_id,
+                    "cause": event.cause,
+                },
+            )
+        elif kind is EventKind.POWER_CHANGED:
+            assert event.action is not None
+            self.hass.bus.async_fire(
+                EVENT_POWER_CHANGED,
+                {
+                    "resource": event.resource,
+                    "action": event.action.value,
+                    "cause": event.cause,
+                },
+            )
+        elif kind is EventKind.STATE_CHANGED:
+            assert event.resource is not None
+            if self.lab.state(event.resource) in POWERED_STATES:
+                self.powered.add(event.resource)
+            else:
+                self.powered.discard(event.resource)
+            self._notify(event.resource)
+        elif kind is EventKind.HOLDERS_CHANGED:
+            self._notify(event.resource)
+        elif kind is EventKind.CONFIG_ERROR and self.hass.is_running:
+            # Before HA runs, other integrations may still be making their entities.
+            self._create_issue(
+                event.cause or "switcher_misconfigured", event.resource, event.detail
+            )
+        elif kind is EventKind.START_FAILED:
+            if event.count >= START_FAILURES_FOR_REPAIR:
+                self._create_issue("start_failures", event.resource, str(event.count))
+        elif kind is EventKind.RECOVERED:
+            for issue in ("start_failures", "entity_missing", "switcher_misconfigured"):
+                ir.async_delete_issue(
+                    self.hass, DOMAIN, self._issue_id(issue, event.resource)
+                )
+
+    def _issue_id(self, issue: str, resource: str | None) -> str:
+        return f"{issue}_{self.entry.entry_id}_{resource}"
+
+    def _create_issue(
+        self, issue: str, resource: str | None, detail: str | None
+    ) -> None:
+        if issue == ICMP_UNAVAILABLE:
+            self._sync_icmp_issue(needed=True)
+            return
+        LOGGER.warning("%s: %s (%s)", resource, issue, detail)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self._issue_id(issue, resource),
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=issue,
+            translation_placeholders={"resource": str(resource), "detail": str(detail)},
+        )
+
+    def _sync_icmp_issue(self, *, needed: bool) -> None:
+        if needed and self.icmp.privileged is None:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                ICMP_UNAVAILABLE,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ICMP_UNAVAILABLE,
+            )
+        else:
+            ir.async_delete_issue(self.hass, DOMAIN, ICMP_UNAVAILABLE)
+
+    # Views for entities and actions
+
+    def resources_on(self) -> int:
+        """How many resources are powered (starting, available or stopping)."""
+        return len(self.powered)
+
+    def holders_total(self) -> int:
+        """How many live tokens the lab has."""
+        return self.lab.ledger.token_count
+
+
+def iso_time(timestamp: float | None) -> str | None:
+    """An epoch time as an ISO 8601 UTC string (None stays None)."""
+    if timestamp is None:
+        return None
+    return dt_util.utc_from_timestamp(timestamp).isoformat()

@@ -1,0 +1,1 @@
+"""labpower's domain core: tokens, the ledger and the reconcilers. No Home Assistant here."""

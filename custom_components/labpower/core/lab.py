@@ -1,0 +1,442 @@
+"""The lab: the ledger plus one reconciling worker per resource, and token expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+import contextlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+import logging
+from typing import Any
+
+from .ledger import Clock, Ledger
+from .model import (
+    PowerAction,
+    ResourceFaultError,
+    ResourcePolicy,
+    ResourceState,
+    TokenKind,
+    UnknownResourceError,
+    UsageToken,
+    WaitTimeoutError,
+)
+from .reconciler import Reconciler, ReconcilerHooks, Sleep, Timing
+from .switching import AvailabilityChecker, ConfigurationSwitchError, Switcher
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSpec:
+    """Everything the lab needs to manage one resource."""
+
+    name: str
+    feeds: tuple[Switcher, ...]
+    checker: AvailabilityChecker | None = None
+    policy: ResourcePolicy = field(default_factory=ResourcePolicy)
+    labels: frozenset[str] = frozenset()
+    power_w: float | None = None
+
+
+class EventKind(StrEnum):
+    """What happened in the lab."""
+
+    TOKEN_ACQUIRED = "token_acquired"
+    TOKEN_RELEASED = "token_released"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_REVOKED = "token_revoked"
+    POWER_CHANGED = "power_changed"
+    STATE_CHANGED = "state_changed"
+    HOLDERS_CHANGED = "holders_changed"
+    CONFIG_ERROR = "config_error"
+    START_FAILED = "start_failed"
+    RECOVERED = "recovered"
+    PERSIST = "persist"
+
+
+@dataclass(frozen=True, slots=True)
+class LabEvent:
+    """One thing that happened, for the glue to turn into events, entities and repairs."""
+
+    kind: EventKind
+    resource: str | None = None
+    token: UsageToken | None = None
+    action: PowerAction | None = None
+    cause: str | None = None
+    detail: str | None = None
+    count: int = 0
+
+
+type Listener = Callable[[LabEvent], None]
+
+
+@dataclass(slots=True)
+class _Managed:
+    spec: ResourceSpec
+    reconciler: Reconciler
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Lab(ReconcilerHooks):
+    """Reference-counting coordinator of a lab's resources."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        listener: Listener,
+        timing: Timing | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        """Create an empty lab; `listener` receives every LabEvent."""
+        self.clock = clock
+        self.ledger = Ledger(clock)
+        self.timing = timing or Timing()
+        self._sleep = sleep
+        self._listener = listener
+        self._resources: dict[str, _Managed] = {}
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._running = False
+        self._expiry_task: asyncio.Task[None] | None = None
+        self._expiry_wake = asyncio.Event()
+        self._expiry_at: float | None = None
+
+    # Configuration
+
+    def add(self, spec: ResourceSpec) -> None:
+        """Add a resource (or replace its definition, keeping its tokens)."""
+        if spec.name in self._resources:
+            self._stop_worker(self._resources[spec.name])
+        self.ledger.set_policy(spec.name, spec.policy)
+        managed = _Managed(
+            spec=spec,
+            reconciler=Reconciler(
+                name=spec.name,
+                policy=spec.policy,
+                feeds=spec.feeds,
+                checker=spec.checker,
+                hooks=self,
+                clock=self.clock,
+                sleep=self._sleep,
+                timing=self.timing,
+            ),
+        )
+        self._resources[spec.name] = managed
+        if self._running:
+            managed.task = asyncio.create_task(
+                self._worker(managed, observe_first=True), name=f"labpower {spec.name}"
+            )
+
+    def remove(self, name: str, cause: str) -> list[UsageToken]:
+        """Stop managing a resource; its tokens are revoked (its power is left as is)."""
+        managed = self._get(name)
+        self._stop_worker(managed)
+        del self._resources[name]
+        revoked = self.ledger.remove_resource(name)
+        for token in revoked:
+            self._emit(EventKind.TOKEN_REVOKED, name, token=token, cause=cause)
+        self._emit(EventKind.PERSIST)
+        return revoked
+
+    def load(self, data: dict[str, Any] | None) -> None:
+        """Restore persisted ledger state (call after adding resources, before start)."""
+        if not data:
+            return
+        for token in self.ledger.load(data):
+            _LOGGER.warning(
+                "Token of %s for removed resource %s released",
+                token.holder,
+                token.resource,
+            )
+            self._emit(
+                EventKind.TOKEN_REVOKED,
+                token.resource,
+                token=token,
+                cause="resource removed",
+            )
+
+    # Life cycle
+
+    async def start(self) -> None:
+        """Read every resource's real state, release tokens expired meanwhile, then run."""
+        await asyncio.gather(
+            *(m.reconciler.observe() for m in self._resources.values())
+        )
+        self._expire()
+        self._running = True
+        for managed in self._resources.values():
+            managed.task = asyncio.create_task(
+                self._worker(managed, observe_first=False),
+                name=f"labpower {managed.spec.name}",
+            )
+        self._expiry_task = asyncio.create_task(
+            self._expiry_loop(), name="labpower expiry"
+        )
+
+    async def stop(self) -> None:
+        """Stop every worker (power is left as it is)."""
+        self._running = False
+        tasks = [m.task for m in self._resources.values() if m.task is not None]
+        if self._expiry_task is not None:
+            tasks.append(self._expiry_task)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for managed in self._resources.values():
+            managed.task = None
+        for futures in self._waiters.values():
+            for future in futures:
+                future.cancel()
+
+    # Tokens
+
+    def acquire(
+        self,
+        names: Iterable[str],
+        holder: str,
+        *,
+        kind: TokenKind = TokenKind.LEASE,
+        ttl: float | None = None,
+        user_id: str | None = None,
+    ) -> list[UsageToken]:
+        """Take a token on each resource: all or none."""
+        names = list(dict.fromkeys(names))
+        if kind is TokenKind.LEASE:
+            for name in names:
+                self.ledger.validate_ttl(name, ttl)
+        else:
+            for name in names:
+                self.ledger.policy(name)
+        tokens = [
+            self.ledger.acquire(name, holder, kind=kind, ttl=ttl, user_id=user_id)
+            for name in names
+        ]
+        for token in tokens:
+            self._token_changed(EventKind.TOKEN_ACQUIRED, token)
+        self._emit(EventKind.PERSIST)
+        return tokens
+
+    def release(self, token_ids: Iterable[str]) -> list[UsageToken]:
+        """Release tokens; ones already released are skipped, unknown ones refused."""
+        token_ids = list(token_ids)
+        for token_id in token_ids:
+            self.ledger.check_known(token_id)
+        released = [t for t in map(self.ledger.release, token_ids) if t is not None]
+        for token in released:
+            self._token_changed(EventKind.TOKEN_RELEASED, token)
+        if released:
+            self._emit(EventKind.PERSIST)
+        return released
+
+    def renew(self, token_id: str, ttl: float | None = None) -> UsageToken:
+        """Extend a lease."""
+        token = self.ledger.renew(token_id, ttl)
+        self._schedule_expiry(token)
+        self._emit(EventKind.PERSIST)
+        return token
+
+    def force_off(self, name: str, cause: str) -> list[UsageToken]:
+        """Revoke every token of a resource and power it off now (administrators)."""
+        revoked = self.ledger.revoke_all(name, cause)
+        for token in revoked:
+            self._emit(EventKind.TOKEN_REVOKED, name, token=token, cause=cause)
+        self._emit(EventKind.HOLDERS_CHANGED, name)
+        self._emit(EventKind.PERSIST)
+        self._resources[name].wake.set()
+        return revoked
+
+    async def wait_available(self, names: Iterable[str], timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until every resource is available; fail at once on a fault."""
+        names = list(names)
+        for name in names:
+            self._get(name)
+        pending = names
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    pending = [
+                        n for n in names if self.state(n) is not ResourceState.AVAILABLE
+                    ]
+                    if not pending:
+                        return
+                    for name in pending:
+                        reconciler = self._resources[name].reconciler
+                        if reconciler.state is ResourceState.FAULT:
+                            raise ResourceFaultError(name, reconciler.reason or "fault")
+                    future: asyncio.Future[None] = loop.create_future()
+                    for name in pending:
+                        self._waiters.setdefault(name, set()).add(future)
+                    try:
+                        await future
+                    finally:
+                        for name in pending:
+                            self._waiters[name].discard(future)
+        except TimeoutError:
+            raise WaitTimeoutError(pending, timeout) from None
+
+    # Queries
+
+    @property
+    def names(self) -> list[str]:
+        """The resources of this lab."""
+        return list(self._resources)
+
+    def spec(self, name: str) -> ResourceSpec:
+        """A resource's definition."""
+        return self._get(name).spec
+
+    def reconciler(self, name: str) -> Reconciler:
+        """A resource's reconciler (state, reason, power, availability, capabilities)."""
+        return self._get(name).reconciler
+
+    def state(self, name: str) -> ResourceState:
+        """A resource's current state."""
+        return self._get(name).reconciler.state
+
+    def desired_on(self, resource: str) -> bool:
+        """Whether a resource should be on (tokens, or its off delay is running)."""
+        return self.ledger.wants_on(resource)
+
+    # Power actions asked for by users
+
+    async def power_cycle(self, name: str, cause: str) -> None:
+        """Verified off, delay, verified on."""
+        await self._get(name).reconciler.power_cycle(cause)
+
+    async def reset(self, name: str, cause: str) -> None:
+        """Reset the machine through its reset line."""
+        await self._get(name).reconciler.reset(cause)
+
+    # Reconciler hooks
+
+    def cause(self, resource: str) -> str:
+        """Who last changed what a resource should be."""
+        return self.ledger.last_cause(resource)
+
+    def min_off_remaining(self, resource: str) -> float:
+        """Seconds until a resource may be switched on again."""
+        return self.ledger.min_off_remaining(resource)
+
+    def state_changed(self, resource: str) -> None:
+        """Tell listeners and wake whoever waits for this resource."""
+        self._emit(EventKind.STATE_CHANGED, resource)
+        for future in self._waiters.get(resource, ()):
+            if not future.done():
+                future.set_result(None)
+
+    def power_action(self, resource: str, action: PowerAction, cause: str) -> None:
+        """Report a verified power action."""
+        self._emit(EventKind.POWER_CHANGED, resource, action=action, cause=cause)
+
+    def powered_off(self, resource: str) -> None:
+        """Start min_off_time."""
+        self.ledger.note_off(resource)
+        self._emit(EventKind.PERSIST)
+
+    def config_error(self, resource: str, error: ConfigurationSwitchError) -> None:
+        """Report a configuration error for a repair issue."""
+        self._emit(
+            EventKind.CONFIG_ERROR, resource, detail=str(error), cause=error.issue
+        )
+
+    def start_failed(self, resource: str, failures: int) -> None:
+        """Report a resource that did not become available in time."""
+        self._emit(EventKind.START_FAILED, resource, count=failures)
+
+    def recovered(self, resource: str) -> None:
+        """Report a resource that left its fault."""
+        self._emit(EventKind.RECOVERED, resource)
+
+    # Internals
+
+    def _get(self, name: str) -> _Managed:
+        try:
+            return self._resources[name]
+        except KeyError:
+            raise UnknownResourceError(name) from None
+
+    def _emit(
+        self,
+        kind: EventKind,
+        resource: str | None = None,
+        **details: Any,
+    ) -> None:
+        self._listener(LabEvent(kind, resource, **details))
+
+    def _token_changed(self, kind: EventKind, token: UsageToken) -> None:
+        self._emit(kind, token.resource, token=token, cause=token.holder)
+        self._emit(EventKind.HOLDERS_CHANGED, token.resource)
+        if kind is EventKind.TOKEN_ACQUIRED:
+            self._schedule_expiry(token)
+        managed = self._resources[token.resource]
+        # Only a change of the desired state needs the worker.
+        if self.ledger.holder_count(token.resource) <= 1:
+            managed.wake.set()
+
+    def _schedule_expiry(self, token: UsageToken) -> None:
+        if token.expires is not None and (
+            self._expiry_at is None or token.expires < self._expiry_at
+        ):
+            self._expiry_at = token.expires
+            self._expiry_wake.set()
+
+    def _expire(self) -> None:
+        expired = self.ledger.expire()
+        for token in expired:
+            self._token_changed(EventKind.TOKEN_EXPIRED, token)
+        if expired:
+            self._emit(EventKind.PERSIST)
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            self._expiry_wake.clear()
+            self._expire()
+            self._expiry_at = self.ledger.next_expiry()
+            delay = (
+                None
+                if self._expiry_at is None
+                else max(0.0, self._expiry_at - self.clock())
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._expiry_wake.wait()
+
+    async def _worker(self, managed: _Managed, *, observe_first: bool) -> None:
+        reconciler = managed.reconciler
+        name = managed.spec.name
+        if observe_first:
+            await reconciler.observe()
+        while True:
+            managed.wake.clear()
+            try:
+                delay = await reconciler.reconcile_once()
+            except Exception:  # pragma: no cover - a bug must not stop the worker
+                _LOGGER.exception("%s: reconcile failed", name)
+                delay = self.timing.fault_retry
+            now = self.clock()
+            if delay in (self.timing.fast_poll, self.timing.slow_poll):
+                # Steady polls fall on shared ticks, so checks of many hosts batch together.
+                delay -= now % delay
+            off_at = self.ledger.off_deadline(name)
+            if off_at is not None and off_at > now:
+                delay = min(delay, off_at - now)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await managed.wake.wait()
+
+    def _stop_worker(self, managed: _Managed) -> None:
+        if managed.task is not None:
+            managed.task.cancel()
+            managed.task = None
+
+    def wake(self, name: str) -> None:
+        """A resource's devices changed: a pass now, and a fault may retry at once."""
+        managed = self._resources.get(name)
+        if managed is not None:
+            managed.reconciler.retry_now()
+            managed.wake.set()

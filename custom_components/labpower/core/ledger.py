@@ -1,0 +1,304 @@
+"""The token ledger: who holds which resource, until when, and when it may go off."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import heapq
+import secrets
+from typing import Any
+
+from .model import (
+    InvalidTtlError,
+    LabError,
+    ResourcePolicy,
+    TokenKind,
+    UnknownResourceError,
+    UnknownTokenError,
+    UsageToken,
+)
+
+type Clock = Callable[[], float]
+
+STATE_VERSION = 1
+# Released ids are remembered so that releasing twice is not an error.
+RELEASED_MEMORY_SECONDS = 7 * 86400.0
+RELEASED_MEMORY_MAX = 100_000
+
+
+class Ledger:
+    """Tokens, reference counts, expiry and off-delay deadlines. Pure and synchronous."""
+
+    def __init__(self, clock: Clock) -> None:
+        """Start empty; `clock` returns the current UTC time as epoch seconds."""
+        self._clock = clock
+        self._policies: dict[str, ResourcePolicy] = {}
+        self._tokens: dict[str, UsageToken] = {}
+        self._by_resource: dict[str, dict[str, UsageToken]] = {}
+        self._off_at: dict[str, float] = {}
+        self._last_off: dict[str, float] = {}
+        self._released: dict[str, float] = {}
+        self._expiry_heap: list[tuple[float, str]] = []
+        self._last_cause: dict[str, str] = {}
+
+    # Resources
+
+    def set_policy(self, resource: str, policy: ResourcePolicy) -> None:
+        """Register a resource or change its policy; tokens are kept."""
+        self._policies[resource] = policy
+        self._by_resource.setdefault(resource, {})
+
+    def policy(self, resource: str) -> ResourcePolicy:
+        """Return a resource's policy, or raise UnknownResourceError."""
+        try:
+            return self._policies[resource]
+        except KeyError:
+            raise UnknownResourceError(resource) from None
+
+    def remove_resource(self, resource: str) -> list[UsageToken]:
+        """Forget a resource; returns the tokens that were revoked with it."""
+        revoked = self._drop_all(resource)
+        self._policies.pop(resource, None)
+        self._by_resource.pop(resource, None)
+        self._off_at.pop(resource, None)
+        self._last_off.pop(resource, None)
+        self._last_cause.pop(resource, None)
+        return revoked
+
+    @property
+    def resources(self) -> list[str]:
+        """Names of the known resources."""
+        return list(self._policies)
+
+    # Tokens
+
+    def acquire(
+        self,
+        resource: str,
+        holder: str,
+        *,
+        kind: TokenKind = TokenKind.LEASE,
+        ttl: float | None = None,
+        user_id: str | None = None,
+    ) -> UsageToken:
+        """Issue a token for a resource; a lease gets the default ttl if none is given."""
+        policy = self.policy(resource)
+        now = self._clock()
+        expires: float | None = None
+        if kind is TokenKind.LEASE:
+            expires = now + self._check_ttl(resource, policy, ttl)
+        token = UsageToken(
+            id=secrets.token_urlsafe(16),
+            resource=resource,
+            holder=holder,
+            kind=kind,
+            created=now,
+            expires=expires,
+            user_id=user_id,
+        )
+        self._tokens[token.id] = token
+        self._by_resource[resource][token.id] = token
+        if expires is not None:
+            heapq.heappush(self._expiry_heap, (expires, token.id))
+        self._off_at.pop(resource, None)
+        self._last_cause[resource] = f"acquired by {holder}"
+        return token
+
+    def validate_ttl(self, resource: str, ttl: float | None) -> None:
+        """Raise what acquire would raise for this resource and ttl, issuing nothing."""
+        self._check_ttl(resource, self.policy(resource), ttl)
+
+    @staticmethod
+    def _check_ttl(resource: str, policy: ResourcePolicy, ttl: float | None) -> float:
+        ttl = policy.default_ttl if ttl is None else ttl
+        if not 0 < ttl <= policy.max_ttl:
+            raise InvalidTtlError(resource, ttl, policy.max_ttl)
+        return ttl
+
+    def release(self, token_id: str) -> UsageToken | None:
+        """Release a token; None when it was already released or expired."""
+        token = self._tokens.get(token_id)
+        if token is None:
+            if token_id in self._released:
+                return None
+            raise UnknownTokenError(token_id)
+        self._drop(token, f"released by {token.holder}")
+        return token
+
+    def check_known(self, token_id: str) -> None:
+        """Raise UnknownTokenError unless the token is live or was released."""
+        if token_id not in self._tokens and token_id not in self._released:
+            raise UnknownTokenError(token_id)
+
+    def renew(self, token_id: str, ttl: float | None = None) -> UsageToken:
+        """Extend a live lease to now + ttl; a hold is returned unchanged."""
+        token = self._tokens.get(token_id)
+        if token is None:
+            raise UnknownTokenError(token_id)
+        if token.kind is TokenKind.LEASE:
+            ttl = self._check_ttl(token.resource, self.policy(token.resource), ttl)
+            token.expires = self._clock() + ttl
+            heapq.heappush(self._expiry_heap, (token.expires, token.id))
+        return token
+
+    def get(self, token_id: str) -> UsageToken:
+        """Return a live token, or raise UnknownTokenError."""
+        try:
+            return self._tokens[token_id]
+        except KeyError:
+            raise UnknownTokenError(token_id) from None
+
+    def expire(self) -> list[UsageToken]:
+        """Release every lease whose expiry has passed; returns them."""
+        now = self._clock()
+        heap = self._expiry_heap
+        expired: list[UsageToken] = []
+        while heap and heap[0][0] <= now:
+            expires, token_id = heapq.heappop(heap)
+            token = self._tokens.get(token_id)
+            # The heap keeps stale entries of renewed or released tokens: skip them.
+            if token is None or token.expires != expires:
+                continue
+            self._drop(token, f"token of {token.holder} expired")
+            expired.append(token)
+        self._forget_old_releases(now)
+        return expired
+
+    def next_expiry(self) -> float | None:
+        """When the next lease expires, if any."""
+        heap = self._expiry_heap
+        while heap:
+            expires, token_id = heap[0]
+            token = self._tokens.get(token_id)
+            if token is not None and token.expires == expires:
+                return expires
+            heapq.heappop(heap)
+        return None
+
+    def revoke_all(self, resource: str, cause: str) -> list[UsageToken]:
+        """Revoke every token of a resource and skip its off delay (forced off)."""
+        self.policy(resource)
+        revoked = self._drop_all(resource)
+        self._off_at.pop(resource, None)
+        self._last_cause[resource] = cause
+        return revoked
+
+    def tokens(self, resource: str) -> list[UsageToken]:
+        """The live tokens of a resource."""
+        return list(self._by_resource.get(resource, {}).values())
+
+    def all_tokens(self) -> Iterator[UsageToken]:
+        """Every live token."""
+        return iter(self._tokens.values())
+
+    @property
+    def token_count(self) -> int:
+        """How many live tokens exist in the whole lab."""
+        return len(self._tokens)
+
+    def holder_count(self, resource: str) -> int:
+        """How many live tokens a resource has."""
+        return len(self._by_resource.get(resource, ()))
+
+    def find_hold(self, resource: str, user_id: str | None) -> list[UsageToken]:
+        """The holds a user has on a resource."""
+        return [
+            token
+            for token in self._by_resource.get(resource, {}).values()
+            if token.kind is TokenKind.HOLD and token.user_id == user_id
+        ]
+
+    # Desired state
+
+    def wants_on(self, resource: str) -> bool:
+        """True while a live token exists or the off delay has not elapsed."""
+        if self._by_resource.get(resource):
+            return True
+        off_at = self._off_at.get(resource)
+        return off_at is not None and self._clock() < off_at
+
+    def off_deadline(self, resource: str) -> float | None:
+        """When the off delay after the last release ends, if one is running."""
+        return self._off_at.get(resource)
+
+    def last_cause(self, resource: str) -> str:
+        """Who or what last changed the resource's desired state."""
+        return self._last_cause.get(resource, "labpower")
+
+    def note_off(self, resource: str) -> None:
+        """Record that the resource was seen going off (starts min_off_time)."""
+        self._last_off[resource] = self._clock()
+
+    def min_off_remaining(self, resource: str) -> float:
+        """Seconds until the resource may be switched on again after its last off."""
+        last_off = self._last_off.get(resource)
+        if last_off is None:
+            return 0.0
+        return max(0.0, last_off + self.policy(resource).min_off_time - self._clock())
+
+    # Persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise tokens, deadlines and released ids (versioned)."""
+        return {
+            "version": STATE_VERSION,
+            "tokens": [token.as_dict() for token in self._tokens.values()],
+            "off_at": dict(self._off_at),
+            "last_off": dict(self._last_off),
+            "released": dict(self._released),
+            "last_cause": dict(self._last_cause),
+        }
+
+    def load(self, data: dict[str, Any]) -> list[UsageToken]:
+        """Restore what to_dict wrote; returns tokens of resources no longer known."""
+        if data.get("version") != STATE_VERSION:
+            raise LabError(f"Unsupported ledger state version {data.get('version')}")
+        orphans: list[UsageToken] = []
+        for raw in data["tokens"]:
+            token = UsageToken.from_dict(raw)
+            if token.resource not in self._policies:
+                orphans.append(token)
+                self._released[token.id] = self._clock()
+                continue
+            self._tokens[token.id] = token
+            self._by_resource[token.resource][token.id] = token
+            if token.expires is not None:
+                heapq.heappush(self._expiry_heap, (token.expires, token.id))
+        known = self._policies.keys()
+        self._off_at.update({k: v for k, v in data["off_at"].items() if k in known})
+        self._last_off.update({k: v for k, v in data["last_off"].items() if k in known})
+        self._last_cause.update(
+            {k: v for k, v in data.get("last_cause", {}).items() if k in known}
+        )
+        self._released.update(data["released"])
+        return orphans
+
+    # Internals
+
+    def _drop(self, token: UsageToken, cause: str) -> None:
+        del self._tokens[token.id]
+        remaining = self._by_resource[token.resource]
+        del remaining[token.id]
+        self._released[token.id] = self._clock()
+        if len(self._released) > RELEASED_MEMORY_MAX:
+            del self._released[next(iter(self._released))]
+        self._last_cause[token.resource] = cause
+        if not remaining:
+            policy = self._policies[token.resource]
+            self._off_at[token.resource] = self._clock() + policy.off_delay
+
+    def _drop_all(self, resource: str) -> list[UsageToken]:
+        tokens = list(self._by_resource.get(resource, {}).values())
+        now = self._clock()
+        for token in tokens:
+            del self._tokens[token.id]
+            self._released[token.id] = now
+        self._by_resource.get(resource, {}).clear()
+        return tokens
+
+    def _forget_old_releases(self, now: float) -> None:
+        released = self._released
+        while released:
+            token_id, when = next(iter(released.items()))
+            if now - when < RELEASED_MEMORY_SECONDS:
+                break
+            del released[token_id]

@@ -1,0 +1,170 @@
+"""The domain vocabulary: power and resource states, tokens, policies and errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PowerState(StrEnum):
+    """What a feed (or all feeds of a resource together) reports."""
+
+    ON = "on"
+    OFF = "off"
+    MIXED = "mixed"  # several feeds, not all in the same state
+    UNKNOWN = "unknown"  # never read as off
+
+
+class ResourceState(StrEnum):
+    """The state of a resource as users see it."""
+
+    OFF = "off"
+    STARTING = "starting"
+    AVAILABLE = "available"
+    STOPPING = "stopping"
+    FAULT = "fault"
+    UNKNOWN = "unknown"
+
+
+class TokenKind(StrEnum):
+    """A lease expires after its ttl unless renewed; a hold never expires."""
+
+    LEASE = "lease"
+    HOLD = "hold"
+
+
+class PowerAction(StrEnum):
+    """A power action the reconciler performed (for events and the logbook)."""
+
+    ON = "on"
+    GRACEFUL_OFF = "graceful_off"
+    OFF = "off"
+    FORCED_OFF = "forced_off"
+    CYCLE = "cycle"
+    RESET = "reset"
+
+
+@dataclass(slots=True)
+class UsageToken:
+    """A user's claim on a resource: while it lives, the resource stays on."""
+
+    id: str
+    resource: str
+    holder: str
+    kind: TokenKind
+    created: float
+    expires: float | None
+    user_id: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the token as plain data (for storage)."""
+        return {
+            "id": self.id,
+            "resource": self.resource,
+            "holder": self.holder,
+            "kind": self.kind.value,
+            "created": self.created,
+            "expires": self.expires,
+            "user_id": self.user_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> UsageToken:
+        """Build a token from what as_dict returned."""
+        expires = data["expires"]
+        user_id = data.get("user_id")
+        return cls(
+            id=str(data["id"]),
+            resource=str(data["resource"]),
+            holder=str(data["holder"]),
+            kind=TokenKind(str(data["kind"])),
+            created=float(str(data["created"])),
+            expires=None if expires is None else float(str(expires)),
+            user_id=None if user_id is None else str(user_id),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePolicy:
+    """How a resource is powered; all durations in seconds."""
+
+    off_delay: float = 300.0
+    min_off_time: float = 10.0
+    start_timeout: float = 300.0
+    stop_timeout: float = 120.0
+    default_ttl: float = 3600.0
+    max_ttl: float = 86400.0
+    graceful_off: bool = True
+
+
+class LabError(Exception):
+    """An error the caller can act on; `key` names its translated message."""
+
+    key = "lab_error"
+
+    def __init__(self, message: str, **placeholders: str) -> None:
+        """Keep the message and the values its translation needs."""
+        super().__init__(message)
+        self.placeholders = placeholders
+
+
+class UnknownResourceError(LabError):
+    """No resource has this name."""
+
+    key = "unknown_resource"
+
+    def __init__(self, resource: str) -> None:
+        """Name the resource that does not exist."""
+        super().__init__(f"Unknown resource: {resource}", resource=resource)
+
+
+class UnknownTokenError(LabError):
+    """The token was never issued, or was forgotten long ago."""
+
+    key = "unknown_token"
+
+    def __init__(self, token: str) -> None:
+        """Name the token (shortened: ids are secrets)."""
+        super().__init__(f"Unknown token: {token[:6]}…", token=f"{token[:6]}…")
+
+
+class InvalidTtlError(LabError):
+    """A ttl that is not positive or above the resource's max_ttl."""
+
+    key = "invalid_ttl"
+
+    def __init__(self, resource: str, ttl: float, max_ttl: float) -> None:
+        """Say what was asked and what is allowed."""
+        super().__init__(
+            f"ttl {ttl:g} s for {resource} must be above 0 and at most {max_ttl:g} s",
+            resource=resource,
+            ttl=f"{ttl:g}",
+            max_ttl=f"{max_ttl:g}",
+        )
+
+
+class ResourceFaultError(LabError):
+    """A resource went to fault while someone waited for it."""
+
+    key = "resource_fault"
+
+    def __init__(self, resource: str, reason: str) -> None:
+        """Name the resource and why it failed."""
+        super().__init__(
+            f"{resource} is in fault: {reason}", resource=resource, reason=reason
+        )
+
+
+class WaitTimeoutError(LabError):
+    """Resources did not become available within the time asked."""
+
+    key = "wait_timeout"
+
+    def __init__(self, resources: list[str], timeout: float) -> None:
+        """Name the resources still not available."""
+        names = ", ".join(resources)
+        super().__init__(
+            f"Not available within {timeout:g} s: {names}",
+            resources=names,
+            timeout=f"{timeout:g}",
+        )

@@ -1,0 +1,458 @@
+"""The per-resource reconciler: makes a resource's real power follow the desired state.
+
+One pass observes the feeds (and the availability check), re-reads the desired state and
+takes at most one action, verified by reading back. The safety rules of DESIGN.md live here:
+unknown is never off; a toggle is pressed only on a known, different state and never
+re-sent; transient errors are retried with backoff, configuration errors fail fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+import logging
+
+from .model import PowerAction, PowerState, ResourcePolicy, ResourceState
+from .switching import (
+    AvailabilityChecker,
+    ConfigurationSwitchError,
+    Switcher,
+    SwitchError,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+type Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Timeouts and cadences of the reconciler, in seconds."""
+
+    step_timeout: float = 15.0
+    verify_backoff: tuple[float, ...] = (1.0, 2.0, 4.0)
+    verify_timeout: float = 30.0
+    attempts: int = 3
+    retry_backoff: tuple[float, ...] = (1.0, 2.0, 4.0)
+    fast_poll: float = 2.0
+    slow_poll: float = 30.0
+    fault_retry: float = 60.0
+    cycle_delay: float = 5.0
+    start_failures_for_repair: int = 3
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one pass saw."""
+
+    power: PowerState
+    available: bool | None
+
+
+class ReconcilerHooks:
+    """What the reconciler tells the world; the lab overrides these."""
+
+    def desired_on(self, resource: str) -> bool:
+        """Whether the resource should be on now."""
+        raise NotImplementedError
+
+    def cause(self, resource: str) -> str:
+        """Who or what caused the current desired state (for the logbook)."""
+        raise NotImplementedError
+
+    def min_off_remaining(self, resource: str) -> float:
+        """Seconds the resource must still stay off (min_off_time)."""
+        raise NotImplementedError
+
+    def state_changed(self, resource: str) -> None:
+        """The resource's state, fault reason or availability changed."""
+
+    def power_action(self, resource: str, action: PowerAction, cause: str) -> None:
+        """A verified power action happened."""
+
+    def powered_off(self, resource: str) -> None:
+        """The resource was seen going off (min_off_time starts)."""
+
+    def config_error(self, resource: str, error: ConfigurationSwitchError) -> None:
+        """A switcher reported a configuration error: raise a repair issue."""
+
+    def start_failed(self, resource: str, failures: int) -> None:
+        """The resource did not become available within start_timeout again."""
+
+    def recovered(self, resource: str) -> None:
+        """The resource reached its desired state again after a fault."""
+
+
+class VerificationError(SwitchError):
+    """The device acknowledged but its state did not follow."""
+
+
+@dataclass(slots=True)
+class _Progress:
+    starting_since: float | None = None
+    stopping_since: float | None = None
+    fault_until: float | None = None
+    toggle_blocked: tuple[bool, PowerState] | None = None
+    start_failures: int = 0
+    counted_failure: bool = False
+
+
+@dataclass(slots=True)
+class Reconciler:
+    """Converges one resource; every public coroutine holds the resource's action lock."""
+
+    name: str
+    policy: ResourcePolicy
+    feeds: Sequence[Switcher]
+    checker: AvailabilityChecker | None
+    hooks: ReconcilerHooks
+    clock: Callable[[], float]
+    sleep: Sleep = asyncio.sleep
+    timing: Timing = field(default_factory=Timing)
+    state: ResourceState = ResourceState.UNKNOWN
+    reason: str | None = None
+    power: PowerState = PowerState.UNKNOWN
+    available: bool | None = None
+    _progress: _Progress = field(default_factory=_Progress)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def is_toggle(self) -> bool:
+        """Whether any feed is toggle-only."""
+        return any(feed.capabilities.is_toggle for feed in self.feeds)
+
+    @property
+    def can_cycle(self) -> bool:
+        """Whether every feed supports a power cycle."""
+        return all(feed.capabilities.can_cycle for feed in self.feeds)
+
+    @property
+    def can_reset(self) -> bool:
+        """Whether some feed can reset the machine."""
+        return any(feed.capabilities.can_reset for feed in self.feeds)
+
+    async def observe(self) -> Observation:
+        """Read the real state without acting (the first thing after a start)."""
+        async with self._lock:
+            try:
+                seen = await self._observe()
+            except ConfigurationSwitchError as err:
+                # At start other integrations may not have made their entities yet.
+                self.hooks.config_error(self.name, err)
+                self._set(ResourceState.UNKNOWN, f"configuration error: {err}")
+                return Observation(PowerState.UNKNOWN, None)
+            if seen.power is PowerState.UNKNOWN:
+                self._set(ResourceState.UNKNOWN)
+            elif seen.power is PowerState.OFF:
+                self._set(ResourceState.OFF)
+            elif seen.available:
+                self._set(ResourceState.AVAILABLE)
+            else:
+                self._progress.starting_since = self.clock()
+                self._set(ResourceState.STARTING)
+            return seen
+
+    async def reconcile_once(self) -> float:
+        """Observe, take at most one verified action; returns seconds until the next pass."""
+        async with self._lock:
+            try:
+                return await self._pass()
+            except ConfigurationSwitchError as err:
+                self.hooks.config_error(self.name, err)
+                return self._fault(f"configuration error: {err}")
+            except SwitchError as err:
+                return self._fault(str(err) or type(err).__name__)
+
+    def retry_now(self) -> None:
+        """Something about the devices changed: an action held back by a fault may go now."""
+        self._progress.fault_until = None
+
+    async def power_cycle(self, cause: str) -> None:
+        """Verified off, a delay, verified on (never a device's own cycle)."""
+        async with self._lock:
+            await self._switch(PowerState.OFF, graceful=False)
+            self.hooks.power_action(self.name, PowerAction.CYCLE, cause)
+            await self.sleep(self.timing.cycle_delay)
+            await self._switch(PowerState.ON, graceful=False)
+            self._progress.starting_since = self.clock()
+            self._set(ResourceState.STARTING)
+
+    async def reset(self, cause: str) -> None:
+        """Reset through the first feed that can."""
+        async with self._lock:
+            feed = next(feed for feed in self.feeds if feed.capabilities.can_reset)
+            await self._call(feed.reset())
+            self.hooks.power_action(self.name, PowerAction.RESET, cause)
+            self._progress.starting_since = self.clock()
+            self._set(ResourceState.STARTING)
+
+    # One pass
+
+    async def _pass(self) -> float:
+        seen = await self._observe()
+        now = self.clock()
+        progress = self._progress
+        desired = self.hooks.desired_on(self.name)
+        if progress.toggle_blocked is not None and progress.toggle_blocked != (
+            desired,
+            seen.power,
+        ):
+            progress.toggle_blocked = None
+            progress.fault_until = None
+        if seen.power is PowerState.UNKNOWN:
+            # Never act on an unknown state; an earlier fault stays visible.
+            if self.state is not ResourceState.FAULT:
+                self._set(ResourceState.UNKNOWN)
+            return self.timing.fast_poll
+        if progress.toggle_blocked is not None or (
+            progress.fault_until is not None and now < progress.fault_until
+        ):
+            return self._wait_in_fault(seen, desired, now)
+        progress.fault_until = None
+        if desired:
+            return await self._towards_on(seen, now)
+        return await self._towards_off(seen, now)
+
+    def _wait_in_fault(self, seen: Observation, desired: bool, now: float) -> float:
+        # A fault clears by itself once the real state matches what is wanted.
+        if seen.power is (PowerState.ON if desired else PowerState.OFF) and (
+            not desired or seen.available
+        ):
+            self._progress.toggle_blocked = None
+            self._progress.fault_until = None
+            self._set(ResourceState.AVAILABLE if desired else ResourceState.OFF)
+            self.hooks.recovered(self.name)
+            return self.timing.slow_poll
+        until = self._progress.fault_until
+        return self.timing.slow_poll if until is None else max(0.0, until - now)
+
+    async def _towards_on(self, seen: Observation, now: float) -> float:
+        progress = self._progress
+        if seen.power is PowerState.ON:
+            stopping_since = progress.stopping_since
+            if stopping_since is not None:
+                # A graceful shutdown is under way: let it finish, then turn around.
+                if now - stopping_since < self.policy.stop_timeout:
+                    self._set(ResourceState.STOPPING)
+                    return self.timing.fast_poll
+                progress.stopping_since = None
+            return self._settle_on(seen, now)
+        if seen.power is PowerState.OFF:
+            progress.stopping_since = None
+        wait = self.hooks.min_off_remaining(self.name)
+        if wait > 0:
+            self._set(ResourceState.OFF, "min_off_time")
+            return wait
+        await self._switch(PowerState.ON, graceful=False)
+        self.hooks.power_action(self.name, PowerAction.ON, self.hooks.cause(self.name))
+        progress.starting_since = self.clock()
+        progress.counted_failure = False
+        self._set(ResourceState.STARTING)
+        return self.timing.fast_poll
+
+    def _settle_on(self, seen: Observation, now: float) -> float:
+        progress = self._progress
+        if seen.available:
+            if progress.start_failures:
+                self.hooks.recovered(self.name)
+            progress.starting_since = None
+            progress.start_failures = 0
+            self._set(ResourceState.AVAILABLE)
+            return self.timing.slow_poll
+        if progress.starting_since is None:
+            progress.starting_since = now
+            progress.counted_failure = False
+        if now - progress.starting_since < self.policy.start_timeout:
+            self._set(ResourceState.STARTING)
+            return self.timing.fast_poll
+        if not progress.counted_failure:
+            progress.counted_failure = True
+            progress.start_failures += 1
+            self.hooks.start_failed(self.name, progress.start_failures)
+        self._set(ResourceState.FAULT, "start_timeout")
+        return self.timing.fast_poll
+
+    async def _towards_off(self, seen: Observation, now: float) -> float:
+        progress = self._progress
+        progress.starting_since = None
+        if seen.power is PowerState.OFF:
+            if (
+                self.state is not ResourceState.OFF
+                or progress.stopping_since is not None
+            ):
+                self.hooks.powered_off(self.name)
+            progress.stopping_since = None
+            self._set(ResourceState.OFF)
+            return self.timing.slow_poll
+        graceful = self.policy.graceful_off and all(
+            feed.capabilities.can_shutdown_gracefully for feed in self.feeds
+        )
+        if progress.stopping_since is None and graceful:
+            await self._switch_feeds(PowerState.OFF, graceful=True, verify=False)
+            progress.stopping_since = now
+            self.hooks.power_action(
+                self.name, PowerAction.GRACEFUL_OFF, self.hooks.cause(self.name)
+            )
+            self._set(ResourceState.STOPPING)
+            return self.timing.fast_poll
+        if progress.stopping_since is not None:
+            if now - progress.stopping_since < self.policy.stop_timeout:
+                self._set(ResourceState.STOPPING)
+                return self.timing.fast_poll
+            action = PowerAction.FORCED_OFF
+        else:
+            action = PowerAction.OFF
+        self._set(ResourceState.STOPPING)
+        await self._switch(PowerState.OFF, graceful=False)
+        progress.stopping_since = None
+        self.hooks.power_action(self.name, action, self.hooks.cause(self.name))
+        self.hooks.powered_off(self.name)
+        self._set(ResourceState.OFF)
+        return self.timing.slow_poll
+
+    # Observation
+
+    async def _observe(self) -> Observation:
+        states = [await self._read(feed) for feed in self.feeds]
+        power = _combine(states)
+        available: bool | None = None
+        if power is PowerState.ON:
+            available = True if self.checker is None else await self._check()
+        if power != self.power or available != self.available:
+            self.power = power
+            self.available = available
+            self.hooks.state_changed(self.name)
+        return Observation(power, available)
+
+    async def _read(self, feed: Switcher) -> PowerState:
+        try:
+            return await self._call(feed.read_state())
+        except ConfigurationSwitchError:
+            raise
+        except SwitchError as err:
+            _LOGGER.debug("%s: cannot read %s: %s", self.name, feed.description, err)
+            return PowerState.UNKNOWN
+
+    async def _check(self) -> bool | None:
+        assert self.checker is not None
+        try:
+            return await self._call(self.checker.is_available())
+        except ConfigurationSwitchError:
+            raise
+        except SwitchError:
+            return None
+
+    # Actions
+
+    async def _switch(self, target: PowerState, *, graceful: bool) -> None:
+        await self._switch_feeds(target, graceful=graceful, verify=True)
+
+    async def _switch_feeds(
+        self, target: PowerState, *, graceful: bool, verify: bool
+    ) -> None:
+        for feed in self.feeds:
+            current = await self._read(feed)
+            if current is target:
+                continue  # idempotent: already there, send nothing
+            if feed.capabilities.is_toggle:
+                await self._press(
+                    feed, current, target, graceful=graceful, verify=verify
+                )
+            else:
+                await self._command(feed, target, graceful=graceful, verify=verify)
+
+    async def _press(
+        self,
+        feed: Switcher,
+        current: PowerState,
+        target: PowerState,
+        *,
+        graceful: bool,
+        verify: bool,
+    ) -> None:
+        if current is PowerState.UNKNOWN:
+            raise SwitchError(f"{feed.description}: state unknown, not pressing")
+        # A toggle is sent once: a retry could undo a press that did land.
+        await self._call(self._send(feed, target, graceful=graceful))
+        if verify and not await self._verify(feed, target):
+            self._progress.toggle_blocked = (
+                self.hooks.desired_on(self.name),
+                self.power,
+            )
+            raise VerificationError(
+                f"{feed.description} was pressed but did not turn {target.value}"
+            )
+
+    async def _command(
+        self, feed: Switcher, target: PowerState, *, graceful: bool, verify: bool
+    ) -> None:
+        error: SwitchError | None = None
+        for attempt in range(self.timing.attempts):
+            if attempt:
+                backoff = self.timing.retry_backoff
+                await self.sleep(backoff[min(attempt - 1, len(backoff) - 1)])
+            try:
+                await self._call(self._send(feed, target, graceful=graceful))
+            except ConfigurationSwitchError:
+                raise
+            except SwitchError as err:
+                error = err
+                continue
+            if not verify or await self._verify(feed, target):
+                return
+            error = VerificationError(
+                f"{feed.description} acknowledged but did not turn {target.value}"
+            )
+        assert error is not None
+        raise error
+
+    @staticmethod
+    def _send(feed: Switcher, target: PowerState, *, graceful: bool) -> Awaitable[None]:
+        if target is PowerState.ON:
+            return feed.turn_on()
+        return feed.turn_off(graceful=graceful)
+
+    async def _verify(self, feed: Switcher, target: PowerState) -> bool:
+        deadline = self.clock() + self.timing.verify_timeout
+        backoff = iter(self.timing.verify_backoff)
+        delay = 0.0
+        while True:
+            if await self._read(feed) is target:
+                return True
+            delay = next(backoff, delay)
+            if self.clock() + delay > deadline:
+                return False
+            await self.sleep(delay)
+
+    async def _call[T](self, awaitable: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self.timing.step_timeout):
+                return await awaitable
+        except TimeoutError as err:
+            raise SwitchError(
+                f"no answer within {self.timing.step_timeout:g} s"
+            ) from err
+
+    # State
+
+    def _fault(self, reason: str) -> float:
+        _LOGGER.warning("%s: %s", self.name, reason)
+        self._progress.fault_until = self.clock() + self.timing.fault_retry
+        self._set(ResourceState.FAULT, reason)
+        return self.timing.fault_retry
+
+    def _set(self, state: ResourceState, reason: str | None = None) -> None:
+        if state is not self.state or reason != self.reason:
+            self.state = state
+            self.reason = reason
+            self.hooks.state_changed(self.name)
+
+
+def _combine(states: list[PowerState]) -> PowerState:
+    if not states or PowerState.UNKNOWN in states:
+        return PowerState.UNKNOWN
+    first = states[0]
+    if all(state is first for state in states):
+        return first
+    return PowerState.MIXED

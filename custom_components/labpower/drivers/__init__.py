@@ -1,0 +1,1 @@
+"""Device protocol clients: asyncio, no Home Assistant imports."""

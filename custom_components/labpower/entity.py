@@ -1,0 +1,88 @@
+"""Base entities: one device per resource, and a device for the lab."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+
+from .const import DOMAIN
+from .coordinator import LabRuntime
+
+
+class LabpowerEntity(Entity):
+    """Pushed by the lab: written only when what it shows changed."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    _resource: str | None = None
+
+    def __init__(self, runtime: LabRuntime, description: EntityDescription) -> None:
+        """Keep the runtime and the description."""
+        self.runtime = runtime
+        self.entity_description = description
+        self._shown: Hashable = None
+
+    def shown(self) -> Hashable:
+        """What the entity shows; a change of it triggers a state write."""
+        raise NotImplementedError
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the lab's changes."""
+        await super().async_added_to_hass()
+        self._shown = self.shown()
+        self.async_on_remove(
+            self.runtime.async_add_listener(self._resource, self._changed)
+        )
+
+    @callback
+    def _changed(self) -> None:
+        shown = self.shown()
+        if shown != self._shown:
+            self._shown = shown
+            self.async_write_ha_state()
+
+
+class ResourceEntity(LabpowerEntity):
+    """An entity of one resource's device."""
+
+    def __init__(
+        self, runtime: LabRuntime, resource: str, description: EntityDescription
+    ) -> None:
+        """Attach to the resource's device."""
+        super().__init__(runtime, description)
+        self._resource = resource
+        subentry_id = runtime.subentry_of[resource]
+        self._attr_unique_id = f"{subentry_id}_{description.key}"
+        spec = runtime.lab.spec(resource)
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, subentry_id)},
+            name=resource,
+            manufacturer="labpower",
+            model=", ".join(feed.description for feed in spec.feeds),
+            via_device_id=runtime.lab_device_id,
+        )
+
+    @property
+    def resource(self) -> str:
+        """The resource's name."""
+        assert self._resource is not None
+        return self._resource
+
+
+class LabEntity(LabpowerEntity):
+    """An entity of the lab's own device (totals)."""
+
+    def __init__(self, runtime: LabRuntime, description: EntityDescription) -> None:
+        """Attach to the lab's device."""
+        super().__init__(runtime, description)
+        entry = runtime.entry
+        self._attr_unique_id = f"{entry.entry_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=entry.title,
+            manufacturer="labpower",
+            model="Lab",
+        )

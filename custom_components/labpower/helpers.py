@@ -1,0 +1,51 @@
+"""Turning lab and device errors into translated Home Assistant errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+import functools
+from typing import Any
+
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+
+from .const import DOMAIN
+from .core.model import LabError, ResourceFaultError, WaitTimeoutError
+from .core.switching import SwitchError
+
+# Lab errors that are not the caller's mistake: the devices or the machines failed.
+_DEVICE_ERRORS = (ResourceFaultError, WaitTimeoutError)
+
+
+def translate_error(err: LabError | SwitchError) -> HomeAssistantError:
+    """The translated Home Assistant error for a lab or switcher error."""
+    if isinstance(err, SwitchError):
+        return HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="switch_failed",
+            translation_placeholders={"error": str(err)},
+        )
+    cls = (
+        HomeAssistantError
+        if isinstance(err, _DEVICE_ERRORS)
+        else ServiceValidationError
+    )
+    return cls(
+        translation_domain=DOMAIN,
+        translation_key=err.key,
+        translation_placeholders=err.placeholders,
+    )
+
+
+def labpower_errors[**P, R](
+    func: Callable[P, Awaitable[R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Decorate an action so lab and switcher errors become translated HA errors."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await func(*args, **kwargs)
+        except (LabError, SwitchError) as err:
+            raise translate_error(err) from err
+
+    return wrapper

@@ -1,0 +1,67 @@
+"""Logbook entries: who caused each power change and each token change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from homeassistant.components.logbook.const import (
+    LOGBOOK_ENTRY_MESSAGE,
+    LOGBOOK_ENTRY_NAME,
+)
+from homeassistant.core import Event, HomeAssistant, callback
+
+from .const import (
+    DOMAIN,
+    EVENT_POWER_CHANGED,
+    EVENT_TOKEN_ACQUIRED,
+    EVENT_TOKEN_EXPIRED,
+    EVENT_TOKEN_RELEASED,
+    EVENT_TOKEN_REVOKED,
+)
+
+_POWER_MESSAGES = {
+    "on": "was powered on",
+    "graceful_off": "was asked to shut down",
+    "off": "was powered off",
+    "forced_off": "was forced off after its stop timeout",
+    "cycle": "was power cycled",
+    "reset": "was reset",
+}
+_TOKEN_MESSAGES = {
+    EVENT_TOKEN_ACQUIRED: "was acquired by {holder}",
+    EVENT_TOKEN_RELEASED: "was released by {holder}",
+    EVENT_TOKEN_EXPIRED: "token of {holder} expired",
+    EVENT_TOKEN_REVOKED: "token of {holder} was revoked ({cause})",
+}
+
+
+@callback
+def async_describe_events(
+    hass: HomeAssistant,
+    async_describe_event: Callable[[str, str, Callable[[Event], dict[str, Any]]], None],
+) -> None:
+    """Describe labpower's events for the logbook."""
+
+    @callback
+    def describe_power(event: Event) -> dict[str, Any]:
+        data = event.data
+        message = _POWER_MESSAGES.get(data["action"], data["action"])
+        return {
+            LOGBOOK_ENTRY_NAME: data["resource"],
+            LOGBOOK_ENTRY_MESSAGE: f"{message} ({data['cause']})",
+        }
+
+    @callback
+    def describe_token(event: Event) -> dict[str, Any]:
+        data = event.data
+        return {
+            LOGBOOK_ENTRY_NAME: data["resource"],
+            LOGBOOK_ENTRY_MESSAGE: _TOKEN_MESSAGES[str(event.event_type)].format(
+                **data
+            ),
+        }
+
+    async_describe_event(DOMAIN, EVENT_POWER_CHANGED, describe_power)
+    for event_type in _TOKEN_MESSAGES:
+        async_describe_event(DOMAIN, event_type, describe_token)

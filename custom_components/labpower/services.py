@@ -1,0 +1,261 @@
+"""The labpower actions: acquire, release, renew, list and force_off."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+)
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import config_validation as cv, entity_registry as er
+from homeassistant.helpers.service import async_register_admin_service
+from homeassistant.helpers.target import (
+    TargetSelection,
+    async_extract_referenced_entity_ids,
+)
+from homeassistant.util.json import JsonValueType
+import probatio as vol
+
+from .const import DOMAIN
+from .coordinator import LabRuntime, iso_time
+from .core.model import (
+    LabError,
+    TokenKind,
+    UnknownResourceError,
+    UnknownTokenError,
+    UsageToken,
+)
+from .helpers import labpower_errors
+from .users import async_caller_name, async_is_admin
+
+ATTR_RESOURCE = "resource"
+ATTR_HOLDER = "holder"
+ATTR_TTL = "ttl"
+ATTR_KIND = "kind"
+ATTR_WAIT = "wait"
+ATTR_TIMEOUT = "timeout"
+ATTR_TOKEN = "token"
+
+WAIT_NONE = "none"
+WAIT_AVAILABLE = "available"
+DEFAULT_WAIT_TIMEOUT = 600.0
+
+_NAMES = vol.All(cv.ensure_list, [cv.string])
+_SECONDS = vol.All(vol.Coerce(float), vol.Range(min=0, min_included=False))
+
+ACQUIRE_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_RESOURCE): _NAMES,
+        vol.Optional(ATTR_HOLDER): cv.string,
+        vol.Optional(ATTR_TTL): _SECONDS,
+        vol.Optional(ATTR_KIND, default=TokenKind.LEASE.value): vol.In(
+            [kind.value for kind in TokenKind]
+        ),
+        vol.Optional(ATTR_WAIT, default=WAIT_NONE): vol.In([WAIT_NONE, WAIT_AVAILABLE]),
+        vol.Optional(ATTR_TIMEOUT, default=DEFAULT_WAIT_TIMEOUT): _SECONDS,
+        **cv.TARGET_SERVICE_FIELDS,
+    }
+)
+RELEASE_SCHEMA = vol.Schema({vol.Required(ATTR_TOKEN): _NAMES})
+RENEW_SCHEMA = vol.Schema(
+    {vol.Required(ATTR_TOKEN): cv.string, vol.Optional(ATTR_TTL): _SECONDS}
+)
+LIST_SCHEMA = vol.Schema({vol.Optional(ATTR_RESOURCE): _NAMES})
+FORCE_OFF_SCHEMA = vol.Schema({vol.Required(ATTR_RESOURCE): _NAMES})
+
+
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the actions (once, for every lab)."""
+    hass.services.async_register(
+        DOMAIN, "acquire", _acquire, ACQUIRE_SCHEMA, SupportsResponse.OPTIONAL
+    )
+    hass.services.async_register(
+        DOMAIN, "release", _release, RELEASE_SCHEMA, SupportsResponse.OPTIONAL
+    )
+    hass.services.async_register(
+        DOMAIN, "renew", _renew, RENEW_SCHEMA, SupportsResponse.OPTIONAL
+    )
+    hass.services.async_register(
+        DOMAIN, "list", _list, LIST_SCHEMA, SupportsResponse.ONLY
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        "force_off",
+        _force_off,
+        FORCE_OFF_SCHEMA,
+        SupportsResponse.OPTIONAL,
+    )
+
+
+def _runtimes(hass: HomeAssistant) -> list[LabRuntime]:
+    return [
+        entry.runtime_data for entry in hass.config_entries.async_loaded_entries(DOMAIN)
+    ]
+
+
+def _locate(hass: HomeAssistant, names: Iterable[str]) -> dict[str, LabRuntime]:
+    """The lab of each resource named (names are unique across labs)."""
+    runtimes = _runtimes(hass)
+    located: dict[str, LabRuntime] = {}
+    for name in names:
+        for runtime in runtimes:
+            if name in runtime.subentry_of:
+                located[name] = runtime
+                break
+        else:
+            raise UnknownResourceError(name)
+    return located
+
+
+def _lab_of_token(hass: HomeAssistant, token_id: str) -> LabRuntime:
+    for runtime in _runtimes(hass):
+        try:
+            runtime.lab.ledger.check_known(token_id)
+        except UnknownTokenError:
+            continue
+        return runtime
+    raise UnknownTokenError(token_id)
+
+
+def _targeted(hass: HomeAssistant, call: ServiceCall) -> list[str]:
+    """Resource names from the `resource` field and from an entity/device target."""
+    names = list(call.data.get(ATTR_RESOURCE, []))
+    if any(key in call.data for key in cv.TARGET_SERVICE_FIELDS):
+        selected = async_extract_referenced_entity_ids(hass, TargetSelection(call.data))
+        registry = er.async_get(hass)
+        subentries = {
+            rt.subentry_of[n]: n for rt in _runtimes(hass) for n in rt.subentry_of
+        }
+        for entity_id in selected.referenced | selected.indirectly_referenced:
+            entry = registry.async_get(entity_id)
+            if entry is None or entry.config_subentry_id not in subentries:
+                continue
+            names.append(subentries[entry.config_subentry_id])
+    if not names:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="no_resource"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _token_view(runtime: LabRuntime, token: UsageToken) -> dict[str, Any]:
+    return {
+        "token": token.id,
+        "resource": token.resource,
+        "expires": iso_time(token.expires),
+        "state": runtime.lab.state(token.resource).value,
+    }
+
+
+@labpower_errors
+async def _acquire(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    located = _locate(hass, _targeted(hass, call))
+    holder = call.data.get(ATTR_HOLDER) or await async_caller_name(hass, call.context)
+    kind = TokenKind(call.data[ATTR_KIND])
+    ttl = call.data.get(ATTR_TTL)
+    by_lab: dict[int, tuple[LabRuntime, list[str]]] = {}
+    for name, runtime in located.items():
+        by_lab.setdefault(id(runtime), (runtime, []))[1].append(name)
+    # All or nothing, across labs too: check everything before taking anything.
+    for runtime, names in by_lab.values():
+        for name in names:
+            if kind is TokenKind.LEASE:
+                runtime.lab.ledger.validate_ttl(name, ttl)
+    taken: list[tuple[LabRuntime, UsageToken]] = []
+    for runtime, names in by_lab.values():
+        tokens = runtime.lab.acquire(
+            names, holder, kind=kind, ttl=ttl, user_id=call.context.user_id
+        )
+        taken.extend((runtime, token) for token in tokens)
+    if call.data[ATTR_WAIT] == WAIT_AVAILABLE:
+        waits = [
+            asyncio.ensure_future(
+                runtime.lab.wait_available(names, call.data[ATTR_TIMEOUT])
+            )
+            for runtime, names in by_lab.values()
+        ]
+        try:
+            await asyncio.gather(*waits)
+        except LabError:
+            for wait in waits:
+                wait.cancel()
+            for runtime, token in taken:
+                runtime.lab.release([token.id])
+            raise
+    return {"tokens": [_token_view(runtime, token) for runtime, token in taken]}
+
+
+@labpower_errors
+async def _release(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    token_ids: list[str] = call.data[ATTR_TOKEN]
+    owners = [(token_id, _lab_of_token(hass, token_id)) for token_id in token_ids]
+    released = 0
+    for token_id, runtime in owners:
+        released += len(runtime.lab.release([token_id]))
+    return {"released": released}
+
+
+@labpower_errors
+async def _renew(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    token_id: str = call.data[ATTR_TOKEN]
+    runtime = _lab_of_token(hass, token_id)
+    token = runtime.lab.renew(token_id, call.data.get(ATTR_TTL))
+    return {"tokens": [_token_view(runtime, token)]}
+
+
+@labpower_errors
+async def _list(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    admin = await async_is_admin(hass, call.context)
+    wanted = call.data.get(ATTR_RESOURCE)
+    located = (
+        _locate(hass, wanted)
+        if wanted
+        else {name: rt for rt in _runtimes(hass) for name in rt.lab.names}
+    )
+    resources: list[JsonValueType] = []
+    for name, runtime in located.items():
+        lab = runtime.lab
+        reconciler = lab.reconciler(name)
+        tokens = lab.ledger.tokens(name)
+        resources.append(
+            {
+                "name": name,
+                "state": reconciler.state.value,
+                "reason": reconciler.reason,
+                "holders": len(tokens),
+                "tokens": [
+                    {
+                        "token": token.id
+                        if admin or token.user_id == call.context.user_id
+                        else None,
+                        "holder": token.holder,
+                        "kind": token.kind.value,
+                        "expires": iso_time(token.expires),
+                    }
+                    for token in tokens
+                ],
+            }
+        )
+    return {"resources": resources}
+
+
+@labpower_errors
+async def _force_off(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    located = _locate(hass, call.data[ATTR_RESOURCE])
+    who = await async_caller_name(hass, call.context)
+    revoked = 0
+    for name, runtime in located.items():
+        revoked += len(runtime.lab.force_off(name, f"forced off by {who}"))
+    return {"revoked": revoked}

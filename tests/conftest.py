@@ -1,0 +1,94 @@
+"""Fixtures: a Lab with resources made of input_boolean relays and template sensors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator
+from typing import Any
+
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.labpower.const import (
+    CONF_CHECKER,
+    CONF_POWER_ENTITY,
+    CONF_RESOURCE_NAME,
+    CONF_SWITCHER,
+    DOMAIN,
+    SUBENTRY_RESOURCE,
+)
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(
+    enable_custom_integrations: None,
+) -> Generator[None]:
+    """Load labpower from custom_components in every test."""
+    return
+
+
+def resource_data(name: str, **overrides: Any) -> dict[str, Any]:
+    """A resource switched by input_boolean.<name>_relay, no checker, short delays."""
+    data: dict[str, Any] = {
+        CONF_RESOURCE_NAME: name,
+        CONF_SWITCHER: "entity",
+        CONF_CHECKER: "none",
+        CONF_POWER_ENTITY: f"input_boolean.{name.replace('-', '_')}_relay",
+        "off_delay": 30,
+        "min_off_time": 0,
+        "start_timeout": 60,
+        "stop_timeout": 30,
+        "default_ttl": 600,
+        "max_ttl": 3600,
+        "graceful_off": True,
+    }
+    data.update(overrides)
+    return data
+
+
+def lab_entry(*resources: dict[str, Any], title: str = "Lab") -> MockConfigEntry:
+    """A Lab config entry with these resources as subentries."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=title,
+        data={"name": title},
+        subentries_data=[
+            ConfigSubentryData(
+                data=data,
+                subentry_type=SUBENTRY_RESOURCE,
+                title=data[CONF_RESOURCE_NAME],
+                unique_id=data[CONF_RESOURCE_NAME],
+            )
+            for data in resources
+        ],
+    )
+
+
+async def setup_relays(hass: HomeAssistant, *names: str, initial: bool = False) -> None:
+    """Create input_boolean relays <name>_relay."""
+    assert await async_setup_component(
+        hass,
+        "input_boolean",
+        {
+            "input_boolean": {
+                f"{name.replace('-', '_')}_relay": {
+                    "name": f"{name} relay",
+                    "initial": initial,
+                }
+                for name in names
+            }
+        },
+    )
+
+
+@pytest.fixture
+async def lab(hass: HomeAssistant) -> AsyncGenerator[MockConfigEntry]:
+    """A loaded lab with resources builder-1 and builder-2, both off."""
+    await setup_relays(hass, "builder-1", "builder-2")
+    entry = lab_entry(resource_data("builder-1"), resource_data("builder-2"))
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry

@@ -1,0 +1,190 @@
+"""The config flow: Lab entries and resource subentries, with every refusal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+
+from .conftest import lab_entry, resource_data, setup_relays
+
+POLICY = {
+    "off_delay": 60,
+    "min_off_time": 5,
+    "start_timeout": 120,
+    "stop_timeout": 60,
+    "default_ttl": 600,
+    "max_ttl": 3600,
+    "graceful_off": True,
+}
+
+
+async def test_create_lab(hass: HomeAssistant) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "  Rack A  "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Rack A"
+    assert result["data"] == {"name": "Rack A"}
+
+
+async def test_duplicate_and_empty_lab_name_refused(hass: HomeAssistant) -> None:
+    MockConfigEntry(domain=DOMAIN, title="Rack A", data={"name": "Rack A"}).add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"name": "rack a"})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"name": "name_exists"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"name": "  "})
+    assert result["errors"] == {"name": "name_empty"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"name": "Rack B"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def _start_resource_flow(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    return dict(result)
+
+
+async def test_add_entity_resource_with_tcp_check(hass: HomeAssistant) -> None:
+    await setup_relays(hass, "builder-1")
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+    result = await _start_resource_flow(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": " builder-1 ", "switcher_type": "entity", "checker_type": "tcp"}
+    )
+    assert result["step_id"] == "details"
+    details = {
+        "power_entity": "input_boolean.builder_1_relay",
+        "host": "10.0.0.5",
+        "port": 22,
+        **POLICY,
+        "labels": ["amd64"],
+        "power_w": 150,
+    }
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], details)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    subentry = next(iter(entry.subentries.values()))
+    assert subentry.title == "builder-1"
+    assert subentry.data == {
+        "name": "builder-1",
+        "switcher_type": "entity",
+        "checker_type": "tcp",
+        **details,
+    }
+
+
+async def test_add_button_resource_refuses_bad_input(hass: HomeAssistant) -> None:
+    await setup_relays(hass, "atx")
+    hass.states.async_set("binary_sensor.led", "off")
+    entry = lab_entry(resource_data("builder-1"))
+    entry.add_to_hass(hass)
+    result = await _start_resource_flow(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "BUILDER-1", "switcher_type": "button", "checker_type": "icmp"}
+    )
+    assert result["errors"] == {"name": "name_exists"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "", "switcher_type": "button", "checker_type": "icmp"}
+    )
+    assert result["errors"] == {"name": "name_empty"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "pi-1", "switcher_type": "button", "checker_type": "icmp"}
+    )
+    assert result["step_id"] == "details"
+    bad = {
+        "relay_entity": "input_boolean.missing",
+        "led_entity": "binary_sensor.led",
+        "reset_entity": "switch.nope",
+        "short_press": -1,
+        "long_press": 5,
+        "host": " ",
+        **POLICY,
+        "off_delay": -5,
+        "default_ttl": 0,
+    }
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], bad)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {
+        "relay_entity": "entity_not_found",
+        "reset_entity": "entity_not_found",
+        "short_press": "negative",
+        "host": "host_empty",
+        "off_delay": "negative",
+        "default_ttl": "ttl_zero",
+    }
+    fixed = {
+        **bad,
+        "relay_entity": "input_boolean.atx_relay",
+        "reset_entity": "input_boolean.atx_relay",
+        "short_press": 0.5,
+        "host": "pi-1.lab",
+        "off_delay": 60,
+        "default_ttl": 7200,
+    }
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], fixed)
+    assert result["errors"] == {"max_ttl": "max_ttl_below_default"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**fixed, "max_ttl": 7200}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"]["switcher_type"] == "button"
+    assert result["data"]["checker_type"] == "icmp"
+
+
+async def test_names_unique_across_labs(hass: HomeAssistant) -> None:
+    lab_entry(resource_data("shared"), title="Lab A").add_to_hass(hass)
+    entry = lab_entry(title="Lab B")
+    entry.add_to_hass(hass)
+    result = await _start_resource_flow(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "Shared", "switcher_type": "entity", "checker_type": "none"}
+    )
+    assert result["errors"] == {"name": "name_exists"}
+
+
+async def test_reconfigure_keeps_name_and_tokens(hass: HomeAssistant) -> None:
+    await setup_relays(hass, "builder-1", "other")
+    hass.states.async_set("binary_sensor.up", "on")
+    entry = lab_entry(resource_data("builder-1"))
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    response = await hass.services.async_call(
+        DOMAIN, "acquire", {"resource": "builder-1"}, blocking=True, return_response=True
+    )
+    token = response["tokens"][0]["token"]
+    subentry = next(iter(entry.subentries.values()))
+    result = await entry.start_subentry_reconfigure_flow(hass, subentry.subentry_id)
+    assert result["step_id"] == "user"
+    assert "name" not in result["data_schema"].schema
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"switcher_type": "entity", "checker_type": "entity"}
+    )
+    assert result["step_id"] == "details"
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"power_entity": "input_boolean.other_relay", "check_entity": "binary_sensor.up", **POLICY},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.subentries[subentry.subentry_id].data["power_entity"] == "input_boolean.other_relay"
+    assert entry.subentries[subentry.subentry_id].data["name"] == "builder-1"
+    # The lab was reloaded with the new switcher and still holds the token.
+    listed = await hass.services.async_call(
+        DOMAIN, "list", {"resource": "builder-1"}, blocking=True, return_response=True
+    )
+    assert [t["token"] for t in listed["resources"][0]["tokens"]] == [token]
+    assert hass.states.get("input_boolean.other_relay").state == "on"

@@ -172,6 +172,7 @@ class Reconciler:
         """Verified off, a delay, verified on (never a device's own cycle)."""
         async with self._lock:
             await self._switch(PowerState.OFF, graceful=False)
+            self.hooks.powered_off(self.name)
             self.hooks.power_action(self.name, PowerAction.CYCLE, cause)
             await self.sleep(self.timing.cycle_delay)
             await self._switch(PowerState.ON, graceful=False)
@@ -190,7 +191,10 @@ class Reconciler:
     # One pass
 
     async def _pass(self) -> float:
+        previous = self.power
         seen = await self._observe()
+        if seen.power is PowerState.OFF and previous in (PowerState.ON, PowerState.MIXED):
+            self.hooks.powered_off(self.name)  # min_off_time starts, whoever switched it
         now = self.clock()
         progress = self._progress
         desired = self.hooks.desired_on(self.name)
@@ -277,11 +281,6 @@ class Reconciler:
         progress = self._progress
         progress.starting_since = None
         if seen.power is PowerState.OFF:
-            if (
-                self.state is not ResourceState.OFF
-                or progress.stopping_since is not None
-            ):
-                self.hooks.powered_off(self.name)
             progress.stopping_since = None
             self._set(ResourceState.OFF)
             return self.timing.slow_poll
@@ -306,6 +305,7 @@ class Reconciler:
         self._set(ResourceState.STOPPING)
         await self._switch(PowerState.OFF, graceful=False)
         progress.stopping_since = None
+        self.power = PowerState.OFF
         self.hooks.power_action(self.name, action, self.hooks.cause(self.name))
         self.hooks.powered_off(self.name)
         self._set(ResourceState.OFF)

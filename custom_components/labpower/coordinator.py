@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.helpers.event import async_call_later, async_track_state_change_event
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
@@ -122,6 +123,7 @@ class LabRuntime:
             clock=lambda: dt_util.utcnow().timestamp(),
             listener=self._on_lab_event,
             timing=Timing(start_failures_for_repair=START_FAILURES_FOR_REPAIR),
+            scheduler=self,
         )
         self.store = Store(
             self.hass, STORAGE_VERSION, f"{DOMAIN}.{self.entry.entry_id}"
@@ -213,6 +215,16 @@ class LabRuntime:
                 self.lab.wake(name)
 
         return changed
+
+    # The lab's scheduler: HA's timers (time can be moved in tests) and entry tasks
+
+    def call_later(self, delay: float, action: Callable[[], None]) -> CALLBACK_TYPE:
+        """Run `action` after `delay` seconds."""
+        return async_call_later(self.hass, delay, callback(lambda _now: action()))
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A pass of a reconciler, tracked with the entry."""
+        return self.entry.async_create_task(self.hass, coro, name, eager_start=False)
 
     # Listeners of entities
 

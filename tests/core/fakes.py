@@ -67,14 +67,18 @@ class FakeFeed:
     async def read_state(self) -> PowerState:
         """The state, or an error as configured."""
         if self.config_error:
-            raise ConfigurationSwitchError("wrong password", issue="switcher_misconfigured")
+            raise ConfigurationSwitchError(
+                "wrong password", issue="switcher_misconfigured"
+            )
         if self.unreadable:
             return PowerState.UNKNOWN
         return self.state
 
     def _fail(self) -> None:
         if self.config_error:
-            raise ConfigurationSwitchError("wrong password", issue="switcher_misconfigured")
+            raise ConfigurationSwitchError(
+                "wrong password", issue="switcher_misconfigured"
+            )
         if self.transient_failures:
             self.transient_failures -= 1
             raise TransientSwitchError("connection refused")
@@ -84,7 +88,9 @@ class FakeFeed:
             return
         if self.toggle:
             # A press flips whatever the machine is in.
-            self.state = PowerState.OFF if self.state is PowerState.ON else PowerState.ON
+            self.state = (
+                PowerState.OFF if self.state is PowerState.ON else PowerState.ON
+            )
         else:
             self.state = target
 

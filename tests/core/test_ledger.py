@@ -63,7 +63,9 @@ def test_ttl_limits(ledger: Ledger) -> None:
     assert ledger.acquire("a", "ci", ttl=3600).expires is not None
 
 
-def test_release_is_idempotent_unknown_refused(ledger: Ledger, clock: FakeClock) -> None:
+def test_release_is_idempotent_unknown_refused(
+    ledger: Ledger, clock: FakeClock
+) -> None:
     token = ledger.acquire("a", "ci")
     assert ledger.release(token.id) is token
     assert ledger.release(token.id) is None

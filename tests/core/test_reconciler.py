@@ -42,7 +42,11 @@ class Harness:
 
     def actions(self) -> list[tuple[PowerAction | None, str | None]]:
         """Power actions reported so far."""
-        return [(e.action, e.cause) for e in self.events if e.kind is EventKind.POWER_CHANGED]
+        return [
+            (e.action, e.cause)
+            for e in self.events
+            if e.kind is EventKind.POWER_CHANGED
+        ]
 
     def kinds(self, kind: EventKind) -> list[LabEvent]:
         """Events of one kind."""
@@ -63,14 +67,18 @@ def _policy(**overrides: float) -> ResourcePolicy:
     return ResourcePolicy(**values)  # type: ignore[arg-type]
 
 
-def harness(*feeds: FakeFeed, checker: FakeChecker | None = None, **policy: float) -> Harness:
+def harness(
+    *feeds: FakeFeed, checker: FakeChecker | None = None, **policy: float
+) -> Harness:
     """A harness with the policy above, changed by `policy`."""
     h = Harness.__new__(Harness)
     h.clock = FakeClock()
     h.events = []
     h.lab = Lab(clock=h.clock, listener=h.events.append, sleep=h.clock.sleep)
     h.feeds = feeds or (FakeFeed(),)
-    h.lab.add(ResourceSpec(name="r", feeds=h.feeds, checker=checker, policy=_policy(**policy)))
+    h.lab.add(
+        ResourceSpec(name="r", feeds=h.feeds, checker=checker, policy=_policy(**policy))
+    )
     h.reconciler = h.lab.reconciler("r")
     return h
 
@@ -275,7 +283,9 @@ async def test_configuration_error_fails_fast() -> None:
     await h.step()
     assert h.state is ResourceState.FAULT
     assert h.reconciler.reason == "configuration error: wrong password"
-    assert [e.cause for e in h.kinds(EventKind.CONFIG_ERROR)] == ["switcher_misconfigured"]
+    assert [e.cause for e in h.kinds(EventKind.CONFIG_ERROR)] == [
+        "switcher_misconfigured"
+    ]
     assert h.clock.slept == []
 
 

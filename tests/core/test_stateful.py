@@ -33,7 +33,12 @@ from .fakes import FakeClock, FakeFeed
 
 RESOURCES = ("plug", "button")
 POLICY = ResourcePolicy(
-    off_delay=30, min_off_time=10, start_timeout=60, stop_timeout=20, default_ttl=100, max_ttl=500
+    off_delay=30,
+    min_off_time=10,
+    start_timeout=60,
+    stop_timeout=20,
+    default_ttl=100,
+    max_ttl=500,
 )
 
 
@@ -55,7 +60,8 @@ class GuardedFeed(FakeFeed):
 
     async def turn_off(self, *, graceful: bool) -> None:
         """Power off is only allowed while nobody holds the resource."""
-        assert self.lab is not None and self.violations is not None
+        assert self.lab is not None
+        assert self.violations is not None
         if self.lab.ledger.holder_count(self.resource):
             self.violations.append(f"{self.resource} switched off with live tokens")
         await super().turn_off(graceful=graceful)
@@ -113,7 +119,9 @@ class LabMachine(RuleBasedStateMachine):
         try:
             token = self.lab.acquire([resource], "holder", kind=kind, ttl=ttl)[0]
         except InvalidTtlError:
-            assert not hold and ttl is not None and not 0 < ttl <= POLICY.max_ttl
+            assert not hold
+            assert ttl is not None
+            assert not 0 < ttl <= POLICY.max_ttl
             return "invalid"
         self.model[token.id] = ModelToken(resource, kind, token.expires)
         return token.id
@@ -157,7 +165,10 @@ class LabMachine(RuleBasedStateMachine):
         """One reconciler pass."""
         self.run(self.lab.reconciler(resource).reconcile_once())
 
-    @rule(resource=st.sampled_from(RESOURCES), failures=st.integers(min_value=1, max_value=4))
+    @rule(
+        resource=st.sampled_from(RESOURCES),
+        failures=st.integers(min_value=1, max_value=4),
+    )
     def switch_fails(self, resource: str, failures: int) -> None:
         """The next commands to a feed fail."""
         self.feeds[resource].transient_failures = failures

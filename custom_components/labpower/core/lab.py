@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 import contextlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from .ledger import Clock, Ledger
 from .model import (
@@ -69,14 +69,40 @@ class LabEvent:
 
 
 type Listener = Callable[[LabEvent], None]
+type Cancel = Callable[[], None]
+
+
+class Scheduler(Protocol):
+    """Where the lab's timers and passes run (HA's own helpers in Home Assistant)."""
+
+    def call_later(self, delay: float, action: Callable[[], None]) -> Cancel:
+        """Run `action` after `delay` seconds; returns a canceller."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run a short-lived coroutine as a task."""
+
+
+class AsyncioScheduler:
+    """The plain asyncio scheduler."""
+
+    def call_later(self, delay: float, action: Callable[[], None]) -> Cancel:
+        """Schedule on the running loop."""
+        return asyncio.get_running_loop().call_later(delay, action).cancel
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Create a task."""
+        return asyncio.get_running_loop().create_task(coro, name=name)
 
 
 @dataclass(slots=True)
 class _Managed:
+    """A resource with its reconciler, its running pass and its next timer."""
+
     spec: ResourceSpec
     reconciler: Reconciler
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    again: bool = False
+    timer: Cancel | None = None
 
 
 class Lab(ReconcilerHooks):
@@ -89,6 +115,7 @@ class Lab(ReconcilerHooks):
         listener: Listener,
         timing: Timing | None = None,
         sleep: Sleep = asyncio.sleep,
+        scheduler: Scheduler | None = None,
     ) -> None:
         """Create an empty lab; `listener` receives every LabEvent."""
         self.clock = clock
@@ -98,9 +125,9 @@ class Lab(ReconcilerHooks):
         self._listener = listener
         self._resources: dict[str, _Managed] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._scheduler = scheduler or AsyncioScheduler()
         self._running = False
-        self._expiry_task: asyncio.Task[None] | None = None
-        self._expiry_wake = asyncio.Event()
+        self._expiry_timer: Cancel | None = None
         self._expiry_at: float | None = None
 
     # Configuration
@@ -108,7 +135,7 @@ class Lab(ReconcilerHooks):
     def add(self, spec: ResourceSpec) -> None:
         """Add a resource (or replace its definition, keeping its tokens)."""
         if spec.name in self._resources:
-            self._stop_worker(self._resources[spec.name])
+            self._halt(self._resources[spec.name])
         self.ledger.set_policy(spec.name, spec.policy)
         managed = _Managed(
             spec=spec,
@@ -125,14 +152,14 @@ class Lab(ReconcilerHooks):
         )
         self._resources[spec.name] = managed
         if self._running:
-            managed.task = asyncio.create_task(
-                self._worker(managed, observe_first=True), name=f"labpower {spec.name}"
+            managed.task = self._scheduler.spawn(
+                self._first_pass(managed), f"labpower {spec.name}"
             )
 
     def remove(self, name: str, cause: str) -> list[UsageToken]:
         """Stop managing a resource; its tokens are revoked (its power is left as is)."""
         managed = self._get(name)
-        self._stop_worker(managed)
+        self._halt(managed)
         del self._resources[name]
         revoked = self.ledger.remove_resource(name)
         for token in revoked:
@@ -164,30 +191,22 @@ class Lab(ReconcilerHooks):
         await asyncio.gather(
             *(m.reconciler.observe() for m in self._resources.values())
         )
-        self._expire()
         self._running = True
+        self._expire()
         for managed in self._resources.values():
-            managed.task = asyncio.create_task(
-                self._worker(managed, observe_first=False),
-                name=f"labpower {managed.spec.name}",
-            )
-        self._expiry_task = asyncio.create_task(
-            self._expiry_loop(), name="labpower expiry"
-        )
+            self._kick(managed)
 
     async def stop(self) -> None:
-        """Stop every worker (power is left as it is)."""
+        """Stop every pass and timer (power is left as it is)."""
         self._running = False
-        tasks = [m.task for m in self._resources.values() if m.task is not None]
-        if self._expiry_task is not None:
-            tasks.append(self._expiry_task)
+        if self._expiry_timer is not None:
+            self._expiry_timer()
+            self._expiry_timer = None
+        tasks = [self._halt(m) for m in self._resources.values()]
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for managed in self._resources.values():
-            managed.task = None
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for futures in self._waiters.values():
             for future in futures:
                 future.cancel()
@@ -246,7 +265,7 @@ class Lab(ReconcilerHooks):
             self._emit(EventKind.TOKEN_REVOKED, name, token=token, cause=cause)
         self._emit(EventKind.HOLDERS_CHANGED, name)
         self._emit(EventKind.PERSIST)
-        self._resources[name].wake.set()
+        self._kick(self._resources[name])
         return revoked
 
     async def wait_available(self, names: Iterable[str], timeout: float) -> None:  # noqa: ASYNC109
@@ -373,17 +392,25 @@ class Lab(ReconcilerHooks):
         self._emit(EventKind.HOLDERS_CHANGED, token.resource)
         if kind is EventKind.TOKEN_ACQUIRED:
             self._schedule_expiry(token)
-        managed = self._resources[token.resource]
-        # Only a change of the desired state needs the worker.
+        # Only a change of the desired state needs a pass.
         if self.ledger.holder_count(token.resource) <= 1:
-            managed.wake.set()
+            self._kick(self._resources[token.resource])
 
     def _schedule_expiry(self, token: UsageToken) -> None:
         if token.expires is not None and (
             self._expiry_at is None or token.expires < self._expiry_at
         ):
-            self._expiry_at = token.expires
-            self._expiry_wake.set()
+            self._arm_expiry(token.expires)
+
+    def _arm_expiry(self, when: float | None) -> None:
+        if self._expiry_timer is not None:
+            self._expiry_timer()
+            self._expiry_timer = None
+        self._expiry_at = when
+        if when is not None and self._running:
+            self._expiry_timer = self._scheduler.call_later(
+                max(0.0, when - self.clock()), self._expire
+            )
 
     def _expire(self) -> None:
         expired = self.ledger.expire()
@@ -391,52 +418,66 @@ class Lab(ReconcilerHooks):
             self._token_changed(EventKind.TOKEN_EXPIRED, token)
         if expired:
             self._emit(EventKind.PERSIST)
+        self._arm_expiry(self.ledger.next_expiry())
 
-    async def _expiry_loop(self) -> None:
-        while True:
-            self._expiry_wake.clear()
-            self._expire()
-            self._expiry_at = self.ledger.next_expiry()
-            delay = (
-                None
-                if self._expiry_at is None
-                else max(0.0, self._expiry_at - self.clock())
-            )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._expiry_wake.wait()
+    # Passes: short-lived tasks, started by a change or by the resource's own timer.
 
-    async def _worker(self, managed: _Managed, *, observe_first: bool) -> None:
+    def _kick(self, managed: _Managed) -> None:
+        if not self._running:
+            return
+        if managed.task is not None:
+            managed.again = True  # the running pass loops once more
+            return
+        if managed.timer is not None:
+            managed.timer()
+            managed.timer = None
+        managed.task = self._scheduler.spawn(
+            self._passes(managed), f"labpower {managed.spec.name}"
+        )
+
+    async def _first_pass(self, managed: _Managed) -> None:
+        await managed.reconciler.observe()
+        managed.task = None
+        self._kick(managed)
+
+    async def _passes(self, managed: _Managed) -> None:
         reconciler = managed.reconciler
         name = managed.spec.name
-        if observe_first:
-            await reconciler.observe()
-        while True:
-            managed.wake.clear()
-            try:
-                delay = await reconciler.reconcile_once()
-            except Exception:  # pragma: no cover - a bug must not stop the worker
-                _LOGGER.exception("%s: reconcile failed", name)
-                delay = self.timing.fault_retry
-            now = self.clock()
-            if delay in (self.timing.fast_poll, self.timing.slow_poll):
-                # Steady polls fall on shared ticks, so checks of many hosts batch together.
-                delay -= now % delay
-            off_at = self.ledger.off_deadline(name)
-            if off_at is not None and off_at > now:
-                delay = min(delay, off_at - now)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await managed.wake.wait()
-
-    def _stop_worker(self, managed: _Managed) -> None:
-        if managed.task is not None:
-            managed.task.cancel()
+        delay = self.timing.fault_retry
+        try:
+            while True:
+                managed.again = False
+                try:
+                    delay = await reconciler.reconcile_once()
+                except Exception:  # pragma: no cover - a bug must not stop the lab
+                    _LOGGER.exception("%s: reconcile failed", name)
+                if not managed.again:
+                    break
+        finally:
             managed.task = None
+        if not self._running or self._resources.get(name) is not managed:
+            return
+        now = self.clock()
+        if delay in (self.timing.fast_poll, self.timing.slow_poll):
+            # Steady polls fall on shared ticks, so checks of many hosts batch together.
+            delay -= now % delay
+        off_at = self.ledger.off_deadline(name)
+        if off_at is not None and off_at > now:
+            delay = min(delay, off_at - now)
+        managed.timer = self._scheduler.call_later(delay, lambda: self._kick(managed))
+
+    def _halt(self, managed: _Managed) -> asyncio.Task[None] | None:
+        if managed.timer is not None:
+            managed.timer()
+            managed.timer = None
+        task, managed.task = managed.task, None
+        if task is not None:
+            task.cancel()
+        return task
 
     def wake(self, name: str) -> None:
         """A resource's devices changed: a pass now, and a fault may retry at once."""
         managed = self._resources.get(name)
         if managed is not None:
             managed.reconciler.retry_now()
-            managed.wake.set()
+            self._kick(managed)

@@ -193,8 +193,13 @@ class Reconciler:
     async def _pass(self) -> float:
         previous = self.power
         seen = await self._observe()
-        if seen.power is PowerState.OFF and previous in (PowerState.ON, PowerState.MIXED):
-            self.hooks.powered_off(self.name)  # min_off_time starts, whoever switched it
+        if seen.power is PowerState.OFF and previous in (
+            PowerState.ON,
+            PowerState.MIXED,
+        ):
+            self.hooks.powered_off(
+                self.name
+            )  # min_off_time starts, whoever switched it
         now = self.clock()
         progress = self._progress
         desired = self.hooks.desired_on(self.name)

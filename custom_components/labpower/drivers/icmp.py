@@ -81,7 +81,15 @@ class IcmpSweeper:
     async def _run_sweep(self) -> None:
         await asyncio.sleep(self._gather_window)
         batch, self._pending, self._sweep = self._pending, {}, None
-        results = await self._probe(list(batch))
+        try:
+            results = await self._probe(list(batch))
+        except Exception as err:  # noqa: BLE001
+            # Not swallowed: no caller may wait forever on a failed sweep, each gets it.
+            for futures in batch.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(err)
+            return
         for host, futures in batch.items():
             for future in futures:
                 if not future.done():
@@ -94,7 +102,8 @@ class IcmpSweeper:
                 ipaddress.ip_address(host)
                 addresses[host] = host
             except ValueError:
-                with contextlib.suppress(NameLookupError):
+                # ValueError: a name the IDNA codec refuses ("host..lab", a label > 63).
+                with contextlib.suppress(NameLookupError, ValueError):
                     addresses[host] = (await async_resolve(host))[0]
         self.sweeps += 1
         try:

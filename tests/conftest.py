@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
-from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.labpower.const import (
     CONF_CHECKER,
@@ -19,6 +21,12 @@ from custom_components.labpower.const import (
     DOMAIN,
     SUBENTRY_RESOURCE,
 )
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots with Home Assistant's serializer (ids and times left out)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 @pytest.fixture(autouse=True)
@@ -49,14 +57,16 @@ def resource_data(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def lab_entry(*resources: dict[str, Any], title: str = "Lab") -> MockConfigEntry:
-    """A Lab config entry with these resources as subentries."""
+    """A Lab config entry with these resources as subentries (stable ids for snapshots)."""
     return MockConfigEntry(
         domain=DOMAIN,
         title=title,
         data={"name": title},
+        entry_id=f"entry_{title.lower().replace(' ', '_')}",
         subentries_data=[
-            ConfigSubentryData(
+            ConfigSubentryDataWithId(
                 data=data,
+                subentry_id=f"sub_{data[CONF_RESOURCE_NAME]}",
                 subentry_type=SUBENTRY_RESOURCE,
                 title=data[CONF_RESOURCE_NAME],
                 unique_id=data[CONF_RESOURCE_NAME],

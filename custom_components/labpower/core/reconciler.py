@@ -96,6 +96,7 @@ class _Progress:
     toggle_blocked: tuple[bool, PowerState] | None = None
     start_failures: int = 0
     counted_failure: bool = False
+    had_fault: bool = False
 
 
 @dataclass(slots=True)
@@ -231,7 +232,6 @@ class Reconciler:
             self._progress.toggle_blocked = None
             self._progress.fault_until = None
             self._set(ResourceState.AVAILABLE if desired else ResourceState.OFF)
-            self.hooks.recovered(self.name)
             return self.timing.slow_poll
         until = self._progress.fault_until
         return self.timing.slow_poll if until is None else max(0.0, until - now)
@@ -263,8 +263,6 @@ class Reconciler:
     def _settle_on(self, seen: Observation, now: float) -> float:
         progress = self._progress
         if seen.available:
-            if progress.start_failures:
-                self.hooks.recovered(self.name)
             progress.starting_since = None
             progress.start_failures = 0
             self._set(ResourceState.AVAILABLE)
@@ -448,10 +446,18 @@ class Reconciler:
         return self.timing.fault_retry
 
     def _set(self, state: ResourceState, reason: str | None = None) -> None:
+        if state is ResourceState.FAULT:
+            self._progress.had_fault = True
+        elif self._progress.had_fault and state in _SETTLED:
+            self._progress.had_fault = False
+            self.hooks.recovered(self.name)
         if state is not self.state or reason != self.reason:
             self.state = state
             self.reason = reason
             self.hooks.state_changed(self.name)
+
+
+_SETTLED = frozenset({ResourceState.AVAILABLE, ResourceState.OFF})
 
 
 def _combine(states: list[PowerState]) -> PowerState:

@@ -25,7 +25,9 @@ POLICY = {
 
 
 async def test_create_lab(hass: HomeAssistant) -> None:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
     assert result["type"] is FlowResultType.FORM
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"name": "  Rack A  "}
@@ -36,18 +38,30 @@ async def test_create_lab(hass: HomeAssistant) -> None:
 
 
 async def test_duplicate_and_empty_lab_name_refused(hass: HomeAssistant) -> None:
-    MockConfigEntry(domain=DOMAIN, title="Rack A", data={"name": "Rack A"}).add_to_hass(hass)
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"name": "rack a"})
+    MockConfigEntry(domain=DOMAIN, title="Rack A", data={"name": "Rack A"}).add_to_hass(
+        hass
+    )
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "rack a"}
+    )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"name": "name_exists"}
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"name": "  "})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "  "}
+    )
     assert result["errors"] == {"name": "name_empty"}
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"name": "Rack B"})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "Rack B"}
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
-async def _start_resource_flow(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
+async def _start_resource_flow(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> dict[str, Any]:
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
     )
@@ -62,7 +76,8 @@ async def test_add_entity_resource_with_tcp_check(hass: HomeAssistant) -> None:
     entry.add_to_hass(hass)
     result = await _start_resource_flow(hass, entry)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": " builder-1 ", "switcher_type": "entity", "checker_type": "tcp"}
+        result["flow_id"],
+        {"name": " builder-1 ", "switcher_type": "entity", "checker_type": "tcp"},
     )
     assert result["step_id"] == "details"
     details = {
@@ -73,7 +88,9 @@ async def test_add_entity_resource_with_tcp_check(hass: HomeAssistant) -> None:
         "labels": ["amd64"],
         "power_w": 150,
     }
-    result = await hass.config_entries.subentries.async_configure(result["flow_id"], details)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], details
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     subentry = next(iter(entry.subentries.values()))
     assert subentry.title == "builder-1"
@@ -92,15 +109,18 @@ async def test_add_button_resource_refuses_bad_input(hass: HomeAssistant) -> Non
     entry.add_to_hass(hass)
     result = await _start_resource_flow(hass, entry)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "BUILDER-1", "switcher_type": "button", "checker_type": "icmp"}
+        result["flow_id"],
+        {"name": "BUILDER-1", "switcher_type": "button", "checker_type": "icmp"},
     )
     assert result["errors"] == {"name": "name_exists"}
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "", "switcher_type": "button", "checker_type": "icmp"}
+        result["flow_id"],
+        {"name": "", "switcher_type": "button", "checker_type": "icmp"},
     )
     assert result["errors"] == {"name": "name_empty"}
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "pi-1", "switcher_type": "button", "checker_type": "icmp"}
+        result["flow_id"],
+        {"name": "pi-1", "switcher_type": "button", "checker_type": "icmp"},
     )
     assert result["step_id"] == "details"
     bad = {
@@ -114,7 +134,9 @@ async def test_add_button_resource_refuses_bad_input(hass: HomeAssistant) -> Non
         "off_delay": -5,
         "default_ttl": 0,
     }
-    result = await hass.config_entries.subentries.async_configure(result["flow_id"], bad)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], bad
+    )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {
         "relay_entity": "entity_not_found",
@@ -133,7 +155,9 @@ async def test_add_button_resource_refuses_bad_input(hass: HomeAssistant) -> Non
         "off_delay": 60,
         "default_ttl": 7200,
     }
-    result = await hass.config_entries.subentries.async_configure(result["flow_id"], fixed)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], fixed
+    )
     assert result["errors"] == {"max_ttl": "max_ttl_below_default"}
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {**fixed, "max_ttl": 7200}
@@ -149,7 +173,8 @@ async def test_names_unique_across_labs(hass: HomeAssistant) -> None:
     entry.add_to_hass(hass)
     result = await _start_resource_flow(hass, entry)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "Shared", "switcher_type": "entity", "checker_type": "none"}
+        result["flow_id"],
+        {"name": "Shared", "switcher_type": "entity", "checker_type": "none"},
     )
     assert result["errors"] == {"name": "name_exists"}
 
@@ -162,7 +187,11 @@ async def test_reconfigure_keeps_name_and_tokens(hass: HomeAssistant) -> None:
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     response = await hass.services.async_call(
-        DOMAIN, "acquire", {"resource": "builder-1"}, blocking=True, return_response=True
+        DOMAIN,
+        "acquire",
+        {"resource": "builder-1"},
+        blocking=True,
+        return_response=True,
     )
     token = response["tokens"][0]["token"]
     subentry = next(iter(entry.subentries.values()))
@@ -175,12 +204,19 @@ async def test_reconfigure_keeps_name_and_tokens(hass: HomeAssistant) -> None:
     assert result["step_id"] == "details"
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
-        {"power_entity": "input_boolean.other_relay", "check_entity": "binary_sensor.up", **POLICY},
+        {
+            "power_entity": "input_boolean.other_relay",
+            "check_entity": "binary_sensor.up",
+            **POLICY,
+        },
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
-    assert entry.subentries[subentry.subentry_id].data["power_entity"] == "input_boolean.other_relay"
+    assert (
+        entry.subentries[subentry.subentry_id].data["power_entity"]
+        == "input_boolean.other_relay"
+    )
     assert entry.subentries[subentry.subentry_id].data["name"] == "builder-1"
     # The lab was reloaded with the new switcher and still holds the token.
     listed = await hass.services.async_call(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 import heapq
 import secrets
@@ -36,7 +37,9 @@ class Ledger:
         self._by_resource: dict[str, dict[str, UsageToken]] = {}
         self._off_at: dict[str, float] = {}
         self._last_off: dict[str, float] = {}
-        self._released: dict[str, float] = {}
+        # Oldest first. An OrderedDict drops its oldest entry in O(1); a dict needs
+        # next(iter()), which skips every entry deleted before it: O(n) once it is full.
+        self._released: OrderedDict[str, float] = OrderedDict()
         self._expiry_heap: list[tuple[float, str]] = []
         self._last_cause: dict[str, str] = {}
 
@@ -280,7 +283,7 @@ class Ledger:
         del remaining[token.id]
         self._released[token.id] = self._clock()
         if len(self._released) > RELEASED_MEMORY_MAX:
-            del self._released[next(iter(self._released))]
+            self._released.popitem(last=False)
         self._last_cause[token.resource] = cause
         if not remaining:
             policy = self._policies[token.resource]

@@ -1,0 +1,91 @@
+"""Every error, issue, entity and action the code uses has its translation and icon."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import re
+
+import yaml
+
+from custom_components.labpower.core import model
+from custom_components.labpower.drivers.icmp import ICMP_UNAVAILABLE
+from custom_components.labpower.switchers import ENTITY_MISSING
+
+PACKAGE = Path(__file__).parent.parent / "custom_components" / "labpower"
+EN = json.loads((PACKAGE / "translations" / "en.json").read_text(encoding="utf-8"))
+ICONS = json.loads((PACKAGE / "icons.json").read_text(encoding="utf-8"))
+
+
+def _code() -> str:
+    return "\n".join(path.read_text(encoding="utf-8") for path in PACKAGE.rglob("*.py"))
+
+
+def test_exceptions_translated() -> None:
+    used = set(
+        re.findall(r'translation_domain=DOMAIN,\s*translation_key="([a-z_]+)"', _code())
+    )
+    assert {"holders_remain", "no_resource", "not_powered", "held_by_others"} <= used
+    lab_errors = {
+        cls.key
+        for cls in vars(model).values()
+        if isinstance(cls, type) and issubclass(cls, model.LabError)
+    }
+    issues = {
+        ENTITY_MISSING,
+        ICMP_UNAVAILABLE,
+        "switcher_misconfigured",
+        "start_failures",
+    }
+    exceptions = set(EN["exceptions"])
+    assert (used - issues) | lab_errors | {"switch_failed"} <= exceptions
+    assert issues <= set(EN["issues"])
+    # every placeholder a lab error fills is used by its message, and the other way round
+    for cls in vars(model).values():
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, model.LabError)
+            and cls is not model.LabError
+        ):
+            message = EN["exceptions"][cls.key]["message"]
+            assert set(re.findall(r"{(\w+)}", message)) <= {
+                "resource",
+                "token",
+                "ttl",
+                "max_ttl",
+                "reason",
+                "resources",
+                "timeout",
+            }
+
+
+def test_entities_translated_and_iconed() -> None:
+    code = _code()
+    for platform in ("switch", "binary_sensor", "sensor", "button"):
+        source = (PACKAGE / f"{platform}.py").read_text(encoding="utf-8")
+        keys = set(re.findall(r'translation_key="([a-z_]+)"', source)) - set(
+            EN["exceptions"]
+        )
+        assert keys, platform
+        assert keys <= set(EN["entity"][platform]), platform
+        assert keys <= set(ICONS["entity"][platform]), platform
+    assert "state" in EN["entity"]["sensor"]
+    assert code
+
+
+def test_actions_described() -> None:
+    services = yaml.safe_load((PACKAGE / "services.yaml").read_text(encoding="utf-8"))
+    assert set(services) == set(EN["services"]) == set(ICONS["services"])
+    for name, service in services.items():
+        assert set(service.get("fields", {})) == set(EN["services"][name]["fields"]), (
+            name
+        )
+    for key in ("kind", "wait"):
+        options = services["acquire"]["fields"][key]["selector"]["select"]["options"]
+        assert set(options) == set(EN["selector"][key]["options"])
+
+
+def test_flow_fields_described() -> None:
+    flow = EN["config_subentries"]["resource"]["step"]
+    for step in flow.values():
+        assert set(step["data"]) == set(step["data_description"])

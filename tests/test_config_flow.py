@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
 
 from .conftest import lab_entry, resource_data, setup_relays
 
@@ -224,3 +224,45 @@ async def test_reconfigure_keeps_name_and_tokens(hass: HomeAssistant) -> None:
     )
     assert [t["token"] for t in listed["resources"][0]["tokens"]] == [token]
     assert hass.states.get("input_boolean.other_relay").state == "on"
+
+
+async def test_rename_lab(hass: HomeAssistant) -> None:
+    await setup_relays(hass, "builder-1")
+    MockConfigEntry(domain=DOMAIN, title="Rack B", data={"name": "Rack B"}).add_to_hass(
+        hass
+    )
+    entry = lab_entry(resource_data("builder-1"), title="Rack A")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    token = (
+        await hass.services.async_call(
+            DOMAIN,
+            "acquire",
+            {"resource": "builder-1"},
+            blocking=True,
+            return_response=True,
+        )
+    )["tokens"][0]["token"]
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "rack b"}
+    )
+    assert result["errors"] == {"name": "name_exists"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": " "}
+    )
+    assert result["errors"] == {"name": "name_empty"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "Rack C"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.title == "Rack C"
+    assert entry.data == {"name": "Rack C"}
+    listed = await hass.services.async_call(
+        DOMAIN, "list", {"resource": "builder-1"}, blocking=True, return_response=True
+    )
+    assert [t["token"] for t in listed["resources"][0]["tokens"]] == [token]

@@ -110,6 +110,37 @@ class LabpowerConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Rename a lab (its resources and tokens stay)."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = user_input[CONF_LAB_NAME].strip()
+            taken = {
+                other.data.get(CONF_LAB_NAME, other.title).casefold()
+                for other in self._async_current_entries(include_ignore=False)
+                if other.entry_id != entry.entry_id
+            }
+            if not name:
+                errors[CONF_LAB_NAME] = "name_empty"
+            elif name.casefold() in taken:
+                errors[CONF_LAB_NAME] = "name_exists"
+            else:
+                # The entry's update listener reloads it.
+                return self.async_update_and_abort(
+                    entry, title=name, data={CONF_LAB_NAME: name}
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema({vol.Required(CONF_LAB_NAME): selector.TextSelector()}),
+                user_input or {CONF_LAB_NAME: entry.title},
+            ),
+            errors=errors,
+        )
+
 
 class ResourceSubentryFlow(ConfigSubentryFlow):
     """Add or reconfigure a resource: what switches it, how it is checked, its policy."""

@@ -441,7 +441,8 @@ class Reconciler:
     # State
 
     def _fault(self, reason: str) -> float:
-        _LOGGER.warning("%s: %s", self.name, reason)
+        if self.state is not ResourceState.FAULT or self.reason != reason:
+            _LOGGER.warning("%s: fault: %s", self.name, reason)  # once, not every retry
         self._progress.fault_until = self.clock() + self.timing.fault_retry
         self._set(ResourceState.FAULT, reason)
         return self.timing.fault_retry
@@ -451,6 +452,7 @@ class Reconciler:
             self._progress.had_fault = True
         elif self._progress.had_fault and state in _SETTLED:
             self._progress.had_fault = False
+            _LOGGER.info("%s: recovered, %s", self.name, state.value)
             self.hooks.recovered(self.name)
         if state is not self.state or reason != self.reason:
             self.state = state

@@ -105,10 +105,11 @@ lp_bwrap() {
     for dir in ${PIP_FIND_LINKS:-}; do
         [ -d "$dir" ] && extra+=(--ro-bind "$dir" "$dir")
     done
+    # /tmp first: the repository or the cache may live below it and must stay visible.
     bwrap --bind "$LABPOWER_ROOTFS" / \
+        --proc /proc --dev /dev --tmpfs /tmp \
         --bind "$LABPOWER_REPO" "$LABPOWER_REPO" \
         --bind "$LABPOWER_CACHE" "$LABPOWER_CACHE" \
-        --proc /proc --dev /dev --tmpfs /tmp \
         --ro-bind /etc/resolv.conf /etc/resolv.conf --ro-bind /etc/hosts /etc/hosts \
         "${extra[@]}" --chdir "$PWD" \
         "$@"

@@ -56,6 +56,9 @@ def test_exceptions_translated() -> None:
                 "reason",
                 "resources",
                 "timeout",
+                "labels",
+                "count",
+                "free",
             }
 
 

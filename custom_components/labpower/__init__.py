@@ -10,6 +10,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN, STORAGE_VERSION
 from .coordinator import LabpowerConfigEntry, LabRuntime
+from .http import async_register_views
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -18,8 +19,9 @@ PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the labpower actions."""
+    """Register the labpower actions and the REST API."""
     async_setup_services(hass)
+    async_register_views(hass)
     return True
 
 

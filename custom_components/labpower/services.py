@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable
-from typing import Any
-
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -19,19 +15,21 @@ from homeassistant.helpers.target import (
     TargetSelection,
     async_extract_referenced_entity_ids,
 )
-from homeassistant.util.json import JsonValueType
 import probatio as vol
 
 from .const import DOMAIN
-from .coordinator import LabRuntime, iso_time
 from .core.model import (
-    LabError,
     TokenKind,
-    UnknownResourceError,
-    UnknownTokenError,
-    UsageToken,
 )
 from .helpers import labpower_errors
+from .operations import (
+    async_acquire,
+    lab_of_token,
+    locate,
+    resource_view,
+    runtimes,
+    token_view,
+)
 from .users import async_caller_name, async_is_admin
 
 ATTR_RESOURCE = "resource"
@@ -94,36 +92,6 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
 
 
-def _runtimes(hass: HomeAssistant) -> list[LabRuntime]:
-    return [
-        entry.runtime_data for entry in hass.config_entries.async_loaded_entries(DOMAIN)
-    ]
-
-
-def _locate(hass: HomeAssistant, names: Iterable[str]) -> dict[str, LabRuntime]:
-    """The lab of each resource named (names are unique across labs)."""
-    runtimes = _runtimes(hass)
-    located: dict[str, LabRuntime] = {}
-    for name in names:
-        for runtime in runtimes:
-            if name in runtime.subentry_of:
-                located[name] = runtime
-                break
-        else:
-            raise UnknownResourceError(name)
-    return located
-
-
-def _lab_of_token(hass: HomeAssistant, token_id: str) -> LabRuntime:
-    for runtime in _runtimes(hass):
-        try:
-            runtime.lab.ledger.check_known(token_id)
-        except UnknownTokenError:
-            continue
-        return runtime
-    raise UnknownTokenError(token_id)
-
-
 def _targeted(hass: HomeAssistant, call: ServiceCall) -> list[str]:
     """Resource names from the `resource` field and from an entity/device target."""
     names = list(call.data.get(ATTR_RESOURCE, []))
@@ -131,7 +99,7 @@ def _targeted(hass: HomeAssistant, call: ServiceCall) -> list[str]:
         selected = async_extract_referenced_entity_ids(hass, TargetSelection(call.data))
         registry = er.async_get(hass)
         subentries = {
-            rt.subentry_of[n]: n for rt in _runtimes(hass) for n in rt.subentry_of
+            rt.subentry_of[n]: n for rt in runtimes(hass) for n in rt.subentry_of
         }
         for entity_id in selected.referenced | selected.indirectly_referenced:
             entry = registry.async_get(entity_id)
@@ -145,59 +113,28 @@ def _targeted(hass: HomeAssistant, call: ServiceCall) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _token_view(runtime: LabRuntime, token: UsageToken) -> dict[str, Any]:
-    return {
-        "token": token.id,
-        "resource": token.resource,
-        "expires": iso_time(token.expires),
-        "state": runtime.lab.state(token.resource).value,
-    }
-
-
 @labpower_errors
 async def _acquire(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
-    located = _locate(hass, _targeted(hass, call))
+    located = locate(hass, _targeted(hass, call))
     holder = call.data.get(ATTR_HOLDER) or await async_caller_name(hass, call.context)
-    kind = TokenKind(call.data[ATTR_KIND])
-    ttl = call.data.get(ATTR_TTL)
-    by_lab: dict[int, tuple[LabRuntime, list[str]]] = {}
-    for name, runtime in located.items():
-        by_lab.setdefault(id(runtime), (runtime, []))[1].append(name)
-    # All or nothing, across labs too: check everything before taking anything.
-    for runtime, names in by_lab.values():
-        for name in names:
-            if kind is TokenKind.LEASE:
-                runtime.lab.ledger.validate_ttl(name, ttl)
-    taken: list[tuple[LabRuntime, UsageToken]] = []
-    for runtime, names in by_lab.values():
-        tokens = runtime.lab.acquire(
-            names, holder, kind=kind, ttl=ttl, user_id=call.context.user_id
-        )
-        taken.extend((runtime, token) for token in tokens)
-    if call.data[ATTR_WAIT] == WAIT_AVAILABLE:
-        waits = [
-            asyncio.ensure_future(
-                runtime.lab.wait_available(names, call.data[ATTR_TIMEOUT])
-            )
-            for runtime, names in by_lab.values()
-        ]
-        try:
-            await asyncio.gather(*waits)
-        except LabError:
-            for wait in waits:
-                wait.cancel()
-            for runtime, token in taken:
-                runtime.lab.release([token.id])
-            raise
-    return {"tokens": [_token_view(runtime, token) for runtime, token in taken]}
+    waiting = call.data[ATTR_WAIT] == WAIT_AVAILABLE
+    taken = await async_acquire(
+        located,
+        holder,
+        kind=TokenKind(call.data[ATTR_KIND]),
+        ttl=call.data.get(ATTR_TTL),
+        user_id=call.context.user_id,
+        wait_timeout=call.data[ATTR_TIMEOUT] if waiting else None,
+    )
+    return {"tokens": [token_view(runtime, token) for runtime, token in taken]}
 
 
 @labpower_errors
 async def _release(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     token_ids: list[str] = call.data[ATTR_TOKEN]
-    owners = [(token_id, _lab_of_token(hass, token_id)) for token_id in token_ids]
+    owners = [(token_id, lab_of_token(hass, token_id)) for token_id in token_ids]
     released = 0
     for token_id, runtime in owners:
         released += len(runtime.lab.release([token_id]))
@@ -208,9 +145,9 @@ async def _release(call: ServiceCall) -> ServiceResponse:
 async def _renew(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     token_id: str = call.data[ATTR_TOKEN]
-    runtime = _lab_of_token(hass, token_id)
+    runtime = lab_of_token(hass, token_id)
     token = runtime.lab.renew(token_id, call.data.get(ATTR_TTL))
-    return {"tokens": [_token_view(runtime, token)]}
+    return {"tokens": [token_view(runtime, token)]}
 
 
 @labpower_errors
@@ -219,41 +156,24 @@ async def _list(call: ServiceCall) -> ServiceResponse:
     admin = await async_is_admin(hass, call.context)
     wanted = call.data.get(ATTR_RESOURCE)
     located = (
-        _locate(hass, wanted)
+        locate(hass, wanted)
         if wanted
-        else {name: rt for rt in _runtimes(hass) for name in rt.lab.names}
+        else {name: rt for rt in runtimes(hass) for name in rt.lab.names}
     )
-    resources: list[JsonValueType] = []
-    for name, runtime in located.items():
-        lab = runtime.lab
-        reconciler = lab.reconciler(name)
-        tokens = lab.ledger.tokens(name)
-        resources.append(
-            {
-                "name": name,
-                "state": reconciler.state.value,
-                "reason": reconciler.reason,
-                "holders": len(tokens),
-                "tokens": [
-                    {
-                        "token": token.id
-                        if admin or token.user_id == call.context.user_id
-                        else None,
-                        "holder": token.holder,
-                        "kind": token.kind.value,
-                        "expires": iso_time(token.expires),
-                    }
-                    for token in tokens
-                ],
-            }
-        )
-    return {"resources": resources}
+    return {
+        "resources": [
+            resource_view(
+                runtime, name, tokens=True, shown_to=call.context.user_id, admin=admin
+            )
+            for name, runtime in located.items()
+        ]
+    }
 
 
 @labpower_errors
 async def _force_off(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
-    located = _locate(hass, call.data[ATTR_RESOURCE])
+    located = locate(hass, call.data[ATTR_RESOURCE])
     who = await async_caller_name(hass, call.context)
     revoked = 0
     for name, runtime in located.items():

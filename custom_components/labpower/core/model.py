@@ -168,3 +168,19 @@ class WaitTimeoutError(LabError):
             resources=names,
             timeout=f"{timeout:g}",
         )
+
+
+class NotEnoughFreeError(LabError):
+    """Fewer free resources carry the labels than were asked for."""
+
+    key = "not_enough_free"
+
+    def __init__(self, labels: list[str], wanted: int, free: int) -> None:
+        """Say what was asked and how many are free."""
+        names = ", ".join(labels)
+        super().__init__(
+            f"{wanted} free resource(s) labelled {names} wanted, {free} free",
+            labels=names,
+            count=str(wanted),
+            free=str(free),
+        )

@@ -1,0 +1,396 @@
+"""The REST API under /api/labpower/ (see docs/openapi.yaml), and MAAS's webhook endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+import functools
+from http import HTTPStatus
+import math
+from typing import Any
+
+from aiohttp import web
+from homeassistant.auth.models import User
+from homeassistant.components.http.const import KEY_HASS_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+from homeassistant.util.json import json_loads
+
+from .core.model import (
+    InvalidTtlError,
+    LabError,
+    NotEnoughFreeError,
+    PowerState,
+    ResourceFaultError,
+    TokenKind,
+    UnknownResourceError,
+    UnknownTokenError,
+    WaitTimeoutError,
+)
+from .operations import (
+    async_acquire,
+    lab_of_token,
+    locate,
+    pool,
+    resource_view,
+    runtimes,
+    token_view,
+)
+
+MAAS_HOLDER = "MAAS"
+DEFAULT_WAIT_TIMEOUT = 600.0
+MAX_WAIT_TIMEOUT = 86400.0
+MAX_POOL = 1000
+
+_STATUS_OF: dict[type[LabError], HTTPStatus] = {
+    UnknownResourceError: HTTPStatus.NOT_FOUND,
+    UnknownTokenError: HTTPStatus.NOT_FOUND,
+    InvalidTtlError: HTTPStatus.BAD_REQUEST,
+    ResourceFaultError: HTTPStatus.CONFLICT,
+    NotEnoughFreeError: HTTPStatus.CONFLICT,
+    WaitTimeoutError: HTTPStatus.GATEWAY_TIMEOUT,
+}
+_FIELD_OF: dict[type[LabError], str] = {InvalidTtlError: "ttl"}
+
+type Handler = Callable[..., Awaitable[web.Response]]
+
+
+class BadRequestError(Exception):
+    """The caller sent something we cannot use; `field` names it."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        """Keep the message and the field."""
+        super().__init__(message)
+        self.field = field
+
+
+def error_response(
+    status: HTTPStatus, code: str, message: str, field: str | None = None
+) -> web.Response:
+    """A JSON error body: never a stack trace."""
+    return web.json_response(
+        {"error": {"code": code, "message": message, "field": field}}, status=status
+    )
+
+
+def json_errors(handler: Handler) -> Handler:
+    """Turn lab errors and bad input into JSON errors with meaningful status codes."""
+
+    @functools.wraps(handler)
+    async def wrapper(*args: Any, **kwargs: Any) -> web.Response:
+        try:
+            return await handler(*args, **kwargs)
+        except BadRequestError as err:
+            return error_response(
+                HTTPStatus.BAD_REQUEST, "bad_request", str(err), err.field
+            )
+        except LabError as err:
+            status = _STATUS_OF.get(type(err), HTTPStatus.CONFLICT)
+            return error_response(status, err.key, str(err), _FIELD_OF.get(type(err)))
+
+    return wrapper
+
+
+async def _body(request: web.Request, *, required: bool = False) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise BadRequestError("A JSON object body is required")
+        return {}
+    # orjson, strict where json.loads is not: it refuses a lone surrogate ("\\ud800", which
+    # no response or store could encode again), nesting deeper than 1024 (json.loads: a
+    # RecursionError), NaN, Infinity and anything but UTF-8.
+    try:
+        body = json_loads(raw)
+    except ValueError as err:
+        raise BadRequestError(f"Body is not valid JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("Body must be a JSON object")
+    return body
+
+
+def _number(
+    body: dict[str, Any],
+    key: str,
+    *,
+    maximum: float | None = None,
+    default: float | None = None,
+) -> float | None:
+    if key not in body:
+        return default
+    value = body[key]
+    # null is no number either: {"wait": true, "timeout": null} must not skip the wait.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+    ):
+        raise BadRequestError(f"{key} must be a number", key)
+    if value <= 0 or (maximum is not None and value > maximum):
+        limit = f" and at most {maximum:g}" if maximum is not None else ""
+        raise BadRequestError(f"{key} must be above 0{limit}", key)
+    return float(value)
+
+
+def _string(body: dict[str, Any], key: str) -> str | None:
+    if key not in body:
+        return None
+    value = body[key]
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise BadRequestError(
+            f"{key} must be a non-empty string of at most 255 characters", key
+        )
+    return value.strip()
+
+
+def _only(body: dict[str, Any], allowed: set[str]) -> None:
+    for key in body:
+        if key not in allowed:
+            raise BadRequestError(f"Unknown field {key}", key)
+
+
+class _AcquireOptions:
+    """The fields acquire and the pool form share."""
+
+    fields = frozenset({"holder", "ttl", "kind", "wait", "timeout"})
+
+    def __init__(self, body: dict[str, Any], user: User) -> None:
+        kind = body.get("kind", TokenKind.LEASE.value)
+        if kind not in {k.value for k in TokenKind}:
+            raise BadRequestError("kind must be lease or hold", "kind")
+        wait = body.get("wait", False)
+        if not isinstance(wait, bool):
+            raise BadRequestError("wait must be true or false", "wait")
+        self.kind = TokenKind(kind)
+        self.ttl = _number(body, "ttl")
+        self.holder = _string(body, "holder") or user.name or "REST API"
+        timeout = _number(
+            body, "timeout", maximum=MAX_WAIT_TIMEOUT, default=DEFAULT_WAIT_TIMEOUT
+        )
+        self.wait_timeout = timeout if wait else None
+
+
+class ResourcesView(HomeAssistantView):
+    """GET every resource."""
+
+    url = "/api/labpower/resources"
+    name = "api:labpower:resources"
+
+    @json_errors
+    async def get(self, request: web.Request) -> web.Response:
+        """The resources with state and holder count."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        resources = [
+            resource_view(runtime, name, tokens=False, shown_to=None, admin=False)
+            for runtime in runtimes(hass)
+            for name in runtime.lab.names
+        ]
+        return self.json({"resources": resources})
+
+
+class ResourceView(HomeAssistantView):
+    """GET one resource."""
+
+    url = "/api/labpower/resources/{name}"
+    name = "api:labpower:resource"
+
+    @json_errors
+    async def get(self, request: web.Request, name: str) -> web.Response:
+        """The resource with its tokens."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
+        runtime = locate(hass, [name])[name]
+        return self.json(
+            resource_view(
+                runtime, name, tokens=True, shown_to=user.id, admin=user.is_admin
+            )
+        )
+
+
+class TokensView(HomeAssistantView):
+    """POST a token on one resource."""
+
+    url = "/api/labpower/resources/{name}/tokens"
+    name = "api:labpower:resource:tokens"
+
+    @json_errors
+    async def post(self, request: web.Request, name: str) -> web.Response:
+        """Acquire, optionally waiting until available."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
+        body = await _body(request)
+        _only(body, set(_AcquireOptions.fields))
+        options = _AcquireOptions(body, user)
+        located = locate(hass, [name])
+        [(runtime, token)] = await async_acquire(
+            located,
+            options.holder,
+            kind=options.kind,
+            ttl=options.ttl,
+            user_id=user.id,
+            wait_timeout=options.wait_timeout,
+        )
+        return self.json(token_view(runtime, token), HTTPStatus.CREATED)
+
+
+class PoolView(HomeAssistantView):
+    """POST tokens on free resources chosen by label."""
+
+    url = "/api/labpower/tokens"
+    name = "api:labpower:tokens"
+
+    @json_errors
+    async def post(self, request: web.Request) -> web.Response:
+        """Acquire `count` free resources carrying every label."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
+        body = await _body(request, required=True)
+        _only(body, {*_AcquireOptions.fields, "labels", "count"})
+        labels = body.get("labels")
+        if (
+            not isinstance(labels, list)
+            or not labels
+            or not all(isinstance(label, str) and label for label in labels)
+        ):
+            raise BadRequestError("labels must be a non-empty list of labels", "labels")
+        count = body.get("count", 1)
+        if (
+            isinstance(count, bool)
+            or not isinstance(count, int)
+            or not 1 <= count <= MAX_POOL
+        ):
+            raise BadRequestError(
+                f"count must be an integer from 1 to {MAX_POOL}", "count"
+            )
+        options = _AcquireOptions(body, user)
+        taken = await async_acquire(
+            pool(hass, labels, count),
+            options.holder,
+            kind=options.kind,
+            ttl=options.ttl,
+            user_id=user.id,
+            wait_timeout=options.wait_timeout,
+        )
+        return self.json(
+            {"tokens": [token_view(runtime, token) for runtime, token in taken]},
+            HTTPStatus.CREATED,
+        )
+
+
+class TokenView(HomeAssistantView):
+    """DELETE (release) a token."""
+
+    url = "/api/labpower/tokens/{token}"
+    name = "api:labpower:token"
+
+    @json_errors
+    async def delete(self, request: web.Request, token: str) -> web.Response:
+        """Release; twice is fine, unknown is 404."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        lab_of_token(hass, token).lab.release([token])
+        return web.Response(status=HTTPStatus.NO_CONTENT)
+
+
+class RenewView(HomeAssistantView):
+    """POST renew a token."""
+
+    url = "/api/labpower/tokens/{token}/renew"
+    name = "api:labpower:token:renew"
+
+    @json_errors
+    async def post(self, request: web.Request, token: str) -> web.Response:
+        """Extend a lease."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        body = await _body(request)
+        _only(body, {"ttl"})
+        ttl = _number(body, "ttl")
+        runtime = lab_of_token(hass, token)
+        return self.json(token_view(runtime, runtime.lab.renew(token, ttl)))
+
+
+class ForceOffView(HomeAssistantView):
+    """POST force off (administrators)."""
+
+    url = "/api/labpower/resources/{name}/force_off"
+    name = "api:labpower:resource:force_off"
+
+    @json_errors
+    async def post(self, request: web.Request, name: str) -> web.Response:
+        """Revoke every token and power off."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
+        if not user.is_admin:
+            return error_response(
+                HTTPStatus.FORBIDDEN,
+                "admin_required",
+                "Only administrators may force off",
+            )
+        runtime = locate(hass, [name])[name]
+        revoked = runtime.lab.force_off(name, f"forced off by {user.name}")
+        return self.json({"revoked": len(revoked)})
+
+
+def _maas_status(runtime_state: PowerState) -> str:
+    if runtime_state is PowerState.ON:
+        return "running"
+    if runtime_state is PowerState.OFF:
+        return "stopped"
+    return "unknown"
+
+
+class MaasView(HomeAssistantView):
+    """MAAS's webhook power driver: on and off take and release MAAS's hold; query reports."""
+
+    url = "/api/labpower/maas/{name}/{action}"
+    name = "api:labpower:maas"
+
+    @json_errors
+    async def post(self, request: web.Request, name: str, action: str) -> web.Response:
+        """On or off; idempotent, as MAAS re-sends until the query agrees."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
+        runtime = locate(hass, [name])[name]
+        lab = runtime.lab
+        holds = [
+            t
+            for t in lab.ledger.tokens(name)
+            if t.holder == MAAS_HOLDER and t.kind is TokenKind.HOLD
+        ]
+        if action == "on":
+            if not holds:
+                lab.acquire([name], MAAS_HOLDER, kind=TokenKind.HOLD, user_id=user.id)
+        elif action == "off":
+            lab.release(token.id for token in holds)
+        else:
+            return error_response(
+                HTTPStatus.NOT_FOUND, "not_found", f"No MAAS action {action}"
+            )
+        return self.json({"status": _maas_status(lab.reconciler(name).power)})
+
+    @json_errors
+    async def get(self, request: web.Request, name: str, action: str) -> web.Response:
+        """Query: {"status": "running"} or {"status": "stopped"} (MAAS's default regexes)."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        if action != "query":
+            return error_response(
+                HTTPStatus.NOT_FOUND, "not_found", f"No MAAS query {action}"
+            )
+        runtime = locate(hass, [name])[name]
+        return self.json({"status": _maas_status(runtime.lab.reconciler(name).power)})
+
+
+VIEWS = (
+    ResourcesView,
+    ResourceView,
+    TokensView,
+    PoolView,
+    TokenView,
+    RenewView,
+    ForceOffView,
+    MaasView,
+)
+
+
+def async_register_views(hass: HomeAssistant) -> None:
+    """Serve the REST API."""
+    for view in VIEWS:
+        hass.http.register_view(view())

@@ -1,0 +1,166 @@
+"""What the actions and the REST API both do: find resources and tokens, acquire and wait."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+
+from .const import DOMAIN
+from .coordinator import LabRuntime, iso_time
+from .core.model import (
+    LabError,
+    NotEnoughFreeError,
+    ResourceState,
+    TokenKind,
+    UnknownResourceError,
+    UnknownTokenError,
+    UsageToken,
+)
+
+type Taken = list[tuple[LabRuntime, UsageToken]]
+
+# Free resources are handed out in this order: already up first, then those on their way.
+_POOL_PREFERENCE = {
+    ResourceState.AVAILABLE: 0,
+    ResourceState.STARTING: 1,
+    ResourceState.OFF: 2,
+    ResourceState.STOPPING: 3,
+}
+
+
+def runtimes(hass: HomeAssistant) -> list[LabRuntime]:
+    """Every loaded lab."""
+    return [
+        entry.runtime_data for entry in hass.config_entries.async_loaded_entries(DOMAIN)
+    ]
+
+
+def locate(hass: HomeAssistant, names: Iterable[str]) -> dict[str, LabRuntime]:
+    """The lab of each resource named (names are unique across labs)."""
+    labs = runtimes(hass)
+    located: dict[str, LabRuntime] = {}
+    for name in names:
+        for runtime in labs:
+            if name in runtime.subentry_of:
+                located[name] = runtime
+                break
+        else:
+            raise UnknownResourceError(name)
+    return located
+
+
+def lab_of_token(hass: HomeAssistant, token_id: str) -> LabRuntime:
+    """The lab that issued a token (live or released)."""
+    for runtime in runtimes(hass):
+        try:
+            runtime.lab.ledger.check_known(token_id)
+        except UnknownTokenError:
+            continue
+        return runtime
+    raise UnknownTokenError(token_id)
+
+
+def pool(
+    hass: HomeAssistant, labels: Iterable[str], count: int
+) -> dict[str, LabRuntime]:
+    """`count` free resources carrying every label, the ones already up first."""
+    wanted = frozenset(labels)
+    candidates: list[tuple[int, str, LabRuntime]] = []
+    for runtime in runtimes(hass):
+        lab = runtime.lab
+        for name in lab.names:
+            state = lab.state(name)
+            if (
+                wanted <= lab.spec(name).labels
+                and lab.ledger.holder_count(name) == 0
+                and state in _POOL_PREFERENCE
+            ):
+                candidates.append((_POOL_PREFERENCE[state], name, runtime))
+    if len(candidates) < count:
+        raise NotEnoughFreeError(sorted(wanted), count, len(candidates))
+    candidates.sort(key=lambda candidate: candidate[:2])
+    return {name: runtime for _, name, runtime in candidates[:count]}
+
+
+async def async_acquire(
+    located: dict[str, LabRuntime],
+    holder: str,
+    *,
+    kind: TokenKind,
+    ttl: float | None,
+    user_id: str | None,
+    wait_timeout: float | None,
+) -> Taken:
+    """Take a token on every resource, all or none; with a timeout, wait until available.
+
+    A wait that fails (timeout, fault) releases everything this call took.
+    """
+    by_lab: dict[int, tuple[LabRuntime, list[str]]] = {}
+    for name, runtime in located.items():
+        by_lab.setdefault(id(runtime), (runtime, []))[1].append(name)
+    # All or nothing, across labs too: check everything before taking anything.
+    if kind is TokenKind.LEASE:
+        for runtime, names in by_lab.values():
+            for name in names:
+                runtime.lab.ledger.validate_ttl(name, ttl)
+    taken: Taken = []
+    for runtime, names in by_lab.values():
+        tokens = runtime.lab.acquire(names, holder, kind=kind, ttl=ttl, user_id=user_id)
+        taken.extend((runtime, token) for token in tokens)
+    if wait_timeout is None:
+        return taken
+    waits = [
+        asyncio.ensure_future(runtime.lab.wait_available(names, wait_timeout))
+        for runtime, names in by_lab.values()
+    ]
+    try:
+        await asyncio.gather(*waits)
+    except LabError:
+        for wait in waits:
+            wait.cancel()
+        for runtime, token in taken:
+            runtime.lab.release([token.id])
+        raise
+    return taken
+
+
+def token_view(runtime: LabRuntime, token: UsageToken) -> dict[str, Any]:
+    """A token as the actions and the REST API return it."""
+    return {
+        "token": token.id,
+        "resource": token.resource,
+        "kind": token.kind.value,
+        "holder": token.holder,
+        "expires": iso_time(token.expires),
+        "state": runtime.lab.state(token.resource).value,
+    }
+
+
+def resource_view(
+    runtime: LabRuntime, name: str, *, tokens: bool, shown_to: str | None, admin: bool
+) -> dict[str, Any]:
+    """A resource with its state; with its tokens (ids only for their owner or an admin)."""
+    lab = runtime.lab
+    reconciler = lab.reconciler(name)
+    live = lab.ledger.tokens(name)
+    view: dict[str, Any] = {
+        "name": name,
+        "state": reconciler.state.value,
+        "reason": reconciler.reason,
+        "holders": len(live),
+        "labels": sorted(lab.spec(name).labels),
+    }
+    if tokens:
+        view["tokens"] = [
+            {
+                "token": token.id if admin or token.user_id == shown_to else None,
+                "holder": token.holder,
+                "kind": token.kind.value,
+                "expires": iso_time(token.expires),
+            }
+            for token in live
+        ]
+    return view

@@ -1,0 +1,278 @@
+"""The REST API through Home Assistant's real HTTP server, and MAAS's webhook flow."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+import re
+from typing import Any
+
+from aiohttp import ClientResponse
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN, User
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import async_capture_events
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from .conftest import lab_entry, resource_data, setup_relays
+from .test_services import advance, state
+
+type Api = Callable[..., Awaitable[ClientResponse]]
+
+# The defaults of MAAS's webhook power driver.
+MAAS_POWER_ON_REGEX = r"status.*\:.*running"
+MAAS_POWER_OFF_REGEX = r"status.*\:.*stopped"
+
+
+@pytest.fixture
+async def lab_http(hass: HomeAssistant) -> None:
+    """A lab: builder-1/2 (arm64), slow-1 (waits for a sensor), all off."""
+    await setup_relays(hass, "builder-1", "builder-2", "slow-1")
+    hass.states.async_set("binary_sensor.slow_up", "off")
+    entry = lab_entry(
+        resource_data("builder-1", labels=["arm64", "builder"]),
+        resource_data("builder-2", labels=["arm64"]),
+        resource_data(
+            "slow-1",
+            checker_type="entity",
+            check_entity="binary_sensor.slow_up",
+            start_timeout=5,
+        ),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def _api(client_factory: ClientSessionGenerator, token: str | None) -> Api:
+    client = await client_factory()
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+
+    async def request(
+        method: str, path: str, json: Any = None, data: Any = None
+    ) -> ClientResponse:
+        return await client.request(
+            method, f"/api/labpower{path}", json=json, data=data, headers=headers
+        )
+
+    return request
+
+
+@pytest.fixture
+async def admin(
+    hass_client_no_auth: ClientSessionGenerator, hass_access_token: str
+) -> Api:
+    """Requests as an administrator."""
+    return await _api(hass_client_no_auth, hass_access_token)
+
+
+@pytest.fixture
+async def ci(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    hass_admin_user: User,
+) -> Api:
+    """Requests as a non-admin CI user with a long-lived token (the admin is the owner)."""
+    user = await hass.auth.async_create_user("ci bot", group_ids=["system-users"])
+    refresh = await hass.auth.async_create_refresh_token(
+        user, client_name="ci", token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
+    )
+    return await _api(hass_client_no_auth, hass.auth.async_create_access_token(refresh))
+
+
+async def error_of(response: ClientResponse, status: int) -> dict[str, Any]:
+    """The JSON error of a response with this status."""
+    assert response.status == status, await response.text()
+    body = await response.json()
+    assert set(body) == {"error"}
+    return body["error"]
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_unauthenticated(hass_client_no_auth: ClientSessionGenerator) -> None:
+    anonymous = await _api(hass_client_no_auth, None)
+    assert (await anonymous("GET", "/resources")).status == 401
+    assert (await anonymous("POST", "/resources/builder-1/tokens")).status == 401
+    assert (await anonymous("GET", "/maas/builder-1/query")).status == 401
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_acquire_renew_release(hass: HomeAssistant, ci: Api, admin: Api) -> None:
+    listed = await (await ci("GET", "/resources")).json()
+    assert [(r["name"], r["state"], r["holders"]) for r in listed["resources"]] == [
+        ("builder-1", "off", 0),
+        ("builder-2", "off", 0),
+        ("slow-1", "off", 0),
+    ]
+    response = await ci(
+        "POST", "/resources/builder-1/tokens", json={"holder": "job 9", "ttl": 60}
+    )
+    assert response.status == 201
+    token = await response.json()
+    assert token["resource"] == "builder-1"
+    assert token["holder"] == "job 9"
+    assert token["kind"] == "lease"
+    await hass.async_block_till_done()
+    assert state(hass, "input_boolean.builder_1_relay") == "on"
+
+    detail = await (await ci("GET", "/resources/builder-1")).json()
+    assert detail["holders"] == 1
+    assert detail["tokens"][0]["token"] == token["token"]
+    assert detail["labels"] == ["arm64", "builder"]
+    # an administrator sees the id; another non-admin user would not
+    assert (await (await admin("GET", "/resources/builder-1")).json())["tokens"][0][
+        "token"
+    ]
+
+    renewed = await ci("POST", f"/tokens/{token['token']}/renew", json={"ttl": 600})
+    assert renewed.status == 200
+    assert (await renewed.json())["expires"] > token["expires"]
+    assert (await ci("DELETE", f"/tokens/{token['token']}")).status == 204
+    assert (await ci("DELETE", f"/tokens/{token['token']}")).status == 204  # idempotent
+    error = await error_of(await ci("DELETE", "/tokens/not-a-real-token"), 404)
+    assert error["code"] == "unknown_token"
+    await error_of(await ci("POST", "/tokens/not-a-real-token/renew"), 404)
+
+
+@pytest.mark.usefixtures("lab_http")
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"ttl": -1}, "ttl"),
+        ({"ttl": "soon"}, "ttl"),
+        ({"ttl": 99999}, "ttl"),
+        ({"kind": "forever"}, "kind"),
+        ({"wait": "yes"}, "wait"),
+        ({"timeout": 0, "wait": True}, "timeout"),
+        ({"holder": ""}, "holder"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+async def test_bad_input_names_the_field(
+    hass: HomeAssistant, ci: Api, body: dict[str, Any], field: str
+) -> None:
+    error = await error_of(
+        await ci("POST", "/resources/builder-1/tokens", json=body), 400
+    )
+    assert error["field"] == field
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.builder_1_holders") == "0"
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_bad_bodies_and_unknown_resource(ci: Api) -> None:
+    error = await error_of(
+        await ci("POST", "/resources/builder-1/tokens", data="{nope"), 400
+    )
+    assert "JSON" in error["message"]
+    await error_of(await ci("POST", "/resources/builder-1/tokens", data="[1]"), 400)
+    await error_of(await ci("POST", "/resources/builder-1/tokens", data="NaN"), 400)
+    error = await error_of(await ci("POST", "/resources/nope/tokens"), 404)
+    assert error == {
+        "code": "unknown_resource",
+        "message": "Unknown resource: nope",
+        "field": None,
+    }
+    await error_of(await ci("GET", "/resources/nope"), 404)
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_wait_available_and_timeout(hass: HomeAssistant, ci: Api) -> None:
+    response = await ci(
+        "POST", "/resources/builder-1/tokens", json={"wait": True, "timeout": 5}
+    )
+    assert response.status == 201
+    assert (await response.json())["state"] == "available"
+    error = await error_of(
+        await ci(
+            "POST", "/resources/slow-1/tokens", json={"wait": True, "timeout": 0.05}
+        ),
+        504,
+    )
+    assert error["code"] == "wait_timeout"
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.slow_1_holders") == "0"
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_wait_ends_on_fault(
+    hass: HomeAssistant, ci: Api, freezer: FrozenDateTimeFactory
+) -> None:
+    pending = asyncio.ensure_future(
+        ci("POST", "/resources/slow-1/tokens", json={"wait": True, "timeout": 600})
+    )
+    # The request travels over a real socket: let it arrive before time moves.
+    for _ in range(1000):
+        await asyncio.sleep(0)
+        if state(hass, "sensor.slow_1_state") == "starting":
+            break
+    assert state(hass, "sensor.slow_1_state") == "starting"
+    await advance(hass, freezer, 6)
+    await advance(hass, freezer, 2)
+    error = await error_of(await pending, 409)
+    assert error["code"] == "resource_fault"
+    assert state(hass, "sensor.slow_1_holders") == "0"
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_pool_by_label(hass: HomeAssistant, ci: Api) -> None:
+    await (await ci("POST", "/resources/builder-1/tokens")).json()
+    response = await ci(
+        "POST", "/tokens", json={"labels": ["arm64"], "holder": "pool job"}
+    )
+    assert response.status == 201
+    [token] = (await response.json())["tokens"]
+    assert token["resource"] == "builder-2"  # builder-1 is taken
+    error = await error_of(await ci("POST", "/tokens", json={"labels": ["arm64"]}), 409)
+    assert error["code"] == "not_enough_free"
+    for body, field in (
+        ({"labels": []}, "labels"),
+        ({"labels": ["arm64"], "count": 0}, "count"),
+        ({"labels": [1]}, "labels"),
+    ):
+        assert (await error_of(await ci("POST", "/tokens", json=body), 400))[
+            "field"
+        ] == field
+    await error_of(await ci("POST", "/tokens"), 400)
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_force_off_admin_only(hass: HomeAssistant, ci: Api, admin: Api) -> None:
+    await ci("POST", "/resources/builder-1/tokens")
+    await hass.async_block_till_done()
+    error = await error_of(await ci("POST", "/resources/builder-1/force_off"), 403)
+    assert error["code"] == "admin_required"
+    assert state(hass, "sensor.builder_1_holders") == "1"
+    response = await admin("POST", "/resources/builder-1/force_off")
+    assert await response.json() == {"revoked": 1}
+    await hass.async_block_till_done()
+    assert state(hass, "input_boolean.builder_1_relay") == "off"
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_maas_webhook_flow(
+    hass: HomeAssistant, ci: Api, freezer: FrozenDateTimeFactory
+) -> None:
+    """As MAAS does it: query, on, on again, query until running, off, query until stopped."""
+    acquired = async_capture_events(hass, "labpower_token_acquired")
+    assert await (await ci("GET", "/maas/builder-1/query")).json() == {
+        "status": "stopped"
+    }
+    assert (await ci("POST", "/maas/builder-1/on")).status == 200
+    assert (await ci("POST", "/maas/builder-1/on")).status == 200  # MAAS re-sends
+    assert [e.data["holder"] for e in acquired] == ["MAAS"]
+    await hass.async_block_till_done()
+    body = await (await ci("GET", "/maas/builder-1/query")).text()
+    assert re.search(MAAS_POWER_ON_REGEX, body)
+    assert not re.search(MAAS_POWER_OFF_REGEX, body)
+    assert (await ci("POST", "/maas/builder-1/off")).status == 200
+    assert (await ci("POST", "/maas/builder-1/off")).status == 200
+    assert state(hass, "sensor.builder_1_holders") == "0"
+    await advance(hass, freezer, 31)  # off delay
+    body = await (await ci("GET", "/maas/builder-1/query")).text()
+    assert re.search(MAAS_POWER_OFF_REGEX, body)
+    assert not re.search(MAAS_POWER_ON_REGEX, body)
+    await error_of(await ci("POST", "/maas/builder-1/reboot"), 404)
+    await error_of(await ci("GET", "/maas/builder-1/status"), 404)
+    await error_of(await ci("GET", "/maas/nope/query"), 404)

@@ -57,19 +57,22 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Take a hold for the calling user (one is enough)."""
         user_id = self._context.user_id if self._context else None
-        lab = self.runtime.lab
-        if lab.ledger.find_hold(self.resource, user_id):
-            return
         holder = await async_caller_name(self.hass, self._context)
+        lab = self.runtime.lab
+        if lab.ledger.find_hold(self.resource, user_id, holder):
+            return
         lab.acquire([self.resource], holder, kind=TokenKind.HOLD, user_id=user_id)
 
     @labpower_errors
     @override
     async def async_turn_off(self, **kwargs: Any) -> None:
-        """Release the user's hold; refuse while others still hold the resource."""
+        """Release the hold this switch took for the user; refuse while others remain."""
         user_id = self._context.user_id if self._context else None
+        holder = await async_caller_name(self.hass, self._context)
         lab = self.runtime.lab
-        lab.release(token.id for token in lab.ledger.find_hold(self.resource, user_id))
+        lab.release(
+            token.id for token in lab.ledger.find_hold(self.resource, user_id, holder)
+        )
         remaining = lab.ledger.holder_count(self.resource)
         if remaining:
             raise ServiceValidationError(

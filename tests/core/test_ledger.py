@@ -44,8 +44,9 @@ def test_acquire_counts_and_ids(ledger: Ledger, clock: FakeClock) -> None:
     # 16 random bytes, url-safe base64: 22 characters, all distinct
     assert len(first.id) == 22
     assert len({ledger.acquire("b", "x").id for _ in range(200)}) == 200
-    assert ledger.find_hold("a", "u1") == [second]
-    assert ledger.find_hold("a", "u2") == []
+    assert ledger.find_hold("a", "u1", "alice") == [second]
+    assert ledger.find_hold("a", "u1", "bob") == []
+    assert ledger.find_hold("a", "u2", "alice") == []
     assert ledger.get(first.id) is first
     assert ledger.wants_on("a")
     assert ledger.last_cause("a") == "acquired by alice"

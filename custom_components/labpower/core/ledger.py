@@ -202,12 +202,16 @@ class Ledger:
         """How many live tokens a resource has."""
         return len(self._by_resource.get(resource, ()))
 
-    def find_hold(self, resource: str, user_id: str | None) -> list[UsageToken]:
-        """The holds a user has on a resource."""
+    def find_hold(
+        self, resource: str, user_id: str | None, holder: str
+    ) -> list[UsageToken]:
+        """The holds a user took on a resource under this holder name."""
         return [
             token
             for token in self._by_resource.get(resource, {}).values()
-            if token.kind is TokenKind.HOLD and token.user_id == user_id
+            if token.kind is TokenKind.HOLD
+            and token.user_id == user_id
+            and token.holder == holder
         ]
 
     # Desired state

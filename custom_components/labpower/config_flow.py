@@ -31,6 +31,7 @@ from .const import (
     CONF_LED_ENTITY,
     CONF_LONG_PRESS,
     CONF_MAX_TTL,
+    CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
     CONF_OFF_DELAY,
     CONF_PORT,
@@ -266,6 +267,11 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         fields[vol.Optional(CONF_LABELS)] = selector.TextSelector(
             selector.TextSelectorConfig(multiple=True)
         )
+        fields[vol.Optional(CONF_METER_ENTITY)] = selector.EntitySelector(
+            selector.EntitySelectorConfig(
+                domain="sensor", device_class=["energy", "power"]
+            )
+        )
         fields[vol.Optional(CONF_POWER_W)] = selector.NumberSelector(
             selector.NumberSelectorConfig(
                 min=0, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="W"
@@ -281,6 +287,7 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
             CONF_LED_ENTITY,
             CONF_RESET_ENTITY,
             CONF_CHECK_ENTITY,
+            CONF_METER_ENTITY,
         ):
             entity_id = user_input.get(key)
             if entity_id and self.hass.states.get(entity_id) is None:

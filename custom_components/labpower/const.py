@@ -44,6 +44,7 @@ CONF_MAX_TTL: Final = "max_ttl"
 CONF_GRACEFUL_OFF: Final = "graceful_off"
 CONF_LABELS: Final = "labels"
 CONF_POWER_W: Final = "power_w"
+CONF_METER_ENTITY: Final = "meter_entity"
 
 DEFAULT_SHORT_PRESS: Final = 0.5
 DEFAULT_LONG_PRESS: Final = 6.0

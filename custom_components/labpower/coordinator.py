@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 import contextlib
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
@@ -17,7 +18,11 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.event import async_call_later, async_track_state_change_event
+from homeassistant.helpers.event import (
+    async_call_later,
+    async_track_state_change_event,
+    async_track_time_interval,
+)
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
@@ -34,6 +39,7 @@ from .const import (
     CONF_LED_ENTITY,
     CONF_LONG_PRESS,
     CONF_MAX_TTL,
+    CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
     CONF_OFF_DELAY,
     CONF_PORT,
@@ -71,9 +77,12 @@ from .drivers.icmp import (
     detect_privileged,
 )
 from .drivers.tcp import TcpChecker
+from .energy import EnergyTracker
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 
 type LabpowerConfigEntry = ConfigEntry[LabRuntime]
+
+ENERGY_INTERVAL = timedelta(seconds=60)
 
 POWERED_STATES = frozenset(
     {ResourceState.STARTING, ResourceState.AVAILABLE, ResourceState.STOPPING}
@@ -111,6 +120,7 @@ class LabRuntime:
     lab: Lab = field(init=False)
     store: Store[dict[str, Any]] = field(init=False)
     icmp: IcmpSweeper = field(init=False)
+    energy: EnergyTracker = field(init=False)
     subentry_of: dict[str, str] = field(default_factory=dict)  # resource -> subentry id
     name_of: dict[str, str] = field(default_factory=dict)  # subentry id -> resource
     powered: set[str] = field(default_factory=set)
@@ -119,8 +129,9 @@ class LabRuntime:
 
     def __post_init__(self) -> None:
         """Create the lab and its store."""
+        clock = _utc_timestamp
         self.lab = Lab(
-            clock=lambda: dt_util.utcnow().timestamp(),
+            clock=clock,
             listener=self._on_lab_event,
             timing=Timing(start_failures_for_repair=START_FAILURES_FOR_REPAIR),
             scheduler=self,
@@ -128,6 +139,7 @@ class LabRuntime:
         self.store = Store(
             self.hass, STORAGE_VERSION, f"{DOMAIN}.{self.entry.entry_id}"
         )
+        self.energy = EnergyTracker(self.hass, self.lab, clock)
 
     async def async_start(self) -> None:
         """Build every resource, restore tokens, read real states, then reconcile."""
@@ -150,22 +162,56 @@ class LabRuntime:
             self.name_of[subentry.subentry_id] = spec.name
             for entity_id in entities:
                 watched.setdefault(entity_id, []).append(spec.name)
+            if meter := subentry.data.get(CONF_METER_ENTITY):
+                self.energy.link_meter(spec.name, meter)
         self._sync_icmp_issue(needed=uses_icmp)
-        self.lab.load(await self.store.async_load())
+        stored = await self.store.async_load() or {}
+        self.lab.load(stored)
+        self.energy.accountant.load(stored.get("energy"))
         if watched:
             self._unsubscribe.append(
                 async_track_state_change_event(
                     self.hass, list(watched), self._entity_changed(watched)
                 )
             )
+        if self.energy.meter_of:
+            self._unsubscribe.append(
+                async_track_state_change_event(
+                    self.hass, list(self.energy.meter_of.values()), self._meter_changed
+                )
+            )
         await self.lab.start()
+        self.energy.tick_all()
+        self._unsubscribe.append(
+            async_track_time_interval(self.hass, self._tick_energy, ENERGY_INTERVAL)
+        )
 
     async def async_stop(self) -> None:
         """Stop the workers and write the ledger now."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         await self.lab.stop()
-        await self.store.async_save(self.lab.ledger.to_dict())
+        self.energy.tick_all()
+        await self.store.async_save(self._stored())
+
+    def _stored(self) -> dict[str, Any]:
+        """What the store holds: the ledger and the energy counters."""
+        return {**self.lab.ledger.to_dict(), "energy": self.energy.accountant.to_dict()}
+
+    @callback
+    def _tick_energy(self, _now: datetime) -> None:
+        self.energy.tick_all()
+        for name in self.lab.names:
+            self._notify(name)
+        self.store.async_delay_save(self._stored, 0)
+
+    @callback
+    def _meter_changed(self, event: Event[EventStateChangedData]) -> None:
+        entity_id = event.data["entity_id"]
+        for name, meter in self.energy.meter_of.items():
+            if meter == entity_id:
+                self.energy.tick(name)
+                self._notify(name)
 
     def _spec(self, subentry: ConfigSubentry) -> tuple[ResourceSpec, list[str]]:
         data = subentry.data
@@ -248,7 +294,7 @@ class LabRuntime:
     def _on_lab_event(self, event: LabEvent) -> None:
         kind = event.kind
         if kind is EventKind.PERSIST:
-            self.store.async_delay_save(self.lab.ledger.to_dict, 0)
+            self.store.async_delay_save(self._stored, 0)
         elif kind in _TOKEN_EVENTS:
             token = event.token
             assert token is not None
@@ -275,6 +321,8 @@ class LabRuntime:
             )
         elif kind is EventKind.STATE_CHANGED:
             assert event.resource is not None
+            # account the time up to this change at the power state it ends
+            self.energy.tick(event.resource)
             if self.lab.state(event.resource) in POWERED_STATES:
                 self.powered.add(event.resource)
             else:
@@ -338,6 +386,10 @@ class LabRuntime:
     def holders_total(self) -> int:
         """How many live tokens the lab has."""
         return self.lab.ledger.token_count
+
+
+def _utc_timestamp() -> float:
+    return dt_util.utcnow().timestamp()
 
 
 def iso_time(timestamp: float | None) -> str | None:

@@ -12,6 +12,7 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
+from homeassistant.const import UnitOfEnergy, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -26,7 +27,7 @@ PARALLEL_UPDATES = 0
 class ResourceSensorDescription(SensorEntityDescription):
     """A sensor of one resource."""
 
-    value_fn: Callable[[LabRuntime, str], str | int]
+    value_fn: Callable[[LabRuntime, str], str | int | float]
     reason_fn: Callable[[LabRuntime, str], str | None] = lambda runtime, name: None
 
 
@@ -34,7 +35,7 @@ class ResourceSensorDescription(SensorEntityDescription):
 class LabSensorDescription(SensorEntityDescription):
     """A sensor of the whole lab."""
 
-    value_fn: Callable[[LabRuntime], int]
+    value_fn: Callable[[LabRuntime], int | float]
 
 
 RESOURCE_SENSORS = (
@@ -52,6 +53,37 @@ RESOURCE_SENSORS = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda runtime, name: runtime.lab.ledger.holder_count(name),
     ),
+    ResourceSensorDescription(
+        key="energy",
+        translation_key="energy",
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=3,
+        value_fn=lambda runtime, name: round(
+            runtime.energy.counter(name).energy_kwh, 5
+        ),
+    ),
+    ResourceSensorDescription(
+        key="energy_avoided",
+        translation_key="energy_avoided",
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=3,
+        value_fn=lambda runtime, name: round(
+            runtime.energy.counter(name).avoided_kwh, 5
+        ),
+    ),
+    ResourceSensorDescription(
+        key="hours_on",
+        translation_key="hours_on",
+        device_class=SensorDeviceClass.DURATION,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfTime.HOURS,
+        suggested_display_precision=2,
+        value_fn=lambda runtime, name: round(runtime.energy.counter(name).hours_on, 5),
+    ),
 )
 
 LAB_SENSORS = (
@@ -66,6 +98,24 @@ LAB_SENSORS = (
         translation_key="holders_total",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=LabRuntime.holders_total,
+    ),
+    LabSensorDescription(
+        key="energy_total",
+        translation_key="energy_total",
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=3,
+        value_fn=lambda runtime: round(runtime.energy.totals().energy_kwh, 5),
+    ),
+    LabSensorDescription(
+        key="energy_avoided_total",
+        translation_key="energy_avoided_total",
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=3,
+        value_fn=lambda runtime: round(runtime.energy.totals().avoided_kwh, 5),
     ),
 )
 
@@ -99,7 +149,7 @@ class ResourceSensor(ResourceEntity, SensorEntity):
 
     @property
     @override
-    def native_value(self) -> str | int:
+    def native_value(self) -> str | int | float:
         """The value."""
         return self.entity_description.value_fn(self.runtime, self.resource)
 
@@ -117,11 +167,11 @@ class LabSensor(LabEntity, SensorEntity):
     entity_description: LabSensorDescription
 
     @override
-    def shown(self) -> int:
+    def shown(self) -> int | float:
         return self.native_value
 
     @property
     @override
-    def native_value(self) -> int:
+    def native_value(self) -> int | float:
         """The total."""
         return self.entity_description.value_fn(self.runtime)

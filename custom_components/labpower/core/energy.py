@@ -1,0 +1,124 @@
+"""Energy accounting: used, avoided against an always-on baseline, and hours on.
+
+Pure and clock-driven. Each resource's counter is advanced ("ticked") with what is known at
+that moment: whether it is powered, and a meter reading where one exists. Time whose power
+state is unknown (including while Home Assistant was down) is never counted, so a restart
+neither jumps nor counts twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+SECONDS_PER_HOUR = 3600.0
+
+
+class MeterKind(StrEnum):
+    """What a linked meter reports."""
+
+    ENERGY = "energy"  # a cumulative counter in kWh
+    POWER = "power"  # an instantaneous draw in W
+
+
+@dataclass(slots=True)
+class EnergyCounter:
+    """One resource's totals and what the next tick needs."""
+
+    energy_kwh: float = 0.0
+    avoided_kwh: float = 0.0
+    hours_on: float = 0.0
+    last_tick: float | None = None
+    last_powered: bool | None = None
+    last_reading: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What is known about a resource at a tick."""
+
+    powered: bool | None  # None: the power state is unknown
+    nominal_w: float | None = None
+    meter: MeterKind | None = None
+    value: float | None = None  # the meter's reading (kWh or W), None while unavailable
+
+
+class EnergyAccountant:
+    """Counters of every resource."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        """Start with no counters; `clock` returns epoch seconds."""
+        self._clock = clock
+        self.counters: dict[str, EnergyCounter] = {}
+
+    def counter(self, name: str) -> EnergyCounter:
+        """A resource's counter (created empty)."""
+        return self.counters.setdefault(name, EnergyCounter())
+
+    def tick(self, name: str, reading: Reading) -> EnergyCounter:
+        """Account the time since the last tick at the state seen then; remember this one."""
+        counter = self.counter(name)
+        now = self._clock()
+        last = counter.last_tick
+        hours = 0.0 if last is None else max(0.0, now - last) / SECONDS_PER_HOUR
+        if reading.meter is MeterKind.ENERGY:
+            self._count_energy_meter(counter, reading)
+        if counter.last_powered is True:
+            counter.hours_on += hours
+            if reading.meter is not MeterKind.ENERGY:
+                counter.energy_kwh += self._draw(counter, reading) * hours / 1000
+        elif counter.last_powered is False:
+            counter.avoided_kwh += self._baseline(counter, reading) * hours / 1000
+        if reading.meter is MeterKind.POWER:
+            counter.last_reading = reading.value
+        counter.last_powered = reading.powered
+        counter.last_tick = None if reading.powered is None else now
+        return counter
+
+    @staticmethod
+    def _count_energy_meter(counter: EnergyCounter, reading: Reading) -> None:
+        if reading.value is None:
+            return  # unavailable: keep the last reading, count the gap when it is back
+        if counter.last_reading is not None and reading.value >= counter.last_reading:
+            counter.energy_kwh += reading.value - counter.last_reading
+        # a first reading, or a meter that was reset: start counting from here
+        counter.last_reading = reading.value
+
+    @staticmethod
+    def _draw(counter: EnergyCounter, reading: Reading) -> float:
+        # Left Riemann sum: the draw measured at the start of the interval.
+        if reading.meter is MeterKind.POWER and counter.last_reading is not None:
+            return counter.last_reading
+        return reading.nominal_w or 0.0
+
+    @staticmethod
+    def _baseline(counter: EnergyCounter, reading: Reading) -> float:
+        """The always-on draw: nominal watts, else the average measured while on."""
+        if reading.nominal_w:
+            return reading.nominal_w
+        if counter.hours_on > 0:
+            return counter.energy_kwh * 1000 / counter.hours_on
+        return 0.0
+
+    def forget(self, name: str) -> None:
+        """Drop a removed resource's counter."""
+        self.counters.pop(name, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Totals for storage (the tick times are not kept: downtime is not counted)."""
+        return {
+            name: {**asdict(counter), "last_tick": None, "last_powered": None}
+            for name, counter in self.counters.items()
+        }
+
+    def load(self, data: dict[str, Any] | None) -> None:
+        """Restore what to_dict wrote."""
+        for name, raw in (data or {}).items():
+            self.counters[name] = EnergyCounter(
+                energy_kwh=float(raw["energy_kwh"]),
+                avoided_kwh=float(raw["avoided_kwh"]),
+                hours_on=float(raw["hours_on"]),
+                last_reading=raw.get("last_reading"),
+            )

@@ -1,0 +1,106 @@
+"""Energy accounting: nominal, power and energy meters, unknown time, persistence."""
+
+from __future__ import annotations
+
+import pytest
+
+from custom_components.labpower.core.energy import EnergyAccountant, MeterKind, Reading
+
+from .fakes import FakeClock
+
+HOUR = 3600.0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A frozen clock."""
+    return FakeClock()
+
+
+def test_nominal_on_and_off(clock: FakeClock) -> None:
+    energy = EnergyAccountant(clock)
+    energy.tick("r", Reading(powered=True, nominal_w=100))
+    clock.advance(2 * HOUR)
+    # the interval is accounted at the state seen at its start: on
+    counter = energy.tick("r", Reading(powered=False, nominal_w=100))
+    assert counter.energy_kwh == pytest.approx(0.2)
+    assert counter.hours_on == pytest.approx(2)
+    clock.advance(3 * HOUR)
+    counter = energy.tick("r", Reading(powered=False, nominal_w=100))
+    assert counter.avoided_kwh == pytest.approx(0.3)
+    assert counter.energy_kwh == pytest.approx(0.2)
+
+
+def test_unknown_time_is_not_counted(clock: FakeClock) -> None:
+    energy = EnergyAccountant(clock)
+    energy.tick("r", Reading(powered=None, nominal_w=100))
+    clock.advance(HOUR)
+    energy.tick("r", Reading(powered=True, nominal_w=100))
+    clock.advance(HOUR)
+    energy.tick("r", Reading(powered=None, nominal_w=100))
+    clock.advance(10 * HOUR)
+    counter = energy.tick("r", Reading(powered=True, nominal_w=100))
+    assert counter.energy_kwh == pytest.approx(0.1)
+    assert counter.avoided_kwh == 0
+    assert counter.hours_on == pytest.approx(1)
+
+
+def test_power_meter_integrated(clock: FakeClock) -> None:
+    energy = EnergyAccountant(clock)
+    energy.tick("r", Reading(True, 50, MeterKind.POWER, 200))
+    clock.advance(HOUR)
+    energy.tick("r", Reading(True, 50, MeterKind.POWER, 400))
+    clock.advance(HOUR)
+    # unavailable: the interval that started with a reading still counts it
+    counter = energy.tick("r", Reading(True, 50, MeterKind.POWER, None))
+    assert counter.energy_kwh == pytest.approx(0.6)
+    clock.advance(HOUR)
+    # no reading at the start of this one: the nominal draw stands in
+    counter = energy.tick("r", Reading(False, 50, MeterKind.POWER, 0))
+    assert counter.energy_kwh == pytest.approx(0.65)
+    clock.advance(HOUR)
+    counter = energy.tick("r", Reading(False, 50, MeterKind.POWER, 0))
+    assert counter.avoided_kwh == pytest.approx(0.05)
+
+
+def test_energy_meter_deltas_resets_and_gaps(clock: FakeClock) -> None:
+    energy = EnergyAccountant(clock)
+    energy.tick("r", Reading(True, None, MeterKind.ENERGY, 10.0))
+    clock.advance(HOUR)
+    counter = energy.tick("r", Reading(True, None, MeterKind.ENERGY, 10.5))
+    assert counter.energy_kwh == pytest.approx(0.5)
+    counter = energy.tick(
+        "r", Reading(True, None, MeterKind.ENERGY, None)
+    )  # unavailable
+    clock.advance(HOUR)
+    counter = energy.tick("r", Reading(True, None, MeterKind.ENERGY, 11.0))
+    assert counter.energy_kwh == pytest.approx(1.0)  # the gap's use, once
+    counter = energy.tick(
+        "r", Reading(True, None, MeterKind.ENERGY, 0.2)
+    )  # meter reset
+    assert counter.energy_kwh == pytest.approx(1.0)
+    counter = energy.tick("r", Reading(False, None, MeterKind.ENERGY, 0.3))
+    assert counter.energy_kwh == pytest.approx(1.1)
+    assert counter.hours_on == pytest.approx(2)
+    # off: the baseline is the average draw measured while on (1.1 kWh over 2 h)
+    clock.advance(2 * HOUR)
+    counter = energy.tick("r", Reading(False, None, MeterKind.ENERGY, 0.3))
+    assert counter.avoided_kwh == pytest.approx(1.1)
+
+
+def test_persistence_does_not_count_downtime(clock: FakeClock) -> None:
+    energy = EnergyAccountant(clock)
+    energy.tick("r", Reading(True, 100))
+    clock.advance(HOUR)
+    energy.tick("r", Reading(True, 100))
+    data = energy.to_dict()
+    clock.advance(5 * HOUR)  # Home Assistant is down
+    restored = EnergyAccountant(clock)
+    restored.load(data)
+    counter = restored.tick("r", Reading(True, 100))
+    assert counter.energy_kwh == pytest.approx(0.1)
+    clock.advance(HOUR)
+    counter = restored.tick("r", Reading(True, 100))
+    assert counter.energy_kwh == pytest.approx(0.2)
+    restored.forget("r")
+    assert restored.counters == {}

@@ -13,7 +13,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
+from pytest_homeassistant_custom_component.common import (
+    async_capture_events,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from .conftest import lab_entry, resource_data, setup_relays
@@ -134,3 +137,30 @@ async def test_working_hours(
     assert state(hass, "sensor.builder_1_holders") == "0"
     listed = await call(hass, "list", {"resource": "builder-2"})
     assert [t["holder"] for t in listed["resources"][0]["tokens"]] == ["late job"]
+
+
+@pytest.mark.usefixtures("lab_with_blueprints")
+async def test_ups_on_battery(hass: HomeAssistant) -> None:
+    assert await async_setup_component(hass, "persistent_notification", {})
+    hass.states.async_set("sensor.ups_status", "Online")
+    await _automation(hass, "ups_on_battery.yaml", {"ups_status": "sensor.ups_status"})
+    events = async_capture_events(hass, "labpower_ups_on_battery")
+    await call(hass, "acquire", {"resource": "builder-2", "holder": "nightly build"})
+    hass.states.async_set("sensor.ups_status", "Online Charging")
+    await hass.async_block_till_done()
+    assert events == []
+    hass.states.async_set("sensor.ups_status", "On Battery")
+    await hass.async_block_till_done()
+    hass.states.async_set("sensor.ups_status", "On Battery Battery Discharging")
+    await hass.async_block_till_done()
+    [event] = events  # once, when it went on battery
+    assert event.data == {
+        "ups_status": "On Battery",
+        "resources": ["builder-2"],
+        "holders": ["nightly build"],
+    }
+    [notification] = persistent_notification._async_get_or_create_notifications(
+        hass
+    ).values()
+    assert "builder-2" in notification["message"]
+    assert "nightly build" in notification["message"]

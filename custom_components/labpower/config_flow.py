@@ -91,25 +91,10 @@ class LabpowerConfigFlow(ConfigFlow, domain=DOMAIN):
         """Ask for the lab's name; the same name twice is refused."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            name = user_input[CONF_LAB_NAME].strip()
-            taken = {
-                entry.data.get(CONF_LAB_NAME, entry.title).casefold()
-                for entry in self._async_current_entries(include_ignore=False)
-            }
-            if not name:
-                errors[CONF_LAB_NAME] = "name_empty"
-            elif name.casefold() in taken:
-                errors[CONF_LAB_NAME] = "name_exists"
-            else:
+            name, errors = self._check_name(user_input, renaming=None)
+            if not errors:
                 return self.async_create_entry(title=name, data={CONF_LAB_NAME: name})
-        return self.async_show_form(
-            step_id="user",
-            data_schema=self.add_suggested_values_to_schema(
-                vol.Schema({vol.Required(CONF_LAB_NAME): selector.TextSelector()}),
-                user_input or {CONF_LAB_NAME: "Lab"},
-            ),
-            errors=errors,
-        )
+        return self._name_form("user", user_input or {CONF_LAB_NAME: "Lab"}, errors)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
@@ -118,26 +103,39 @@ class LabpowerConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            name = user_input[CONF_LAB_NAME].strip()
-            taken = {
-                other.data.get(CONF_LAB_NAME, other.title).casefold()
-                for other in self._async_current_entries(include_ignore=False)
-                if other.entry_id != entry.entry_id
-            }
-            if not name:
-                errors[CONF_LAB_NAME] = "name_empty"
-            elif name.casefold() in taken:
-                errors[CONF_LAB_NAME] = "name_exists"
-            else:
+            name, errors = self._check_name(user_input, renaming=entry.entry_id)
+            if not errors:
                 # The entry's update listener reloads it.
                 return self.async_update_and_abort(
                     entry, title=name, data={CONF_LAB_NAME: name}
                 )
+        return self._name_form(
+            "reconfigure", user_input or {CONF_LAB_NAME: entry.title}, errors
+        )
+
+    def _check_name(
+        self, user_input: dict[str, Any], *, renaming: str | None
+    ) -> tuple[str, dict[str, str]]:
+        name = user_input[CONF_LAB_NAME].strip()
+        taken = {
+            entry.data.get(CONF_LAB_NAME, entry.title).casefold()
+            for entry in self._async_current_entries(include_ignore=False)
+            if entry.entry_id != renaming
+        }
+        if not name:
+            return name, {CONF_LAB_NAME: "name_empty"}
+        if name.casefold() in taken:
+            return name, {CONF_LAB_NAME: "name_exists"}
+        return name, {}
+
+    def _name_form(
+        self, step_id: str, values: dict[str, Any], errors: dict[str, str]
+    ) -> ConfigFlowResult:
         return self.async_show_form(
-            step_id="reconfigure",
+            step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(
                 vol.Schema({vol.Required(CONF_LAB_NAME): selector.TextSelector()}),
-                user_input or {CONF_LAB_NAME: entry.title},
+                values,
             ),
             errors=errors,
         )

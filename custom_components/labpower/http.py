@@ -15,6 +15,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util.json import json_loads
 
+from .coordinator import LabRuntime
 from .core.model import (
     InvalidTtlError,
     LabError,
@@ -27,6 +28,7 @@ from .core.model import (
     WaitTimeoutError,
 )
 from .operations import (
+    Taken,
     async_acquire,
     lab_of_token,
     locate,
@@ -168,6 +170,17 @@ class _AcquireOptions:
         )
         self.wait_timeout = timeout if wait else None
 
+    async def acquire(self, located: dict[str, LabRuntime], user: User) -> Taken:
+        """Take the tokens (and wait) as these options say."""
+        return await async_acquire(
+            located,
+            self.holder,
+            kind=self.kind,
+            ttl=self.ttl,
+            user_id=user.id,
+            wait_timeout=self.wait_timeout,
+        )
+
 
 class ResourcesView(HomeAssistantView):
     """GET every resource."""
@@ -220,15 +233,7 @@ class TokensView(HomeAssistantView):
         body = await _body(request)
         _only(body, set(_AcquireOptions.fields))
         options = _AcquireOptions(body, user)
-        located = locate(hass, [name])
-        [(runtime, token)] = await async_acquire(
-            located,
-            options.holder,
-            kind=options.kind,
-            ttl=options.ttl,
-            user_id=user.id,
-            wait_timeout=options.wait_timeout,
-        )
+        [(runtime, token)] = await options.acquire(locate(hass, [name]), user)
         return self.json(token_view(runtime, token), HTTPStatus.CREATED)
 
 
@@ -262,14 +267,7 @@ class PoolView(HomeAssistantView):
                 f"count must be an integer from 1 to {MAX_POOL}", "count"
             )
         options = _AcquireOptions(body, user)
-        taken = await async_acquire(
-            pool(hass, labels, count),
-            options.holder,
-            kind=options.kind,
-            ttl=options.ttl,
-            user_id=user.id,
-            wait_timeout=options.wait_timeout,
-        )
+        taken = await options.acquire(pool(hass, labels, count), user)
         return self.json(
             {"tokens": [token_view(runtime, token) for runtime, token in taken]},
             HTTPStatus.CREATED,

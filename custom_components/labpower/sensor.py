@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import override
+from typing import Any, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -17,6 +17,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import LabpowerConfigEntry, LabRuntime
+from .core.energy import EnergyCounter
 from .core.model import ResourceState
 from .entity import LabEntity, ResourceEntity
 
@@ -38,6 +39,36 @@ class LabSensorDescription(SensorEntityDescription):
     value_fn: Callable[[LabRuntime], int | float]
 
 
+def _energy_fields(key: str) -> dict[str, Any]:
+    """What every energy sensor has: kWh, a counter HA's Energy dashboard accepts."""
+    return {
+        "key": key,
+        "translation_key": key,
+        "device_class": SensorDeviceClass.ENERGY,
+        "state_class": SensorStateClass.TOTAL_INCREASING,
+        "native_unit_of_measurement": UnitOfEnergy.KILO_WATT_HOUR,
+        "suggested_display_precision": 3,
+    }
+
+
+def _resource_energy(
+    key: str, value: Callable[[EnergyCounter], float]
+) -> ResourceSensorDescription:
+    return ResourceSensorDescription(
+        **_energy_fields(key),
+        value_fn=lambda runtime, name: round(value(runtime.energy.counter(name)), 5),
+    )
+
+
+def _lab_energy(
+    key: str, value: Callable[[EnergyCounter], float]
+) -> LabSensorDescription:
+    return LabSensorDescription(
+        **_energy_fields(key),
+        value_fn=lambda runtime: round(value(runtime.energy.totals()), 5),
+    )
+
+
 RESOURCE_SENSORS = (
     ResourceSensorDescription(
         key="state",
@@ -53,28 +84,8 @@ RESOURCE_SENSORS = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda runtime, name: runtime.lab.ledger.holder_count(name),
     ),
-    ResourceSensorDescription(
-        key="energy",
-        translation_key="energy",
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=3,
-        value_fn=lambda runtime, name: round(
-            runtime.energy.counter(name).energy_kwh, 5
-        ),
-    ),
-    ResourceSensorDescription(
-        key="energy_avoided",
-        translation_key="energy_avoided",
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=3,
-        value_fn=lambda runtime, name: round(
-            runtime.energy.counter(name).avoided_kwh, 5
-        ),
-    ),
+    _resource_energy("energy", lambda counter: counter.energy_kwh),
+    _resource_energy("energy_avoided", lambda counter: counter.avoided_kwh),
     ResourceSensorDescription(
         key="hours_on",
         translation_key="hours_on",
@@ -99,24 +110,8 @@ LAB_SENSORS = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=LabRuntime.holders_total,
     ),
-    LabSensorDescription(
-        key="energy_total",
-        translation_key="energy_total",
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=3,
-        value_fn=lambda runtime: round(runtime.energy.totals().energy_kwh, 5),
-    ),
-    LabSensorDescription(
-        key="energy_avoided_total",
-        translation_key="energy_avoided_total",
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=3,
-        value_fn=lambda runtime: round(runtime.energy.totals().avoided_kwh, 5),
-    ),
+    _lab_energy("energy_total", lambda counter: counter.energy_kwh),
+    _lab_energy("energy_avoided_total", lambda counter: counter.avoided_kwh),
 )
 
 

@@ -8,8 +8,10 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant import loader
 from homeassistant.core import Event, HomeAssistant
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     async_capture_events,
+    async_fire_time_changed,
     async_test_home_assistant,
 )
 
@@ -94,6 +96,9 @@ async def test_remove_entry_forgets_storage(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await call(hass, "acquire", {"resource": "held"})
+    await hass.async_block_till_done()
+    assert f"{DOMAIN}.{entry.entry_id}" not in hass_storage  # written within a second
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=2))
     await hass.async_block_till_done()
     assert f"{DOMAIN}.{entry.entry_id}" in hass_storage
     assert await hass.config_entries.async_remove(entry.entry_id)

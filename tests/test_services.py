@@ -339,3 +339,47 @@ async def test_force_off_admin_only(
     assert state(hass, "input_boolean.builder_1_relay") == "off"
     assert state(hass, "sensor.builder_1_holders") == "0"
     assert revoked[0].data["cause"] == f"forced off by {hass_admin_user.name}"
+
+
+async def test_force_off_ends_a_wait(
+    hass: HomeAssistant, hass_admin_user: User
+) -> None:
+    await _lab_with_sensor(hass)
+    waiting = asyncio.ensure_future(
+        call(
+            hass,
+            "acquire",
+            {"resource": "builder-1", "wait": "available", "timeout": 600},
+        )
+    )
+    await hass.async_block_till_done(wait_background_tasks=False)
+    assert state(hass, "input_boolean.builder_1_relay") == "on"
+    await call(
+        hass,
+        "force_off",
+        {"resource": "builder-1"},
+        Context(user_id=hass_admin_user.id),
+    )
+    with pytest.raises(HomeAssistantError) as err:
+        await waiting
+    assert err.value.translation_key == "token_revoked"
+    await hass.async_block_till_done()
+    assert state(hass, "input_boolean.builder_1_relay") == "off"
+
+
+async def test_cancelled_wait_releases(hass: HomeAssistant) -> None:
+    await _lab_with_sensor(hass)
+    waiting = asyncio.ensure_future(
+        call(
+            hass,
+            "acquire",
+            {"resource": "builder-1", "wait": "available", "timeout": 600},
+        )
+    )
+    await hass.async_block_till_done(wait_background_tasks=False)
+    assert state(hass, "sensor.builder_1_holders") == "1"
+    waiting.cancel()  # the caller went away
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.builder_1_holders") == "0"

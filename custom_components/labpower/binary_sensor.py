@@ -12,7 +12,7 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import LabpowerConfigEntry
+from .coordinator import LabpowerConfigEntry, Topic
 from .core.model import ResourceState
 from .entity import ResourceEntity
 
@@ -41,6 +41,8 @@ async def async_setup_entry(
 
 class AvailableSensor(ResourceEntity, BinarySensorEntity):
     """On when the resource is available: powered and reachable."""
+
+    topics = frozenset({Topic.STATE})
 
     @override
     def shown(self) -> bool:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
@@ -82,7 +83,19 @@ from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 
 type LabpowerConfigEntry = ConfigEntry[LabRuntime]
 
+
+class Topic(StrEnum):
+    """What changed, so only the entities showing it are recomputed."""
+
+    STATE = "state"  # power, availability, state and reason
+    HOLDERS = "holders"  # tokens: holder counts and what the resource should be
+    ENERGY = "energy"  # energy counters
+
+
 ENERGY_INTERVAL = timedelta(seconds=60)
+# Changes are written within this many seconds (and at once on unload): a burst of token
+# changes makes one write, not one each (see benchmarks/).
+SAVE_DELAY = 1.0
 
 POWERED_STATES = frozenset(
     {ResourceState.STARTING, ResourceState.AVAILABLE, ResourceState.STOPPING}
@@ -124,7 +137,9 @@ class LabRuntime:
     subentry_of: dict[str, str] = field(default_factory=dict)  # resource -> subentry id
     name_of: dict[str, str] = field(default_factory=dict)  # subentry id -> resource
     powered: set[str] = field(default_factory=set)
-    _listeners: dict[str | None, list[CALLBACK_TYPE]] = field(default_factory=dict)
+    _listeners: dict[tuple[str | None, Topic], list[CALLBACK_TYPE]] = field(
+        default_factory=dict
+    )
     _unsubscribe: list[CALLBACK_TYPE] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -201,9 +216,8 @@ class LabRuntime:
     @callback
     def _tick_energy(self, _now: datetime) -> None:
         self.energy.tick_all()
-        for name in self.lab.names:
-            self._notify(name)
-        self.store.async_delay_save(self._stored, 0)
+        self._notify(self.lab.names, Topic.ENERGY)
+        self.store.async_delay_save(self._stored, SAVE_DELAY)
 
     @callback
     def _meter_changed(self, event: Event[EventStateChangedData]) -> None:
@@ -211,7 +225,7 @@ class LabRuntime:
         for name, meter in self.energy.meter_of.items():
             if meter == entity_id:
                 self.energy.tick(name)
-                self._notify(name)
+                self._notify([name], Topic.ENERGY)
 
     def _spec(self, subentry: ConfigSubentry) -> tuple[ResourceSpec, list[str]]:
         data = subentry.data
@@ -276,17 +290,25 @@ class LabRuntime:
 
     @callback
     def async_add_listener(
-        self, resource: str | None, update: CALLBACK_TYPE
+        self, resource: str | None, topics: Iterable[Topic], update: CALLBACK_TYPE
     ) -> CALLBACK_TYPE:
-        """Call `update` when the resource (None: the lab totals) changes."""
-        listeners = self._listeners.setdefault(resource, [])
-        listeners.append(update)
-        return lambda: listeners.remove(update)
+        """Call `update` when these topics of the resource (None: the lab) change."""
+        added = [self._listeners.setdefault((resource, topic), []) for topic in topics]
+        for listeners in added:
+            listeners.append(update)
 
-    def _notify(self, resource: str | None) -> None:
-        for update in list(self._listeners.get(resource, ())):
-            update()
-        for update in list(self._listeners.get(None, ())):
+        def remove() -> None:
+            for listeners in added:
+                listeners.remove(update)
+
+        return remove
+
+    def _notify(self, resources: Iterable[str], topic: Topic) -> None:
+        """Tell the entities of these resources, then the lab's, that `topic` changed."""
+        for resource in resources:
+            for update in list(self._listeners.get((resource, topic), ())):
+                update()
+        for update in list(self._listeners.get((None, topic), ())):
             update()
 
     # Events of the lab
@@ -294,7 +316,7 @@ class LabRuntime:
     def _on_lab_event(self, event: LabEvent) -> None:
         kind = event.kind
         if kind is EventKind.PERSIST:
-            self.store.async_delay_save(self._stored, 0)
+            self.store.async_delay_save(self._stored, SAVE_DELAY)
         elif kind in _TOKEN_EVENTS:
             token = event.token
             assert token is not None
@@ -327,9 +349,11 @@ class LabRuntime:
                 self.powered.add(event.resource)
             else:
                 self.powered.discard(event.resource)
-            self._notify(event.resource)
+            self._notify([event.resource], Topic.STATE)
+            self._notify([event.resource], Topic.ENERGY)
         elif kind is EventKind.HOLDERS_CHANGED:
-            self._notify(event.resource)
+            assert event.resource is not None
+            self._notify([event.resource], Topic.HOLDERS)
         elif kind is EventKind.CONFIG_ERROR and self.hass.is_running:
             # Before HA runs, other integrations may still be making their entities.
             self._create_issue(

@@ -9,7 +9,7 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 
 from .const import DOMAIN
-from .coordinator import LabRuntime
+from .coordinator import LabRuntime, Topic
 
 
 class LabpowerEntity(Entity):
@@ -18,6 +18,7 @@ class LabpowerEntity(Entity):
     _attr_has_entity_name = True
     _attr_should_poll = False
     _resource: str | None = None
+    topics: frozenset[Topic] = frozenset()
 
     def __init__(self, runtime: LabRuntime, description: EntityDescription) -> None:
         """Keep the runtime and the description."""
@@ -34,7 +35,7 @@ class LabpowerEntity(Entity):
         await super().async_added_to_hass()
         self._shown = self.shown()
         self.async_on_remove(
-            self.runtime.async_add_listener(self._resource, self._changed)
+            self.runtime.async_add_listener(self._resource, self.topics, self._changed)
         )
 
     @callback

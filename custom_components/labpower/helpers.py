@@ -9,11 +9,16 @@ from typing import Any
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
 from .const import DOMAIN
-from .core.model import LabError, ResourceFaultError, WaitTimeoutError
+from .core.model import (
+    LabError,
+    ResourceFaultError,
+    TokenRevokedError,
+    WaitTimeoutError,
+)
 from .core.switching import SwitchError
 
 # Lab errors that are not the caller's mistake: the devices or the machines failed.
-_DEVICE_ERRORS = (ResourceFaultError, WaitTimeoutError)
+_DEVICE_ERRORS = (ResourceFaultError, TokenRevokedError, WaitTimeoutError)
 
 
 def translate_error(err: LabError | SwitchError) -> HomeAssistantError:

@@ -113,12 +113,18 @@ async def async_acquire(
     if wait_timeout is None:
         return taken
     waits = [
-        asyncio.ensure_future(runtime.lab.wait_available(names, wait_timeout))
-        for runtime, names in by_lab.values()
+        asyncio.ensure_future(
+            runtime.lab.wait_available(
+                [token for owner, token in taken if owner is runtime], wait_timeout
+            )
+        )
+        for runtime, _ in by_lab.values()
     ]
     try:
         await asyncio.gather(*waits)
-    except LabError:
+    except LabError, asyncio.CancelledError:
+        # Also when the caller went away (a closed connection cancels the request):
+        # nobody will use these tokens, so they must not keep the machines on.
         for wait in waits:
             wait.cancel()
         for runtime, token in taken:

@@ -16,7 +16,7 @@ from homeassistant.const import UnitOfEnergy, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import LabpowerConfigEntry, LabRuntime
+from .coordinator import LabpowerConfigEntry, LabRuntime, Topic
 from .core.energy import EnergyCounter
 from .core.model import ResourceState
 from .entity import LabEntity, ResourceEntity
@@ -29,6 +29,7 @@ class ResourceSensorDescription(SensorEntityDescription):
     """A sensor of one resource."""
 
     value_fn: Callable[[LabRuntime, str], str | int | float]
+    topic: Topic = Topic.ENERGY
     reason_fn: Callable[[LabRuntime, str], str | None] = lambda runtime, name: None
 
 
@@ -37,6 +38,7 @@ class LabSensorDescription(SensorEntityDescription):
     """A sensor of the whole lab."""
 
     value_fn: Callable[[LabRuntime], int | float]
+    topic: Topic = Topic.ENERGY
 
 
 def _energy_fields(key: str) -> dict[str, Any]:
@@ -76,6 +78,7 @@ RESOURCE_SENSORS = (
         device_class=SensorDeviceClass.ENUM,
         options=[state.value for state in ResourceState],
         value_fn=lambda runtime, name: runtime.lab.state(name).value,
+        topic=Topic.STATE,
         reason_fn=lambda runtime, name: runtime.lab.reconciler(name).reason,
     ),
     ResourceSensorDescription(
@@ -83,6 +86,7 @@ RESOURCE_SENSORS = (
         translation_key="holders",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda runtime, name: runtime.lab.ledger.holder_count(name),
+        topic=Topic.HOLDERS,
     ),
     _resource_energy("energy", lambda counter: counter.energy_kwh),
     _resource_energy("energy_avoided", lambda counter: counter.avoided_kwh),
@@ -103,12 +107,14 @@ LAB_SENSORS = (
         translation_key="resources_on",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=LabRuntime.resources_on,
+        topic=Topic.STATE,
     ),
     LabSensorDescription(
         key="holders_total",
         translation_key="holders_total",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=LabRuntime.holders_total,
+        topic=Topic.HOLDERS,
     ),
     _lab_energy("energy_total", lambda counter: counter.energy_kwh),
     _lab_energy("energy_avoided_total", lambda counter: counter.avoided_kwh),
@@ -138,6 +144,13 @@ class ResourceSensor(ResourceEntity, SensorEntity):
 
     entity_description: ResourceSensorDescription
 
+    def __init__(
+        self, runtime: LabRuntime, resource: str, description: ResourceSensorDescription
+    ) -> None:
+        """Follow the description's topic."""
+        super().__init__(runtime, resource, description)
+        self.topics = frozenset({description.topic})
+
     @override
     def shown(self) -> Hashable:
         return (self.native_value, self.extra_state_attributes)
@@ -160,6 +173,11 @@ class LabSensor(LabEntity, SensorEntity):
     """A lab total."""
 
     entity_description: LabSensorDescription
+
+    def __init__(self, runtime: LabRuntime, description: LabSensorDescription) -> None:
+        """Follow the description's topic."""
+        super().__init__(runtime, description)
+        self.topics = frozenset({description.topic})
 
     @override
     def shown(self) -> int | float:

@@ -10,7 +10,7 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
-from .coordinator import POWERED_STATES, LabpowerConfigEntry
+from .coordinator import POWERED_STATES, LabpowerConfigEntry, Topic
 from .core.model import ResourceState, TokenKind
 from .entity import ResourceEntity
 from .helpers import labpower_errors
@@ -37,6 +37,8 @@ async def async_setup_entry(
 
 class PowerSwitch(ResourceEntity, SwitchEntity):
     """On while the resource is wanted, powered or on its way up."""
+
+    topics = frozenset({Topic.STATE, Topic.HOLDERS})
 
     @override
     def shown(self) -> tuple[bool, ResourceState]:

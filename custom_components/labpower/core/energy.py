@@ -9,7 +9,7 @@ neither jumps nor counts twice.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -52,6 +52,8 @@ class EnergyAccountant:
         """Start with no counters; `clock` returns epoch seconds."""
         self._clock = clock
         self.counters: dict[str, EnergyCounter] = {}
+        # Changes whenever a counter's totals may have changed (lets sums be cached).
+        self.revision = 0
 
     def counter(self, name: str) -> EnergyCounter:
         """A resource's counter (created empty)."""
@@ -75,6 +77,7 @@ class EnergyAccountant:
             counter.last_reading = reading.value
         counter.last_powered = reading.powered
         counter.last_tick = None if reading.powered is None else now
+        self.revision += 1
         return counter
 
     @staticmethod
@@ -105,11 +108,21 @@ class EnergyAccountant:
     def forget(self, name: str) -> None:
         """Drop a removed resource's counter."""
         self.counters.pop(name, None)
+        self.revision += 1
 
     def to_dict(self) -> dict[str, Any]:
         """Totals for storage (the tick times are not kept: downtime is not counted)."""
+        # Written out rather than dataclasses.asdict, which deep-copies field by field:
+        # this runs in the event loop on every storage write.
         return {
-            name: {**asdict(counter), "last_tick": None, "last_powered": None}
+            name: {
+                "energy_kwh": counter.energy_kwh,
+                "avoided_kwh": counter.avoided_kwh,
+                "hours_on": counter.hours_on,
+                "last_tick": None,
+                "last_powered": None,
+                "last_reading": counter.last_reading,
+            }
             for name, counter in self.counters.items()
         }
 
@@ -122,3 +135,4 @@ class EnergyAccountant:
                 hours_on=float(raw["hours_on"]),
                 last_reading=raw.get("last_reading"),
             )
+        self.revision += 1

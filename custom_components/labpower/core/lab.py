@@ -17,6 +17,7 @@ from .model import (
     ResourcePolicy,
     ResourceState,
     TokenKind,
+    TokenRevokedError,
     UnknownResourceError,
     UsageToken,
     WaitTimeoutError,
@@ -103,6 +104,7 @@ class _Managed:
     task: asyncio.Task[None] | None = None
     again: bool = False
     timer: Cancel | None = None
+    due: float | None = None  # when the timer fires (clock time)
 
 
 class Lab(ReconcilerHooks):
@@ -230,12 +232,17 @@ class Lab(ReconcilerHooks):
         else:
             for name in names:
                 self.ledger.policy(name)
+        wanted = {name: self.ledger.wants_on(name) for name in names}
         tokens = [
             self.ledger.acquire(name, holder, kind=kind, ttl=ttl, user_id=user_id)
             for name in names
         ]
         for token in tokens:
-            self._token_changed(EventKind.TOKEN_ACQUIRED, token)
+            self._token_changed(
+                EventKind.TOKEN_ACQUIRED,
+                token,
+                desire_changed=not wanted[token.resource],
+            )
         self._emit(EventKind.PERSIST)
         return tokens
 
@@ -266,13 +273,20 @@ class Lab(ReconcilerHooks):
         self._emit(EventKind.HOLDERS_CHANGED, name)
         self._emit(EventKind.PERSIST)
         self._kick(self._resources[name])
+        self._wake_waiters(name)
         return revoked
 
-    async def wait_available(self, names: Iterable[str], timeout: float) -> None:  # noqa: ASYNC109
-        """Wait until every resource is available; fail at once on a fault."""
-        names = list(names)
-        for name in names:
-            self._get(name)
+    async def wait_available(
+        self,
+        tokens: Iterable[UsageToken],
+        timeout: float,  # noqa: ASYNC109
+    ) -> None:
+        """Wait until the tokens' resources are available; fail at once on a fault.
+
+        Also fails when one of the tokens is revoked or expires meanwhile.
+        """
+        tokens = list(tokens)
+        names = list(dict.fromkeys(token.resource for token in tokens))
         pending = names
         loop = asyncio.get_running_loop()
         try:
@@ -283,6 +297,9 @@ class Lab(ReconcilerHooks):
                     ]
                     if not pending:
                         return
+                    for token in tokens:
+                        if not self.ledger.is_live(token.id):
+                            raise TokenRevokedError(token.resource)
                     for name in pending:
                         reconciler = self._resources[name].reconciler
                         if reconciler.state is ResourceState.FAULT:
@@ -344,6 +361,9 @@ class Lab(ReconcilerHooks):
     def state_changed(self, resource: str) -> None:
         """Tell listeners and wake whoever waits for this resource."""
         self._emit(EventKind.STATE_CHANGED, resource)
+        self._wake_waiters(resource)
+
+    def _wake_waiters(self, resource: str) -> None:
         for future in self._waiters.get(resource, ()):
             if not future.done():
                 future.set_result(None)
@@ -387,14 +407,25 @@ class Lab(ReconcilerHooks):
     ) -> None:
         self._listener(LabEvent(kind, resource, **details))
 
-    def _token_changed(self, kind: EventKind, token: UsageToken) -> None:
+    def _token_changed(
+        self, kind: EventKind, token: UsageToken, *, desire_changed: bool = True
+    ) -> None:
         self._emit(kind, token.resource, token=token, cause=token.holder)
         self._emit(EventKind.HOLDERS_CHANGED, token.resource)
         if kind is EventKind.TOKEN_ACQUIRED:
             self._schedule_expiry(token)
-        # Only a change of the desired state needs a pass.
-        if self.ledger.holder_count(token.resource) <= 1:
-            self._kick(self._resources[token.resource])
+        managed = self._resources[token.resource]
+        if self.ledger.holder_count(token.resource) > 1:
+            return
+        # Only a change of what the resource should be needs a pass: the first token
+        # (unless the off delay kept it wanted anyway), or the last one going with no
+        # off delay. A last token going with an off delay needs only the timer moved.
+        if kind is not EventKind.TOKEN_ACQUIRED:
+            desire_changed = not self.ledger.wants_on(token.resource)
+        if desire_changed:
+            self._kick(managed)
+        else:
+            self._wake_by_off_deadline(managed)
 
     def _schedule_expiry(self, token: UsageToken) -> None:
         if token.expires is not None and (
@@ -431,6 +462,7 @@ class Lab(ReconcilerHooks):
         if managed.timer is not None:
             managed.timer()
             managed.timer = None
+            managed.due = None
         managed.task = self._scheduler.spawn(
             self._passes(managed), f"labpower {managed.spec.name}"
         )
@@ -464,12 +496,27 @@ class Lab(ReconcilerHooks):
         off_at = self.ledger.off_deadline(name)
         if off_at is not None and off_at > now:
             delay = min(delay, off_at - now)
+        self._plan(managed, delay)
+
+    def _wake_by_off_deadline(self, managed: _Managed) -> None:
+        off_at = self.ledger.off_deadline(managed.spec.name)
+        if managed.task is not None or off_at is None or not self._running:
+            return  # a running pass plans its next one with the deadline
+        if managed.due is None or off_at < managed.due:
+            self._plan(managed, off_at - self.clock())
+
+    def _plan(self, managed: _Managed, delay: float) -> None:
+        if managed.timer is not None:
+            managed.timer()
+        delay = max(0.0, delay)
+        managed.due = self.clock() + delay
         managed.timer = self._scheduler.call_later(delay, lambda: self._kick(managed))
 
     def _halt(self, managed: _Managed) -> asyncio.Task[None] | None:
         if managed.timer is not None:
             managed.timer()
             managed.timer = None
+            managed.due = None
         task, managed.task = managed.task, None
         if task is not None:
             task.cancel()

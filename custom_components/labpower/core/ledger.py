@@ -143,6 +143,10 @@ class Ledger:
             heapq.heappush(self._expiry_heap, (token.expires, token.id))
         return token
 
+    def is_live(self, token_id: str) -> bool:
+        """Whether a token is live (not released, expired or revoked)."""
+        return token_id in self._tokens
+
     def get(self, token_id: str) -> UsageToken:
         """Return a live token, or raise UnknownTokenError."""
         try:

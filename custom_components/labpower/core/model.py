@@ -124,8 +124,9 @@ class UnknownTokenError(LabError):
     key = "unknown_token"
 
     def __init__(self, token: str) -> None:
-        """Name the token (shortened: ids are secrets)."""
-        super().__init__(f"Unknown token: {token[:6]}…", token=f"{token[:6]}…")
+        """Say so without repeating the id: ids are secrets and land in logs."""
+        super().__init__("Unknown token")
+        self.token = token
 
 
 class InvalidTtlError(LabError):
@@ -183,4 +184,17 @@ class NotEnoughFreeError(LabError):
             labels=names,
             count=str(wanted),
             free=str(free),
+        )
+
+
+class TokenRevokedError(LabError):
+    """A token ended (revoked by a forced off, or expired) while its holder waited."""
+
+    key = "token_revoked"
+
+    def __init__(self, resource: str) -> None:
+        """Name the resource."""
+        super().__init__(
+            f"The token on {resource} ended while waiting (forced off, or its lease expired)",
+            resource=resource,
         )

@@ -1,0 +1,1 @@
+"""Benchmarks of labpower (scripts/benchmark); not part of the test suite."""

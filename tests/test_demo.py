@@ -80,6 +80,7 @@ async def test_demo_lab(hass: HomeAssistant) -> None:
     assert (
         state(hass, "input_boolean.atx_machine_power") == "on"
     )  # the front panel was pressed
+    await asyncio.sleep(1.1)  # lab totals follow within a second
     assert state(hass, "sensor.demo_lab_resources_on") == "2"
 
     await call(hass, "release", {"token": [t["token"] for t in response["tokens"]]})

@@ -15,6 +15,7 @@ from homeassistant.exceptions import (
     Unauthorized,
 )
 from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
 import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -75,6 +76,8 @@ async def test_acquire_release_cycle(
     assert state(hass, "binary_sensor.builder_1_available") == "on"
     assert state(hass, "switch.builder_1_power") == "on"
     assert state(hass, "sensor.builder_1_holders") == "1"
+    assert state(hass, "sensor.lab_holders") == "0"  # lab totals follow within a second
+    await advance(hass, freezer, 1)
     assert state(hass, "sensor.lab_holders") == "1"
     assert state(hass, "sensor.lab_resources_on") == "1"
     assert acquired[0].data["holder"] == "jenkins #7"
@@ -116,6 +119,8 @@ async def test_acquire_many_and_by_target(hass: HomeAssistant) -> None:
     assert [t["resource"] for t in response["tokens"]] == ["builder-1"]
     await hass.async_block_till_done()
     assert state(hass, "sensor.builder_2_holders") == "2"
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=1))
+    await hass.async_block_till_done()
     assert state(hass, "sensor.lab_holders") == "4"
 
 
@@ -146,7 +151,7 @@ async def test_acquire_refused_takes_nothing(
     if placeholders:
         assert err.value.translation_placeholders == placeholders
     await hass.async_block_till_done()
-    assert state(hass, "sensor.lab_holders") == "0"
+    assert state(hass, "sensor.builder_1_holders") == "0"
     assert state(hass, "input_boolean.builder_1_relay") == "off"
 
 

@@ -31,7 +31,6 @@ class EnergyTracker:
         self._lab = lab
         self.accountant = EnergyAccountant(clock)
         self.meter_of: dict[str, str] = {}
-        self._totals: tuple[int, EnergyCounter] | None = None
 
     def link_meter(self, resource: str, entity_id: str) -> None:
         """Measure a resource with an energy (kWh) or power (W) sensor."""
@@ -77,19 +76,5 @@ class EnergyTracker:
         return self.accountant.counter(name)
 
     def totals(self) -> EnergyCounter:
-        """The lab's totals (do not modify: summed again only after a counter changed).
-
-        The lab's sensors read them on every change of any resource (a token taken or
-        released): summing every counter each time would cost O(resources) per change.
-        """
-        revision = self.accountant.revision
-        if self._totals is not None and self._totals[0] == revision:
-            return self._totals[1]
-        total = EnergyCounter()
-        for name in self._lab.names:
-            counter = self.accountant.counter(name)
-            total.energy_kwh += counter.energy_kwh
-            total.avoided_kwh += counter.avoided_kwh
-            total.hours_on += counter.hours_on
-        self._totals = (revision, total)
-        return total
+        """The lab's totals (kept up to date by every tick)."""
+        return self.accountant.total

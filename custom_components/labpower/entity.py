@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from datetime import datetime
 
-from homeassistant.core import callback
+from homeassistant.core import CALLBACK_TYPE, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.event import async_call_later
 
 from .const import DOMAIN
 from .coordinator import LabRuntime, Topic
+
+TOTALS_DELAY = 1.0
 
 
 class LabpowerEntity(Entity):
@@ -74,7 +78,13 @@ class ResourceEntity(LabpowerEntity):
 
 
 class LabEntity(LabpowerEntity):
-    """An entity of the lab's own device (totals)."""
+    """An entity of the lab's own device (totals).
+
+    Totals change with every token anywhere in the lab: they are written at most once
+    per TOTALS_DELAY, so a burst of CI jobs costs one state write, not one per job.
+    """
+
+    _pending: CALLBACK_TYPE | None = None
 
     def __init__(self, runtime: LabRuntime, description: EntityDescription) -> None:
         """Attach to the lab's device."""
@@ -87,3 +97,21 @@ class LabEntity(LabpowerEntity):
             manufacturer="labpower",
             model="Lab",
         )
+
+    @callback
+    def _changed(self) -> None:
+        if self._pending is None:
+            self._pending = async_call_later(
+                self.hass, TOTALS_DELAY, self._write_totals
+            )
+
+    @callback
+    def _write_totals(self, _now: datetime) -> None:
+        self._pending = None
+        super()._changed()
+
+    async def async_will_remove_from_hass(self) -> None:
+        """Drop a pending write."""
+        if self._pending is not None:
+            self._pending()
+            self._pending = None

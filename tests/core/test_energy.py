@@ -104,3 +104,24 @@ def test_persistence_does_not_count_downtime(clock: FakeClock) -> None:
     assert counter.energy_kwh == pytest.approx(0.2)
     restored.forget("r")
     assert restored.counters == {}
+
+
+def test_totals_follow_every_counter(clock: FakeClock) -> None:
+    energy = EnergyAccountant(clock)
+    for name, watts in (("a", 100), ("b", 300)):
+        energy.tick(name, Reading(True, watts))
+    clock.advance(HOUR)
+    for name, watts in (("a", 100), ("b", 300)):
+        energy.tick(name, Reading(False, watts))
+    clock.advance(HOUR)
+    for name, watts in (("a", 100), ("b", 300)):
+        energy.tick(name, Reading(False, watts))
+    assert energy.total.energy_kwh == pytest.approx(0.4)
+    assert energy.total.avoided_kwh == pytest.approx(0.4)
+    assert energy.total.hours_on == pytest.approx(2)
+    restored = EnergyAccountant(clock)
+    restored.load(energy.to_dict())
+    assert restored.total.energy_kwh == pytest.approx(0.4)
+    restored.forget("b")
+    assert restored.total.energy_kwh == pytest.approx(0.1)
+    assert restored.total.hours_on == pytest.approx(1)

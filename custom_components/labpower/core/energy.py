@@ -52,8 +52,8 @@ class EnergyAccountant:
         """Start with no counters; `clock` returns epoch seconds."""
         self._clock = clock
         self.counters: dict[str, EnergyCounter] = {}
-        # Changes whenever a counter's totals may have changed (lets sums be cached).
-        self.revision = 0
+        # The sum of every counter, kept up to date by tick (read on every change).
+        self.total = EnergyCounter()
 
     def counter(self, name: str) -> EnergyCounter:
         """A resource's counter (created empty)."""
@@ -62,6 +62,15 @@ class EnergyAccountant:
     def tick(self, name: str, reading: Reading) -> EnergyCounter:
         """Account the time since the last tick at the state seen then; remember this one."""
         counter = self.counter(name)
+        before = (counter.energy_kwh, counter.avoided_kwh, counter.hours_on)
+        self._account(counter, reading)
+        total = self.total
+        total.energy_kwh += counter.energy_kwh - before[0]
+        total.avoided_kwh += counter.avoided_kwh - before[1]
+        total.hours_on += counter.hours_on - before[2]
+        return counter
+
+    def _account(self, counter: EnergyCounter, reading: Reading) -> None:
         now = self._clock()
         last = counter.last_tick
         hours = 0.0 if last is None else max(0.0, now - last) / SECONDS_PER_HOUR
@@ -77,8 +86,6 @@ class EnergyAccountant:
             counter.last_reading = reading.value
         counter.last_powered = reading.powered
         counter.last_tick = None if reading.powered is None else now
-        self.revision += 1
-        return counter
 
     @staticmethod
     def _count_energy_meter(counter: EnergyCounter, reading: Reading) -> None:
@@ -107,8 +114,11 @@ class EnergyAccountant:
 
     def forget(self, name: str) -> None:
         """Drop a removed resource's counter."""
-        self.counters.pop(name, None)
-        self.revision += 1
+        counter = self.counters.pop(name, None)
+        if counter is not None:
+            self.total.energy_kwh -= counter.energy_kwh
+            self.total.avoided_kwh -= counter.avoided_kwh
+            self.total.hours_on -= counter.hours_on
 
     def to_dict(self) -> dict[str, Any]:
         """Totals for storage (the tick times are not kept: downtime is not counted)."""
@@ -135,4 +145,8 @@ class EnergyAccountant:
                 hours_on=float(raw["hours_on"]),
                 last_reading=raw.get("last_reading"),
             )
-        self.revision += 1
+        self.total = EnergyCounter(
+            energy_kwh=sum(c.energy_kwh for c in self.counters.values()),
+            avoided_kwh=sum(c.avoided_kwh for c in self.counters.values()),
+            hours_on=sum(c.hours_on for c in self.counters.values()),
+        )

@@ -10,8 +10,10 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN, STORAGE_VERSION
 from .coordinator import LabpowerConfigEntry, LabRuntime
+from .frontend import async_register_card
 from .http import async_register_views
 from .services import async_setup_services
+from .websocket import async_register_websocket
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -19,9 +21,11 @@ PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the labpower actions and the REST API."""
+    """Register the labpower actions, the REST API and the rack card."""
     async_setup_services(hass)
     async_register_views(hass)
+    async_register_websocket(hass)
+    await async_register_card(hass)
     return True
 
 

@@ -16,8 +16,9 @@ LABPOWER_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}"
 LABPOWER_ROOTFS="$LABPOWER_CACHE/labpower/rootfs-testing"
 LABPOWER_MIN_PYTHON="3.14.2"
 # Packages of the root file system: the interpreter, a compiler for wheels that build from
-# source, and the local protocol peers the tests start (mosquitto, snmpd, ipmi_sim...).
-LABPOWER_ROOTFS_PACKAGES="python3.14,python3.14-venv,python3.14-dev,gcc,g++,ca-certificates,iputils-ping,openssh-client,openipmi,ipmitool,snmpd,snmp,mosquitto"
+# source, and the local protocol peers the tests start (mosquitto, snmpd, ipmi_sim...), and
+# the headless browser the rack card's end-to-end test drives (chromium).
+LABPOWER_ROOTFS_PACKAGES="python3.14,python3.14-venv,python3.14-dev,gcc,g++,ca-certificates,iputils-ping,openssh-client,openipmi,ipmitool,snmpd,snmp,mosquitto,chromium"
 
 lp_log() { printf '[labpower] %s\n' "$*" >&2; }
 

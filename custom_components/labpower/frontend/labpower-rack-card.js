@@ -1,0 +1,469 @@
+/*
+ * labpower rack card: the lab at a glance.
+ *
+ * A plain ES module web component, served and registered by the labpower integration (no
+ * build step, no dependencies). It asks Home Assistant once for the resources (websocket
+ * command "labpower/resources": names, labels, entity ids), then follows their State,
+ * Holders and Power entities in hass.states. A click on a tile opens the more-info dialog
+ * of the resource's Power switch: on takes a hold, off releases it.
+ *
+ *   type: custom:labpower-rack-card
+ *   title: Lab              # optional
+ *   group_by: rack          # optional: a label prefix (or a list): "rack:A" -> rack A
+ *   lab: Demo lab           # optional: only this lab's resources
+ *   positions:              # optional: "group/slot" per resource, over "position:" labels
+ *     builder-1: A/1
+ */
+
+const CARD = "labpower-rack-card";
+const STATES = ["off", "starting", "available", "stopping", "fault", "unknown"];
+const STATE_NAMES = {
+  off: "Off",
+  starting: "Starting",
+  available: "Available",
+  stopping: "Stopping",
+  fault: "Fault",
+  unknown: "Unknown",
+};
+const POSITION = "position";
+const MAX_EMPTY_SLOTS = 48;
+
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+
+const escape = (text) =>
+  String(text).replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c],
+  );
+
+/* "A/2" -> {group: "A", slot: "2"}; "2" -> {group: null, slot: "2"}. */
+function parsePosition(text) {
+  const value = String(text).trim();
+  const cut = value.lastIndexOf("/");
+  if (cut < 0) return { group: null, slot: value || null };
+  return { group: value.slice(0, cut).trim() || null, slot: value.slice(cut + 1).trim() || null };
+}
+
+/* The value of the first label "prefix:value" for one of the prefixes, with its prefix. */
+function labelValue(labels, prefixes) {
+  for (const prefix of prefixes) {
+    const wanted = `${prefix.toLowerCase()}:`;
+    const label = labels.find((l) => l.toLowerCase().startsWith(wanted));
+    if (label !== undefined) return { prefix, value: label.slice(wanted.length).trim() };
+  }
+  return null;
+}
+
+/*
+ * Groups (racks, stacks) of resources in display order. Each group: {key, title, slots},
+ * a slot being {resource} or {empty: "n"} (a gap between numbered positions).
+ */
+export function layout(resources, config) {
+  const prefixes = config.group_by ?? [];
+  const positions = config.positions ?? {};
+  const groups = new Map();
+  let grouped = false;
+  for (const resource of resources) {
+    const labels = resource.labels ?? [];
+    const override = positions[resource.name];
+    const label = labelValue(labels, [POSITION]);
+    const position = parsePosition(override ?? (label ? label.value : ""));
+    const byLabel = labelValue(labels, prefixes);
+    let group = null; // {prefix, value}
+    if (position.group !== null) group = { prefix: prefixes[0] ?? "", value: position.group };
+    else if (byLabel !== null && byLabel.value) group = byLabel;
+    if (group !== null) grouped = true;
+    const key = group === null ? "" : `${group.prefix}:${group.value}`;
+    if (!groups.has(key)) {
+      groups.set(key, {
+        key,
+        title: group === null ? null : [group.prefix, group.value].filter(Boolean).join(" "),
+        rank: group === null ? Infinity : Math.max(prefixes.indexOf(group.prefix), 0),
+        value: group?.value ?? "",
+        members: [],
+      });
+    }
+    groups.get(key).members.push({ resource, slot: position.slot });
+  }
+  // By group_by's order of prefixes (racks, then stacks), then by name; ungrouped last.
+  const ordered = [...groups.values()].sort(
+    (a, b) => a.rank - b.rank || collator.compare(a.value, b.value),
+  );
+  for (const group of ordered) {
+    if (group.key === "") group.title = grouped ? "other" : null;
+    group.members.sort((a, b) => {
+      if (a.slot !== null && b.slot !== null && a.slot !== b.slot)
+        return collator.compare(a.slot, b.slot);
+      if ((a.slot === null) !== (b.slot === null)) return a.slot === null ? 1 : -1;
+      return collator.compare(a.resource.name, b.resource.name);
+    });
+    group.slots = [];
+    let previous = null;
+    for (const member of group.members) {
+      const number = /^\d+$/.test(member.slot ?? "") ? Number(member.slot) : null;
+      if (number !== null && previous !== null && number - previous > 1) {
+        const gap = Math.min(number - previous - 1, MAX_EMPTY_SLOTS);
+        for (let n = 1; n <= gap; n++) group.slots.push({ empty: String(previous + n) });
+      }
+      if (number !== null) previous = number;
+      group.slots.push({ resource: member.resource, slot: member.slot });
+    }
+    delete group.members;
+    delete group.rank;
+    delete group.value;
+  }
+  return { grouped, groups: ordered };
+}
+
+const STYLE = `
+  :host {
+    --lp-off: var(--state-inactive-color, var(--disabled-text-color, #6f6f6f));
+    --lp-starting: var(--warning-color, #ffa600);
+    --lp-available: var(--success-color, #43a047);
+    --lp-stopping: var(--info-color, #039be5);
+    --lp-fault: var(--error-color, #db4437);
+    --lp-unknown: var(--disabled-color, #bdbdbd);
+    --lp-surface: var(--ha-card-background, var(--card-background-color, #fff));
+  }
+  .content { padding: 0 16px 16px; }
+  .content.no-header { padding-top: 16px; }
+  .lab {
+    display: grid;
+    gap: 12px;
+    grid-template-columns: repeat(auto-fit, minmax(min(100%, 170px), 1fr));
+    align-items: start;
+  }
+  .lab.single { grid-template-columns: 1fr; }
+  .rack {
+    border: 1px solid var(--divider-color, rgba(0, 0, 0, 0.12));
+    border-radius: 12px;
+    padding: 8px;
+    background: var(--secondary-background-color, transparent);
+    min-width: 0;
+  }
+  .lab.single .rack { border: none; padding: 0; background: none; }
+  .rack-name {
+    margin: 0 4px 8px;
+    font-size: 0.8rem;
+    font-weight: 500;
+    letter-spacing: 0.06em;
+    text-transform: uppercase;
+    color: var(--secondary-text-color);
+  }
+  .slots { display: grid; gap: 6px; grid-template-columns: 1fr; }
+  .lab.single .slots {
+    grid-template-columns: repeat(auto-fill, minmax(min(100%, 140px), 1fr));
+  }
+  .tile {
+    --lp-color: var(--lp-unknown);
+    all: unset;
+    box-sizing: border-box;
+    display: flex;
+    flex-direction: column;
+    justify-content: center;
+    gap: 2px;
+    min-height: 54px;
+    min-width: 0;
+    padding: 6px 10px 6px 12px;
+    border-radius: 8px;
+    border-left: 5px solid var(--lp-color);
+    background: color-mix(in srgb, var(--lp-color) 22%, var(--lp-surface));
+    color: var(--primary-text-color);
+    cursor: pointer;
+    transition: background-color 0.3s, border-color 0.3s;
+  }
+  .tile:hover { background: color-mix(in srgb, var(--lp-color) 34%, var(--lp-surface)); }
+  .tile:focus-visible { outline: 2px solid var(--primary-color); outline-offset: 2px; }
+  .tile[data-state="off"] { --lp-color: var(--lp-off); }
+  .tile[data-state="starting"] { --lp-color: var(--lp-starting); }
+  .tile[data-state="available"] { --lp-color: var(--lp-available); }
+  .tile[data-state="stopping"] { --lp-color: var(--lp-stopping); }
+  .tile[data-state="fault"] { --lp-color: var(--lp-fault); }
+  .tile[data-state="off"] { background: color-mix(in srgb, var(--lp-color) 10%, var(--lp-surface)); }
+  .tile[data-state="unknown"] { border-left-style: dashed; }
+  .tile[data-state="starting"], .tile[data-state="stopping"] {
+    animation: lp-pulse 1.6s ease-in-out infinite;
+  }
+  @keyframes lp-pulse { 50% { border-left-color: color-mix(in srgb, var(--lp-color) 35%, transparent); } }
+  @media (prefers-reduced-motion: reduce) { .tile { animation: none !important; } }
+  .name {
+    font-weight: 500;
+    overflow: hidden;
+    text-overflow: ellipsis;
+    white-space: nowrap;
+  }
+  .meta {
+    display: flex;
+    justify-content: space-between;
+    align-items: center;
+    gap: 8px;
+    font-size: 0.85rem;
+    color: var(--secondary-text-color);
+  }
+  .state { font-weight: 500; color: var(--primary-text-color); }
+  .holders { display: inline-flex; align-items: center; gap: 2px; white-space: nowrap; }
+  .holders ha-icon { --mdc-icon-size: 16px; }
+  .holders[data-count="0"] { opacity: 0.6; }
+  .empty {
+    box-sizing: border-box;
+    min-height: 54px;
+    border: 1px dashed var(--divider-color, rgba(0, 0, 0, 0.12));
+    border-radius: 8px;
+    display: flex;
+    align-items: center;
+    padding-left: 12px;
+    color: var(--disabled-text-color, #9e9e9e);
+    font-size: 0.8rem;
+  }
+  .message { color: var(--secondary-text-color); padding: 8px 0; }
+  .message.error { color: var(--error-color, #db4437); }
+`;
+
+class LabpowerRackCard extends HTMLElement {
+  constructor() {
+    super();
+    this._config = null;
+    this._hass = null;
+    this._resources = null; // from labpower/resources
+    this._error = null;
+    this._fetching = false;
+    this._fetchAgain = false;
+    this._entitiesSeen = undefined; // hass.entities last looked at
+    this._signature = null; // labpower's entity ids then
+    this._dirty = false; // an entity went away (a reload): fetch again when it is back
+    this._shown = null; // the state objects last rendered
+    this._layout = null;
+    this.attachShadow({ mode: "open" });
+    this.shadowRoot.addEventListener("click", (ev) => this._clicked(ev));
+  }
+
+  static getStubConfig() {
+    return { group_by: "rack" };
+  }
+
+  setConfig(config) {
+    if (!config || typeof config !== "object") throw new Error("Invalid configuration");
+    let groupBy = config.group_by ?? [];
+    if (typeof groupBy === "string") groupBy = [groupBy];
+    if (!Array.isArray(groupBy) || groupBy.some((p) => typeof p !== "string" || !p))
+      throw new Error("group_by must be a label prefix such as rack, or a list of them");
+    const positions = config.positions ?? {};
+    if (typeof positions !== "object" || Array.isArray(positions))
+      throw new Error("positions must map resource names to positions such as A/2");
+    if (config.lab !== undefined && typeof config.lab !== "string")
+      throw new Error("lab must be the name of a lab");
+    this._config = { ...config, group_by: groupBy, positions };
+    this._layout = null;
+    this._shown = null;
+    this._render();
+  }
+
+  set hass(hass) {
+    this._hass = hass;
+    if (this._entitiesChanged(hass)) this._fetch();
+    else this._render();
+  }
+
+  get hass() {
+    return this._hass;
+  }
+
+  getCardSize() {
+    const groups = this._layout?.groups;
+    if (!groups) return 3;
+    if (!this._layout.grouped) return 1 + Math.ceil((groups[0]?.slots.length ?? 0) / 3);
+    return 2 + Math.max(...groups.map((group) => group.slots.length));
+  }
+
+  getGridOptions() {
+    return { columns: 12, min_columns: 6, min_rows: 2 };
+  }
+
+  /* Fetch the resources again when labpower's entities were added or removed. */
+  _entitiesChanged(hass) {
+    if (this._resources === null && !this._fetching && this._error === null) return true;
+    if (hass.entities === this._entitiesSeen) return false;
+    this._entitiesSeen = hass.entities;
+    const signature = Object.values(hass.entities ?? {})
+      .filter((entry) => entry.platform === "labpower")
+      .map((entry) => entry.entity_id)
+      .sort()
+      .join(",");
+    const changed = this._signature !== null && signature !== this._signature;
+    this._signature = signature;
+    return changed;
+  }
+
+  async _fetch() {
+    if (!this._hass) return;
+    if (this._fetching) {
+      this._fetchAgain = true;
+      return;
+    }
+    this._fetching = true;
+    try {
+      const result = await this._hass.callWS({ type: "labpower/resources" });
+      this._resources = result.resources;
+      this._error = null;
+    } catch (err) {
+      this._error = err?.code === "unknown_command" ? "labpower is not loaded." : err?.message ?? String(err);
+    } finally {
+      this._fetching = false;
+    }
+    this._dirty = false;
+    this._layout = null;
+    this._shown = null;
+    if (this._fetchAgain) {
+      this._fetchAgain = false;
+      this._fetch();
+      return;
+    }
+    this._render();
+  }
+
+  _visible() {
+    const lab = this._config?.lab;
+    return (this._resources ?? []).filter((resource) => lab === undefined || resource.lab === lab);
+  }
+
+  /* The state objects the tiles show; null when nothing relevant changed. */
+  _relevant() {
+    const states = this._hass.states;
+    // Translations load after the first states: a new localize shows translated states.
+    const shown = [this._hass.localize, this._hass.locale?.language];
+    let missing = false;
+    for (const resource of this._visible()) {
+      for (const key of ["state", "holders", "power"]) {
+        const entityId = resource.entities?.[key];
+        const stateObj = entityId ? states[entityId] : undefined;
+        if (entityId && (stateObj === undefined || stateObj.state === "unavailable")) missing = true;
+        shown.push(stateObj);
+      }
+    }
+    if (missing) this._dirty = true;
+    else if (this._dirty) {
+      // A resource's entities came back (its lab was reloaded): labels may have changed.
+      this._dirty = false;
+      this._fetch();
+    }
+    const previous = this._shown;
+    if (previous && previous.length === shown.length && shown.every((s, i) => s === previous[i]))
+      return null;
+    this._shown = shown;
+    return shown;
+  }
+
+  _render() {
+    if (!this._config) return;
+    const root = this.shadowRoot;
+    if (this._error !== null || !this._hass || this._resources === null) {
+      const text = this._error ?? "Loading…";
+      this._layout = null;
+      this._shown = null;
+      root.innerHTML = this._frame(
+        `<div class="message${this._error !== null ? " error" : ""}">${escape(text)}</div>`,
+      );
+      return;
+    }
+    if (this._layout === null) {
+      const resources = this._visible();
+      this._layout = layout(resources, this._config);
+      this._shown = null;
+      root.innerHTML = this._frame(
+        resources.length ? this._grid(this._layout) : `<div class="message">No labpower resources.</div>`,
+      );
+    }
+    if (this._relevant() === null) return;
+    for (const tile of root.querySelectorAll(".tile")) this._update(tile);
+  }
+
+  _frame(body) {
+    const title = this._config.title;
+    const header = title ? ` header="${escape(title)}"` : "";
+    return `<style>${STYLE}</style><ha-card${header}><div class="content${title ? "" : " no-header"}">${body}</div></ha-card>`;
+  }
+
+  _grid({ grouped, groups }) {
+    const racks = groups
+      .map((group) => {
+        const name = group.title ? `<h2 class="rack-name">${escape(group.title)}</h2>` : "";
+        const slots = group.slots
+          .map((slot) =>
+            slot.empty !== undefined
+              ? `<div class="empty" aria-hidden="true">${escape(slot.empty)}</div>`
+              : `<button class="tile" type="button" data-resource="${escape(slot.resource.name)}">` +
+                `<span class="name">${escape(slot.resource.name)}</span>` +
+                `<span class="meta"><span class="state"></span>` +
+                `<span class="holders"><ha-icon icon="mdi:account"></ha-icon><span class="count"></span></span></span>` +
+                `</button>`,
+          )
+          .join("");
+        return `<section class="rack" data-group="${escape(group.key)}">${name}<div class="slots">${slots}</div></section>`;
+      })
+      .join("");
+    return `<div class="lab${grouped ? "" : " single"}">${racks}</div>`;
+  }
+
+  _resource(name) {
+    return this._resources?.find((resource) => resource.name === name);
+  }
+
+  _update(tile) {
+    const resource = this._resource(tile.dataset.resource);
+    if (!resource) return;
+    const states = this._hass.states;
+    const stateObj = states[resource.entities?.state];
+    const holdersObj = states[resource.entities?.holders];
+    let state = stateObj ? stateObj.state : resource.state;
+    if (!STATES.includes(state)) state = "unknown";
+    let stateText = STATE_NAMES[state];
+    if (stateObj && STATES.includes(stateObj.state) && this._hass.formatEntityState) {
+      // The translated state, once the frontend has labpower's translations.
+      const formatted = this._hass.formatEntityState(stateObj);
+      if (formatted && formatted !== stateObj.state) stateText = formatted;
+    }
+    const holders = holdersObj && /^\d+$/.test(holdersObj.state) ? Number(holdersObj.state) : resource.holders;
+    const reason = stateObj?.attributes?.reason;
+    tile.dataset.state = state;
+    tile.dataset.holders = String(holders);
+    tile.querySelector(".state").textContent = stateText;
+    const count = tile.querySelector(".holders");
+    count.dataset.count = String(holders);
+    count.querySelector(".count").textContent = String(holders);
+    const holdersText = `${holders} ${holders === 1 ? "holder" : "holders"}`;
+    count.title = holdersText;
+    tile.title = [`${resource.name}: ${stateText}`, reason, holdersText].filter(Boolean).join("\n");
+    tile.setAttribute("aria-label", `${resource.name}, ${stateText}, ${holdersText}`);
+  }
+
+  _clicked(ev) {
+    const tile = ev.composedPath().find((node) => node.classList?.contains("tile"));
+    if (!tile) return;
+    const resource = this._resource(tile.dataset.resource);
+    const entityId = resource?.entities?.power ?? resource?.entities?.state;
+    if (!entityId) return;
+    const event = new Event("hass-more-info", { bubbles: true, composed: true });
+    event.detail = { entityId };
+    this.dispatchEvent(event);
+  }
+}
+
+const registerCard = () => {
+  if (!window.customElements.get(CARD)) window.customElements.define(CARD, LabpowerRackCard);
+};
+registerCard();
+// The frontend loads this module while it boots, and may then put its scoped custom element
+// registry (a polyfill) in window.customElements: a card defined only in the browser's own
+// registry would stay unknown to it. Define it there too once the frontend's app is defined.
+customElements.whenDefined("home-assistant").then(registerCard);
+
+window.customCards = window.customCards || [];
+if (!window.customCards.some((card) => card.type === CARD)) {
+  window.customCards.push({
+    type: CARD,
+    name: "labpower rack",
+    description: "The lab at a glance: resources by rack, coloured by state, with their holders.",
+    preview: true,
+    documentationURL: "https://github.com/labpower/labpower#the-lab-at-a-glance-the-rack-card",
+  });
+}

@@ -9,6 +9,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentry,
     ConfigSubentryFlow,
     SubentryFlowResult,
 )
@@ -16,13 +17,21 @@ from homeassistant.core import callback
 from homeassistant.helpers import selector
 import probatio as vol
 
+from .bmcs import async_check_bmc
 from .const import (
+    BMC_IPMI,
+    BMC_PROTOCOLS,
     CHECKER_ENTITY,
     CHECKER_ICMP,
+    CHECKER_NONE,
     CHECKER_TCP,
     CHECKER_TYPES,
+    CONF_BMC,
+    CONF_BMC_AUTH,
+    CONF_BMC_NAME,
     CONF_CHECK_ENTITY,
     CONF_CHECKER,
+    CONF_CIPHER_SUITE,
     CONF_DEFAULT_TTL,
     CONF_GRACEFUL_OFF,
     CONF_HOST,
@@ -30,31 +39,49 @@ from .const import (
     CONF_LABELS,
     CONF_LED_ENTITY,
     CONF_LONG_PRESS,
+    CONF_MAC,
     CONF_MAX_TTL,
     CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
     CONF_OFF_DELAY,
+    CONF_PASSWORD,
     CONF_PORT,
     CONF_POWER_ENTITY,
     CONF_POWER_W,
+    CONF_PROTOCOL,
     CONF_RELAY_ENTITY,
     CONF_RESET_ENTITY,
     CONF_RESOURCE_NAME,
     CONF_SHORT_PRESS,
+    CONF_SSH_COMMAND,
+    CONF_SSH_HOST,
+    CONF_SSH_KEY,
+    CONF_SSH_PASSWORD,
+    CONF_SSH_PORT,
+    CONF_SSH_USERNAME,
     CONF_START_TIMEOUT,
     CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+    CONF_WOL_ADDRESS,
+    CONF_WOL_PORT,
     DEFAULT_LONG_PRESS,
     DEFAULT_SHORT_PRESS,
     DOMAIN,
     RELAY_DOMAINS,
+    SUBENTRY_BMC,
     SUBENTRY_RESOURCE,
     SWITCHABLE_DOMAINS,
+    SWITCHER_BMC,
     SWITCHER_BUTTON,
     SWITCHER_ENTITY,
     SWITCHER_TYPES,
+    SWITCHER_WOL,
 )
 from .core.model import ResourcePolicy
+from .drivers.ssh import DEFAULT_COMMAND
+from .drivers.wol import magic_packet
 
 _DURATIONS = (
     CONF_OFF_DELAY,
@@ -65,6 +92,14 @@ _DURATIONS = (
     CONF_MAX_TTL,
 )
 _POLICY_DEFAULTS = ResourcePolicy()
+_PORT = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=1, max=65535, mode=selector.NumberSelectorMode.BOX
+    )
+)
+_PASSWORD = selector.TextSelector(
+    selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+)
 _SECONDS = selector.NumberSelector(
     selector.NumberSelectorConfig(
         mode=selector.NumberSelectorMode.BOX, unit_of_measurement="s", step="any"
@@ -82,8 +117,8 @@ class LabpowerConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Resources are subentries of a Lab."""
-        return {SUBENTRY_RESOURCE: ResourceSubentryFlow}
+        """Resources and BMCs are subentries of a Lab."""
+        return {SUBENTRY_RESOURCE: ResourceSubentryFlow, SUBENTRY_BMC: BmcSubentryFlow}
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -164,6 +199,15 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                     errors[CONF_RESOURCE_NAME] = "name_empty"
                 elif name.casefold() in self._names_in_use():
                     errors[CONF_RESOURCE_NAME] = "name_exists"
+            if user_input[CONF_SWITCHER] == SWITCHER_WOL and (
+                user_input[CONF_CHECKER] == CHECKER_NONE
+            ):
+                errors[CONF_CHECKER] = "wol_needs_check"
+            if user_input[CONF_SWITCHER] == SWITCHER_BMC and not any(
+                sub.subentry_type == SUBENTRY_BMC
+                for sub in self._get_entry().subentries.values()
+            ):
+                errors[CONF_SWITCHER] = "no_bmc"
             if not errors:
                 self._data.update(user_input)
                 self._data[CONF_RESOURCE_NAME] = name
@@ -217,6 +261,10 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                     unique_id=data[CONF_RESOURCE_NAME],
                 )
         defaults = {
+            CONF_WOL_ADDRESS: "255.255.255.255",
+            CONF_WOL_PORT: 9,
+            CONF_SSH_PORT: 22,
+            CONF_SSH_COMMAND: DEFAULT_COMMAND,
             CONF_SHORT_PRESS: DEFAULT_SHORT_PRESS,
             CONF_LONG_PRESS: DEFAULT_LONG_PRESS,
             CONF_OFF_DELAY: _POLICY_DEFAULTS.off_delay,
@@ -240,7 +288,32 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
 
     def _details_schema(self) -> vol.Schema:
         fields: dict[vol.Marker, Any] = {}
-        if self._data[CONF_SWITCHER] == SWITCHER_BUTTON:
+        switcher = self._data[CONF_SWITCHER]
+        if switcher == SWITCHER_BMC:
+            fields[vol.Required(CONF_BMC)] = selector.SelectSelector(
+                selector.SelectSelectorConfig(
+                    options=[
+                        selector.SelectOptionDict(
+                            value=sub.subentry_id, label=sub.title
+                        )
+                        for sub in self._get_entry().subentries.values()
+                        if sub.subentry_type == SUBENTRY_BMC
+                    ]
+                )
+            )
+        elif switcher == SWITCHER_WOL:
+            fields[vol.Required(CONF_MAC)] = selector.TextSelector()
+            fields[vol.Required(CONF_WOL_ADDRESS)] = selector.TextSelector()
+            fields[vol.Required(CONF_WOL_PORT)] = _PORT
+            fields[vol.Required(CONF_SSH_HOST)] = selector.TextSelector()
+            fields[vol.Required(CONF_SSH_PORT)] = _PORT
+            fields[vol.Required(CONF_SSH_USERNAME)] = selector.TextSelector()
+            fields[vol.Optional(CONF_SSH_PASSWORD)] = _PASSWORD
+            fields[vol.Optional(CONF_SSH_KEY)] = selector.TextSelector(
+                selector.TextSelectorConfig(multiline=True)
+            )
+            fields[vol.Required(CONF_SSH_COMMAND)] = selector.TextSelector()
+        elif switcher == SWITCHER_BUTTON:
             fields[vol.Required(CONF_RELAY_ENTITY)] = _entity(RELAY_DOMAINS)
             fields[vol.Required(CONF_LED_ENTITY)] = _entity(["binary_sensor"])
             fields[vol.Optional(CONF_RESET_ENTITY)] = _entity(RELAY_DOMAINS)
@@ -252,11 +325,7 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         if checker in (CHECKER_ICMP, CHECKER_TCP):
             fields[vol.Required(CONF_HOST)] = selector.TextSelector()
         if checker == CHECKER_TCP:
-            fields[vol.Required(CONF_PORT)] = selector.NumberSelector(
-                selector.NumberSelectorConfig(
-                    min=1, max=65535, mode=selector.NumberSelectorMode.BOX
-                )
-            )
+            fields[vol.Required(CONF_PORT)] = _PORT
         if checker == CHECKER_ENTITY:
             fields[vol.Required(CONF_CHECK_ENTITY)] = _entity(["binary_sensor"])
         for key in _DURATIONS:
@@ -290,8 +359,18 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
             entity_id = user_input.get(key)
             if entity_id and self.hass.states.get(entity_id) is None:
                 errors[key] = "entity_not_found"
-        if CONF_HOST in user_input and not str(user_input[CONF_HOST]).strip():
-            errors[CONF_HOST] = "host_empty"
+        for key in (CONF_HOST, CONF_SSH_HOST, CONF_WOL_ADDRESS):
+            if key in user_input and not str(user_input[key]).strip():
+                errors[key] = "host_empty"
+        if CONF_MAC in user_input:
+            try:
+                magic_packet(user_input[CONF_MAC])
+            except ValueError:
+                errors[CONF_MAC] = "invalid_mac"
+        if CONF_SSH_USERNAME in user_input and not (
+            user_input.get(CONF_SSH_PASSWORD) or user_input.get(CONF_SSH_KEY)
+        ):
+            errors[CONF_SSH_PASSWORD] = "ssh_credentials"
         for key in (*_DURATIONS, CONF_SHORT_PRESS, CONF_LONG_PRESS):
             if key in user_input and user_input[key] < 0:
                 errors[key] = "negative"
@@ -322,3 +401,78 @@ def _choice(options: list[str], key: str) -> selector.SelectSelector:
 
 def _entity(domains: list[str]) -> selector.EntitySelector:
     return selector.EntitySelector(selector.EntitySelectorConfig(domain=domains))
+
+
+class BmcSubentryFlow(ConfigSubentryFlow):
+    """Add or change a BMC (IPMI or Redfish); it is tested before it is saved."""
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Name, protocol, address and credentials."""
+        return await self._form("user", user_input, None)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """New address or credentials (after a password change: the repair issue's fix)."""
+        return await self._form(
+            "reconfigure", user_input, self._get_reconfigure_subentry()
+        )
+
+    async def _form(
+        self,
+        step_id: str,
+        user_input: dict[str, Any] | None,
+        subentry: ConfigSubentry | None,
+    ) -> SubentryFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**(subentry.data if subentry else {}), **user_input}
+            name = str(data[CONF_BMC_NAME]).strip()
+            taken = {
+                sub.title.casefold()
+                for sub in self._get_entry().subentries.values()
+                if sub.subentry_type == SUBENTRY_BMC and sub is not subentry
+            }
+            if not name:
+                errors[CONF_BMC_NAME] = "name_empty"
+            elif name.casefold() in taken:
+                errors[CONF_BMC_NAME] = "name_exists"
+            elif error := await async_check_bmc(self.hass, data):
+                errors["base"] = error
+            else:
+                data[CONF_BMC_NAME] = name
+                if subentry is not None:
+                    return self.async_update_and_abort(
+                        self._get_entry(), subentry, title=name, data=data
+                    )
+                return self.async_create_entry(title=name, data=data)
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_BMC_NAME): selector.TextSelector(),
+                vol.Required(CONF_PROTOCOL, default=BMC_IPMI): _choice(
+                    BMC_PROTOCOLS, CONF_PROTOCOL
+                ),
+                vol.Required(CONF_HOST): selector.TextSelector(),
+                vol.Optional(CONF_PORT): _PORT,
+                vol.Required(CONF_USERNAME): selector.TextSelector(),
+                vol.Required(CONF_PASSWORD): _PASSWORD,
+                vol.Required(CONF_CIPHER_SUITE, default=3): selector.NumberSelector(
+                    selector.NumberSelectorConfig(
+                        min=0, max=17, mode=selector.NumberSelectorMode.BOX
+                    )
+                ),
+                vol.Required(CONF_VERIFY_SSL, default=True): selector.BooleanSelector(),
+                vol.Required(CONF_BMC_AUTH, default="basic"): _choice(
+                    ["basic", "session"], CONF_BMC_AUTH
+                ),
+            }
+        )
+        suggested = dict(user_input or (subentry.data if subentry else {}))
+        suggested.pop(CONF_PASSWORD, None)
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
+            errors=errors,
+        )

@@ -17,7 +17,9 @@ CONF_CHECKER: Final = "checker_type"
 
 SWITCHER_ENTITY: Final = "entity"
 SWITCHER_BUTTON: Final = "button"
-SWITCHER_TYPES: Final = [SWITCHER_ENTITY, SWITCHER_BUTTON]
+SWITCHER_BMC: Final = "bmc"
+SWITCHER_WOL: Final = "wol"
+SWITCHER_TYPES: Final = [SWITCHER_ENTITY, SWITCHER_BUTTON, SWITCHER_BMC, SWITCHER_WOL]
 
 CHECKER_NONE: Final = "none"
 CHECKER_ICMP: Final = "icmp"
@@ -62,3 +64,25 @@ EVENT_POWER_CHANGED: Final = "labpower_power_changed"
 STORAGE_VERSION: Final = 1
 # Start failures in a row before a repair issue is raised.
 START_FAILURES_FOR_REPAIR: Final = 3
+
+SUBENTRY_BMC: Final = "bmc"
+BMC_IPMI: Final = "ipmi"
+BMC_REDFISH: Final = "redfish"
+BMC_PROTOCOLS: Final = [BMC_IPMI, BMC_REDFISH]
+CONF_BMC_NAME: Final = "name"
+CONF_PROTOCOL: Final = "protocol"
+CONF_USERNAME: Final = "username"
+CONF_PASSWORD: Final = "password"
+CONF_CIPHER_SUITE: Final = "cipher_suite"
+CONF_VERIFY_SSL: Final = "verify_ssl"
+CONF_BMC_AUTH: Final = "bmc_auth"
+CONF_BMC: Final = "bmc"
+CONF_MAC: Final = "mac"
+CONF_WOL_ADDRESS: Final = "wol_address"
+CONF_WOL_PORT: Final = "wol_port"
+CONF_SSH_HOST: Final = "ssh_host"
+CONF_SSH_PORT: Final = "ssh_port"
+CONF_SSH_USERNAME: Final = "ssh_username"
+CONF_SSH_PASSWORD: Final = "ssh_password"
+CONF_SSH_KEY: Final = "ssh_key"
+CONF_SSH_COMMAND: Final = "ssh_command"

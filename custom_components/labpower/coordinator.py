@@ -27,10 +27,12 @@ from homeassistant.helpers.event import (
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
+from .bmcs import bmc_client, wol_switcher
 from .const import (
     CHECKER_ENTITY,
     CHECKER_ICMP,
     CHECKER_TCP,
+    CONF_BMC,
     CONF_CHECK_ENTITY,
     CONF_CHECKER,
     CONF_DEFAULT_TTL,
@@ -64,13 +66,22 @@ from .const import (
     LOGGER,
     START_FAILURES_FOR_REPAIR,
     STORAGE_VERSION,
+    SUBENTRY_BMC,
     SUBENTRY_RESOURCE,
+    SWITCHER_BMC,
     SWITCHER_BUTTON,
+    SWITCHER_WOL,
 )
 from .core.lab import EventKind, Lab, LabEvent, ResourceSpec
 from .core.model import ResourcePolicy, ResourceState
 from .core.reconciler import Timing
-from .core.switching import AvailabilityChecker, Switcher
+from .core.switching import (
+    AvailabilityChecker,
+    ConfigurationSwitchError,
+    Switcher,
+    SwitchError,
+)
+from .drivers.bmc import BmcClient, BmcSwitcher
 from .drivers.icmp import (
     ICMP_UNAVAILABLE,
     IcmpSweeper,
@@ -137,6 +148,10 @@ class LabRuntime:
     subentry_of: dict[str, str] = field(default_factory=dict)  # resource -> subentry id
     name_of: dict[str, str] = field(default_factory=dict)  # subentry id -> resource
     powered: set[str] = field(default_factory=set)
+    bmcs: dict[str, BmcClient] = field(default_factory=dict)  # subentry id -> client
+    bmc_of: dict[str, str] = field(default_factory=dict)  # resource -> BMC subentry id
+    bmc_power: dict[str, float | None] = field(default_factory=dict)
+    host_keys: dict[str, str] = field(default_factory=dict)
     _listeners: dict[tuple[str | None, Topic], list[CALLBACK_TYPE]] = field(
         default_factory=dict
     )
@@ -167,6 +182,11 @@ class LabRuntime:
             with contextlib.suppress(IcmpUnavailableError):
                 privileged = await detect_privileged()
         self.icmp = IcmpSweeper(privileged=privileged)
+        stored = await self.store.async_load() or {}
+        self.host_keys.update(stored.get("host_keys", {}))
+        for subentry in self.entry.subentries.values():
+            if subentry.subentry_type == SUBENTRY_BMC:
+                self.bmcs[subentry.subentry_id] = bmc_client(self.hass, subentry.data)
         watched: dict[str, list[str]] = {}
         for subentry in self.entry.subentries.values():
             if subentry.subentry_type != SUBENTRY_RESOURCE:
@@ -180,7 +200,6 @@ class LabRuntime:
             if meter := subentry.data.get(CONF_METER_ENTITY):
                 self.energy.link_meter(spec.name, meter)
         self._sync_icmp_issue(needed=uses_icmp)
-        stored = await self.store.async_load() or {}
         self.lab.load(stored)
         self.energy.accountant.load(stored.get("energy"))
         if watched:
@@ -196,6 +215,13 @@ class LabRuntime:
                 )
             )
         await self.lab.start()
+        if self.bmc_of:
+            await self._async_poll_bmc_power()
+            self._unsubscribe.append(
+                async_track_time_interval(
+                    self.hass, self._async_poll_bmc_power, ENERGY_INTERVAL
+                )
+            )
         self.energy.tick_all()
         self._unsubscribe.append(
             async_track_time_interval(self.hass, self._tick_energy, ENERGY_INTERVAL)
@@ -208,10 +234,16 @@ class LabRuntime:
         await self.lab.stop()
         self.energy.tick_all()
         await self.store.async_save(self._stored())
+        for client in self.bmcs.values():
+            await client.close()
 
     def _stored(self) -> dict[str, Any]:
-        """What the store holds: the ledger and the energy counters."""
-        return {**self.lab.ledger.to_dict(), "energy": self.energy.accountant.to_dict()}
+        """What the store holds: the ledger, the energy counters, pinned SSH host keys."""
+        return {
+            **self.lab.ledger.to_dict(),
+            "energy": self.energy.accountant.to_dict(),
+            "host_keys": dict(self.host_keys),
+        }
 
     @callback
     def _tick_energy(self, _now: datetime) -> None:
@@ -231,7 +263,23 @@ class LabRuntime:
         data = subentry.data
         switcher: Switcher
         entities: list[str] = []
-        if data[CONF_SWITCHER] == SWITCHER_BUTTON:
+        checker = self._checker(data, entities)
+        if data[CONF_SWITCHER] == SWITCHER_BMC:
+            switcher = BmcSwitcher(self.bmcs[data[CONF_BMC]])
+            self.bmc_of[data[CONF_RESOURCE_NAME]] = data[CONF_BMC]
+        elif data[CONF_SWITCHER] == SWITCHER_WOL:
+            if checker is None:
+                raise ConfigurationSwitchError(
+                    "Wake-on-LAN needs an availability check"
+                )
+            name = data[CONF_RESOURCE_NAME]
+            switcher = wol_switcher(
+                data,
+                checker,
+                known_host_key=self.host_keys.get(name),
+                on_first_key=lambda key: self._remember_host_key(name, key),
+            )
+        elif data[CONF_SWITCHER] == SWITCHER_BUTTON:
             button = ButtonSwitcher(
                 self.hass,
                 relay_entity=data[CONF_RELAY_ENTITY],
@@ -246,16 +294,6 @@ class LabRuntime:
             entity = EntitySwitcher(self.hass, data[CONF_POWER_ENTITY])
             entities.extend(entity.entities)
             switcher = entity
-        checker: AvailabilityChecker | None = None
-        match data.get(CONF_CHECKER):
-            case value if value == CHECKER_ICMP:
-                checker = self.icmp.checker(data[CONF_HOST])
-            case value if value == CHECKER_TCP:
-                checker = TcpChecker(data[CONF_HOST], int(data[CONF_PORT]))
-            case value if value == CHECKER_ENTITY:
-                entity_checker = EntityChecker(self.hass, data[CONF_CHECK_ENTITY])
-                entities.extend(entity_checker.entities)
-                checker = entity_checker
         spec = ResourceSpec(
             name=data[CONF_RESOURCE_NAME],
             feeds=(switcher,),
@@ -265,6 +303,37 @@ class LabRuntime:
             power_w=data.get(CONF_POWER_W),
         )
         return spec, entities
+
+    def _checker(
+        self, data: Mapping[str, Any], entities: list[str]
+    ) -> AvailabilityChecker | None:
+        match data.get(CONF_CHECKER):
+            case value if value == CHECKER_ICMP:
+                return self.icmp.checker(data[CONF_HOST])
+            case value if value == CHECKER_TCP:
+                return TcpChecker(data[CONF_HOST], int(data[CONF_PORT]))
+            case value if value == CHECKER_ENTITY:
+                entity_checker = EntityChecker(self.hass, data[CONF_CHECK_ENTITY])
+                entities.extend(entity_checker.entities)
+                return entity_checker
+        return None
+
+    def _remember_host_key(self, resource: str, key: str) -> None:
+        """Pin an SSH host key seen on first use (stored with the ledger)."""
+        self.host_keys[resource] = key
+        self.store.async_delay_save(self._stored, SAVE_DELAY)
+
+    async def _async_poll_bmc_power(self, _now: datetime | None = None) -> None:
+        """Read the draw of every BMC-fed resource; energy integrates it."""
+        for name, bmc_id in self.bmc_of.items():
+            try:
+                watts = await self.bmcs[bmc_id].power_reading()
+            except SwitchError:
+                watts = None
+            self.energy.set_power_reading(name, watts)
+            self.bmc_power[name] = watts
+            self.energy.tick(name)
+            self._notify([name], Topic.ENERGY)
 
     def _entity_changed(
         self, watched: dict[str, list[str]]

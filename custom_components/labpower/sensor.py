@@ -12,7 +12,7 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import UnitOfEnergy, UnitOfTime
+from homeassistant.const import UnitOfEnergy, UnitOfPower, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -28,8 +28,9 @@ PARALLEL_UPDATES = 0
 class ResourceSensorDescription(SensorEntityDescription):
     """A sensor of one resource."""
 
-    value_fn: Callable[[LabRuntime, str], str | int | float]
+    value_fn: Callable[[LabRuntime, str], str | int | float | None]
     topic: Topic = Topic.ENERGY
+    exists_fn: Callable[[LabRuntime, str], bool] = lambda runtime, name: True
     reason_fn: Callable[[LabRuntime, str], str | None] = lambda runtime, name: None
 
 
@@ -101,6 +102,16 @@ RESOURCE_SENSORS = (
     ),
 )
 
+POWER_DRAW = ResourceSensorDescription(
+    key="power_draw",
+    translation_key="power_draw",
+    device_class=SensorDeviceClass.POWER,
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement=UnitOfPower.WATT,
+    value_fn=lambda runtime, name: runtime.bmc_power.get(name),
+    exists_fn=lambda runtime, name: name in runtime.bmc_of,
+)
+
 LAB_SENSORS = (
     LabSensorDescription(
         key="resources_on",
@@ -133,7 +144,8 @@ async def async_setup_entry(
         async_add_entities(
             [
                 ResourceSensor(runtime, name, description)
-                for description in RESOURCE_SENSORS
+                for description in (*RESOURCE_SENSORS, POWER_DRAW)
+                if description.exists_fn(runtime, name)
             ],
             config_subentry_id=runtime.subentry_of[name],
         )
@@ -157,7 +169,7 @@ class ResourceSensor(ResourceEntity, SensorEntity):
 
     @property
     @override
-    def native_value(self) -> str | int | float:
+    def native_value(self) -> str | int | float | None:
         """The value."""
         return self.entity_description.value_fn(self.runtime, self.resource)
 

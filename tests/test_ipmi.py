@@ -1,0 +1,741 @@
+"""The IPMI BMC client against a real ipmi_sim (Debian's openipmi) on 127.0.0.1.
+
+The simulated chassis keeps its power in a file; a soft off (ACPI) makes the simulated OS
+shut down at once, after a delay or never, as a file says. ipmitool, the reference client,
+checks what the driver reports. No packet leaves 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+import shutil
+import socket
+import subprocess
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from pyipmi.errors import (
+    AuthenticationError,
+    CompletionCodeError,
+    DecodingError,
+    MessageStatusCodeError,
+    NotSupportedError,
+    RetryError,
+)
+import pytest
+import pytest_socket
+
+from custom_components.labpower.core.lab import EventKind, Lab, LabEvent, ResourceSpec
+from custom_components.labpower.core.model import (
+    PowerAction,
+    PowerState,
+    ResourcePolicy,
+    ResourceState,
+)
+from custom_components.labpower.core.switching import (
+    ConfigurationSwitchError,
+    TransientSwitchError,
+)
+from custom_components.labpower.drivers import ipmi as ipmi_driver
+from custom_components.labpower.drivers.bmc import (
+    BMC_AUTH,
+    BmcAuthError,
+    BmcSwitcher,
+    BmcUnreachableError,
+)
+from custom_components.labpower.drivers.ipmi import Executor, IpmiClient
+
+from .core.fakes import FakeClock
+
+HOST = "127.0.0.1"
+IPMI_SIM = shutil.which("ipmi_sim")
+IPMITOOL = shutil.which("ipmitool")
+
+pytestmark = [
+    pytest.mark.skipif(
+        IPMI_SIM is None or IPMITOOL is None,
+        reason="needs ipmi_sim and ipmitool (Debian's openipmi and ipmitool)",
+    ),
+    pytest.mark.usefixtures("socket_enabled"),
+]
+
+# The simulated chassis: `chassis.sh DEV get power` prints power:0|1, `set power 0|1`
+# stores it, a soft off arrives as `set shutdown 1` and a reset as `set reset 1`.
+CHASSIS_SH = """#!/bin/sh
+dir="$(dirname "$0")"
+echo "$*" >> "$dir/calls.log"
+case "$2" in
+get)
+    shift 2
+    for item in "$@"; do
+        case "$item" in
+            power) echo "power:$(cat "$dir/power")" ;;
+            *) echo "$item:0" ;;
+        esac
+    done ;;
+set)
+    shift 2
+    while [ $# -ge 2 ]; do
+        case "$1" in
+            power) echo "$2" > "$dir/power" ;;
+            reset) [ "$2" = 1 ] && echo reset >> "$dir/resets" ;;
+            shutdown)
+                # The OS: "now" shuts down at once, "ignore" never, a number of seconds
+                # later (in the background: ipmi_sim waits for this script).
+                mode="$(cat "$dir/soft_off")"
+                if [ "$2" = 1 ] && [ "$mode" = now ]; then
+                    echo 0 > "$dir/power"
+                elif [ "$2" = 1 ] && [ "$mode" != ignore ]; then
+                    (sleep "$mode"; echo 0 > "$dir/power") </dev/null >/dev/null 2>&1 &
+                fi ;;
+        esac
+        shift 2
+    done ;;
+esac
+"""
+
+LAN_CONF = """name "labsim"
+set_working_mc 0x20
+  startlan 1
+    addr {host} {port}
+    priv_limit admin
+    allowed_auths_callback none md2 md5 straight
+    allowed_auths_user none md2 md5 straight
+    allowed_auths_operator none md2 md5 straight
+    allowed_auths_admin none md2 md5 straight
+    guid a123456789abcdefa123456789abcdef
+  endlan
+  chassis_control "{chassis} 0x20"
+  user 2 true "admin" "password" admin 10 none md2 md5 straight
+"""
+
+CMD_EMU = """mc_setbmc 0x20
+mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr
+mc_enable 0x20
+"""
+
+
+@contextlib.contextmanager
+def sockets_allowed() -> Iterator[None]:
+    """Let a module fixture open sockets (connects stay limited to 127.0.0.1)."""
+    guarded = socket.socket
+    pytest_socket.enable_socket()
+    try:
+        yield
+    finally:
+        socket.socket = guarded  # type: ignore[misc]
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def ipmitool_args(port: int, *args: str) -> list[str]:
+    """The reference client's command line for the simulator."""
+    assert IPMITOOL is not None
+    return [
+        IPMITOOL,
+        *("-I", "lanplus", "-H", HOST, "-p", str(port)),
+        *("-U", "admin", "-P", "password", "-C", "3", "-N", "1", "-R", "1"),
+        *args,
+    ]
+
+
+@dataclass
+class Sim:
+    """A running ipmi_sim and the files of its simulated chassis."""
+
+    directory: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def power(self) -> str:
+        """What the chassis file says: "0" or "1"."""
+        return (self.directory / "power").read_text(encoding="utf-8").strip()
+
+    @property
+    def resets(self) -> int:
+        """Resets the chassis received."""
+        path = self.directory / "resets"
+        return len(path.read_text(encoding="utf-8").split()) if path.exists() else 0
+
+    @property
+    def calls(self) -> list[str]:
+        """`set` calls ipmi_sim made to the chassis script ("power 1", "shutdown 1")."""
+        lines = (self.directory / "calls.log").read_text(encoding="utf-8").splitlines()
+        return [line.split(" ", 2)[2] for line in lines if " set " in line]
+
+    def reset_chassis(self, *, power: str = "0", soft_off: str = "now") -> None:
+        """A fresh chassis: power, and what the OS does on a soft off."""
+        (self.directory / "power").write_text(power + "\n", encoding="utf-8")
+        (self.directory / "soft_off").write_text(soft_off + "\n", encoding="utf-8")
+        (self.directory / "calls.log").write_text("", encoding="utf-8")
+        (self.directory / "resets").unlink(missing_ok=True)
+
+    async def ipmitool(self, *args: str) -> str:
+        """Run the reference client; its output."""
+        process = await asyncio.create_subprocess_exec(
+            *ipmitool_args(self.port, *args),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await process.communicate()
+        assert process.returncode == 0, output
+        return output.decode().strip()
+
+    def stop(self) -> None:
+        """Terminate ipmi_sim and wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_sim(directory: Path, timeout: float = 10.0) -> Sim:
+    """Start ipmi_sim on a free port; return once ipmitool gets an answer."""
+    assert IPMI_SIM is not None
+    chassis = directory / "chassis.sh"
+    chassis.write_text(CHASSIS_SH, encoding="utf-8")
+    chassis.chmod(0o755)
+    with sockets_allowed():
+        port = free_udp_port()
+    (directory / "lan.conf").write_text(
+        LAN_CONF.format(host=HOST, port=port, chassis=chassis), encoding="utf-8"
+    )
+    (directory / "cmd.emu").write_text(CMD_EMU, encoding="utf-8")
+    (directory / "state").mkdir()
+    log = directory / "ipmi_sim.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - a fixed local binary
+            [IPMI_SIM, "-c", "lan.conf", "-f", "cmd.emu", "-s", "state", "-n"],
+            cwd=directory,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    sim = Sim(directory, port, process)
+    sim.reset_chassis()
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"ipmi_sim exited with {process.returncode}: "
+                + log.read_text(encoding="utf-8", errors="replace")
+            )
+        probe = subprocess.run(  # noqa: S603 - a fixed local binary
+            ipmitool_args(port, "chassis", "power", "status"),
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+        if probe.returncode == 0:
+            return sim
+        if time.monotonic() > deadline:
+            sim.stop()
+            raise RuntimeError(f"ipmi_sim does not answer on {HOST}:{port}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def ipmi_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    """One ipmi_sim for the whole file."""
+    sim = start_sim(tmp_path_factory.mktemp("ipmi_sim"))
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(ipmi_sim: Sim) -> Sim:
+    """The simulator with a fresh chassis: off, an OS that shuts down on a soft off."""
+    ipmi_sim.reset_chassis()
+    return ipmi_sim
+
+
+@pytest.fixture
+def executor() -> Iterator[Executor]:
+    """A thread pool of the test's own, shut down (threads joined) at the end."""
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ipmi-test")
+
+    def run[T](func: Callable[[], T]) -> Awaitable[T]:
+        return asyncio.get_running_loop().run_in_executor(pool, func)
+
+    yield run
+    pool.shutdown(wait=True)
+
+
+def make_client(sim: Sim, executor: Executor, **kwargs: object) -> IpmiClient:
+    """A client of the simulator as admin, unless `kwargs` say otherwise."""
+    options: dict[str, object] = {
+        "username": "admin",
+        "password": "password",
+        "port": sim.port,
+        "timeout": 1.0,
+        "executor": executor,
+    } | kwargs
+    return IpmiClient(HOST, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def client(sim: Sim, executor: Executor) -> AsyncIterator[IpmiClient]:
+    """A client of the simulator, closed at the end."""
+    client = make_client(sim, executor)
+    yield client
+    await client.close()
+
+
+async def wait_for_state(
+    client: IpmiClient, state: PowerState, within: float = 5.0
+) -> float:
+    """Poll until the BMC reports `state`; the seconds it took."""
+    start = time.monotonic()
+    while (seen := await client.power_state()) is not state:
+        if time.monotonic() - start > within:
+            raise AssertionError(f"still {seen} after {within:g} s")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+# The client against the simulator
+
+
+async def test_status_off(client: IpmiClient, sim: Sim) -> None:
+    assert client.description == f"ipmi {HOST}:{sim.port}"
+    assert await client.power_state() is PowerState.OFF
+    assert await sim.ipmitool("chassis", "power", "status") == "Chassis Power is off"
+
+
+async def test_power_on(client: IpmiClient, sim: Sim) -> None:
+    await client.power_on()
+    assert await client.power_state() is PowerState.ON
+    assert sim.power == "1"
+    assert sim.calls == ["power 1"]
+    assert await sim.ipmitool("chassis", "power", "status") == "Chassis Power is on"
+
+
+async def test_soft_off_lets_the_os_shut_down(client: IpmiClient, sim: Sim) -> None:
+    sim.reset_chassis(power="1", soft_off="0.5")
+    await client.power_off(graceful=True)
+    assert sim.calls == ["shutdown 1"]  # ACPI soft off, not a power down
+    assert await client.power_state() is PowerState.ON  # the OS is shutting down
+    took = await wait_for_state(client, PowerState.OFF)
+    assert 0.2 < took < 3
+    assert sim.power == "0"
+    assert sim.calls == ["shutdown 1"]
+
+
+async def test_soft_off_ignored_by_the_os(client: IpmiClient, sim: Sim) -> None:
+    sim.reset_chassis(power="1", soft_off="ignore")
+    await client.power_off()  # graceful by default
+    await asyncio.sleep(0.2)
+    assert await client.power_state() is PowerState.ON
+    assert sim.calls == ["shutdown 1"]
+
+
+async def test_hard_off(client: IpmiClient, sim: Sim) -> None:
+    sim.reset_chassis(power="1", soft_off="ignore")
+    await client.power_off(graceful=False)
+    assert await client.power_state() is PowerState.OFF
+    assert sim.power == "0"
+    assert sim.calls == ["power 0"]
+
+
+async def test_reset_is_recorded(client: IpmiClient, sim: Sim) -> None:
+    sim.reset_chassis(power="1")
+    await client.reset()
+    assert sim.resets == 1
+    assert sim.calls == ["reset 1"]
+    assert await client.power_state() is PowerState.ON
+
+
+async def test_power_reading_none_without_dcmi(client: IpmiClient, sim: Sim) -> None:
+    # ipmi_sim has no DCMI: Get Power Reading answers 0xc1 (invalid command).
+    assert await client.power_reading() is None
+    assert await client.power_reading() is None  # not asked again
+    assert client._dcmi_unsupported
+    assert await client.power_state() is PowerState.OFF  # the session is fine
+
+
+async def test_ipmitool_agrees_with_the_driver(client: IpmiClient, sim: Sim) -> None:
+    said = {
+        PowerState.ON: "Chassis Power is on",
+        PowerState.OFF: "Chassis Power is off",
+    }
+    for action, state in (
+        (client.power_on, PowerState.ON),
+        (lambda: client.power_off(graceful=False), PowerState.OFF),
+    ):
+        await action()
+        assert await client.power_state() is state
+        assert await sim.ipmitool("chassis", "power", "status") == said[state]
+    # ... and the other way round: what ipmitool switches, the driver reads.
+    assert (
+        await sim.ipmitool("chassis", "power", "on") == "Chassis Power Control: Up/On"
+    )
+    assert await client.power_state() is PowerState.ON
+    await sim.ipmitool("chassis", "power", "off")
+    assert await client.power_state() is PowerState.OFF
+
+
+async def test_other_completion_code_is_transient(client: IpmiClient) -> None:
+    # ipmi_sim does not know DCMI Get Power Limit either.
+    with pytest.raises(TransientSwitchError, match="completion code 0xc1") as caught:
+        await client._run(lambda ipmi: ipmi.get_power_limit(), "power limit")
+    assert not isinstance(caught.value, BmcUnreachableError | BmcAuthError)
+    assert await client.power_state() is PowerState.OFF
+
+
+async def test_default_executor(sim: Sim) -> None:
+    # Without an executor the loop's default one runs the calls (HA passes its own).
+    client = IpmiClient(HOST, "admin", "password", port=sim.port)
+    try:
+        assert await client.power_state() is PowerState.OFF
+    finally:
+        await client.close()
+
+
+# Errors
+
+
+@pytest.mark.parametrize(
+    ("username", "password"), [("admin", "Zq9x-wrong"), ("nobody", "Zq9x-any")]
+)
+async def test_wrong_credentials_fail_fast(
+    sim: Sim, executor: Executor, username: str, password: str
+) -> None:
+    client = make_client(sim, executor, username=username, password=password)
+    start = time.monotonic()
+    with pytest.raises(BmcAuthError) as caught:
+        await client.power_state()
+    assert time.monotonic() - start < 2.0  # refused at once: no 10 s stall, no timeout
+    assert caught.value.issue == BMC_AUTH
+    assert "Zq9x" not in str(caught.value)  # never the password
+    await client.close()
+
+
+async def test_closed_port_is_unreachable(executor: Executor) -> None:
+    port = free_udp_port()
+    client = IpmiClient(HOST, "admin", "password", port=port, executor=executor)
+    start = time.monotonic()
+    with pytest.raises(BmcUnreachableError, match=f"{HOST}:{port}"):
+        await client.power_on()
+    assert time.monotonic() - start < 3.0  # refused: within the timeout
+    await client.close()
+
+
+async def test_silent_bmc_times_out(executor: Executor) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind((HOST, 0))
+        port = silent.getsockname()[1]
+        client = IpmiClient(
+            HOST, "admin", "password", port=port, timeout=0.5, executor=executor
+        )
+        start = time.monotonic()
+        with pytest.raises(BmcUnreachableError):
+            await client.power_state()
+        assert 0.4 < time.monotonic() - start < 2.0
+        await client.close()
+
+
+async def test_password_too_long_for_ipmi(sim: Sim, executor: Executor) -> None:
+    client = make_client(sim, executor, password="x" * 21)
+    with pytest.raises(BmcAuthError, match="20 bytes"):
+        await client.power_state()
+
+
+async def test_cipher_suite_the_bmc_refuses(sim: Sim, executor: Executor) -> None:
+    # ipmi_sim has no SHA256 (cipher suite 17): a setting to change, not credentials.
+    client = make_client(sim, executor, cipher_suite=17)
+    with pytest.raises(ConfigurationSwitchError, match="cipher suite 17") as caught:
+        await client.power_state()
+    assert not isinstance(caught.value, BmcAuthError)
+
+
+async def test_session_privilege(sim: Sim, executor: Executor) -> None:
+    viewer = make_client(sim, executor, privilege="user")
+    assert await viewer.power_state() is PowerState.OFF
+    with pytest.raises(BmcAuthError, match=r"privilege user not allowed.*0xd4"):
+        await viewer.power_on()
+    await viewer.close()
+    operator = make_client(sim, executor, privilege="operator")
+    await operator.power_on()
+    # ipmi_sim wants administrator for DCMI: no reading, not an error, asked again later.
+    assert await operator.power_reading() is None
+    assert not operator._dcmi_unsupported
+    await operator.close()
+    assert sim.power == "1"
+
+
+async def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="cipher suite 0"):
+        IpmiClient(HOST, "admin", "password", cipher_suite=0)
+    with pytest.raises(ValueError, match="privilege"):
+        IpmiClient(HOST, "admin", "password", privilege="root")
+
+
+# Sessions
+
+
+async def test_session_is_kept_and_reopened_when_idle(
+    client: IpmiClient, sim: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await client.power_state()
+    first = client._ipmi
+    await client.power_on()
+    assert client._ipmi is first  # one session for both calls
+    monkeypatch.setattr(ipmi_driver, "SESSION_IDLE", 0.0)
+    assert await client.power_state() is PowerState.ON
+    assert client._ipmi is not first
+    await client.close()
+    assert client._ipmi is None
+    assert await client.power_state() is PowerState.ON  # opens a new one
+
+
+async def test_dead_session_is_reopened_for_reads(client: IpmiClient) -> None:
+    await client.power_state()
+    stale = client._ipmi
+    stale.session.sid ^= 0x5A5A5A5A  # the BMC forgot our session: no answer
+    start = time.monotonic()
+    assert await client.power_state() is PowerState.OFF
+    assert client._ipmi is not stale
+    assert time.monotonic() - start < 3.0
+
+
+async def test_dead_session_reset_is_not_repeated(client: IpmiClient, sim: Sim) -> None:
+    sim.reset_chassis(power="1")
+    await client.power_state()
+    client._ipmi.session.sid ^= 0x5A5A5A5A
+    with pytest.raises(BmcUnreachableError, match="no answer"):
+        await client.reset()
+    assert sim.resets == 0
+    await client.reset()  # a new session
+    assert sim.resets == 1
+
+
+async def test_one_call_at_a_time_even_when_the_caller_gives_up(
+    executor: Executor,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind((HOST, 0))
+        client = IpmiClient(
+            HOST,
+            "admin",
+            "password",
+            port=silent.getsockname()[1],
+            timeout=0.5,
+            executor=executor,
+        )
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await client.power_state()
+        assert client._lock.locked()  # the worker still waits for the BMC
+        start = time.monotonic()
+        with pytest.raises(BmcUnreachableError):
+            await client.power_state()
+        assert time.monotonic() - start > 0.7  # waited for the first, then its own
+        await client.close()
+
+
+# End to end: a resource on the BMC, driven by the core pass by pass
+
+
+async def test_resource_on_the_bmc_through_the_core(
+    client: IpmiClient, sim: Sim
+) -> None:
+    clock = FakeClock()
+    events: list[LabEvent] = []
+    lab = Lab(clock=clock, listener=events.append, sleep=clock.sleep)
+    policy = ResourcePolicy(off_delay=0, min_off_time=0, stop_timeout=90)
+    lab.add(ResourceSpec(name="server", feeds=(BmcSwitcher(client),), policy=policy))
+    reconciler = lab.reconciler("server")
+
+    def actions() -> list[PowerAction | None]:
+        return [e.action for e in events if e.kind is EventKind.POWER_CHANGED]
+
+    async def cycle_once() -> None:
+        token = lab.acquire(["server"], "ci")[0]
+        await reconciler.reconcile_once()
+        assert sim.power == "1"
+        await reconciler.reconcile_once()
+        assert reconciler.state is ResourceState.AVAILABLE
+        lab.release([token.id])
+        await reconciler.reconcile_once()
+
+    await reconciler.reconcile_once()
+    assert reconciler.state is ResourceState.OFF
+
+    # The OS shuts down when asked.
+    await cycle_once()
+    assert reconciler.state is ResourceState.STOPPING
+    await reconciler.reconcile_once()
+    assert reconciler.state is ResourceState.OFF
+    assert actions() == [PowerAction.ON, PowerAction.GRACEFUL_OFF]
+    assert sim.calls == ["power 1", "shutdown 1"]
+
+    # The OS ignores the soft off: forced off after stop_timeout.
+    sim.reset_chassis(soft_off="ignore")
+    await cycle_once()
+    assert reconciler.state is ResourceState.STOPPING
+    clock.advance(60)
+    await reconciler.reconcile_once()
+    assert reconciler.state is ResourceState.STOPPING
+    assert sim.power == "1"
+    clock.advance(31)
+    await reconciler.reconcile_once()
+    assert reconciler.state is ResourceState.OFF
+    assert sim.power == "0"
+    assert sim.calls == ["power 1", "shutdown 1", "power 0"]
+    assert actions()[-3:] == [
+        PowerAction.ON,
+        PowerAction.GRACEFUL_OFF,
+        PowerAction.FORCED_OFF,
+    ]
+
+
+# Behaviour no simulator shows: a stand-in for the established pyipmi session
+
+
+@dataclass
+class FakeIpmi:
+    """What the client uses of a pyipmi.Ipmi: every request fails or answers as set."""
+
+    error: Exception | None = None
+    reading: Any = None
+    close_error: Exception | None = None
+    closed: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """The session and interface parts."""
+        self.session = SimpleNamespace(close=self._close_session)
+        self.interface = SimpleNamespace(
+            set_timeout=lambda timeout: None,
+            close=lambda: self.closed.append("socket"),
+        )
+
+    def _close_session(self) -> None:
+        if self.close_error is not None:
+            raise self.close_error
+        self.closed.append("session")
+
+    def get_chassis_status(self) -> Any:
+        """Fail as told."""
+        assert self.error is not None
+        raise self.error
+
+    def get_power_reading(self, mode: int) -> Any:
+        """The reading set, or the error."""
+        assert mode == 1
+        if self.error is not None:
+            raise self.error
+        return self.reading
+
+
+def with_session(client: IpmiClient, ipmi: FakeIpmi) -> FakeIpmi:
+    """Make `ipmi` the client's established, fresh session."""
+    client._ipmi = ipmi
+    client._last_used = time.monotonic()
+    return ipmi
+
+
+async def test_dcmi_power_reading(executor: Executor) -> None:
+    client = IpmiClient(HOST, "admin", "password", executor=executor)
+    with_session(
+        client, FakeIpmi(reading=SimpleNamespace(current_power=87, reading_state=0x40))
+    )
+    assert await client.power_reading() == 87.0
+    # Measurement not active (bit 6 clear): no reading.
+    with_session(
+        client, FakeIpmi(reading=SimpleNamespace(current_power=0, reading_state=0))
+    )
+    assert await client.power_reading() is None
+    with_session(client, FakeIpmi(error=CompletionCodeError(0xC3)))
+    with pytest.raises(TransientSwitchError, match="completion code 0xc3"):
+        await client.power_reading()
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "message", "dropped"),
+    [
+        (
+            CompletionCodeError(0xFF),
+            TransientSwitchError,
+            "completion code 0xff",
+            False,
+        ),
+        (MessageStatusCodeError(0x01), TransientSwitchError, "status 0x01", False),
+        (NotSupportedError("no IPMI 2.0"), ConfigurationSwitchError, "no IPMI", False),
+        (DecodingError("short SDU"), TransientSwitchError, "short SDU", True),
+        # In an established session: a garbled message, not the credentials.
+        (
+            AuthenticationError("RMCP+ integrity check failed"),
+            TransientSwitchError,
+            "integrity",
+            True,
+        ),
+    ],
+)
+async def test_error_mapping(
+    executor: Executor,
+    error: Exception,
+    expected: type[Exception],
+    message: str,
+    dropped: bool,
+) -> None:
+    client = IpmiClient(HOST, "admin", "password", executor=executor)
+    fake = with_session(client, FakeIpmi(error=error))
+    with pytest.raises(expected, match=message) as caught:
+        await client.power_state()
+    assert not isinstance(caught.value, BmcAuthError | BmcUnreachableError)
+    assert (client._ipmi is None) is dropped
+    assert fake.closed == (["socket"] if dropped else [])
+
+
+async def test_close_when_the_bmc_does_not_answer(executor: Executor) -> None:
+    client = IpmiClient(HOST, "admin", "password", executor=executor)
+    fake = with_session(client, FakeIpmi(close_error=RetryError()))
+    await client.close()  # no error: the BMC ends the session by itself
+    assert fake.closed == ["socket"]
+    assert client._ipmi is None
+
+
+async def test_executor_refusing_work_leaves_the_lock_free() -> None:
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.shutdown()
+
+    def run[T](func: Callable[[], T]) -> Awaitable[T]:
+        return asyncio.get_running_loop().run_in_executor(pool, func)
+
+    client = IpmiClient(HOST, "admin", "password", executor=run)
+    with pytest.raises(RuntimeError, match="shutdown"):
+        await client.power_state()
+    assert not client._lock.locked()
+
+
+async def test_cancelled_job_leaves_the_lock_free() -> None:
+    jobs: list[asyncio.Future[Any]] = []
+
+    def never_run[T](func: Callable[[], T]) -> Awaitable[T]:
+        job: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        jobs.append(job)
+        return job
+
+    client = IpmiClient(HOST, "admin", "password", executor=never_run)
+    call = asyncio.ensure_future(client.power_state())
+    await asyncio.sleep(0)
+    assert client._lock.locked()
+    jobs[0].cancel()  # e.g. Home Assistant stopping
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert not client._lock.locked()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import shutil
@@ -29,7 +28,6 @@ from pyipmi.errors import (
     RetryError,
 )
 import pytest
-import pytest_socket
 
 from custom_components.labpower.core.lab import EventKind, Lab, LabEvent, ResourceSpec
 from custom_components.labpower.core.model import (
@@ -52,6 +50,7 @@ from custom_components.labpower.drivers.bmc import (
 from custom_components.labpower.drivers.ipmi import Executor, IpmiClient
 
 from .core.fakes import FakeClock
+from .peers.net import free_port, sockets_allowed, stop_process
 
 HOST = "127.0.0.1"
 IPMI_SIM = shutil.which("ipmi_sim")
@@ -121,24 +120,6 @@ mc_enable 0x20
 """
 
 
-@contextlib.contextmanager
-def sockets_allowed() -> Iterator[None]:
-    """Let a module fixture open sockets (connects stay limited to 127.0.0.1)."""
-    guarded = socket.socket
-    pytest_socket.enable_socket()
-    try:
-        yield
-    finally:
-        socket.socket = guarded  # type: ignore[misc]
-
-
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 nothing is bound to right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def ipmitool_args(port: int, *args: str) -> list[str]:
     """The reference client's command line for the simulator."""
     assert IPMITOOL is not None
@@ -195,13 +176,7 @@ class Sim:
 
     def stop(self) -> None:
         """Terminate ipmi_sim and wait for it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start_sim(directory: Path, timeout: float = 10.0) -> Sim:
@@ -211,7 +186,7 @@ def start_sim(directory: Path, timeout: float = 10.0) -> Sim:
     chassis.write_text(CHASSIS_SH, encoding="utf-8")
     chassis.chmod(0o755)
     with sockets_allowed():
-        port = free_udp_port()
+        port = free_port(socket.SOCK_DGRAM)
     (directory / "lan.conf").write_text(
         LAN_CONF.format(host=HOST, port=port, chassis=chassis), encoding="utf-8"
     )
@@ -426,7 +401,7 @@ async def test_wrong_credentials_fail_fast(
 
 
 async def test_closed_port_is_unreachable(executor: Executor) -> None:
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     client = IpmiClient(HOST, "admin", "password", port=port, executor=executor)
     start = time.monotonic()
     with pytest.raises(BmcUnreachableError, match=f"{HOST}:{port}"):

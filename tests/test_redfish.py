@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import http.client
@@ -20,7 +19,6 @@ import ipaddress
 import os
 from pathlib import Path
 import secrets
-import socket
 import ssl
 import subprocess
 import sys
@@ -36,7 +34,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 import pytest
-import pytest_socket
 
 from custom_components.labpower.core.model import PowerState
 from custom_components.labpower.core.switching import (
@@ -51,6 +48,8 @@ from custom_components.labpower.drivers.bmc import (
     BmcUnreachableError,
 )
 from custom_components.labpower.drivers.redfish import RedfishClient
+
+from .peers.net import free_port, sockets_allowed
 
 HOST = "127.0.0.1"
 USER, PASSWORD, WRONG = "admin", "s3cret", "guessed"
@@ -72,24 +71,6 @@ os.execv(sys.argv[2], sys.argv[2:])
 
 
 # Helpers
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def sockets_allowed() -> Iterator[None]:
-    """Let a module fixture open sockets (connects stay limited to 127.0.0.1)."""
-    guarded = socket.socket
-    pytest_socket.enable_socket()
-    try:
-        yield
-    finally:
-        socket.socket = guarded  # type: ignore[misc]
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:

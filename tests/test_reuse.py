@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-import contextlib
 from datetime import timedelta
 import json
 import os
 from pathlib import Path
-import socket
 import time
 from typing import Any
 
@@ -36,12 +34,12 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
     async_fire_time_changed,
 )
-import pytest_socket
 
 from custom_components.labpower.const import DOMAIN, EVENT_POWER_CHANGED
 
 from .conftest import lab_entry, resource_data
 from .peers.mqtt import HOST, Broker, Recorder
+from .peers.net import sockets_allowed
 from .peers.tasmota import DISCOVERY_PREFIX, TasmotaPlug
 
 PEER_BIN = Path(__file__).parent / "peers" / "bin"
@@ -49,17 +47,6 @@ PLUG_SWITCH = "switch.bench_plug"
 BENCH_STATE = "sensor.bench_state"
 
 # Helpers
-
-
-@contextlib.contextmanager
-def sockets_allowed() -> Iterator[None]:
-    """Let a session fixture open sockets (connects stay limited to 127.0.0.1)."""
-    guarded = socket.socket
-    pytest_socket.enable_socket()
-    try:
-        yield
-    finally:
-        socket.socket = guarded  # type: ignore[misc]
 
 
 async def wait_for(

@@ -195,6 +195,7 @@ async def test_reconfigure_keeps_name_and_tokens(hass: HomeAssistant) -> None:
     )
     token = response["tokens"][0]["token"]
     subentry = next(iter(entry.subentries.values()))
+    entry.runtime_data.host_keys["builder-1"] = "SHA256:pinned-before"
     result = await entry.start_subentry_reconfigure_flow(hass, subentry.subentry_id)
     assert result["step_id"] == "user"
     assert "name" not in result["data_schema"].schema
@@ -218,6 +219,7 @@ async def test_reconfigure_keeps_name_and_tokens(hass: HomeAssistant) -> None:
         == "input_boolean.other_relay"
     )
     assert entry.subentries[subentry.subentry_id].data["name"] == "builder-1"
+    assert "builder-1" not in entry.runtime_data.host_keys  # pinned afresh next time
     # The lab was reloaded with the new switcher and still holds the token.
     listed = await hass.services.async_call(
         DOMAIN, "list", {"resource": "builder-1"}, blocking=True, return_response=True
@@ -266,3 +268,19 @@ async def test_rename_lab(hass: HomeAssistant) -> None:
         DOMAIN, "list", {"resource": "builder-1"}, blocking=True, return_response=True
     )
     assert [t["token"] for t in listed["resources"][0]["tokens"]] == [token]
+
+
+async def test_reconfigure_while_the_lab_is_not_loaded(hass: HomeAssistant) -> None:
+    await setup_relays(hass, "builder-1")
+    entry = lab_entry(resource_data("builder-1"))
+    entry.add_to_hass(hass)
+    result = await entry.start_subentry_reconfigure_flow(hass, "sub_builder-1")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"switcher_type": "entity", "checker_type": "none"}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"power_entity": "input_boolean.builder_1_relay", **POLICY, "off_delay": 5},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert entry.subentries["sub_builder-1"].data["off_delay"] == 5

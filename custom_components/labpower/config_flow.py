@@ -7,6 +7,7 @@ from typing import Any
 
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentry,
@@ -252,8 +253,13 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                     **user_input,
                 }
                 if self._reconfiguring:
+                    entry = self._get_entry()
+                    if entry.state is ConfigEntryState.LOADED:
+                        # A reconfigured machine may have been reinstalled: pin its SSH
+                        # host key afresh on the next shutdown.
+                        entry.runtime_data.host_keys.pop(data[CONF_RESOURCE_NAME], None)
                     return self.async_update_and_abort(
-                        self._get_entry(), self._get_reconfigure_subentry(), data=data
+                        entry, self._get_reconfigure_subentry(), data=data
                     )
                 return self.async_create_entry(
                     title=data[CONF_RESOURCE_NAME],

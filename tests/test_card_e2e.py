@@ -1,7 +1,8 @@
 """The rack card end to end: a real Home Assistant with the demo lab, in a real Chromium.
 
 Home Assistant runs as scripts/develop runs it (config/ copied to a temporary directory,
-the demo lab seeded), as a subprocess on a free 127.0.0.1 port. The test makes the owner
+the demo lab seeded), as a subprocess on a free 127.0.0.1 port (tests/peers/hass_process.py,
+which the load benchmark shares). The test makes the owner
 through the onboarding API (the other onboarding steps are marked done in storage, so
 nothing reaches the network), adds a dashboard holding the card, opens it in headless
 Chromium with the owner's tokens where the frontend keeps them, and clicks through to
@@ -10,21 +11,13 @@ turn a resource on. It saves the screenshot the README shows (docs/images/rack-c
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 import contextlib
-from dataclasses import dataclass
-import importlib.util
 import json
-import os
 from pathlib import Path
-import socket
-import sys
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from playwright.async_api import (
     Browser,
     Page,
@@ -35,8 +28,15 @@ from playwright.async_api import (
 )
 import pytest
 
-REPO = Path(__file__).parent.parent
-CONFIG = REPO / "config"
+from .peers.hass_process import (
+    HOST,
+    OWNER,
+    REPO,
+    Server,
+    clean_environment,
+    home_assistant,
+)
+
 SCREENSHOTS = REPO / "docs" / "images"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,10 +49,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-HOST = "127.0.0.1"
 DEMO = {"builder-1", "builder-2", "ci-runner", "network-switch", "pi-maas"}
 STATES = {"off", "starting", "available", "stopping", "fault", "unknown"}
-OWNER = "Ada"
 DASHBOARD = "lab-rack"
 CARD = {
     "type": "custom:labpower-rack-card",
@@ -99,210 +97,6 @@ pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),
     pytest.mark.timeout(90),
 ]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def clean_environment() -> dict[str, str]:
-    """The environment without proxies: everything here stays on 127.0.0.1."""
-    return {
-        key: value for key, value in os.environ.items() if "proxy" not in key.lower()
-    }
-
-
-def write_config(directory: Path, port: int) -> None:
-    """config/ as scripts/develop uses it, on `port`, with the demo lab, onboarded."""
-    configuration = (CONFIG / "configuration.yaml").read_text(encoding="utf-8")
-    assert "server_port: 8123\n" in configuration
-    (directory / "configuration.yaml").write_text(
-        configuration.replace("server_port: 8123\n", f"server_port: {port}\n"),
-        encoding="utf-8",
-    )
-    (directory / "custom_components").mkdir()
-    (directory / "custom_components" / "labpower").symlink_to(
-        REPO / "custom_components" / "labpower"
-    )
-    spec = importlib.util.spec_from_file_location(
-        "demo_seed", CONFIG / "demo" / "seed.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    seed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(seed)
-    seed.main(str(directory))
-    # Onboarding's steps but the owner's: core_config would set up integrations that
-    # reach the Internet (weather, radio). The owner is made through the API below.
-    (directory / ".storage" / "onboarding").write_text(
-        json.dumps(
-            {
-                "version": 4,
-                "minor_version": 1,
-                "key": "onboarding",
-                "data": {"done": ["core_config", "analytics", "integration"]},
-            }
-        ),
-        encoding="utf-8",
-    )
-
-
-@dataclass
-class Server:
-    """A running Home Assistant: its URL, the owner's tokens, an HTTP session."""
-
-    url: str
-    session: aiohttp.ClientSession
-    tokens: dict[str, Any]
-    log: Path
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The owner's authorization."""
-        return {"Authorization": f"Bearer {self.tokens['access_token']}"}
-
-    async def get(self, path: str) -> Any:
-        """GET a JSON answer."""
-        async with self.session.get(self.url + path, headers=self.headers) as response:
-            assert response.status == 200, await response.text()
-            return await response.json()
-
-    async def action(self, service: str, data: dict[str, Any]) -> None:
-        """Call a labpower action through the REST API."""
-        async with self.session.post(
-            f"{self.url}/api/services/labpower/{service}",
-            headers=self.headers,
-            json=data,
-        ) as response:
-            assert response.status == 200, await response.text()
-
-    async def websocket(self, *messages: dict[str, Any]) -> list[Any]:
-        """Send websocket commands as the owner; their results."""
-        results = []
-        async with self.session.ws_connect(f"{self.url}/api/websocket") as ws:
-            assert (await ws.receive_json())["type"] == "auth_required"
-            await ws.send_json(
-                {"type": "auth", "access_token": self.tokens["access_token"]}
-            )
-            assert (await ws.receive_json())["type"] == "auth_ok"
-            for number, message in enumerate(messages, start=1):
-                await ws.send_json({"id": number, **message})
-                answer = await ws.receive_json()
-                assert answer["success"], answer
-                results.append(answer["result"])
-        return results
-
-    def log_tail(self) -> str:
-        """The end of Home Assistant's output, for failure messages."""
-        return tail(self.log)
-
-
-def tail(log: Path) -> str:
-    """The end of a log file."""
-    with contextlib.suppress(OSError):
-        return log.read_text(encoding="utf-8", errors="replace")[-4000:]
-    return ""
-
-
-async def until_up(
-    session: aiohttp.ClientSession,
-    url: str,
-    process: asyncio.subprocess.Process,
-    log: Path,
-    seconds: float = 45,
-) -> None:
-    """Wait until the HTTP server answers (it starts once every integration is set up)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        if process.returncode is not None:
-            pytest.fail(f"hass exited with {process.returncode}:\n{tail(log)}")
-        with contextlib.suppress(aiohttp.ClientError):
-            # The API without a token, as onboarding's own page asks: /api/ would answer
-            # 401 just as well, but log a failed login.
-            async with session.get(f"{url}/api/onboarding") as response:
-                if response.status == 200:
-                    return
-        if time.monotonic() > deadline:
-            pytest.fail(f"Home Assistant did not answer on {url}:\n{tail(log)}")
-        await asyncio.sleep(0.2)
-
-
-async def onboard(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    """Make the owner through onboarding's API; the owner's tokens."""
-    client_id = f"{url}/"
-    async with session.post(
-        f"{url}/api/onboarding/users",
-        json={
-            "client_id": client_id,
-            "name": OWNER,
-            "username": "ada",
-            "password": "rack-card-test",
-            "language": "en",
-        },
-    ) as response:
-        assert response.status == 200, await response.text()
-        code = (await response.json())["auth_code"]
-    async with session.post(
-        f"{url}/auth/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "client_id": client_id,
-        },
-    ) as response:
-        assert response.status == 200, await response.text()
-        tokens: dict[str, Any] = await response.json()
-    return tokens
-
-
-@contextlib.asynccontextmanager
-async def home_assistant(directory: Path) -> AsyncIterator[Server]:
-    """Home Assistant with the demo lab on a free port, onboarded."""
-    port = free_port()
-    url = f"http://{HOST}:{port}"
-    write_config(directory, port)
-    log = directory / "hass-output.log"
-    hass = Path(sys.executable).parent / "hass"
-    with log.open("wb") as output:
-        # --skip-pip: the virtual environment has every requirement; never ask an index.
-        process = await asyncio.create_subprocess_exec(
-            str(hass),
-            "--config",
-            str(directory),
-            "--skip-pip",
-            env=clean_environment(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=output,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    try:
-        async with aiohttp.ClientSession() as session:
-            await until_up(session, url, process, log)
-            tokens = await onboard(session, url)
-            server = Server(url, session, tokens, log)
-            deadline = time.monotonic() + 20
-            while not await _has_demo(server):
-                assert time.monotonic() < deadline, server.log_tail()
-                await asyncio.sleep(0.2)
-            yield server
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-async def _has_demo(server: Server) -> bool:
-    async with server.session.get(
-        f"{server.url}/api/states/sensor.pi_maas_state", headers=server.headers
-    ) as response:
-        return response.status == 200
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ import contextlib
 import json
 from pathlib import Path
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from playwright.async_api import (
@@ -114,15 +115,15 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def open_dashboard(
-    browser: Browser, server: Server, refused: list[str], *, dark: bool = False
+async def open_logged_in(
+    browser: Browser, server: Server, refused: list[str], path: str, **context: Any
 ) -> Page:
-    """The dashboard in a new page, logged in as the owner with its tokens."""
-    context = await browser.new_context(
-        viewport={"width": 1000, "height": 760},
-        color_scheme="dark" if dark else "light",
-        service_workers="block",
-        locale="en-US",
+    """`path` in a new page, logged in as the owner; any request off 127.0.0.1 is refused.
+
+    `context` adds browser-context options (viewport, color_scheme, timezone_id...).
+    """
+    browser_context = await browser.new_context(
+        **{"service_workers": "block", "locale": "en-US", **context}
     )
     tokens = server.tokens
     stored = {
@@ -134,7 +135,7 @@ async def open_dashboard(
         "clientId": f"{server.url}/",
         "expires": int(time.time() * 1000) + tokens["expires_in"] * 1000,
     }
-    await context.add_init_script(
+    await browser_context.add_init_script(
         f"window.localStorage.setItem('hassTokens', {json.dumps(json.dumps(stored))});"
     )
 
@@ -145,10 +146,24 @@ async def open_dashboard(
             refused.append(request.url)
             await route.abort()
 
-    await context.route("**/*", local_only)
-    page = await context.new_page()
-    await page.goto(f"{server.url}/{DASHBOARD}/0")
+    await browser_context.route("**/*", local_only)
+    page = await browser_context.new_page()
+    await page.goto(f"{server.url}/{path}")
     return page
+
+
+async def open_dashboard(
+    browser: Browser, server: Server, refused: list[str], *, dark: bool = False
+) -> Page:
+    """The dashboard with the card, logged in as the owner."""
+    return await open_logged_in(
+        browser,
+        server,
+        refused,
+        f"{DASHBOARD}/0",
+        viewport={"width": 1000, "height": 760},
+        color_scheme="dark" if dark else "light",
+    )
 
 
 async def tiles(page: Page) -> dict[str, dict[str, str | None]]:

@@ -13,25 +13,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-import json
 from pathlib import Path
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from playwright.async_api import (
     Browser,
     FloatRect,
     Locator,
     Page,
-    Request,
-    Route,
     expect,
 )
 import pytest
 
-from .peers.hass_process import HOST, Server, home_assistant
-from .test_card_e2e import CHROMIUM, DEMO, SCREENSHOTS, chromium
+from .peers.hass_process import Server, home_assistant
+from .test_card_e2e import CHROMIUM, DEMO, SCREENSHOTS, chromium, open_logged_in
 
 pytestmark = [
     pytest.mark.skipif(
@@ -129,39 +125,16 @@ async def until_imported(server: Server, start: datetime) -> dict[str, Any]:
 async def open_energy(
     browser: Browser, server: Server, zone: str, refused: list[str]
 ) -> Page:
-    """The Energy dashboard in a new page, logged in as the owner with its tokens."""
-    context = await browser.new_context(
+    """The Energy dashboard in a new page, logged in as the owner."""
+    return await open_logged_in(
+        browser,
+        server,
+        refused,
+        "energy",
         viewport={"width": 1440, "height": 1450},
-        service_workers="block",
-        locale="en-US",
         timezone_id=zone,
         reduced_motion="reduce",  # charts drawn at once, without their animation
     )
-    tokens = server.tokens
-    stored = {
-        "access_token": tokens["access_token"],
-        "token_type": tokens["token_type"],
-        "expires_in": tokens["expires_in"],
-        "refresh_token": tokens["refresh_token"],
-        "hassUrl": server.url,
-        "clientId": f"{server.url}/",
-        "expires": int(time.time() * 1000) + tokens["expires_in"] * 1000,
-    }
-    await context.add_init_script(
-        f"window.localStorage.setItem('hassTokens', {json.dumps(json.dumps(stored))});"
-    )
-
-    async def local_only(route: Route, request: Request) -> None:
-        if urlsplit(request.url).hostname == HOST or request.url.startswith("data:"):
-            await route.continue_()
-        else:
-            refused.append(request.url)
-            await route.abort()
-
-    await context.route("**/*", local_only)
-    page = await context.new_page()
-    await page.goto(f"{server.url}/energy")
-    return page
 
 
 async def chart_data(page: Page, chart: Locator, read: str) -> list[Any]:

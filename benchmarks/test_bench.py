@@ -26,15 +26,12 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.labpower.const import (
-    CONF_CHECKER,
-    CONF_POWER_ENTITY,
-    CONF_RESOURCE_NAME,
-    CONF_SWITCHER,
     DOMAIN,
     SUBENTRY_RESOURCE,
 )
 from custom_components.labpower.core.ledger import RELEASED_MEMORY_MAX, Ledger
 from custom_components.labpower.core.model import ResourcePolicy, ResourceState
+from tests.conftest import resource_data
 
 from .conftest import CPU_SHARE, Row
 
@@ -68,23 +65,6 @@ for _module in (
 def relay_id(name: str) -> str:
     """The object id of a resource's input_boolean relay."""
     return f"{name.replace('-', '_')}_relay"
-
-
-def resource_data(name: str) -> dict[str, Any]:
-    """A resource switched by its input_boolean relay, no checker (as tests/conftest)."""
-    return {
-        CONF_RESOURCE_NAME: name,
-        CONF_SWITCHER: "entity",
-        CONF_CHECKER: "none",
-        CONF_POWER_ENTITY: f"input_boolean.{relay_id(name)}",
-        "off_delay": 30,
-        "min_off_time": 0,
-        "start_timeout": 60,
-        "stop_timeout": 30,
-        "default_ttl": 600,
-        "max_ttl": 3600,
-        "graceful_off": True,
-    }
 
 
 def lab_entry(names: list[str], title: str = "Bench lab") -> MockConfigEntry:

@@ -150,7 +150,6 @@ class LabRuntime:
     powered: set[str] = field(default_factory=set)
     bmcs: dict[str, BmcClient] = field(default_factory=dict)  # subentry id -> client
     bmc_of: dict[str, str] = field(default_factory=dict)  # resource -> BMC subentry id
-    bmc_power: dict[str, float | None] = field(default_factory=dict)
     host_keys: dict[str, str] = field(default_factory=dict)
     _listeners: dict[tuple[str | None, Topic], list[CALLBACK_TYPE]] = field(
         default_factory=dict
@@ -324,16 +323,17 @@ class LabRuntime:
         self.store.async_delay_save(self._stored, SAVE_DELAY)
 
     async def _async_poll_bmc_power(self, _now: datetime | None = None) -> None:
-        """Read the draw of every BMC-fed resource; energy integrates it."""
-        for name, bmc_id in self.bmc_of.items():
+        """Read each BMC's draw once, for the resources it feeds; energy integrates it."""
+        readings: dict[str, float | None] = {}
+        for bmc_id in set(self.bmc_of.values()):
             try:
-                watts = await self.bmcs[bmc_id].power_reading()
+                readings[bmc_id] = await self.bmcs[bmc_id].power_reading()
             except SwitchError:
-                watts = None
-            self.energy.set_power_reading(name, watts)
-            self.bmc_power[name] = watts
+                readings[bmc_id] = None
+        for name, bmc_id in self.bmc_of.items():
+            self.energy.set_power_reading(name, readings[bmc_id])
             self.energy.tick(name)
-            self._notify([name], Topic.ENERGY)
+        self._notify(self.bmc_of, Topic.ENERGY)
 
     def _entity_changed(
         self, watched: dict[str, list[str]]

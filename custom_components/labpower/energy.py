@@ -31,11 +31,11 @@ class EnergyTracker:
         self._lab = lab
         self.accountant = EnergyAccountant(clock)
         self.meter_of: dict[str, str] = {}
-        self._power_readings: dict[str, float | None] = {}
+        self.power_readings: dict[str, float | None] = {}
 
     def set_power_reading(self, resource: str, watts: float | None) -> None:
         """The draw a BMC reports (used where no meter entity is linked)."""
-        self._power_readings[resource] = watts
+        self.power_readings[resource] = watts
 
     def link_meter(self, resource: str, entity_id: str) -> None:
         """Measure a resource with an energy (kWh) or power (W) sensor."""
@@ -48,8 +48,8 @@ class EnergyTracker:
         powered = _POWERED.get(reconciler.power)
         meter_id = self.meter_of.get(name)
         if meter_id is None:
-            if name in self._power_readings:
-                watts = self._power_readings[name]
+            if name in self.power_readings:
+                watts = self.power_readings[name]
                 return Reading(powered, nominal, MeterKind.POWER, watts)
             return Reading(powered, nominal)
         kind, value = self._meter_value(meter_id)

@@ -108,7 +108,7 @@ POWER_DRAW = ResourceSensorDescription(
     device_class=SensorDeviceClass.POWER,
     state_class=SensorStateClass.MEASUREMENT,
     native_unit_of_measurement=UnitOfPower.WATT,
-    value_fn=lambda runtime, name: runtime.bmc_power.get(name),
+    value_fn=lambda runtime, name: runtime.energy.power_readings.get(name),
     exists_fn=lambda runtime, name: name in runtime.bmc_of,
 )
 

@@ -158,17 +158,6 @@ class Lab(ReconcilerHooks):
                 self._first_pass(managed), f"labpower {spec.name}"
             )
 
-    def remove(self, name: str, cause: str) -> list[UsageToken]:
-        """Stop managing a resource; its tokens are revoked (its power is left as is)."""
-        managed = self._get(name)
-        self._halt(managed)
-        del self._resources[name]
-        revoked = self.ledger.remove_resource(name)
-        for token in revoked:
-            self._emit(EventKind.TOKEN_REVOKED, name, token=token, cause=cause)
-        self._emit(EventKind.PERSIST)
-        return revoked
-
     def load(self, data: dict[str, Any] | None) -> None:
         """Restore persisted ledger state (call after adding resources, before start)."""
         if not data:

@@ -1,0 +1,252 @@
+"""What every PDU client offers, the unit that batches and serialises its requests, and
+the switcher of one outlet.
+
+A PDU unit is one device with N outlets. Its requests go strictly one at a time (some units
+block an IP that talks too fast); one status read serves every outlet that asks while it is
+under way or fresh; commands for several outlets that arrive together go out as one request
+where the protocol allows it. Different units are different objects and run in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+import time
+from typing import Any, Protocol
+
+from ..core.model import PowerState
+from ..core.switching import (
+    ConfigurationSwitchError,
+    SwitcherCapabilities,
+    TransientSwitchError,
+)
+
+PDU_AUTH = "pdu_auth"
+PDU_READ_ONLY = "pdu_read_only"
+
+
+class PduAuthError(ConfigurationSwitchError):
+    """The unit refused the credentials (HTTP 401, an unknown SNMP community/user)."""
+
+    def __init__(self, message: str) -> None:
+        """Point the repair issue at the credentials."""
+        super().__init__(message, issue=PDU_AUTH)
+
+
+class PduReadOnlyError(ConfigurationSwitchError):
+    """The account may read but not switch (NETIO 403, SNMP noAccess on a set)."""
+
+    def __init__(self, message: str) -> None:
+        """Point the repair issue at the write credentials."""
+        super().__init__(message, issue=PDU_READ_ONLY)
+
+
+class PduUnreachableError(TransientSwitchError):
+    """No answer, a refused connection, a timeout, a 5xx: worth retrying."""
+
+
+class PduProtocolError(TransientSwitchError):
+    """The unit answered something we cannot read (malformed XML/JSON, missing fields)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutletStatus:
+    """One outlet as the unit reports it; measurements where the unit has them."""
+
+    state: PowerState
+    name: str | None = None
+    current_a: float | None = None
+    power_w: float | None = None
+    energy_kwh: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitStatus:
+    """One status read of a unit: every outlet (1-based numbers) and unit totals."""
+
+    outlets: dict[int, OutletStatus]
+    current_a: float | None = None
+    power_w: float | None = None
+    energy_kwh: float | None = None
+    name: str | None = None
+    model: str | None = None
+    serial: str | None = None
+
+
+class PduClient(Protocol):
+    """One PDU unit's protocol. The caller makes one call at a time."""
+
+    @property
+    def description(self) -> str:
+        """For logs, diagnostics and the power chain ("netio 10.0.0.7")."""
+
+    async def read_status(self) -> UnitStatus:
+        """Read every outlet (and the measurements) in as few requests as possible."""
+
+    async def set_outlets(self, outlets: Sequence[int], on: bool) -> None:
+        """Switch these outlets (1-based) on or off, in one request where possible."""
+
+    async def close(self) -> None:
+        """Release sessions and sockets."""
+
+
+type Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class _Read:
+    started: float
+    future: asyncio.Future[UnitStatus]
+
+
+@dataclass(slots=True)
+class PduUnit:
+    """A unit: its client behind a FIFO lock, with shared status reads and batched commands."""
+
+    client: PduClient
+    max_age: float = 1.0  # a status this fresh serves every outlet's read
+    clock: Clock = time.monotonic
+    requests: int = 0  # requests made to the unit (for benchmarks and diagnostics)
+    status_reads: int = 0
+    last: UnitStatus | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _read: _Read | None = None
+    _last_started: float = float("-inf")
+    _commanded_at: float = float("-inf")
+    _pending: dict[bool, dict[int, asyncio.Future[None]]] = field(
+        default_factory=lambda: {True: {}, False: {}}
+    )
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def description(self) -> str:
+        """The client's description."""
+        return self.client.description
+
+    async def status(self) -> UnitStatus:
+        """A status no older than max_age and read after the last command finished."""
+        now = self.clock()
+        if (
+            self.last is not None
+            and self._last_started >= self._commanded_at
+            and now - self._last_started <= self.max_age
+        ):
+            return self.last
+        read = self._read
+        if read is None or read.started < self._commanded_at:
+            read = _Read(now, asyncio.get_running_loop().create_future())
+            self._read = read
+            self._spawn(self._do_read(read))
+        return await asyncio.shield(read.future)
+
+    async def _do_read(self, read: _Read) -> None:
+        try:
+            async with self._lock:
+                read.started = self.clock()  # what the read saw is from this moment
+                self.requests += 1
+                self.status_reads += 1
+                status = await self.client.read_status()
+        except BaseException as err:  # noqa: BLE001 - handed to every waiter
+            if not read.future.done():
+                read.future.set_exception(err)
+            read.future.exception()  # retrieved: no "never retrieved" warning
+        else:
+            self.last = status
+            self._last_started = read.started
+            read.future.set_result(status)
+        finally:
+            if self._read is read:
+                self._read = None
+
+    async def outlet_state(self, outlet: int) -> PowerState:
+        """One outlet's state from a shared status read; UNKNOWN if the unit lacks it."""
+        status = await self.status()
+        found = status.outlets.get(outlet)
+        return PowerState.UNKNOWN if found is None else found.state
+
+    async def switch(self, outlet: int, on: bool) -> None:
+        """Switch one outlet; commands queued together go out in one request."""
+        pending = self._pending[on]
+        future = pending.get(outlet)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            pending[outlet] = future
+            self._pending[not on].pop(outlet, None)
+            if len(pending) == 1:
+                self._spawn(self._send(on))
+        await asyncio.shield(future)
+
+    async def _send(self, on: bool) -> None:
+        async with self._lock:
+            batch = self._pending[on]
+            self._pending[on] = {}
+            if not batch:
+                return
+            try:
+                self.requests += 1
+                await self.client.set_outlets(sorted(batch), on)
+            except BaseException as err:  # noqa: BLE001 - handed to every waiter
+                for future in batch.values():
+                    if not future.done():
+                        future.set_exception(err)
+                        future.exception()
+            else:
+                for future in batch.values():
+                    if not future.done():
+                        future.set_result(None)
+            finally:
+                self._commanded_at = self.clock()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Close the client."""
+        await self.client.close()
+
+
+class PduOutletSwitcher:
+    """One outlet of a unit as a resource's feed: readable, commanded, cycle by the core."""
+
+    _capabilities = SwitcherCapabilities(
+        can_read_state=True,
+        is_toggle=False,
+        can_cycle=True,
+        can_reset=False,
+        can_shutdown_gracefully=False,
+    )
+
+    def __init__(self, unit: PduUnit, outlet: int, unit_name: str) -> None:
+        """Switch `outlet` (1-based) of `unit`."""
+        self.unit = unit
+        self.outlet = outlet
+        self.unit_name = unit_name
+
+    @property
+    def capabilities(self) -> SwitcherCapabilities:
+        """What an outlet can do."""
+        return self._capabilities
+
+    @property
+    def description(self) -> str:
+        """`unit:outletN`, as the power chain shows it."""
+        return f"{self.unit_name}:outlet{self.outlet}"
+
+    async def read_state(self) -> PowerState:
+        """The outlet's state from the unit's shared status read."""
+        return await self.unit.outlet_state(self.outlet)
+
+    async def turn_on(self) -> None:
+        """Switch the outlet on."""
+        await self.unit.switch(self.outlet, True)
+
+    async def turn_off(self, *, graceful: bool) -> None:
+        """Switch the outlet off (an outlet cannot shut a machine down gracefully)."""
+        await self.unit.switch(self.outlet, False)
+
+    async def reset(self) -> None:
+        """Outlets have no reset line (can_reset is False)."""
+        raise ConfigurationSwitchError(f"{self.description} cannot reset")

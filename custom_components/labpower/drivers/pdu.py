@@ -10,6 +10,7 @@ where the protocol allows it. Different units are different objects and run in p
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 import time
@@ -92,6 +93,7 @@ class PduClient(Protocol):
 
 
 type Clock = Callable[[], float]
+type UnitListener = Callable[[UnitStatus | Exception], None]
 
 
 @dataclass(slots=True)
@@ -107,6 +109,7 @@ class PduUnit:
     client: PduClient
     max_age: float = 1.0  # a status this fresh serves every outlet's read
     clock: Clock = time.monotonic
+    listener: UnitListener | None = None  # told every status read and failed request
     requests: int = 0  # requests made to the unit (for benchmarks and diagnostics)
     status_reads: int = 0
     last: UnitStatus | None = None
@@ -124,18 +127,22 @@ class PduUnit:
         """The client's description."""
         return self.client.description
 
-    async def status(self) -> UnitStatus:
-        """A status no older than max_age and read after the last command finished."""
+    async def status(self, max_age: float | None = None) -> UnitStatus:
+        """A status no older than max_age (default: the unit's) and read after the last
+        command finished: a status read serves every outlet that asks meanwhile."""
         now = self.clock()
+        if max_age is None:
+            max_age = self.max_age
         if (
             self.last is not None
             and self._last_started >= self._commanded_at
-            and now - self._last_started <= self.max_age
+            and now - self._last_started <= max_age
         ):
             return self.last
         read = self._read
         if read is None or read.started < self._commanded_at:
-            read = _Read(now, asyncio.get_running_loop().create_future())
+            # Until it holds the lock, a read counts as starting after any command.
+            read = _Read(math.inf, asyncio.get_running_loop().create_future())
             self._read = read
             self._spawn(self._do_read(read))
         return await asyncio.shield(read.future)
@@ -151,10 +158,12 @@ class PduUnit:
             if not read.future.done():
                 read.future.set_exception(err)
             read.future.exception()  # retrieved: no "never retrieved" warning
+            self._tell(err)
         else:
             self.last = status
             self._last_started = read.started
             read.future.set_result(status)
+            self._tell(status)
         finally:
             if self._read is read:
                 self._read = None
@@ -172,7 +181,15 @@ class PduUnit:
         if future is None:
             future = asyncio.get_running_loop().create_future()
             pending[outlet] = future
-            self._pending[not on].pop(outlet, None)
+            superseded = self._pending[not on].pop(outlet, None)
+            if superseded is not None and not superseded.done():
+                superseded.set_exception(
+                    TransientSwitchError(
+                        f"{self.description}: outlet {outlet} was switched "
+                        f"{'on' if on else 'off'} meanwhile"
+                    )
+                )
+                superseded.exception()  # retrieved: no warning when nobody awaits it
             if len(pending) == 1:
                 self._spawn(self._send(on))
         await asyncio.shield(future)
@@ -191,12 +208,17 @@ class PduUnit:
                     if not future.done():
                         future.set_exception(err)
                         future.exception()
+                self._tell(err)
             else:
                 for future in batch.values():
                     if not future.done():
                         future.set_result(None)
             finally:
                 self._commanded_at = self.clock()
+
+    def _tell(self, result: UnitStatus | BaseException) -> None:
+        if self.listener is not None and isinstance(result, (UnitStatus, Exception)):
+            self.listener(result)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -224,6 +246,7 @@ class PduOutletSwitcher:
         self.unit = unit
         self.outlet = outlet
         self.unit_name = unit_name
+        self.stagger_group: str | None = unit_name  # per-unit power-on limit
 
     @property
     def capabilities(self) -> SwitcherCapabilities:
@@ -250,3 +273,28 @@ class PduOutletSwitcher:
     async def reset(self) -> None:
         """Outlets have no reset line (can_reset is False)."""
         raise ConfigurationSwitchError(f"{self.description} cannot reset")
+
+
+class MissingUnitSwitcher(PduOutletSwitcher):
+    """An outlet of a unit that is not (or no longer) configured: a configuration error."""
+
+    def __init__(self, outlet: str) -> None:
+        """Remember what was asked for ("pdu1:3")."""
+        self.outlet_ref = outlet
+
+    @property
+    def description(self) -> str:
+        """The outlet asked for."""
+        return self.outlet_ref
+
+    async def read_state(self) -> PowerState:
+        """Refuse: the unit does not exist."""
+        raise ConfigurationSwitchError(f"PDU unit of {self.outlet_ref} does not exist")
+
+    async def turn_on(self) -> None:
+        """Refuse: the unit does not exist."""
+        await self.read_state()
+
+    async def turn_off(self, *, graceful: bool) -> None:
+        """Refuse: the unit does not exist."""
+        await self.read_state()

@@ -37,3 +37,29 @@ def find_cycle(depends_on: Mapping[str, Iterable[str]]) -> list[str] | None:
             path.append(parent)
             on_path.add(parent)
     return None
+
+
+def children_first(depends_on: Mapping[str, Iterable[str]]) -> list[str]:
+    """Every key, each one after every key that depends on it (the graph must be acyclic).
+
+    `depends_on` maps each resource to the resources it depends on; names that are not
+    keys are left out.
+    """
+    waiting = dict.fromkeys(depends_on, 0)  # children not yet placed
+    for parents in depends_on.values():
+        for parent in parents:
+            if parent in waiting:
+                waiting[parent] += 1
+    ready = [name for name, count in waiting.items() if count == 0]
+    order: list[str] = []
+    while ready:
+        name = ready.pop()
+        order.append(name)
+        for parent in depends_on[name]:
+            if parent in waiting:
+                waiting[parent] -= 1
+                if waiting[parent] == 0:
+                    ready.append(parent)
+    if len(order) != len(waiting):
+        raise ValueError("the dependency graph has a cycle")
+    return order

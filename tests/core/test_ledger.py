@@ -194,3 +194,56 @@ def test_released_ids_forgotten_after_a_week(ledger: Ledger, clock: FakeClock) -
     ledger.expire()
     with pytest.raises(UnknownTokenError):
         ledger.release(token.id)
+
+
+def test_demand_counts_as_wanting_and_starts_the_off_delay(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    ledger.set_demand("a", True)
+    assert ledger.wants_on("a")
+    assert ledger.has_demand("a")
+    assert ledger.off_deadline("a") is None
+    token = ledger.acquire("a", "ci")
+    ledger.release(token.id)
+    assert ledger.off_deadline("a") is None  # still needed: no off delay yet
+    ledger.set_demand("a", False)
+    assert ledger.off_deadline("a") == clock.now + POLICY.off_delay
+    assert ledger.wants_on("a")
+    ledger.set_demand("a", False)  # no change, no new deadline
+    clock.advance(POLICY.off_delay)
+    assert not ledger.wants_on("a")
+    # Demand ends a running off delay.
+    ledger.set_demand("a", True)
+    ledger.set_demand("a", True)
+    assert ledger.off_deadline("a") is None
+    # A token outlives the demand: no off delay until it goes.
+    held = ledger.acquire("a", "ci")
+    ledger.set_demand("a", False)
+    assert ledger.off_deadline("a") is None
+    assert ledger.release(held.id) is held
+    assert ledger.off_deadline("a") == clock.now + POLICY.off_delay
+
+
+def test_demand_without_off_delay(ledger: Ledger, clock: FakeClock) -> None:
+    ledger.set_demand("a", True)
+    ledger.set_demand("a", False, start_delay=False)
+    assert not ledger.wants_on("a")
+    # Forced off: the demand that ends afterwards starts no off delay either...
+    ledger.set_demand("b", True)
+    ledger.revoke_all("b", "forced")
+    ledger.set_demand("b", False)
+    assert ledger.off_deadline("b") is None
+    assert not ledger.wants_on("b")
+    # ...until the resource is wanted again.
+    ledger.set_demand("b", True)
+    ledger.set_demand("b", False)
+    assert ledger.off_deadline("b") == clock.now + POLICY.off_delay
+    ledger.revoke_all("a", "forced")
+    ledger.note_off("a")
+    assert ledger.last_off("a") == clock.now
+    ledger.set_demand("a", True)
+    ledger.set_demand("a", False)
+    assert ledger.off_deadline("a") is not None
+    assert ledger.last_off("b") is None
+    ledger.remove_resource("a")
+    assert not ledger.has_demand("a")

@@ -42,6 +42,10 @@ class Ledger:
         self._released: OrderedDict[str, float] = OrderedDict()
         self._expiry_heap: list[tuple[float, str]] = []
         self._last_cause: dict[str, str] = {}
+        # Resources a child needs (derived by the lab, never persisted).
+        self._demand: set[str] = set()
+        # Forced off: losing the last child's demand starts no off delay.
+        self._forced: set[str] = set()
 
     # Resources
 
@@ -65,6 +69,8 @@ class Ledger:
         self._off_at.pop(resource, None)
         self._last_off.pop(resource, None)
         self._last_cause.pop(resource, None)
+        self._demand.discard(resource)
+        self._forced.discard(resource)
         return revoked
 
     @property
@@ -103,6 +109,7 @@ class Ledger:
         if expires is not None:
             heapq.heappush(self._expiry_heap, (expires, token.id))
         self._off_at.pop(resource, None)
+        self._forced.discard(resource)
         self._last_cause[resource] = f"acquired by {holder}"
         return token
 
@@ -182,10 +189,15 @@ class Ledger:
         return None
 
     def revoke_all(self, resource: str, cause: str) -> list[UsageToken]:
-        """Revoke every token of a resource and skip its off delay (forced off)."""
+        """Revoke every token of a resource and skip its off delay (forced off).
+
+        The off delay is also skipped when the demand of its children ends later, until
+        the resource is seen off or wanted again.
+        """
         self.policy(resource)
         revoked = self._drop_all(resource)
         self._off_at.pop(resource, None)
+        self._forced.add(resource)
         self._last_cause[resource] = cause
         return revoked
 
@@ -221,11 +233,40 @@ class Ledger:
     # Desired state
 
     def wants_on(self, resource: str) -> bool:
-        """True while a live token exists or the off delay has not elapsed."""
-        if self._by_resource.get(resource):
+        """True while a live token exists, a child needs it, or the off delay runs."""
+        if self._by_resource.get(resource) or resource in self._demand:
             return True
         off_at = self._off_at.get(resource)
         return off_at is not None and self._clock() < off_at
+
+    def set_demand(
+        self, resource: str, demanded: bool, *, start_delay: bool = True
+    ) -> None:
+        """Whether a child needs the resource; demand counts as wanting it on.
+
+        Gaining demand ends a running off delay. Losing it with no token left starts
+        the off delay, as the last release does (not when `start_delay` is False: the
+        demand was only derived at start, or the resource was forced off).
+        """
+        if demanded:
+            if resource not in self._demand:
+                self._demand.add(resource)
+                self._off_at.pop(resource, None)
+                self._forced.discard(resource)
+            return
+        if resource not in self._demand:
+            return
+        self._demand.discard(resource)
+        if (
+            start_delay
+            and resource not in self._forced
+            and not self._by_resource.get(resource)
+        ):
+            self._off_at[resource] = self._clock() + self.policy(resource).off_delay
+
+    def has_demand(self, resource: str) -> bool:
+        """Whether a child needs the resource."""
+        return resource in self._demand
 
     def off_deadline(self, resource: str) -> float | None:
         """When the off delay after the last release ends, if one is running."""
@@ -238,6 +279,11 @@ class Ledger:
     def note_off(self, resource: str) -> None:
         """Record that the resource was seen going off (starts min_off_time)."""
         self._last_off[resource] = self._clock()
+        self._forced.discard(resource)
+
+    def last_off(self, resource: str) -> float | None:
+        """When the resource was last seen going off, if ever (persisted)."""
+        return self._last_off.get(resource)
 
     def min_off_remaining(self, resource: str) -> float:
         """Seconds until the resource may be switched on again after its last off."""
@@ -293,7 +339,7 @@ class Ledger:
         if len(self._released) > RELEASED_MEMORY_MAX:
             self._released.popitem(last=False)
         self._last_cause[token.resource] = cause
-        if not remaining:
+        if not remaining and token.resource not in self._demand:
             policy = self._policies[token.resource]
             self._off_at[token.resource] = self._clock() + policy.off_delay
 

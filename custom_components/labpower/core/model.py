@@ -198,3 +198,39 @@ class TokenRevokedError(LabError):
             f"The token on {resource} ended while waiting (forced off, or its lease expired)",
             resource=resource,
         )
+
+
+class DependencyCycleError(LabError):
+    """Resources that depend on each other in a circle: none could ever come up first."""
+
+    key = "dependency_cycle"
+
+    def __init__(self, cycle: list[str]) -> None:
+        """Name the cycle as the path that closes it: `a -> b -> a` (a depends on b)."""
+        path = " -> ".join(cycle)
+        super().__init__(f"Dependency cycle: {path}", cycle=path)
+        self.cycle = cycle
+
+
+class UnknownDependencyError(LabError):
+    """A resource depends on a resource the lab does not have."""
+
+    key = "unknown_dependency"
+
+    def __init__(self, resource: str, dependency: str) -> None:
+        """Name both."""
+        super().__init__(
+            f"{resource} depends on {dependency}, which is not a resource of this lab",
+            resource=resource,
+            dependency=dependency,
+        )
+
+
+class InvalidStaggerError(LabError):
+    """A power-on limit below 1 or a negative spacing."""
+
+    key = "invalid_stagger"
+
+    def __init__(self, reason: str) -> None:
+        """Say what is wrong."""
+        super().__init__(f"Invalid power-on stagger: {reason}", reason=reason)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+import heapq
+from typing import Any
 
 from custom_components.labpower.core.model import PowerState
 from custom_components.labpower.core.switching import (
@@ -49,6 +53,10 @@ class FakeFeed:
     graceful_shuts_down: bool = True
     commands: list[str] = field(default_factory=list)
     name: str = "feed"
+    stagger_group: str | None = None  # the PDU it hangs on, for staggered power-on
+    # When set, every command is also logged as (clock time, name, command).
+    log: list[tuple[float, str, str]] | None = None
+    clock: FakeClock | None = None
 
     @property
     def capabilities(self) -> SwitcherCapabilities:
@@ -94,16 +102,22 @@ class FakeFeed:
         else:
             self.state = target
 
+    def _record(self, command: str) -> None:
+        self.commands.append(command)
+        if self.log is not None:
+            assert self.clock is not None
+            self.log.append((self.clock.now, self.name, command))
+
     async def turn_on(self) -> None:
         """Record and apply."""
         self._fail()
-        self.commands.append("on")
+        self._record("on")
         self._apply(PowerState.ON)
 
     async def turn_off(self, *, graceful: bool) -> None:
         """Record and apply (a graceful off may be ignored by the OS)."""
         self._fail()
-        self.commands.append("graceful_off" if graceful else "off")
+        self._record("graceful_off" if graceful else "off")
         if graceful and not self.graceful_shuts_down:
             return
         self._apply(PowerState.OFF)
@@ -130,3 +144,52 @@ class FakeChecker:
         """The configured answer."""
         self.checks += 1
         return self.answer
+
+
+class FakeScheduler:
+    """The lab's timers on the fake clock: they fire only when the test advances time.
+
+    Passes run as real tasks on the test's loop; `settle` waits until none is left.
+    """
+
+    def __init__(self, clock: FakeClock) -> None:
+        """No timer yet."""
+        self.clock = clock
+        self._timers: list[tuple[float, int, list[Any]]] = []
+        self._seq = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def call_later(
+        self, delay: float, action: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Run `action` once the clock reaches now + delay."""
+        entry: list[Any] = [action]
+        self._seq += 1
+        heapq.heappush(self._timers, (self.clock.now + delay, self._seq, entry))
+        return entry.clear
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run the pass as a task."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def settle(self) -> None:
+        """Until every pass (and every pass they started) has ended."""
+        await asyncio.sleep(0)
+        while self.tasks:
+            await asyncio.wait(list(self.tasks))
+
+    async def advance(self, seconds: float) -> None:
+        """Let time pass: fire every timer due meanwhile, in order, settling after each."""
+        await self.settle()
+        until = self.clock.now + seconds
+        while self._timers and self._timers[0][0] <= until:
+            due, _, entry = heapq.heappop(self._timers)
+            if not entry:
+                continue  # cancelled
+            self.clock.now = max(self.clock.now, due)
+            entry[0]()
+            await self.settle()
+        self.clock.now = max(self.clock.now, until)

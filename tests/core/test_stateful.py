@@ -3,7 +3,9 @@
 Random interleavings of acquire / release / renew / clock advance / switch failure / restart.
 Invariants: never switched off while a live token exists (nothing here forces), holder counts
 match the model and are never negative, no toggle is pressed on an unknown state, and every
-token is eventually released or expired.
+token is eventually released or expired. Dependencies: plug and button depend on stack; a
+child is switched on only while its parent is available, a parent is switched off only
+while every child is known off, and after convergence a powered child has a powered parent.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from custom_components.labpower.core.model import (
     InvalidTtlError,
     PowerState,
     ResourcePolicy,
+    ResourceState,
     TokenKind,
     UnknownTokenError,
 )
 
 from .fakes import FakeClock, FakeFeed
 
-RESOURCES = ("plug", "button")
+RESOURCES = ("plug", "button", "stack")
+DEPENDS_ON = {"plug": ("stack",), "button": ("stack",)}
 POLICY = ResourcePolicy(
     off_delay=30,
     min_off_time=10,
@@ -59,18 +63,25 @@ class GuardedFeed(FakeFeed):
     violations: list[str] | None = None
 
     async def turn_off(self, *, graceful: bool) -> None:
-        """Power off is only allowed while nobody holds the resource."""
+        """Power off only while nobody holds the resource and its children are off."""
         assert self.lab is not None
         assert self.violations is not None
         if self.lab.ledger.holder_count(self.resource):
             self.violations.append(f"{self.resource} switched off with live tokens")
+        for child in self.lab.children(self.resource):
+            if self.lab.reconciler(child).power is not PowerState.OFF:
+                self.violations.append(f"{self.resource} switched off before {child}")
         await super().turn_off(graceful=graceful)
 
     async def turn_on(self) -> None:
-        """A toggle must never be pressed on an unknown state."""
+        """No press on an unknown state; power on only once the parents are available."""
+        assert self.lab is not None
         assert self.violations is not None
         if self.toggle and self.unreadable:
             self.violations.append(f"{self.resource} pressed on an unknown state")
+        for parent in self.lab.parents(self.resource):
+            if self.lab.state(parent) is not ResourceState.AVAILABLE:
+                self.violations.append(f"{self.resource} switched on before {parent}")
         await super().turn_on()
 
 
@@ -88,6 +99,7 @@ class LabMachine(RuleBasedStateMachine):
         self.feeds = {
             "plug": GuardedFeed(name="plug"),
             "button": GuardedFeed(name="button", toggle=True, graceful=True),
+            "stack": GuardedFeed(name="stack"),
         }
         for name, feed in self.feeds.items():
             feed.resource = name
@@ -98,9 +110,17 @@ class LabMachine(RuleBasedStateMachine):
 
     def _new_lab(self) -> Lab:
         lab = Lab(clock=self.clock, listener=lambda event: None, sleep=self.clock.sleep)
-        for name, feed in self.feeds.items():
+        for feed in self.feeds.values():
             feed.lab = lab
-            lab.add(ResourceSpec(name=name, feeds=(feed,), policy=POLICY))
+        lab.add_all(
+            ResourceSpec(
+                name=name,
+                feeds=(feed,),
+                policy=POLICY,
+                depends_on=DEPENDS_ON.get(name, ()),
+            )
+            for name, feed in self.feeds.items()
+        )
         return lab
 
     def run(self, coro: object) -> None:
@@ -194,6 +214,31 @@ class LabMachine(RuleBasedStateMachine):
         self.run(self.lab.start())
         self.run(self.lab.stop())
         self._expire()
+
+    @rule()
+    def converge(self) -> None:
+        """Devices behave again and time passes: a powered child has a powered parent."""
+        for feed in self.feeds.values():
+            feed.transient_failures = 0
+            feed.unreadable = False
+        for _ in range(12):
+            for resource in RESOURCES:
+                self.run(self.lab.reconciler(resource).reconcile_once())
+            self.clock.advance(self.lab.timing.fault_retry + 1)
+            self._expire()
+        for child, parents in DEPENDS_ON.items():
+            if self.feeds[child].state is PowerState.ON:
+                for parent in parents:
+                    assert self.feeds[parent].state is PowerState.ON, (child, parent)
+        for resource in RESOURCES:
+            children = self.lab.children(resource)
+            needing = sum(
+                1
+                for child in children
+                if self.lab.desired_on(child)
+                or self.lab.reconciler(child).power is not PowerState.OFF
+            )
+            assert self.lab.child_demand(resource) == needing
 
     @invariant()
     def counts_match_the_model(self) -> None:

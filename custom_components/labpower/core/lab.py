@@ -1,28 +1,42 @@
-"""The lab: the ledger plus one reconciling worker per resource, and token expiry."""
+"""The lab: the ledger plus one reconciling worker per resource, and token expiry.
+
+Dependencies: a resource may depend on others (`ResourceSpec.depends_on`). A resource
+needs its parents while it is wanted on or not known to be off (children go down first);
+a parent that a child needs is wanted on (the ledger's demand), and its own off delay runs
+from the moment the last child stops needing it. The lab keeps, per resource, how many
+children need it, and after a change walks up only the ancestors whose value flipped. A
+child is switched on only once every parent is available; power-ons are staggered by a
+PowerOnGate (core/stagger.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 import contextlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 import logging
 from typing import Any, Protocol
 
+from .graph import children_first, find_cycle
 from .ledger import Clock, Ledger
 from .model import (
+    DependencyCycleError,
     PowerAction,
+    PowerState,
     ResourceFaultError,
     ResourcePolicy,
     ResourceState,
     TokenKind,
     TokenRevokedError,
+    UnknownDependencyError,
     UnknownResourceError,
     UsageToken,
     WaitTimeoutError,
 )
 from .reconciler import Reconciler, ReconcilerHooks, Sleep, Timing
+from .stagger import PowerOnGate, StaggerPolicy
 from .switching import AvailabilityChecker, ConfigurationSwitchError, Switcher
 
 _LOGGER = logging.getLogger(__name__)
@@ -38,6 +52,8 @@ class ResourceSpec:
     policy: ResourcePolicy = field(default_factory=ResourcePolicy)
     labels: frozenset[str] = frozenset()
     power_w: float | None = None
+    # The resources this one needs powered (and available) first: a Pi's stack relay.
+    depends_on: tuple[str, ...] = ()
 
 
 class EventKind(StrEnum):
@@ -105,6 +121,7 @@ class _Managed:
     again: bool = False
     timer: Cancel | None = None
     due: float | None = None  # when the timer fires (clock time)
+    groups: frozenset[str] = frozenset()  # stagger groups of its feeds (PDUs)
 
 
 class Lab(ReconcilerHooks):
@@ -118,8 +135,12 @@ class Lab(ReconcilerHooks):
         timing: Timing | None = None,
         sleep: Sleep = asyncio.sleep,
         scheduler: Scheduler | None = None,
+        stagger: StaggerPolicy | None = None,
     ) -> None:
-        """Create an empty lab; `listener` receives every LabEvent."""
+        """Create an empty lab; `listener` receives every LabEvent.
+
+        `stagger` limits simultaneous power-ons (None: no limit).
+        """
         self.clock = clock
         self.ledger = Ledger(clock)
         self.timing = timing or Timing()
@@ -131,18 +152,90 @@ class Lab(ReconcilerHooks):
         self._running = False
         self._expiry_timer: Cancel | None = None
         self._expiry_at: float | None = None
+        # The dependency graph, and per resource how many children need it now.
+        self._parents: dict[str, tuple[str, ...]] = {}
+        self._children: dict[str, dict[str, None]] = {}
+        self._need_count: dict[str, int] = {}
+        self._needs: dict[str, bool] = {}  # whether it counts in its parents' need
+        self._starting = False
+        self._gate = PowerOnGate(
+            stagger,
+            call_later=self._scheduler.call_later,
+            on_grant=self._slot_granted,
+        )
 
     # Configuration
 
     def add(self, spec: ResourceSpec) -> None:
-        """Add a resource (or replace its definition, keeping its tokens)."""
-        if spec.name in self._resources:
-            self._halt(self._resources[spec.name])
-        self.ledger.set_policy(spec.name, spec.policy)
-        managed = _Managed(
+        """Add a resource (or replace its definition, keeping its tokens).
+
+        Its dependencies must be resources of the lab already (see add_all).
+        """
+        self.add_all((spec,))
+
+    def add_all(self, specs: Iterable[ResourceSpec]) -> None:
+        """Add resources (or replace definitions, keeping tokens), checking them together.
+
+        A resource may depend on resources of the lab or of the same call, in any order;
+        anything else raises UnknownDependencyError, and a dependency cycle raises
+        DependencyCycleError. Either leaves the lab as it was. When a name appears twice,
+        the last definition counts. Only the part of the graph above the new resources
+        is checked, so adding resources one by one stays linear.
+        """
+        new = {spec.name: spec for spec in specs}
+        self._check_graph(new)
+        dirty: list[str] = []
+        for spec in new.values():
+            self._install(spec, dirty)
+        if self._running:
+            for name in new:
+                managed = self._resources[name]
+                managed.task = self._scheduler.spawn(
+                    self._first_pass(managed), f"labpower {name}"
+                )
+        self._propagate(dirty)
+
+    def _check_graph(self, new: dict[str, ResourceSpec]) -> None:
+        for spec in new.values():
+            for parent in spec.depends_on:
+                if parent not in new and parent not in self._resources:
+                    raise UnknownDependencyError(spec.name, parent)
+        # The graph was acyclic before: a new cycle runs through a new definition, so
+        # walking up from the new definitions finds it.
+        above: dict[str, tuple[str, ...]] = {}
+        todo = list(new)
+        while todo:
+            name = todo.pop()
+            if name in above:
+                continue
+            known = new.get(name)
+            parents = known.depends_on if known else self._parents.get(name, ())
+            above[name] = parents
+            todo.extend(parents)
+        cycle = find_cycle(above)
+        if cycle is not None:
+            raise DependencyCycleError(cycle)
+
+    def _install(self, spec: ResourceSpec, dirty: list[str]) -> None:
+        name = spec.name
+        old = self._resources.get(name)
+        if old is not None:
+            self._halt(old)
+            self._gate.withdraw(name)
+            if self._needs.pop(name, False):
+                dirty.extend(p for p in self._parents[name] if self._count(p, -1))
+            for parent in self._parents[name]:
+                del self._children[parent][name]
+        parents = tuple(dict.fromkeys(spec.depends_on))
+        self._parents[name] = parents
+        for parent in parents:
+            self._children.setdefault(parent, {})[name] = None
+        self._need_count.setdefault(name, 0)
+        self.ledger.set_policy(name, spec.policy)
+        self._resources[name] = _Managed(
             spec=spec,
             reconciler=Reconciler(
-                name=spec.name,
+                name=name,
                 policy=spec.policy,
                 feeds=spec.feeds,
                 checker=spec.checker,
@@ -151,12 +244,23 @@ class Lab(ReconcilerHooks):
                 sleep=self._sleep,
                 timing=self.timing,
             ),
+            groups=frozenset(
+                group
+                for feed in spec.feeds
+                if (group := getattr(feed, "stagger_group", None))
+            ),
         )
-        self._resources[spec.name] = managed
-        if self._running:
-            managed.task = self._scheduler.spawn(
-                self._first_pass(managed), f"labpower {spec.name}"
-            )
+        if parents:
+            dirty.append(name)
+
+    @property
+    def stagger(self) -> StaggerPolicy:
+        """The power-on limits in force."""
+        return self._gate.policy
+
+    def set_stagger(self, policy: StaggerPolicy | None) -> None:
+        """Change the power-on limits (None: no limit); slots in use stay in use."""
+        self._gate.set_policy(policy)
 
     def load(self, data: dict[str, Any] | None) -> None:
         """Restore persisted ledger state (call after adding resources, before start)."""
@@ -179,9 +283,16 @@ class Lab(ReconcilerHooks):
 
     async def start(self) -> None:
         """Read every resource's real state, release tokens expired meanwhile, then run."""
-        await asyncio.gather(
-            *(m.reconciler.observe() for m in self._resources.values())
-        )
+        # What children need is derived once everything is read: a child read as off
+        # at start ends no demand, so starts no off delay of its parents.
+        self._starting = True
+        try:
+            await asyncio.gather(
+                *(m.reconciler.observe() for m in self._resources.values())
+            )
+        finally:
+            self._starting = False
+        self.recompute_desired()
         self._running = True
         self._expire()
         for managed in self._resources.values():
@@ -194,6 +305,7 @@ class Lab(ReconcilerHooks):
             self._expiry_timer()
             self._expiry_timer = None
         tasks = [self._halt(m) for m in self._resources.values()]
+        self._gate.reset()
         for task in tasks:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
@@ -255,14 +367,27 @@ class Lab(ReconcilerHooks):
         return token
 
     def force_off(self, name: str, cause: str) -> list[UsageToken]:
-        """Revoke every token of a resource and power it off now (administrators)."""
-        revoked = self.ledger.revoke_all(name, cause)
-        for token in revoked:
-            self._emit(EventKind.TOKEN_REVOKED, name, token=token, cause=cause)
-        self._emit(EventKind.HOLDERS_CHANGED, name)
+        """Revoke every token of a resource and power it off now (administrators).
+
+        Whatever depends on it loses power with it: the tokens of every descendant are
+        revoked too, descendants go off first, and none of them waits for its off delay.
+        Returns every token revoked.
+        """
+        self._get(name)
+        targets = [name, *self._descendants(name)]
+        revoked: list[UsageToken] = []
+        for target in targets:
+            tokens = self.ledger.revoke_all(target, cause)
+            for token in tokens:
+                self._emit(EventKind.TOKEN_REVOKED, target, token=token, cause=cause)
+            if tokens or target == name:
+                self._emit(EventKind.HOLDERS_CHANGED, target)
+            revoked.extend(tokens)
         self._emit(EventKind.PERSIST)
-        self._kick(self._resources[name])
-        self._wake_waiters(name)
+        for target in targets:
+            self._kick(self._resources[target])
+            self._wake_waiters(target)
+        self._propagate(targets)
         return revoked
 
     async def wait_available(
@@ -272,10 +397,12 @@ class Lab(ReconcilerHooks):
     ) -> None:
         """Wait until the tokens' resources are available; fail at once on a fault.
 
-        Also fails when one of the tokens is revoked or expires meanwhile.
+        Also fails when one of the tokens is revoked or expires meanwhile, and at once
+        when a resource they depend on is in fault.
         """
         tokens = list(tokens)
         names = list(dict.fromkeys(token.resource for token in tokens))
+        ancestors = {name: self.ancestors(name) for name in names}
         pending = names
         loop = asyncio.get_running_loop()
         try:
@@ -289,17 +416,22 @@ class Lab(ReconcilerHooks):
                     for token in tokens:
                         if not self.ledger.is_live(token.id):
                             raise TokenRevokedError(token.resource)
-                    for name in pending:
+                    watched = list(
+                        dict.fromkeys(
+                            n for name in pending for n in (name, *ancestors[name])
+                        )
+                    )
+                    for name in watched:
                         reconciler = self._resources[name].reconciler
                         if reconciler.state is ResourceState.FAULT:
                             raise ResourceFaultError(name, reconciler.reason or "fault")
                     future: asyncio.Future[None] = loop.create_future()
-                    for name in pending:
+                    for name in watched:
                         self._waiters.setdefault(name, set()).add(future)
                     try:
                         await future
                     finally:
-                        for name in pending:
+                        for name in watched:
                             self._waiters[name].discard(future)
         except TimeoutError:
             raise WaitTimeoutError(pending, timeout) from None
@@ -324,8 +456,55 @@ class Lab(ReconcilerHooks):
         return self._get(name).reconciler.state
 
     def desired_on(self, resource: str) -> bool:
-        """Whether a resource should be on (tokens, or its off delay is running)."""
+        """Whether a resource should be on: tokens, a child needs it, or its off delay."""
         return self.ledger.wants_on(resource)
+
+    def parents(self, name: str) -> tuple[str, ...]:
+        """The resources this one depends on directly."""
+        self._get(name)
+        return self._parents[name]
+
+    def children(self, name: str) -> list[str]:
+        """The resources that depend on this one directly."""
+        self._get(name)
+        return list(self._children.get(name, ()))
+
+    def ancestors(self, name: str) -> list[str]:
+        """Every resource this one depends on, directly or not, nearest first."""
+        self._get(name)
+        return self._walk(name, self._parents)
+
+    def child_demand(self, name: str) -> int:
+        """How many children need this resource now (wanted on, or not yet off)."""
+        self._get(name)
+        return self._need_count[name]
+
+    def recompute_desired(self) -> None:
+        """Derive what every child needs from scratch (start does; changes keep it since).
+
+        Demand that ends here starts no off delay: it was only assumed while the
+        children's power was unknown.
+        """
+        counts = dict.fromkeys(self._resources, 0)
+        needs: dict[str, bool] = {}
+        wants_on = self.ledger.wants_on
+        for name in children_first(self._parents):
+            was = wants_on(name)
+            self.ledger.set_demand(name, counts[name] > 0, start_delay=False)
+            wanted = wants_on(name)
+            if wanted != was:
+                self._kick(self._resources[name])
+            parents = self._parents[name]
+            if parents:
+                need = wanted or self._resources[name].reconciler.power is not (
+                    PowerState.OFF
+                )
+                needs[name] = need
+                if need:
+                    for parent in parents:
+                        counts[parent] += 1
+        self._need_count = counts
+        self._needs = needs
 
     # Power actions asked for by users
 
@@ -348,9 +527,47 @@ class Lab(ReconcilerHooks):
         return self.ledger.min_off_remaining(resource)
 
     def state_changed(self, resource: str) -> None:
-        """Tell listeners and wake whoever waits for this resource."""
+        """Tell listeners, wake waiters; update what it needs, kick children it unblocks."""
         self._emit(EventKind.STATE_CHANGED, resource)
         self._wake_waiters(resource)
+        if self._starting:
+            return
+        self._propagate((resource,))
+        children = self._children.get(resource)
+        if (
+            children
+            and self._resources[resource].reconciler.state is ResourceState.AVAILABLE
+        ):
+            for child in children:
+                managed = self._resources[child]
+                if managed.reconciler.power is not PowerState.ON and (
+                    self.ledger.wants_on(child)
+                ):
+                    self._kick(managed)
+
+    def parents_ready(self, resource: str) -> str | None:
+        """None when every parent is available, else the first parent that is not."""
+        for parent in self._parents.get(resource, ()):
+            if self._resources[parent].reconciler.state is not ResourceState.AVAILABLE:
+                return parent
+        return None
+
+    def power_on_slot(self, resource: str) -> bool:
+        """Ask the power-on gate for a slot: True granted, False queued."""
+        return self._gate.request(resource, self._resources[resource].groups)
+
+    def power_on_done(self, resource: str) -> None:
+        """The switch-on ran: its slot is freed after the spacing."""
+        self._gate.done(resource)
+
+    def power_on_withdrawn(self, resource: str) -> None:
+        """Leave the gate's queue (or free an unused slot)."""
+        self._gate.withdraw(resource)
+
+    def pass_finished(self, resource: str) -> None:
+        """Re-derive what the resource needs: its off delay may have run out."""
+        if not self._starting:
+            self._propagate((resource,))
 
     def _wake_waiters(self, resource: str) -> None:
         for future in self._waiters.get(resource, ()):
@@ -362,9 +579,11 @@ class Lab(ReconcilerHooks):
         self._emit(EventKind.POWER_CHANGED, resource, action=action, cause=cause)
 
     def powered_off(self, resource: str) -> None:
-        """Start min_off_time."""
+        """Start min_off_time; parents it no longer needs may start their off delay."""
         self.ledger.note_off(resource)
         self._emit(EventKind.PERSIST)
+        if not self._starting:
+            self._propagate((resource,))
 
     def config_error(self, resource: str, error: ConfigurationSwitchError) -> None:
         """Report a configuration error for a repair issue."""
@@ -387,6 +606,64 @@ class Lab(ReconcilerHooks):
             return self._resources[name]
         except KeyError:
             raise UnknownResourceError(name) from None
+
+    # Dependencies: what children need, kept up to date by walking up from a change.
+
+    def _propagate(self, names: Iterable[str]) -> None:
+        """Re-derive whether these resources need their parents; walk up what flips."""
+        todo = list(names)
+        parents_of = self._parents
+        while todo:
+            name = todo.pop()
+            parents = parents_of.get(name)
+            if not parents:
+                continue
+            need = (
+                self.ledger.wants_on(name)
+                or self._resources[name].reconciler.power is not PowerState.OFF
+            )
+            if need == self._needs.get(name, False):
+                continue
+            self._needs[name] = need
+            delta = 1 if need else -1
+            todo.extend(p for p in parents if self._count(p, delta))
+
+    def _count(self, parent: str, delta: int) -> bool:
+        """Change how many children need `parent`; True when its demand flipped."""
+        count = self._need_count.get(parent, 0) + delta
+        self._need_count[parent] = count
+        if (count > 0) == (count - delta > 0):
+            return False
+        ledger = self.ledger
+        was, deadline = ledger.wants_on(parent), ledger.off_deadline(parent)
+        ledger.set_demand(parent, count > 0)
+        managed = self._resources[parent]
+        if ledger.wants_on(parent) != was:
+            self._kick(managed)
+        else:
+            self._wake_by_off_deadline(managed)  # its own off delay started
+        if ledger.off_deadline(parent) != deadline:
+            self._emit(EventKind.PERSIST)  # off deadlines survive a restart
+        return True
+
+    def _descendants(self, name: str) -> list[str]:
+        return self._walk(name, self._children)
+
+    @staticmethod
+    def _walk(name: str, edges: Mapping[str, Iterable[str]]) -> list[str]:
+        seen: dict[str, None] = {}
+        todo = [name]
+        for current in todo:
+            for other in edges.get(current, ()):
+                if other not in seen and other != name:
+                    seen[other] = None
+                    todo.append(other)
+        return list(seen)
+
+    def _slot_granted(self, resource: str) -> None:
+        managed = self._resources.get(resource)
+        if managed is not None:
+            self._kick(managed)
 
     def _emit(
         self,
@@ -415,6 +692,7 @@ class Lab(ReconcilerHooks):
             self._kick(managed)
         else:
             self._wake_by_off_deadline(managed)
+        self._propagate((token.resource,))
 
     def _schedule_expiry(self, token: UsageToken) -> None:
         if token.expires is not None and (

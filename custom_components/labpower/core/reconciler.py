@@ -25,6 +25,10 @@ _LOGGER = logging.getLogger(__name__)
 
 type Sleep = Callable[[float], Awaitable[None]]
 
+# The reason an OFF resource gives while it waits (the other: "waiting for <parent>").
+WAITING_FOR_SLOT = "waiting for power-on slot"
+WAITING_FOR = "waiting for "
+
 
 @dataclass(frozen=True, slots=True)
 class Timing:
@@ -83,6 +87,26 @@ class ReconcilerHooks:
     def recovered(self, resource: str) -> None:
         """The resource reached its desired state again after a fault."""
 
+    def parents_ready(self, resource: str) -> str | None:
+        """None when every resource it depends on is available, else the first that is not."""
+        return None
+
+    def power_on_slot(self, resource: str) -> bool:
+        """Ask for a power-on slot (staggered power-on): True granted, False queued.
+
+        A queued resource gets another pass when its slot is granted.
+        """
+        return True
+
+    def power_on_done(self, resource: str) -> None:
+        """The switch-on with its slot ran (verified or failed)."""
+
+    def power_on_withdrawn(self, resource: str) -> None:
+        """A resource that asked for a slot no longer wants to switch on."""
+
+    def pass_finished(self, resource: str) -> None:
+        """A pass ended (what it wants can lapse by time alone: an off delay ran out)."""
+
 
 class VerificationError(SwitchError):
     """The device acknowledged but its state did not follow."""
@@ -97,6 +121,7 @@ class _Progress:
     start_failures: int = 0
     counted_failure: bool = False
     had_fault: bool = False
+    asked_slot: bool = False  # queued for, or holding, a power-on slot
 
 
 @dataclass(slots=True)
@@ -157,6 +182,8 @@ class Reconciler:
     async def reconcile_once(self) -> float:
         """Observe, take at most one verified action; returns seconds until the next pass."""
         async with self._lock:
+            progress = self._progress
+            had_slot, progress.asked_slot = progress.asked_slot, False
             try:
                 return await self._pass()
             except ConfigurationSwitchError as err:
@@ -164,6 +191,11 @@ class Reconciler:
                 return self._fault(f"configuration error: {err}")
             except SwitchError as err:
                 return self._fault(str(err) or type(err).__name__)
+            finally:
+                # A pass that did not ask for its slot again gives up its place.
+                if had_slot and not progress.asked_slot:
+                    self.hooks.power_on_withdrawn(self.name)
+                self.hooks.pass_finished(self.name)
 
     def retry_now(self) -> None:
         """Something about the devices changed: an action held back by a fault may go now."""
@@ -249,11 +281,27 @@ class Reconciler:
             return self._settle_on(seen, now)
         if seen.power is PowerState.OFF:
             progress.stopping_since = None
+        parent = self.hooks.parents_ready(self.name)
+        if parent is not None:
+            # The lab runs a pass again when the parent becomes available.
+            self._set(ResourceState.OFF, f"{WAITING_FOR}{parent}")
+            return self.timing.slow_poll
         wait = self.hooks.min_off_remaining(self.name)
         if wait > 0:
             self._set(ResourceState.OFF, "min_off_time")
             return wait
-        await self._switch(PowerState.ON, graceful=False)
+        progress.asked_slot = True
+        if not self.hooks.power_on_slot(self.name):
+            # The lab runs a pass again when the slot is granted.
+            self._set(ResourceState.OFF, WAITING_FOR_SLOT)
+            return self.timing.slow_poll
+        try:
+            await self._switch(PowerState.ON, graceful=False)
+        finally:
+            progress.asked_slot = False
+            self.hooks.power_on_done(self.name)
+        # Verified: from now on it counts as powered (its parents stay needed).
+        self.power = PowerState.ON
         self.hooks.power_action(self.name, PowerAction.ON, self.hooks.cause(self.name))
         progress.starting_since = self.clock()
         progress.counted_failure = False

@@ -37,7 +37,12 @@ class ConfigurationSwitchError(SwitchError):
 
 
 class Switcher(Protocol):
-    """Switches one feed of a resource."""
+    """Switches one feed of a resource.
+
+    Optional: a `stagger_group: str | None` attribute names the group whose power-on
+    limit this feed counts against (its PDU unit, or its circuit); the lab reads it with
+    getattr, so switchers without it count against the lab-wide limit only.
+    """
 
     @property
     def capabilities(self) -> SwitcherCapabilities:

@@ -1,0 +1,310 @@
+"""Debian's snmpd on 127.0.0.1 as a simulated PDU of any supported vendor.
+
+One agent serves every vendor tree: `bin/snmp-pdu-sim` answers below each vendor's
+enterprise OID (as snmpd's `pass_persist` program) from a JSON state file, and answers
+sysObjectID.0 too (registered with a higher priority than snmpd's own system group), so a
+test turns the agent into another unit by loading another state: `agent.load(unit(...))`.
+A write to an outlet's control object changes its separate status object the way the
+vendor's unit does.
+
+Access: v1/v2c community `public` reads and `private` writes; v3 users `labadmin`
+(SHA + AES, read-write), `labmd5` (MD5 + DES, read-write) and `labreader` (SHA, no privacy,
+read-only). The agent runs as the current user on a free high UDP port and keeps its v3
+users in its own persistent directory, so it needs no root.
+
+Fixtures: `snmpd_agent` (one agent for the session) and `snmp_agent` (the same agent with
+an empty unit and no recorded writes, for one test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .net import free_port, sockets_allowed, stop_process
+
+HOST = "127.0.0.1"
+SNMPD = shutil.which("snmpd") or "/usr/sbin/snmpd"
+SNMPGET = shutil.which("snmpget")
+SIM = Path(__file__).parent / "bin" / "snmp-pdu-sim"
+SYS_NAME = "lab-pdu-1"
+SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
+
+READ_COMMUNITY = "public"
+WRITE_COMMUNITY = "private"
+
+
+@dataclass(frozen=True)
+class V3User:
+    """An SNMP v3 user of the agent (protocol names as the driver spells them)."""
+
+    name: str
+    auth_protocol: str
+    auth_key: str
+    priv_protocol: str = "none"
+    priv_key: str | None = None
+    writable: bool = True
+
+
+V3_ADMIN = V3User("labadmin", "sha", "labauth-secret", "aes", "labpriv-secret")
+V3_MD5 = V3User("labmd5", "md5", "labauth-secret", "des", "labpriv-secret")
+V3_READER = V3User("labreader", "sha", "labauth-secret", writable=False)
+V3_USERS = (V3_ADMIN, V3_MD5, V3_READER)
+
+
+@dataclass(frozen=True)
+class Vendor:
+    """Where a vendor's unit keeps its outlets (OIDs below .1.3.6.1.4.1)."""
+
+    enterprise: int
+    sys_object_id: str
+    status: str
+    controls: tuple[str, ...]  # control columns (Eaton has one for off, one for on)
+    on: int  # what the status column reads
+    off: int
+    names: str | None = None
+
+
+# Transcribed from the vendors' MIBs (shared/reference/devices.md), not from the driver.
+VENDORS: Mapping[str, Vendor] = {
+    "apc_masterswitch": Vendor(
+        318, "318.1.3.4.5", "318.1.1.4.4.2.1.3", ("318.1.1.4.4.2.1.3",), 1, 2,
+        names="318.1.1.4.4.2.1.4",
+    ),
+    "apc_rpdu": Vendor(
+        318, "318.1.3.4.5", "318.1.1.12.3.5.1.1.4", ("318.1.1.12.3.3.1.1.4",), 1, 2,
+        names="318.1.1.12.3.5.1.1.2",
+    ),
+    "apc_rpdu2": Vendor(
+        318, "318.1.3.4.5", "318.1.1.26.9.2.3.1.5", ("318.1.1.26.9.2.4.1.5",), 2, 1,
+        names="318.1.1.26.9.2.3.1.3",
+    ),
+    "cyberpower": Vendor(
+        3808, "3808.1.1.3", "3808.1.1.3.3.5.1.1.4", ("3808.1.1.3.3.3.1.1.4",), 1, 2,
+        names="3808.1.1.3.3.5.1.1.2",
+    ),
+    "raritan_pdu2": Vendor(
+        13742, "13742.6", "13742.6.4.1.2.1.3.1", ("13742.6.4.1.2.1.2.1",), 7, 8,
+        names="13742.6.3.5.3.1.3.1",
+    ),
+    "eaton_epdu": Vendor(
+        534, "534.6.6.7", "534.6.6.7.6.6.1.2.0",
+        ("534.6.6.7.6.6.1.3.0", "534.6.6.7.6.6.1.4.0"), 1, 0,
+        names="534.6.6.7.6.1.1.3.0",
+    ),
+    "tripplite": Vendor(
+        850, "850.1", "850.10.2.3.5.1.2.1", ("850.10.2.3.5.1.4.1",), 2, 1,
+    ),
+}  # fmt: skip
+ENTERPRISE_TREES = sorted({vendor.enterprise for vendor in VENDORS.values()})
+
+type Values = dict[str, list[str]]
+
+
+def oid(relative: str) -> str:
+    """An OID below .1.3.6.1.4.1, written out."""
+    return f"1.3.6.1.4.1.{relative}"
+
+
+def unit(
+    vendor: str,
+    outlets: Sequence[str | int | None],
+    *,
+    names: bool = True,
+    sys_object_id: str | None = "",
+    extra: Mapping[str, tuple[str, str | int]] | None = None,
+) -> Values:
+    """The objects of a `vendor` unit with these outlets (1, 2, ...).
+
+    Each outlet is "on", "off", a raw status value, or None (the unit has no such
+    outlet). `sys_object_id`: "" the vendor's, None none at all. `extra`: more objects,
+    {OID below .1.3.6.1.4.1: (type, value)}.
+    """
+    spec = VENDORS[vendor]
+    values: Values = {}
+    if sys_object_id is not None:
+        values[SYS_OBJECT_ID] = [
+            "objectid",
+            "." + (sys_object_id or oid(spec.sys_object_id)),
+        ]
+    for number, state in enumerate(outlets, start=1):
+        if state is None:
+            continue
+        for control in spec.controls:
+            values[oid(f"{control}.{number}")] = [
+                "integer",
+                "-1" if vendor == "eaton_epdu" else "0",
+            ]
+        raw = (
+            {"on": spec.on, "off": spec.off}.get(state, state)
+            if isinstance(state, str)
+            else state
+        )
+        values[oid(f"{spec.status}.{number}")] = ["integer", str(raw)]
+        if names and spec.names:
+            values[oid(f"{spec.names}.{number}")] = ["string", f"outlet {number}"]
+    for relative, (kind, value) in (extra or {}).items():
+        values[oid(relative)] = [kind, str(value)]
+    return values
+
+
+@dataclass
+class SnmpAgent:
+    """A running snmpd and the state file of the unit it simulates."""
+
+    directory: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    host: str = HOST
+    read_community: str = READ_COMMUNITY
+    write_community: str = WRITE_COMMUNITY
+    users: tuple[V3User, ...] = V3_USERS
+
+    @property
+    def state(self) -> Path:
+        """The JSON file the simulated unit lives in."""
+        return self.directory / "unit.json"
+
+    def load(self, values: Values) -> None:
+        """Become this unit (and forget the writes so far)."""
+        self._save(values)
+        self.state.with_name(self.state.name + ".log").unlink(missing_ok=True)
+
+    def _save(self, values: Values) -> None:
+        # Atomically: the simulator reads the file for every request.
+        tmp = self.state.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"values": values}, indent=1), encoding="utf-8")
+        tmp.replace(self.state)
+
+    def values(self) -> Values:
+        """Every object of the unit now."""
+        data: Values = json.loads(self.state.read_text(encoding="utf-8"))["values"]
+        return data
+
+    def value(self, full_oid: str) -> str | None:
+        """One object's value as text, None when the unit lacks it."""
+        found = self.values().get(full_oid.strip("."))
+        return None if found is None else found[1]
+
+    def status(self, vendor: str, outlet: int) -> str | None:
+        """What the outlet's status object reads (raw)."""
+        return self.value(oid(f"{VENDORS[vendor].status}.{outlet}"))
+
+    def put(self, full_oid: str, kind: str, value: str | int) -> None:
+        """Change (or add) one object, as the unit itself would."""
+        values = self.values()
+        values[full_oid.strip(".")] = [kind, str(value)]
+        self._save(values)
+
+    @property
+    def writes(self) -> list[str]:
+        """SETs the unit accepted, in order: "OID value"."""
+        log = self.state.with_name(self.state.name + ".log")
+        return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+
+    def snmpget(self, *oids: str, community: str = READ_COMMUNITY) -> list[str]:
+        """Values as Net-SNMP's snmpget (the reference client) prints them."""
+        assert SNMPGET is not None
+        done = subprocess.run(  # noqa: S603 - a fixed local binary
+            [SNMPGET, "-v2c", "-c", community, "-On", "-Oqv", "-r0", "-t1", f"{self.host}:{self.port}", *oids],
+            capture_output=True, check=True, timeout=10, text=True, env=_quiet_env(),
+        )  # fmt: skip
+        return done.stdout.splitlines()
+
+    def stop(self) -> None:
+        """Terminate snmpd (its pass_persist programs end with their pipes)."""
+        stop_process(self.process)
+
+
+def _quiet_env() -> dict[str, str]:
+    # No MIB files: the agent and snmpget work with numeric OIDs only.
+    return {**os.environ, "MIBS": "", "MIBDIRS": ""}
+
+
+def snmpd_config(agent_port: int, state: Path, sys_object_id: str) -> str:
+    """snmpd.conf: access for the communities and v3 users, the simulator's trees."""
+    program = f"{sys.executable} {SIM} {state}"
+    lines = [
+        f"agentAddress udp:{HOST}:{agent_port}",
+        f"rocommunity {READ_COMMUNITY} {HOST}",
+        f"rwcommunity {WRITE_COMMUNITY} {HOST}",
+        f"sysName {SYS_NAME}",
+        f"sysObjectID .{sys_object_id}",
+    ]
+    for user in V3_USERS:
+        priv = f" {user.priv_protocol.upper()} {user.priv_key}" if user.priv_key else ""
+        lines.append(
+            f"createUser {user.name} {user.auth_protocol.upper()} {user.auth_key}{priv}"
+        )
+        level = "priv" if user.priv_key else "auth"
+        lines.append(f"{'rwuser' if user.writable else 'rouser'} {user.name} {level}")
+    # Priority 1 beats snmpd's own system group (127): the unit's state decides sysObjectID.
+    lines.append(f"pass_persist -p 1 .{SYS_OBJECT_ID[:-2]} {program}")
+    lines.extend(
+        f"pass_persist .1.3.6.1.4.1.{tree} {program}" for tree in ENTERPRISE_TREES
+    )
+    return "\n".join(lines) + "\n"
+
+
+def start_snmpd(
+    directory: Path, *, sys_object_id: str = oid("8072.3.2.10"), timeout: float = 10.0
+) -> SnmpAgent:
+    """Start snmpd on a free UDP port with an empty unit; return once it answers."""
+    with sockets_allowed():
+        port = free_port(socket.SOCK_DGRAM)
+    persistent = directory / "persist"
+    persistent.mkdir(exist_ok=True)
+    config = directory / "snmpd.conf"
+    agent_state = directory / "unit.json"
+    config.write_text(snmpd_config(port, agent_state, sys_object_id), encoding="utf-8")
+    log = directory / "snmpd.log"
+    process = subprocess.Popen(  # noqa: S603 - a fixed local binary
+        [SNMPD, "-f", "-Lf", str(log), "-I", "-smux", "-C", "-c", str(config), f"--persistentDir={persistent}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=_quiet_env(),
+    )  # fmt: skip
+    agent = SnmpAgent(directory, port, process)
+    agent.load({SYS_OBJECT_ID: ["objectid", "." + sys_object_id]})
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"snmpd exited with {process.returncode}: "
+                + log.read_text(encoding="utf-8", errors="replace")
+            )
+        try:
+            if agent.snmpget(SYS_OBJECT_ID) == [f".{sys_object_id}"]:
+                return agent
+        except subprocess.CalledProcessError:
+            pass
+        if time.monotonic() > deadline:
+            agent.stop()
+            raise RuntimeError(f"snmpd does not answer on {HOST}:{port}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def snmpd_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpAgent]:
+    """One snmpd for the whole session."""
+    if SNMPGET is None or not Path(SNMPD).exists():
+        pytest.skip("needs Debian's snmpd and snmp (snmpget)")
+    agent = start_snmpd(tmp_path_factory.mktemp("snmpd"))
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture
+def snmp_agent(snmpd_agent: SnmpAgent) -> SnmpAgent:
+    """The session's snmpd as a unit without outlets (sysObjectID of Net-SNMP)."""
+    snmpd_agent.load({SYS_OBJECT_ID: ["objectid", "." + oid("8072.3.2.10")]})
+    return snmpd_agent

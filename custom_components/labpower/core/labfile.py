@@ -1,0 +1,1313 @@
+"""The lab file: PDU units, BMCs, resources, defaults and lab policies declared in YAML.
+
+Pure: it reads text and returns the data of config subentries, the same dicts the config
+flow writes, so that the Home Assistant glue builds them through the same code as
+subentries made in the UI. Names and other fields take hostlist ranges (core/hostlist.py)
+that expand in step. Every problem found is reported with its line, up to MAX_ERRORS of
+them, in one LabFileError. The format is documented in docs/labfile.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+import difflib
+import math
+from pathlib import Path
+import re
+from typing import Any, Final
+
+import yaml  # type: ignore[import-untyped]
+from yaml.constructor import SafeConstructor  # type: ignore[import-untyped]
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode  # type: ignore[import-untyped]
+
+from ..const import (
+    BMC_IPMI,
+    BMC_PROTOCOLS,
+    CHECKER_ENTITY,
+    CHECKER_ICMP,
+    CHECKER_NONE,
+    CHECKER_TCP,
+    CHECKER_TYPES,
+    CONF_BMC,
+    CONF_BMC_AUTH,
+    CONF_BMC_NAME,
+    CONF_CHECK_ENTITY,
+    CONF_CHECKER,
+    CONF_CIPHER_SUITE,
+    CONF_DEFAULT_TTL,
+    CONF_GRACEFUL_OFF,
+    CONF_HOST,
+    CONF_LABELS,
+    CONF_LED_ENTITY,
+    CONF_LONG_PRESS,
+    CONF_MAC,
+    CONF_MAX_TTL,
+    CONF_METER_ENTITY,
+    CONF_MIN_OFF_TIME,
+    CONF_OFF_DELAY,
+    CONF_PASSWORD,
+    CONF_PORT,
+    CONF_POWER_ENTITY,
+    CONF_POWER_W,
+    CONF_PROTOCOL,
+    CONF_RELAY_ENTITY,
+    CONF_RESET_ENTITY,
+    CONF_RESOURCE_NAME,
+    CONF_SHORT_PRESS,
+    CONF_SSH_COMMAND,
+    CONF_SSH_HOST,
+    CONF_SSH_KEY,
+    CONF_SSH_PASSWORD,
+    CONF_SSH_PORT,
+    CONF_SSH_USERNAME,
+    CONF_START_TIMEOUT,
+    CONF_STOP_TIMEOUT,
+    CONF_SWITCHER,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+    CONF_WOL_ADDRESS,
+    CONF_WOL_PORT,
+    DEFAULT_LONG_PRESS,
+    DEFAULT_SHORT_PRESS,
+    SWITCHER_BMC,
+    SWITCHER_BUTTON,
+    SWITCHER_ENTITY,
+    SWITCHER_TYPES,
+    SWITCHER_WOL,
+)
+from .graph import find_cycle
+from .hostlist import HostlistError, expand
+from .model import ResourcePolicy
+
+# The keys of the PDU subentry and the resource keys that come with it. They are not in
+# const.py yet; when they are, import them from there.
+CONF_UNIT_NAME: Final = "name"
+CONF_VENDOR: Final = "vendor"
+VENDOR_SNMP: Final = "snmp"
+PDU_VENDORS: Final = ["intellinet", "netio", "gude", "dli", VENDOR_SNMP]
+CONF_WRITE_USERNAME: Final = "write_username"
+CONF_WRITE_PASSWORD: Final = "write_password"
+CONF_SNMP_VERSION: Final = "snmp_version"
+SNMP_VERSIONS: Final = ["1", "2c", "3"]
+CONF_COMMUNITY: Final = "community"
+CONF_WRITE_COMMUNITY: Final = "write_community"
+CONF_AUTH_PROTOCOL: Final = "auth_protocol"
+CONF_AUTH_KEY: Final = "auth_key"
+CONF_PRIV_PROTOCOL: Final = "priv_protocol"
+CONF_PRIV_KEY: Final = "priv_key"
+CONF_SNMP_PROFILE: Final = "snmp_profile"
+SNMP_AUTOMATIC: Final = "automatic"
+CONF_OUTLET_COUNT: Final = "outlet_count"
+CONF_UPS_ENTITY: Final = "ups_entity"
+CONF_OUTLETS: Final = "outlets"
+CONF_DEPENDS_ON: Final = "depends_on"
+
+LAB_FILE_NAME: Final = "labpower.yaml"
+SECRETS_FILE_NAME: Final = "secrets.yaml"
+# Reporting stops after this many problems: the rest are usually consequences.
+MAX_ERRORS: Final = 20
+
+SWITCHER_PDU: Final = "pdu"
+# The singular form of `outlets` (`outlet: pdu1:[1-8]`).
+CONF_OUTLET: Final = "outlet"
+CONF_VERSION: Final = "version"
+
+# Lab-wide policies (the `policies:` section).
+CONF_MAX_PARALLEL_ON: Final = "max_parallel_on"
+CONF_PER_UNIT_PARALLEL_ON: Final = "per_unit_parallel_on"
+CONF_ON_SPACING: Final = "on_spacing"
+CONF_REFUSE_ACQUIRE_ON_BATTERY: Final = "refuse_acquire_on_battery"
+CONF_SHED_IDLE_ON_BATTERY: Final = "shed_idle_on_battery"
+CONF_SHUTDOWN_HELD_ON_LOW_BATTERY: Final = "shutdown_held_on_low_battery"
+
+# The config subentry's outlet entries: {"unit": "pdu1", "outlet": 3}.
+OUTLET_UNIT: Final = "unit"
+OUTLET_NUMBER: Final = "outlet"
+
+# The C parser where PyYAML was built with libyaml (several times faster).
+_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TAG: Final = "tag:yaml.org,2002:"
+_INT_TAG: Final = _TAG + "int"
+_FLOAT_TAG: Final = _TAG + "float"
+_BOOL_TAG: Final = _TAG + "bool"
+_NULL_TAG: Final = _TAG + "null"
+_MERGE_TAG: Final = _TAG + "merge"
+_SECRET_TAG: Final = "!secret"
+_MAC = re.compile(
+    r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}|[0-9a-f]{2}(?:-[0-9a-f]{2}){5}"
+    r"|[0-9a-f]{4}(?:\.[0-9a-f]{4}){2}|[0-9a-f]{12}",
+    re.IGNORECASE,
+)
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+# What an unquoted `[1-8]` leaves of itself once YAML has read it as a list.
+_RANGE_BODY = re.compile(r"[0-9][0-9 ,-]*")
+_SSH_CREDENTIALS = (CONF_SSH_PASSWORD, CONF_SSH_KEY)
+
+
+# What the parser returns and raises
+
+
+@dataclass(slots=True)
+class LabFile:
+    """What a lab file defines, as config subentry data (the config flow's dicts).
+
+    `units` are PDU subentries, `bmcs` BMC subentries, `resources` resource subentries
+    (a resource names its BMC and its outlets' units by name); `policies` holds the
+    lab-wide policies the file sets (keys it leaves out are absent).
+    """
+
+    units: list[dict[str, Any]] = field(default_factory=list)
+    bmcs: list[dict[str, Any]] = field(default_factory=list)
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    policies: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LabFileProblem:
+    """One problem: the 1-based line of the offending node (None: the whole file)."""
+
+    line: int | None
+    message: str
+
+
+class LabFileError(Exception):
+    """A lab file that cannot be used; its text lists every problem, one per line."""
+
+    def __init__(
+        self,
+        errors: list[LabFileProblem],
+        filename: str = LAB_FILE_NAME,
+        *,
+        truncated: bool = False,
+    ) -> None:
+        """Keep the problems (`truncated`: more were not looked for)."""
+        self.errors = errors
+        self.filename = filename
+        self.truncated = truncated
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        """`labpower.yaml line 12: <the problem>`, one problem per line."""
+        lines = [
+            f"{self.filename}: {problem.message}"
+            if problem.line is None
+            else f"{self.filename} line {problem.line}: {problem.message}"
+            for problem in self.errors
+        ]
+        if self.truncated:
+            lines.append(f"{self.filename}: stopped after {MAX_ERRORS} problems")
+        return "\n".join(lines)
+
+
+def load_lab_file(
+    path: str | Path,
+    *,
+    known_resources: Iterable[str] = (),
+    known_units: Mapping[str, int | None] | None = None,
+    known_bmcs: Iterable[str] = (),
+) -> LabFile:
+    """Read and check the lab file at `path` (blocking I/O: run it in an executor).
+
+    `!secret name` values come from secrets.yaml in the same folder, as in Home
+    Assistant's own configuration. The other arguments are as for parse_lab_file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise LabFileError(
+            [LabFileProblem(None, f"cannot read the file: {err}")], path.name
+        ) from err
+    secrets: dict[str, Any] | None = None
+    if _SECRET_TAG in text:
+        secrets = _load_secrets(path.parent / SECRETS_FILE_NAME, path.name)
+    return parse_lab_file(
+        text,
+        path.name,
+        secrets=secrets,
+        known_resources=known_resources,
+        known_units=known_units,
+        known_bmcs=known_bmcs,
+    )
+
+
+def parse_lab_file(
+    text: str,
+    filename: str = LAB_FILE_NAME,
+    *,
+    secrets: Mapping[str, Any] | None = None,
+    known_resources: Iterable[str] = (),
+    known_units: Mapping[str, int | None] | None = None,
+    known_bmcs: Iterable[str] = (),
+) -> LabFile:
+    """Parse, expand and check a lab file's text; LabFileError lists what is wrong.
+
+    `filename` prefixes the messages. `secrets` resolves `!secret name` values.
+    `known_resources`, `known_units` (name -> outlet count, None if unknown) and
+    `known_bmcs` are what exists outside this file (made in the UI): the file may refer
+    to them but not define them again.
+    """
+    parser = _Parser(
+        secrets or {},
+        set(known_resources),
+        dict(known_units or {}),
+        set(known_bmcs),
+    )
+    try:
+        lab = parser.parse(text)
+    except _TooManyError:
+        raise LabFileError(
+            _by_line(parser.problems), filename, truncated=True
+        ) from None
+    if parser.problems:
+        raise LabFileError(_by_line(parser.problems), filename)
+    return lab
+
+
+def _by_line(problems: list[LabFileProblem]) -> list[LabFileProblem]:
+    """Problems of the whole file first, then in the order of their lines."""
+    return sorted(problems, key=lambda problem: problem.line or 0)
+
+
+def _load_secrets(path: Path, filename: str) -> dict[str, Any]:
+    """The mapping in secrets.yaml (empty when there is none)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as err:
+        raise LabFileError(
+            [LabFileProblem(None, f"cannot read {path.name}: {err}")], filename
+        ) from err
+    try:
+        secrets = yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError as err:
+        raise LabFileError(
+            [LabFileProblem(None, f"{path.name} is not valid YAML: {err}")], filename
+        ) from err
+    if secrets is None:
+        return {}
+    if not isinstance(secrets, dict):
+        raise LabFileError(
+            [LabFileProblem(None, f"{path.name} must be a mapping of names to values")],
+            filename,
+        )
+    return secrets
+
+
+# The fields of each section
+
+
+type _Keys = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """How a field's value is read: `kind` is one of the kinds below."""
+
+    kind: str
+    choices: _Keys = ()
+    low: float | None = None
+    high: float | None = None
+
+
+_TEXT = "text"  # a string; ranges expand
+_OPAQUE = "opaque"  # a string taken as written (passwords, commands, SNMP settings)
+_INT = "int"
+_FLOAT = "float"
+_BOOL = "bool"
+_LIST = "list"  # a list of strings (or one string); ranges expand
+
+_TEXT_FIELD = _Field(_TEXT)
+_OPAQUE_FIELD = _Field(_OPAQUE)
+_PORT_FIELD = _Field(_INT, low=1, high=65535)
+_SECONDS_FIELD = _Field(_FLOAT, low=0)
+_LIST_FIELD = _Field(_LIST)
+
+_SWITCHERS: Final = tuple(dict.fromkeys([*SWITCHER_TYPES, SWITCHER_PDU]))
+_DURATIONS: Final = {
+    CONF_OFF_DELAY: "off_delay",
+    CONF_MIN_OFF_TIME: "min_off_time",
+    CONF_START_TIMEOUT: "start_timeout",
+    CONF_STOP_TIMEOUT: "stop_timeout",
+    CONF_DEFAULT_TTL: "default_ttl",
+    CONF_MAX_TTL: "max_ttl",
+}
+
+# The order here is the order of the keys in the subentry data.
+_RESOURCE_FIELDS: Final[dict[str, _Field]] = {
+    CONF_RESOURCE_NAME: _TEXT_FIELD,
+    CONF_SWITCHER: _Field(_TEXT, choices=_SWITCHERS),
+    CONF_CHECKER: _Field(_TEXT, choices=tuple(CHECKER_TYPES)),
+    CONF_POWER_ENTITY: _TEXT_FIELD,
+    CONF_RELAY_ENTITY: _TEXT_FIELD,
+    CONF_LED_ENTITY: _TEXT_FIELD,
+    CONF_RESET_ENTITY: _TEXT_FIELD,
+    CONF_SHORT_PRESS: _SECONDS_FIELD,
+    CONF_LONG_PRESS: _SECONDS_FIELD,
+    CONF_BMC: _TEXT_FIELD,
+    CONF_MAC: _TEXT_FIELD,
+    CONF_WOL_ADDRESS: _TEXT_FIELD,
+    CONF_WOL_PORT: _PORT_FIELD,
+    CONF_SSH_HOST: _TEXT_FIELD,
+    CONF_SSH_PORT: _PORT_FIELD,
+    CONF_SSH_USERNAME: _OPAQUE_FIELD,
+    CONF_SSH_PASSWORD: _OPAQUE_FIELD,
+    CONF_SSH_KEY: _OPAQUE_FIELD,
+    CONF_SSH_COMMAND: _OPAQUE_FIELD,
+    CONF_OUTLETS: _LIST_FIELD,
+    CONF_OUTLET: _LIST_FIELD,
+    CONF_HOST: _TEXT_FIELD,
+    CONF_PORT: _PORT_FIELD,
+    CONF_CHECK_ENTITY: _TEXT_FIELD,
+    **dict.fromkeys(_DURATIONS, _SECONDS_FIELD),
+    CONF_GRACEFUL_OFF: _Field(_BOOL),
+    CONF_LABELS: _LIST_FIELD,
+    CONF_POWER_W: _Field(_FLOAT, low=0),
+    CONF_METER_ENTITY: _TEXT_FIELD,
+    CONF_DEPENDS_ON: _LIST_FIELD,
+}
+_DEFAULTS_FIELDS: Final = {
+    key: spec for key, spec in _RESOURCE_FIELDS.items() if key != CONF_RESOURCE_NAME
+}
+_ALIASES: Final = {CONF_OUTLET: CONF_OUTLETS}
+
+_SWITCHER_FIELDS: Final[dict[str, _Keys]] = {
+    SWITCHER_ENTITY: (CONF_POWER_ENTITY,),
+    SWITCHER_BUTTON: (
+        CONF_RELAY_ENTITY,
+        CONF_LED_ENTITY,
+        CONF_RESET_ENTITY,
+        CONF_SHORT_PRESS,
+        CONF_LONG_PRESS,
+    ),
+    SWITCHER_BMC: (CONF_BMC,),
+    SWITCHER_WOL: (
+        CONF_MAC,
+        CONF_WOL_ADDRESS,
+        CONF_WOL_PORT,
+        CONF_SSH_HOST,
+        CONF_SSH_PORT,
+        CONF_SSH_USERNAME,
+        CONF_SSH_PASSWORD,
+        CONF_SSH_KEY,
+        CONF_SSH_COMMAND,
+    ),
+    SWITCHER_PDU: (CONF_OUTLETS,),
+}
+_SWITCHER_REQUIRED: Final[dict[str, _Keys]] = {
+    SWITCHER_ENTITY: (CONF_POWER_ENTITY,),
+    SWITCHER_BUTTON: (CONF_RELAY_ENTITY, CONF_LED_ENTITY),
+    SWITCHER_BMC: (CONF_BMC,),
+    SWITCHER_WOL: (CONF_MAC, CONF_SSH_HOST, CONF_SSH_USERNAME),
+    SWITCHER_PDU: (CONF_OUTLETS,),
+}
+# What the config flow fills in when the user leaves it as it is.
+_SWITCHER_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
+    SWITCHER_BUTTON: {
+        CONF_SHORT_PRESS: DEFAULT_SHORT_PRESS,
+        CONF_LONG_PRESS: DEFAULT_LONG_PRESS,
+    },
+    SWITCHER_WOL: {
+        CONF_WOL_ADDRESS: "255.255.255.255",
+        CONF_WOL_PORT: 9,
+        CONF_SSH_PORT: 22,
+    },
+}
+# The field that tells which switcher a resource has when switcher_type is left out.
+_SWITCHER_HINTS: Final = {
+    CONF_POWER_ENTITY: SWITCHER_ENTITY,
+    CONF_OUTLETS: SWITCHER_PDU,
+    CONF_BMC: SWITCHER_BMC,
+    CONF_RELAY_ENTITY: SWITCHER_BUTTON,
+    CONF_MAC: SWITCHER_WOL,
+}
+_CHECKER_FIELDS: Final[dict[str, _Keys]] = {
+    CHECKER_NONE: (),
+    CHECKER_ICMP: (CONF_HOST,),
+    CHECKER_TCP: (CONF_HOST, CONF_PORT),
+    CHECKER_ENTITY: (CONF_CHECK_ENTITY,),
+}
+_COMMON_FIELDS: Final = frozenset(
+    {
+        CONF_RESOURCE_NAME,
+        CONF_SWITCHER,
+        CONF_CHECKER,
+        *_DURATIONS,
+        CONF_GRACEFUL_OFF,
+        CONF_LABELS,
+        CONF_POWER_W,
+        CONF_METER_ENTITY,
+        CONF_DEPENDS_ON,
+    }
+)
+_SWITCHER_ONLY: Final = frozenset(
+    key for keys in _SWITCHER_FIELDS.values() for key in keys
+)
+
+_SNMP_FIELDS: Final = (
+    CONF_SNMP_VERSION,
+    CONF_COMMUNITY,
+    CONF_WRITE_COMMUNITY,
+    CONF_AUTH_PROTOCOL,
+    CONF_AUTH_KEY,
+    CONF_PRIV_PROTOCOL,
+    CONF_PRIV_KEY,
+    CONF_SNMP_PROFILE,
+)
+_UNIT_FIELDS: Final[dict[str, _Field]] = {
+    CONF_UNIT_NAME: _TEXT_FIELD,
+    CONF_VENDOR: _Field(_TEXT, choices=tuple(PDU_VENDORS)),
+    CONF_HOST: _TEXT_FIELD,
+    CONF_PORT: _PORT_FIELD,
+    CONF_USERNAME: _OPAQUE_FIELD,
+    CONF_PASSWORD: _OPAQUE_FIELD,
+    CONF_WRITE_USERNAME: _OPAQUE_FIELD,
+    CONF_WRITE_PASSWORD: _OPAQUE_FIELD,
+    CONF_VERIFY_SSL: _Field(_BOOL),
+    CONF_SNMP_VERSION: _Field(_OPAQUE, choices=tuple(SNMP_VERSIONS)),
+    CONF_COMMUNITY: _OPAQUE_FIELD,
+    CONF_WRITE_COMMUNITY: _OPAQUE_FIELD,
+    CONF_AUTH_PROTOCOL: _OPAQUE_FIELD,
+    CONF_AUTH_KEY: _OPAQUE_FIELD,
+    CONF_PRIV_PROTOCOL: _OPAQUE_FIELD,
+    CONF_PRIV_KEY: _OPAQUE_FIELD,
+    CONF_SNMP_PROFILE: _TEXT_FIELD,
+    CONF_OUTLET_COUNT: _Field(_INT, low=1),
+    CONF_UPS_ENTITY: _TEXT_FIELD,
+}
+_BMC_FIELDS: Final[dict[str, _Field]] = {
+    CONF_BMC_NAME: _TEXT_FIELD,
+    CONF_PROTOCOL: _Field(_TEXT, choices=tuple(BMC_PROTOCOLS)),
+    CONF_HOST: _TEXT_FIELD,
+    CONF_PORT: _PORT_FIELD,
+    CONF_USERNAME: _OPAQUE_FIELD,
+    CONF_PASSWORD: _OPAQUE_FIELD,
+    CONF_CIPHER_SUITE: _Field(_INT, low=0, high=17),
+    CONF_VERIFY_SSL: _Field(_BOOL),
+    CONF_BMC_AUTH: _Field(_TEXT, choices=("basic", "session")),
+}
+_BMC_DEFAULTS: Final[dict[str, Any]] = {
+    CONF_PROTOCOL: BMC_IPMI,
+    CONF_CIPHER_SUITE: 3,
+    CONF_VERIFY_SSL: True,
+    CONF_BMC_AUTH: "basic",
+}
+_POLICY_FIELDS: Final[dict[str, _Field]] = {
+    CONF_MAX_PARALLEL_ON: _Field(_INT, low=1),
+    CONF_PER_UNIT_PARALLEL_ON: _Field(_INT, low=1),
+    CONF_ON_SPACING: _SECONDS_FIELD,
+    CONF_REFUSE_ACQUIRE_ON_BATTERY: _Field(_BOOL),
+    CONF_SHED_IDLE_ON_BATTERY: _Field(_BOOL),
+    CONF_SHUTDOWN_HELD_ON_LOW_BATTERY: _Field(_BOOL),
+}
+_SECTIONS: Final = ("version", "units", "bmcs", "defaults", "policies", "resources")
+
+
+# The parser
+
+
+class _TooManyError(Exception):
+    """MAX_ERRORS problems found: stop looking."""
+
+
+class _BadValueError(Exception):
+    """A value that cannot be used; `line` if it is not the value node's."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+# A field's value and the line it came from.
+type _Located = tuple[Any, int]
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One expanded item of a section: a name, its fields, the line of its name."""
+
+    name: str
+    line: int
+    fields: dict[str, _Located]
+    # Fields given with a value that could not be used (reported already).
+    failed: frozenset[str] = frozenset()
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _suggest(word: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+class _Parser:
+    """One parse: the problems found so far and what the file has defined."""
+
+    def __init__(
+        self,
+        secrets: Mapping[str, Any],
+        known_resources: set[str],
+        known_units: dict[str, int | None],
+        known_bmcs: set[str],
+    ) -> None:
+        self.problems: list[LabFileProblem] = []
+        self._seen: set[tuple[int | None, str]] = set()
+        self._secrets = secrets
+        self._known_resources = known_resources
+        self._known_units = known_units
+        self._known_bmcs = known_bmcs
+        self._constructor = SafeConstructor()
+        self._merged: dict[int, int] = {}
+        self._unit_outlets: dict[str, int | None] = dict(known_units)
+        self._bmc_names: set[str] = set(known_bmcs)
+
+    def error(self, line: int | None, message: str) -> None:
+        """Note a problem (once: an entry that expands repeats its problems)."""
+        if (line, message) in self._seen:
+            return
+        self._seen.add((line, message))
+        self.problems.append(LabFileProblem(line, message))
+        if len(self.problems) >= MAX_ERRORS:
+            raise _TooManyError
+
+    def parse(self, text: str) -> LabFile:
+        """The lab file in `text`; problems are collected in self.problems."""
+        try:
+            root = yaml.compose(text, Loader=_LOADER)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            self.error(
+                None if mark is None else mark.line + 1,
+                f"not valid YAML: {err.problem or err.context}",
+            )
+            return LabFile()
+        except yaml.YAMLError as err:
+            self.error(None, f"not valid YAML: {err}")
+            return LabFile()
+        lab = LabFile()
+        if root is None:
+            return lab
+        pairs = self._pairs(root, _SECTIONS, "the lab file")
+        if pairs is None:
+            return lab
+        sections = {key: value for key, (_, value) in pairs.items()}
+        if (version := sections.get(CONF_VERSION)) is not None and not (
+            isinstance(version, ScalarNode) and version.value == "1"
+        ):
+            self.error(_line(version), "version: only version 1 exists")
+        units = self._section(sections.get("units"), "unit", _UNIT_FIELDS)
+        for entry in self._unique(units, "unit", self._known_units):
+            if (unit := self._unit(entry)) is not None:
+                lab.units.append(unit)
+        bmcs = self._section(sections.get("bmcs"), "BMC", _BMC_FIELDS)
+        lab.bmcs = [
+            self._bmc(entry) for entry in self._unique(bmcs, "BMC", self._known_bmcs)
+        ]
+        defaults: dict[str, _Located] = {}
+        if (node := sections.get("defaults")) is not None:
+            defaults = self._fields(node, _DEFAULTS_FIELDS, "defaults")
+        if (node := sections.get("policies")) is not None:
+            policies = self._fields(node, _POLICY_FIELDS, "policies")
+            lab.policies = {key: value for key, (value, _) in policies.items()}
+        entries = self._unique(
+            self._section(sections.get("resources"), "resource", _RESOURCE_FIELDS),
+            "resource",
+            self._known_resources,
+        )
+        outlet_users: dict[tuple[str, int], tuple[str, int]] = {}
+        depends: dict[str, list[_Located]] = {}
+        for entry in entries:
+            if (built := self._resource(entry, defaults, outlet_users)) is not None:
+                lab.resources.append(built[0])
+                depends[entry.name] = built[1]
+        self._check_dependencies(entries, depends)
+        return lab
+
+    # Reading nodes
+
+    def _pairs(
+        self, node: Node, fields: Iterable[str], what: str
+    ) -> dict[str, tuple[Node, Node]] | None:
+        """A mapping's key and value nodes by key; unknown and repeated keys are problems.
+
+        Merge keys (`<<: *anchor`) are honoured; what they bring in may be overridden.
+        """
+        if not isinstance(node, MappingNode):
+            self.error(_line(node), f"{what} must be a mapping (key: value)")
+            return None
+        merged = self._merged.get(id(node))
+        if merged is None:
+            own = sum(1 for key, _ in node.value if key.tag != _MERGE_TAG)
+            try:
+                self._constructor.flatten_mapping(node)
+            except yaml.MarkedYAMLError as err:
+                self.error(_line(node), f"{what}: {err.problem}")
+                return None
+            merged = self._merged[id(node)] = len(node.value) - own
+        pairs: dict[str, tuple[Node, Node]] = {}
+        from_merge: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
+            key = key_node.value if isinstance(key_node, ScalarNode) else None
+            if not isinstance(key, str) or key not in fields:
+                shown = f"'{key}'" if isinstance(key, str) else "that is not a word"
+                hint = _suggest(key, fields) if isinstance(key, str) else ""
+                self.error(_line(key_node), f"unknown key {shown} in {what}{hint}")
+                continue
+            if key in pairs and key not in from_merge:
+                first = _line(pairs[key][0])
+                self.error(
+                    _line(key_node),
+                    f"'{key}' is given twice in {what} (first at line {first})",
+                )
+                continue
+            pairs[key] = (key_node, value_node)
+            if index < merged:
+                from_merge.add(key)
+            else:
+                from_merge.discard(key)
+        return pairs
+
+    def _section(
+        self, node: Node | None, singular: str, fields: Mapping[str, _Field]
+    ) -> list[_Entry]:
+        """The expanded entries of a list section (units, bmcs, resources)."""
+        if node is None or (isinstance(node, ScalarNode) and node.tag == _NULL_TAG):
+            return []
+        if not isinstance(node, SequenceNode):
+            self.error(_line(node), f"{singular}s must be a list (- name: a)")
+            return []
+        entries: list[_Entry] = []
+        for item in node.value:
+            entries.extend(self._expand(item, singular, fields))
+        return entries
+
+    def _expand(
+        self, node: Node, singular: str, fields: Mapping[str, _Field]
+    ) -> list[_Entry]:
+        """One entry of a section, one per name its name expands to."""
+        pairs = self._pairs(node, fields, f"a {singular}")
+        if pairs is None:
+            return []
+        name_pair = pairs.pop(CONF_RESOURCE_NAME, None)
+        if name_pair is None:
+            self.error(_line(node), f"a {singular} needs a name")
+            return []
+        name_node = name_pair[1]
+        try:
+            names = self._names(name_node)
+        except _BadValueError as bad:
+            self.error(_line(name_node), f"name: {bad}")
+            return []
+        columns, failed = self._columns(pairs, fields, len(names), str(name_node.value))
+        line = _line(name_node)
+        return [
+            _Entry(
+                name,
+                line,
+                {key: (values[i], at) for key, (values, at) in columns.items()},
+                failed,
+            )
+            for i, name in enumerate(names)
+        ]
+
+    def _names(self, node: Node) -> list[str]:
+        if not isinstance(node, ScalarNode):
+            raise _BadValueError("expected a name, not a list or a mapping")
+        names = self._values(_TEXT_FIELD, node, expand_ranges=True)
+        if names is None:
+            raise _BadValueError("a name cannot be empty")
+        names = [name.strip() for name in names]
+        if not all(names):
+            raise _BadValueError("a name cannot be empty")
+        return names
+
+    def _fields(
+        self, node: Node, fields: Mapping[str, _Field], what: str
+    ) -> dict[str, _Located]:
+        """The values of a mapping that is not expanded (defaults, policies)."""
+        pairs = self._pairs(node, fields, what)
+        if pairs is None:
+            return {}
+        columns, _ = self._columns(pairs, fields, 1, "")
+        return {
+            key: (values[0], at)
+            for key, (values, at) in columns.items()
+            if values[0] is not None
+        }
+
+    def _columns(
+        self,
+        pairs: Mapping[str, tuple[Node, Node]],
+        fields: Mapping[str, _Field],
+        count: int,
+        pattern: str,
+    ) -> tuple[dict[str, tuple[list[Any], int]], frozenset[str]]:
+        """Each field's value for each of `count` names (expanded in step), by key.
+
+        Also the keys whose value was refused, so that they are not reported missing.
+        """
+        columns: dict[str, tuple[list[Any], int]] = {}
+        failed: set[str] = set()
+        for key, (key_node, value_node) in pairs.items():
+            target = _ALIASES.get(key, key)
+            if target != key and target in pairs:
+                self.error(
+                    _line(key_node), f"give either '{key}' or '{target}', not both"
+                )
+                continue
+            try:
+                values = self._column(fields[key], value_node, count, pattern)
+            except _BadValueError as bad:
+                self.error(bad.line or _line(value_node), f"{key}: {bad}")
+                failed.add(target)
+                continue
+            # A null is kept as None: it unsets a default.
+            columns[target] = (
+                [None] * count if values is None else values,
+                _line(value_node),
+            )
+        return columns, frozenset(failed)
+
+    def _column(
+        self, spec: _Field, node: Node, count: int, pattern: str
+    ) -> list[Any] | None:
+        """A field's value for each of `count` names; None where it is null (unset)."""
+        if spec.kind == _LIST:
+            return self._list_column(node, count, pattern)
+        if isinstance(node, ScalarNode):
+            values = self._values(spec, node, expand_ranges=True)
+            if values is None:
+                return None
+            if len(values) == 1:
+                return values * count
+            if len(values) == count:
+                return values
+            raise _BadValueError(
+                _mismatch(str(node.value), len(values), count, pattern)
+            )
+        if isinstance(node, SequenceNode) and count > 1:
+            if len(node.value) != count:
+                raise _BadValueError(
+                    f"a list here gives one value to each of the {count} names of "
+                    f"'{pattern}', not {_plural(len(node.value), 'value')}"
+                )
+            column: list[Any] = []
+            for item in node.value:
+                value = (
+                    self._values(spec, item, expand_ranges=False)
+                    if isinstance(item, ScalarNode)
+                    else None
+                )
+                if value is None:
+                    raise _BadValueError("expected a value", _line(item))
+                column.append(value[0])
+            return column
+        if isinstance(node, SequenceNode):
+            hint = ""
+            if node.flow_style and all(
+                isinstance(item, ScalarNode) and _RANGE_BODY.fullmatch(item.value)
+                for item in node.value
+            ):
+                hint = " (a value that starts with '[' must be quoted: \"[1-8]\")"
+            raise _BadValueError(f"expected one value, not a list{hint}")
+        raise _BadValueError("expected a value, not a mapping")
+
+    def _list_column(
+        self, node: Node, count: int, pattern: str
+    ) -> list[list[_Located]] | None:
+        """A list field's items for each of `count` names, each with its line.
+
+        An item that expands to `count` values gives one to each name; an item of one
+        value goes to every name; with one name, every value of every item is its own.
+        """
+        if isinstance(node, ScalarNode):
+            if node.tag == _NULL_TAG:
+                return None
+            items = [node]
+        elif isinstance(node, SequenceNode):
+            items = node.value
+        else:
+            raise _BadValueError("expected a list, not a mapping")
+        column: list[list[_Located]] = [[] for _ in range(count)]
+        for item in items:
+            line = _line(item)
+            texts = (
+                self._values(_TEXT_FIELD, item, expand_ranges=True)
+                if isinstance(item, ScalarNode)
+                else None
+            )
+            if texts is None:
+                raise _BadValueError("expected a list of values", line)
+            if count == 1:
+                column[0].extend((text, line) for text in texts)
+            elif len(texts) == 1:
+                located = (texts[0], line)
+                for values in column:
+                    values.append(located)
+            elif len(texts) == count:
+                for values, text in zip(column, texts, strict=True):
+                    values.append((text, line))
+            else:
+                raise _BadValueError(
+                    _mismatch(str(item.value), len(texts), count, pattern), line
+                )
+        return column
+
+    def _values(
+        self, spec: _Field, node: ScalarNode, *, expand_ranges: bool
+    ) -> list[Any] | None:
+        """The value(s) of one scalar: several where a range expands; None for null."""
+        tag = node.tag
+        if tag == _NULL_TAG:
+            return None
+        if tag == _SECRET_TAG:
+            raw, expandable = self._secret(node), False
+        elif tag.startswith("!"):
+            raise _BadValueError(f"unknown tag {tag}")
+        else:
+            # The text as written: `12:34:56` or `0755` stay text where text is wanted.
+            raw, expandable = node.value, expand_ranges and spec.kind != _OPAQUE
+        kind = spec.kind
+        if kind == _BOOL:
+            if tag != _BOOL_TAG:
+                raise _BadValueError(f"expected true or false, not '{raw}'")
+            return [self._constructor.construct_yaml_bool(node)]
+        if kind in (_INT, _FLOAT) and tag in (_INT_TAG, _FLOAT_TAG):
+            return [_number(spec, self._constructor.construct_object(node))]
+        texts = [raw]
+        if expandable and ("[" in raw or "]" in raw):
+            try:
+                texts = expand(raw)
+            except HostlistError as err:
+                raise _BadValueError(f"bad range: {err}") from None
+        if kind in (_INT, _FLOAT):
+            return [_number(spec, _parse_number(spec, text)) for text in texts]
+        if spec.choices:
+            for text in texts:
+                if text not in spec.choices:
+                    raise _BadValueError(
+                        f"'{text}' is not one of {', '.join(spec.choices)}"
+                        + _suggest(text, spec.choices)
+                    )
+        return texts
+
+    def _secret(self, node: ScalarNode) -> str:
+        value = self._secrets.get(node.value)
+        if value is None:
+            raise _BadValueError(
+                f"no secret named '{node.value}' in {SECRETS_FILE_NAME}"
+            )
+        return str(value)
+
+    def _unique(
+        self, entries: list[_Entry], what: str, known: Iterable[str]
+    ) -> list[_Entry]:
+        """The entries without those whose name is taken (names ignore case)."""
+        taken = {name.casefold() for name in known}
+        first: dict[str, _Entry] = {}
+        unique: list[_Entry] = []
+        for entry in entries:
+            folded = entry.name.casefold()
+            if (other := first.get(folded)) is not None:
+                self.error(
+                    entry.line,
+                    f"{what} '{entry.name}' is defined twice: at line {other.line} "
+                    f"and at line {entry.line}",
+                )
+            elif folded in taken:
+                self.error(
+                    entry.line,
+                    f"{what} '{entry.name}' already exists outside the lab file",
+                )
+            else:
+                first[folded] = entry
+                unique.append(entry)
+        return unique
+
+    # Building subentry data
+
+    def _unit(self, entry: _Entry) -> dict[str, Any] | None:
+        """A PDU unit's subentry data."""
+        fields = _given(entry.fields)
+        count = fields.get(CONF_OUTLET_COUNT)
+        self._unit_outlets[entry.name] = None if count is None else count[0]
+        missing = [key for key in (CONF_VENDOR, CONF_HOST) if key not in fields]
+        for key in missing:
+            if key not in entry.failed:
+                self.error(entry.line, f"a unit needs {key}")
+        if missing:
+            return None
+        snmp = fields[CONF_VENDOR][0] == VENDOR_SNMP
+        data: dict[str, Any] = {CONF_UNIT_NAME: entry.name}
+        for key in _UNIT_FIELDS:
+            if key not in fields:
+                continue
+            value, line = fields[key]
+            if key in _SNMP_FIELDS and not snmp:
+                self.error(line, f"{key} applies only to vendor {VENDOR_SNMP}")
+                continue
+            data[key] = value
+        if snmp and CONF_SNMP_VERSION not in entry.failed:
+            self._check_snmp(entry, fields, data)
+        return data
+
+    def _check_snmp(
+        self, entry: _Entry, fields: Mapping[str, _Located], data: dict[str, Any]
+    ) -> None:
+        version = data.setdefault(CONF_SNMP_VERSION, "2c")
+        data.setdefault(CONF_SNMP_PROFILE, SNMP_AUTOMATIC)
+        if version == "3":
+            if CONF_USERNAME not in data and CONF_USERNAME not in entry.failed:
+                self.error(entry.line, "SNMP version 3 needs username")
+            for protocol, key in (
+                (CONF_AUTH_PROTOCOL, CONF_AUTH_KEY),
+                (CONF_PRIV_PROTOCOL, CONF_PRIV_KEY),
+            ):
+                if (protocol in data) != (key in data):
+                    self.error(entry.line, f"{protocol} and {key} go together")
+            if CONF_PRIV_PROTOCOL in data and CONF_AUTH_PROTOCOL not in data:
+                self.error(entry.line, "priv_protocol needs auth_protocol as well")
+            return
+        if CONF_COMMUNITY not in data and CONF_COMMUNITY not in entry.failed:
+            self.error(entry.line, f"SNMP version {version} needs community")
+        for key in (
+            CONF_AUTH_PROTOCOL,
+            CONF_AUTH_KEY,
+            CONF_PRIV_PROTOCOL,
+            CONF_PRIV_KEY,
+        ):
+            if key in fields:
+                self.error(fields[key][1], f"{key} applies only to SNMP version 3")
+
+    def _bmc(self, entry: _Entry) -> dict[str, Any]:
+        """A BMC's subentry data."""
+        self._bmc_names.add(entry.name)
+        fields = _given(entry.fields)
+        for key in (CONF_HOST, CONF_USERNAME, CONF_PASSWORD):
+            if key not in fields and key not in entry.failed:
+                self.error(entry.line, f"a BMC needs {key}")
+        data: dict[str, Any] = {CONF_BMC_NAME: entry.name}
+        for key in _BMC_FIELDS:
+            if key in fields:
+                data[key] = fields[key][0]
+            elif key in _BMC_DEFAULTS:
+                data[key] = _BMC_DEFAULTS[key]
+        return data
+
+    def _resource(
+        self,
+        entry: _Entry,
+        defaults: Mapping[str, _Located],
+        outlet_users: dict[tuple[str, int], tuple[str, int]],
+    ) -> tuple[dict[str, Any], list[_Located]] | None:
+        """A resource's subentry data and its dependencies (each with its line)."""
+        own = _given(entry.fields)
+        unset = entry.fields.keys() - own.keys()
+        defaults = {key: value for key, value in defaults.items() if key not in unset}
+        switcher = self._choose(
+            entry,
+            own,
+            defaults,
+            key=CONF_SWITCHER,
+            hints=_switcher_hints,
+            what="switcher",
+        )
+        checker = self._choose(
+            entry,
+            own,
+            defaults,
+            key=CONF_CHECKER,
+            hints=_checker_hints,
+            what="checker",
+        )
+        if switcher is None or checker is None:
+            return None
+        applies = _APPLIES[switcher, checker]
+        for key, (_, line) in own.items():
+            if key not in applies:
+                which = (
+                    f"switcher_type {switcher}"
+                    if key in _SWITCHER_ONLY
+                    else f"checker_type {checker}"
+                )
+                self.error(line, f"{key} does not apply to {which}")
+        fields = {key: value for key, value in defaults.items() if key in applies}
+        fields.update((key, value) for key, value in own.items() if key in applies)
+        self._check_required(entry, fields, switcher, checker)
+        data: dict[str, Any] = {
+            CONF_RESOURCE_NAME: entry.name,
+            CONF_SWITCHER: switcher,
+            CONF_CHECKER: checker,
+        }
+        switcher_defaults = _SWITCHER_DEFAULTS.get(switcher, {})
+        for key in _SWITCHER_FIELDS[switcher]:
+            if key in fields:
+                data[key] = fields[key][0]
+            elif key in switcher_defaults:
+                data[key] = switcher_defaults[key]
+        for key in _CHECKER_FIELDS[checker]:
+            if key in fields:
+                data[key] = fields[key][0]
+        for key, attribute in _DURATIONS.items():
+            data[key] = (
+                float(fields[key][0])
+                if key in fields
+                else getattr(_POLICY_DEFAULTS, attribute)
+            )
+        data[CONF_GRACEFUL_OFF] = (
+            fields[CONF_GRACEFUL_OFF][0]
+            if CONF_GRACEFUL_OFF in fields
+            else _POLICY_DEFAULTS.graceful_off
+        )
+        if labels := fields.get(CONF_LABELS, ((), 0))[0]:
+            data[CONF_LABELS] = list(dict.fromkeys(label for label, _ in labels))
+        for key in (CONF_POWER_W, CONF_METER_ENTITY):
+            if key in fields:
+                data[key] = fields[key][0]
+        depends: list[_Located] = fields.get(CONF_DEPENDS_ON, ([], 0))[0]
+        if depends:
+            data[CONF_DEPENDS_ON] = list(dict.fromkeys(name for name, _ in depends))
+        self._check_ttls(entry, fields, data)
+        if CONF_MAC in data:
+            mac, line = fields[CONF_MAC]
+            if not _MAC.fullmatch(mac.strip()):
+                self.error(
+                    line, f"mac: '{mac}' is not a MAC address (aa:bb:cc:dd:ee:ff)"
+                )
+        if CONF_BMC in data:
+            bmc, line = fields[CONF_BMC]
+            if bmc not in self._bmc_names:
+                self.error(
+                    line,
+                    f"bmc: no BMC named '{bmc}'" + _suggest(bmc, self._bmc_names),
+                )
+        if CONF_OUTLETS in data:
+            data[CONF_OUTLETS] = self._outlets(entry, data[CONF_OUTLETS], outlet_users)
+        return data, depends
+
+    def _choose(
+        self,
+        entry: _Entry,
+        own: Mapping[str, _Located],
+        defaults: Mapping[str, _Located],
+        *,
+        key: str,
+        hints: Any,
+        what: str,
+    ) -> str | None:
+        """The switcher or checker type: as given, else told by the fields given."""
+        given = own.get(key) or defaults.get(key)
+        if given is not None:
+            return str(given[0])
+        if key in entry.failed:
+            return None
+        found: list[tuple[str, str]] = hints(
+            own.keys() | defaults.keys() | entry.failed
+        )
+        if len({kind for kind, _ in found}) == 1:
+            return found[0][0]
+        if found:
+            self.error(
+                entry.line,
+                f"both {found[0][1]} and {found[1][1]} are given: "
+                f"set {key} to say which {what} it has",
+            )
+        else:
+            self.error(
+                entry.line,
+                f"no {what}: give {key} or one of "
+                + ", ".join(_SWITCHER_HINTS)
+                + f" (or {CONF_OUTLET})",
+            )
+        return None
+
+    def _check_required(
+        self,
+        entry: _Entry,
+        fields: Mapping[str, _Located],
+        switcher: str,
+        checker: str,
+    ) -> None:
+        given = fields.keys() | entry.failed
+        for key in _SWITCHER_REQUIRED[switcher]:
+            if key not in given:
+                self.error(entry.line, f"switcher_type {switcher} needs {key}")
+        for key in _CHECKER_FIELDS[checker]:
+            if key not in given:
+                self.error(entry.line, f"checker_type {checker} needs {key}")
+        if switcher == SWITCHER_WOL:
+            if not any(key in given for key in _SSH_CREDENTIALS):
+                self.error(
+                    entry.line, "switcher_type wol needs ssh_password or ssh_key"
+                )
+            if checker == CHECKER_NONE:
+                self.error(
+                    entry.line,
+                    "switcher_type wol needs a checker (host, port or check_entity): "
+                    "Wake-on-LAN cannot read the power state",
+                )
+
+    def _check_ttls(
+        self, entry: _Entry, fields: Mapping[str, _Located], data: Mapping[str, Any]
+    ) -> None:
+        def line(key: str) -> int:
+            return fields[key][1] if key in fields else entry.line
+
+        zero = False
+        for key in (CONF_DEFAULT_TTL, CONF_MAX_TTL):
+            if data[key] == 0:
+                zero = True
+                self.error(line(key), f"{key} must be more than 0")
+        if not zero and data[CONF_MAX_TTL] < data[CONF_DEFAULT_TTL]:
+            self.error(
+                line(CONF_MAX_TTL),
+                f"max_ttl ({data[CONF_MAX_TTL]:g} s) is below default_ttl "
+                f"({data[CONF_DEFAULT_TTL]:g} s)",
+            )
+
+    def _outlets(
+        self,
+        entry: _Entry,
+        located: list[_Located],
+        outlet_users: dict[tuple[str, int], tuple[str, int]],
+    ) -> list[dict[str, Any]]:
+        """`pdu1:3` items as {"unit": "pdu1", "outlet": 3}, each checked."""
+        outlets: list[dict[str, Any]] = []
+        mine: set[tuple[str, int]] = set()
+        for text, line in located:
+            unit, colon, number = text.rpartition(":")
+            unit, number = unit.strip(), number.strip()
+            if not colon or not unit or not (number.isascii() and number.isdigit()):
+                self.error(line, f"outlet '{text}' is not unit:number (pdu1:3)")
+                continue
+            outlet = int(number)
+            if unit not in self._unit_outlets:
+                self.error(
+                    line,
+                    f"outlet '{text}': no unit named '{unit}'"
+                    + _suggest(unit, self._unit_outlets),
+                )
+                continue
+            count = self._unit_outlets[unit]
+            if outlet < 1 or (count is not None and outlet > count):
+                self.error(
+                    line,
+                    f"outlet '{text}': {unit} has outlets 1 to {count}"
+                    if count is not None
+                    else f"outlet '{text}': outlets are numbered from 1",
+                )
+                continue
+            key = (unit, outlet)
+            if key in mine:
+                self.error(line, f"outlet '{text}' is given twice for {entry.name}")
+                continue
+            if (user := outlet_users.get(key)) is not None:
+                self.error(
+                    line,
+                    f"outlet '{text}' of {entry.name} already feeds {user[0]} "
+                    f"(line {user[1]})",
+                )
+                continue
+            mine.add(key)
+            outlet_users[key] = (entry.name, entry.line)
+            outlets.append({OUTLET_UNIT: unit, OUTLET_NUMBER: outlet})
+        if not outlets and not located:
+            self.error(entry.line, "switcher_type pdu needs at least one outlet")
+        return outlets
+
+    def _check_dependencies(
+        self, entries: list[_Entry], depends: Mapping[str, list[_Located]]
+    ) -> None:
+        """Every depends_on names a resource, and no resource depends on itself."""
+        line_of = {entry.name: entry.line for entry in entries}
+        names = line_of.keys() | self._known_resources
+        graph: dict[str, list[str]] = {}
+        for name, located in depends.items():
+            targets: list[str] = []
+            for target, line in located:
+                if target in names:
+                    targets.append(target)
+                else:
+                    self.error(
+                        line,
+                        f"depends_on: no resource named '{target}'"
+                        + _suggest(target, names),
+                    )
+            graph[name] = targets
+        if cycle := find_cycle(graph):
+            self.error(line_of[cycle[0]], "dependency cycle: " + " -> ".join(cycle))
+
+
+_POLICY_DEFAULTS: Final = ResourcePolicy()
+
+
+def _given(fields: Mapping[str, _Located]) -> dict[str, _Located]:
+    """The fields that hold a value (not a null)."""
+    return {key: value for key, value in fields.items() if value[0] is not None}
+
+
+def _switcher_hints(keys: set[str]) -> list[tuple[str, str]]:
+    """The switchers the given fields point to, with the field that points."""
+    return [(kind, key) for key, kind in _SWITCHER_HINTS.items() if key in keys]
+
+
+def _checker_hints(keys: set[str]) -> list[tuple[str, str]]:
+    """The checker the given fields point to (host and port: tcp; host: icmp)."""
+    found: list[tuple[str, str]] = []
+    if CONF_CHECK_ENTITY in keys:
+        found.append((CHECKER_ENTITY, CONF_CHECK_ENTITY))
+    if CONF_HOST in keys:
+        found.append((CHECKER_TCP if CONF_PORT in keys else CHECKER_ICMP, CONF_HOST))
+    return found or [(CHECKER_NONE, "")]
+
+
+# The fields that a resource with this switcher and checker may set.
+_APPLIES: Final = {
+    (switcher, checker): _COMMON_FIELDS
+    | set(_SWITCHER_FIELDS[switcher])
+    | set(_CHECKER_FIELDS[checker])
+    for switcher in _SWITCHERS
+    for checker in CHECKER_TYPES
+}
+
+
+def _mismatch(text: str, values: int, names: int, pattern: str) -> str:
+    if names == 1:
+        return f"'{text}' gives {values} values for one name"
+    return f"'{text}' gives {values} values but the name '{pattern}' gives {names}"
+
+
+def _parse_number(spec: _Field, text: str) -> float:
+    if spec.kind == _INT:
+        if not _WHOLE.fullmatch(text.strip()):
+            raise _BadValueError(f"'{text}' is not a whole number")
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise _BadValueError(f"'{text}' is not a number") from None
+
+
+def _number(spec: _Field, value: float) -> float:
+    """A number checked against the field's bounds."""
+    if spec.kind == _INT and not isinstance(value, int):
+        raise _BadValueError(f"expected a whole number, not {value}")
+    if spec.kind == _FLOAT:
+        value = float(value)
+        if not math.isfinite(value):
+            raise _BadValueError(f"expected a number, not {value}")
+    low, high = spec.low, spec.high
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = (
+            f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
+        )
+        raise _BadValueError(f"must be {bounds}, not {value:g}")
+    return value

@@ -1,0 +1,1144 @@
+"""The lab file: expansion in step, the subentry data it gives, every kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import re
+import textwrap
+from typing import Any
+
+import pytest
+
+from custom_components.labpower.core.labfile import (
+    MAX_ERRORS,
+    LabFile,
+    LabFileError,
+    LabFileProblem,
+    load_lab_file,
+    parse_lab_file,
+)
+
+DOCS = Path(__file__).parents[2] / "docs" / "labfile.md"
+SECRETS = {
+    "pdu1_password": "pdu-secret",
+    "pdu2_community": "private",
+    "build1_bmc_password": "bmc-secret",
+}
+UNITS = """\
+units:
+  - name: pdu1
+    vendor: netio
+    host: 10.0.0.5
+    outlet_count: 8
+  - name: pdu2
+    vendor: gude
+    host: 10.0.0.6
+"""
+
+
+def with_units(text: str) -> str:
+    """UNITS, then the dedented text."""
+    return UNITS + textwrap.dedent(text)
+
+
+def parse(text: str, **kwargs: Any) -> LabFile:
+    """Parse dedented text."""
+    return parse_lab_file(textwrap.dedent(text), **kwargs)
+
+
+def problems(text: str, **kwargs: Any) -> list[tuple[int | None, str]]:
+    """The (line, message) of every problem in dedented text, which must have some."""
+    with pytest.raises(LabFileError) as caught:
+        parse(text, **kwargs)
+    return [(problem.line, problem.message) for problem in caught.value.errors]
+
+
+def one_problem(text: str, **kwargs: Any) -> tuple[int | None, str]:
+    """The only problem in dedented text."""
+    found = problems(text, **kwargs)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def docs_example() -> str:
+    """The complete example of docs/labfile.md."""
+    docs = DOCS.read_text(encoding="utf-8")
+    section = docs.split("## A complete example", 1)[1]
+    match = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    return match.group(1)
+
+
+def by_name(lab: LabFile) -> dict[str, dict[str, Any]]:
+    """The lab's resources by name."""
+    return {data["name"]: data for data in lab.resources}
+
+
+# The documented example
+
+
+def test_documented_example_expands() -> None:
+    lab = parse_lab_file(docs_example(), secrets=SECRETS)
+    resources = by_name(lab)
+    assert len(lab.resources) == 1 + 12 + 48 + 1
+    assert list(resources)[:3] == ["switch1", "stack1", "stack2"]
+    assert resources["pi07"] == {
+        "name": "pi07",
+        "switcher_type": "entity",
+        "checker_type": "tcp",
+        "power_entity": "switch.pi07_usb",
+        "host": "10.0.1.17",
+        "port": 22,
+        "off_delay": 600.0,
+        "min_off_time": 10.0,
+        "start_timeout": 120.0,
+        "stop_timeout": 120.0,
+        "default_ttl": 3600.0,
+        "max_ttl": 28800.0,
+        "graceful_off": True,
+        "labels": ["pi", "rack1"],
+        "depends_on": ["stack2"],
+    }
+    for number in range(1, 49):
+        pi = resources[f"pi{number:02d}"]
+        assert pi["depends_on"] == [f"stack{(number + 3) // 4}"]
+        assert pi["host"] == f"10.0.1.{10 + number}"
+        assert pi["labels"] == ["pi", "rack1" if number <= 24 else "rack2"]
+    assert resources["switch1"]["outlets"] == [
+        {"unit": "pdu1", "outlet": 1},
+        {"unit": "pdu2", "outlet": 1},
+    ]
+    assert resources["switch1"]["checker_type"] == "icmp"
+    assert resources["switch1"]["off_delay"] == 1800.0
+    assert resources["stack6"]["outlets"] == [{"unit": "pdu1", "outlet": 7}]
+    assert resources["stack7"]["outlets"] == [{"unit": "pdu2", "outlet": 2}]
+    assert resources["stack7"]["switcher_type"] == "pdu"
+    assert resources["stack7"]["checker_type"] == "none"
+    assert resources["stack7"]["power_w"] == 40.0
+    assert resources["build1"]["switcher_type"] == "bmc"
+    assert resources["build1"]["bmc"] == "build1-bmc"
+
+
+def test_documented_example_units_bmcs_and_policies() -> None:
+    lab = parse_lab_file(docs_example(), secrets=SECRETS)
+    assert lab.units == [
+        {
+            "name": "pdu1",
+            "vendor": "netio",
+            "host": "10.0.0.5",
+            "username": "admin",
+            "password": "pdu-secret",
+            "outlet_count": 8,
+            "ups_entity": "sensor.ups1_status",
+        },
+        {
+            "name": "pdu2",
+            "vendor": "snmp",
+            "host": "10.0.0.6",
+            "snmp_version": "2c",
+            "community": "private",
+            "outlet_count": 8,
+            "ups_entity": "sensor.ups1_status",
+            "snmp_profile": "automatic",
+        },
+    ]
+    assert lab.bmcs == [
+        {
+            "name": "build1-bmc",
+            "protocol": "ipmi",
+            "host": "10.0.2.1",
+            "username": "ADMIN",
+            "password": "bmc-secret",
+            "cipher_suite": 3,
+            "verify_ssl": True,
+            "bmc_auth": "basic",
+        }
+    ]
+    assert lab.policies == {
+        "max_parallel_on": 4,
+        "per_unit_parallel_on": 2,
+        "on_spacing": 1.5,
+        "refuse_acquire_on_battery": True,
+        "shed_idle_on_battery": True,
+        "shutdown_held_on_low_battery": False,
+    }
+
+
+def test_documented_pi07_matches_the_parser() -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    match = re.search(r"```python\n(\{\"name\": \"pi07\".*?)```", docs, re.DOTALL)
+    assert match is not None
+    documented = eval(match.group(1))  # noqa: S307 (our own documentation)
+    assert by_name(parse_lab_file(docs_example(), secrets=SECRETS))["pi07"] == (
+        documented
+    )
+
+
+# Loading from disk, secrets
+
+
+def test_load_lab_file_reads_secrets_next_to_it(tmp_path: Path) -> None:
+    (tmp_path / "labpower.yaml").write_text(docs_example(), encoding="utf-8")
+    (tmp_path / "secrets.yaml").write_text(
+        "pdu1_password: 1234\npdu2_community: private\nbuild1_bmc_password: x\n",
+        encoding="utf-8",
+    )
+    lab = load_lab_file(tmp_path / "labpower.yaml")
+    assert lab.units[0]["password"] == "1234"
+
+
+def test_load_lab_file_without_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_text("resources:\n  - name: a\n    power_entity: switch.a\n")
+    assert [data["name"] for data in load_lab_file(str(path)).resources] == ["a"]
+
+
+def test_missing_secret_and_missing_secrets_file(tmp_path: Path) -> None:
+    path = tmp_path / "labpower.yaml"
+    path.write_text(docs_example(), encoding="utf-8")
+    with pytest.raises(LabFileError) as caught:
+        load_lab_file(path)
+    assert str(caught.value).splitlines() == [
+        "labpower.yaml line 9: password: no secret named 'pdu1_password' in secrets.yaml",
+        "labpower.yaml line 16: community: no secret named 'pdu2_community' in secrets.yaml",
+        (
+            "labpower.yaml line 25: password: no secret named 'build1_bmc_password' in "
+            "secrets.yaml"
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("secrets", "message"),
+    [
+        ("a: [", "secrets.yaml is not valid YAML"),
+        ("- a\n- b\n", "secrets.yaml must be a mapping"),
+        ("", None),
+    ],
+)
+def test_bad_secrets_file(tmp_path: Path, secrets: str, message: str | None) -> None:
+    path = tmp_path / "labpower.yaml"
+    path.write_text(
+        "units:\n  - name: p\n    vendor: netio\n    host: h\n    password: !secret p\n"
+    )
+    (tmp_path / "secrets.yaml").write_text(secrets)
+    with pytest.raises(LabFileError) as caught:
+        load_lab_file(path)
+    if message is None:
+        assert caught.value.errors[0].message.endswith(
+            "no secret named 'p' in secrets.yaml"
+        )
+    else:
+        assert caught.value.errors[0].line is None
+        assert message in str(caught.value)
+        assert str(caught.value).startswith("labpower.yaml: ")
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(LabFileError, match=r"^labpower.yaml: cannot read the file"):
+        load_lab_file(tmp_path / "labpower.yaml")
+    path = tmp_path / "labpower.yaml"
+    path.write_text("units:\n  - name: p\n    password: !secret p\n")
+    (tmp_path / "secrets.yaml").mkdir()
+    with pytest.raises(LabFileError, match=r"cannot read secrets.yaml"):
+        load_lab_file(path)
+
+
+def test_secrets_are_not_expanded() -> None:
+    lab = parse(
+        """\
+        resources:
+          - name: w[1-2]
+            mac: [aa:bb:cc:dd:ee:01, aa:bb:cc:dd:ee:02]
+            ssh_host: w[1-2].lab
+            ssh_username: root
+            ssh_password: !secret pw
+            host: w[1-2].lab
+        """,
+        secrets={"pw": "p[1-2]"},
+    )
+    assert [data["ssh_password"] for data in lab.resources] == ["p[1-2]", "p[1-2]"]
+    assert lab.resources[1]["mac"] == "aa:bb:cc:dd:ee:02"
+    assert lab.resources[1]["ssh_host"] == "w2.lab"
+    assert lab.resources[0]["wol_address"] == "255.255.255.255"
+    assert lab.resources[0]["wol_port"] == 9
+    assert lab.resources[0]["ssh_port"] == 22
+
+
+# Expansion in step
+
+
+def test_fields_expand_in_step_with_the_name() -> None:
+    lab = parse(
+        with_units(
+            """\
+        resources:
+          - name: srv[1-4]
+            outlets:
+              - pdu1:[1-4]
+              - pdu2:[5-8]
+            host: 10.0.0.[11-14]
+            port: "22[01-04]"
+            labels: [servers, "row[1-2]*2"]
+        """
+        )
+    )
+    srv3 = by_name(lab)["srv3"]
+    assert srv3["outlets"] == [
+        {"unit": "pdu1", "outlet": 3},
+        {"unit": "pdu2", "outlet": 7},
+    ]
+    assert srv3["host"] == "10.0.0.13"
+    assert srv3["port"] == 2203
+    assert srv3["labels"] == ["servers", "row2"]
+
+
+def test_one_name_takes_every_value_of_a_list_item() -> None:
+    lab = parse(
+        """\
+        resources:
+          - name: s[1-4]
+            power_entity: switch.s[1-4]
+          - name: all
+            power_entity: switch.all
+            depends_on: ["s[1-3]*2", s4]
+            labels: [a, a, b]
+        """
+    )
+    data = by_name(lab)["all"]
+    assert data["depends_on"] == ["s1", "s2", "s3", "s4"]
+    assert data["labels"] == ["a", "b"]
+
+
+def test_units_and_bmcs_expand_too() -> None:
+    lab = parse(
+        """\
+        units:
+          - name: pdu[1-2]
+            vendor: snmp
+            host: 10.0.0.[5-6]
+            snmp_version: 3
+            username: labpower
+            auth_protocol: SHA
+            auth_key: k
+            priv_protocol: AES
+            priv_key: p
+            port: 161
+        bmcs:
+          - name: bmc[1-2]
+            protocol: redfish
+            host: 10.0.2.[1-2]
+            username: root
+            password: calvin
+            verify_ssl: false
+            bmc_auth: session
+        resources:
+          - name: server[1-2]
+            bmc: bmc[1-2]
+        """
+    )
+    assert [unit["host"] for unit in lab.units] == ["10.0.0.5", "10.0.0.6"]
+    assert lab.units[1]["snmp_version"] == "3"
+    assert lab.units[1]["port"] == 161
+    assert [bmc["host"] for bmc in lab.bmcs] == ["10.0.2.1", "10.0.2.2"]
+    assert lab.bmcs[0]["verify_ssl"] is False
+    assert by_name(lab)["server2"]["bmc"] == "bmc2"
+
+
+def test_a_value_list_gives_one_value_to_each_name() -> None:
+    lab = parse(
+        """\
+        resources:
+          - name: p[1-3]
+            power_entity: [switch.x, switch.y, switch.z]
+            off_delay: [1, 2.5, 3]
+        """
+    )
+    assert [data["power_entity"] for data in lab.resources] == [
+        "switch.x",
+        "switch.y",
+        "switch.z",
+    ]
+    assert [data["off_delay"] for data in lab.resources] == [1.0, 2.5, 3.0]
+
+
+def test_range_lengths_must_match_the_name() -> None:
+    text = """\
+    resources:
+      - name: pi[01-48]
+        power_entity: switch.pi[01-48]
+        host: 10.0.1.[11-57]
+        depends_on: stack[1-12]*3
+      - name: solo
+        power_entity: switch.solo[1-2]
+        labels: [x]
+    """
+    assert problems(text) == [
+        (4, "host: '10.0.1.[11-57]' gives 47 values but the name 'pi[01-48]' gives 48"),
+        (
+            5,
+            (
+                "depends_on: 'stack[1-12]*3' gives 36 values but the name 'pi[01-48]' "
+                "gives 48"
+            ),
+        ),
+        (7, "power_entity: 'switch.solo[1-2]' gives 2 values for one name"),
+    ]
+
+
+def test_value_lists_of_the_wrong_length() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: p[1-3]
+            power_entity: [switch.x, switch.y]
+          - name: q
+            power_entity: [switch.x]
+          - name: r[1-2]
+            power_entity: [switch.x, [switch.y]]
+          - name: s
+            power_entity: switch.s
+            port: [2201-2248]
+            host: s
+          - name: t
+            power_entity: {a: b}
+          - name: u
+            power_entity: switch.u
+            depends_on: {a: b}
+          - name: v
+            power_entity: switch.v
+            labels: [[a]]
+        """
+    ) == [
+        (
+            3,
+            (
+                "power_entity: a list here gives one value to each of the 3 names of "
+                "'p[1-3]', not 2 values"
+            ),
+        ),
+        (5, "power_entity: expected one value, not a list"),
+        (7, "power_entity: expected a value"),
+        (
+            10,
+            (
+                "port: expected one value, not a list (a value that starts with '[' "
+                'must be quoted: "[1-8]")'
+            ),
+        ),
+        (13, "power_entity: expected a value, not a mapping"),
+        (16, "depends_on: expected a list, not a mapping"),
+        (19, "labels: expected a list of values"),
+    ]
+
+
+# The subentry data
+
+
+def test_switcher_and_checker_are_told_by_the_fields() -> None:
+    lab = parse(
+        """\
+        resources:
+          - name: button
+            relay_entity: switch.relay
+            led_entity: binary_sensor.led
+            check_entity: binary_sensor.up
+          - name: explicit
+            switcher_type: entity
+            checker_type: none
+            power_entity: switch.e
+        """
+    )
+    button, explicit = lab.resources
+    assert button["switcher_type"] == "button"
+    assert button["checker_type"] == "entity"
+    assert button["short_press"] == 0.5
+    assert button["long_press"] == 6.0
+    assert button["check_entity"] == "binary_sensor.up"
+    assert explicit["checker_type"] == "none"
+    assert "labels" not in explicit
+    assert "depends_on" not in explicit
+
+
+def test_defaults_apply_unless_overridden_or_unset() -> None:
+    lab = parse(
+        """\
+        defaults:
+          off_delay: 60
+          graceful_off: false
+          meter_entity: sensor.lab_power
+          labels: [lab]
+          port: 22
+          short_press: 1
+        resources:
+          - name: a
+            power_entity: switch.a
+            host: a.lab
+          - name: b
+            power_entity: switch.b
+            off_delay: 5
+            meter_entity: null
+            labels: [b]
+          - name: c
+            relay_entity: switch.c
+            led_entity: binary_sensor.c
+          - name: d
+            power_entity: switch.d
+            labels: null
+        """
+    )
+    a, b, c, d = lab.resources
+    assert "labels" not in d
+    assert a["off_delay"] == 60.0
+    assert a["graceful_off"] is False
+    assert a["checker_type"] == "tcp"
+    assert a["port"] == 22
+    assert a["meter_entity"] == "sensor.lab_power"
+    assert "short_press" not in a
+    assert b["off_delay"] == 5.0
+    assert "meter_entity" not in b
+    assert b["labels"] == ["b"]
+    assert b["checker_type"] == "none"
+    assert "port" not in b
+    assert c["short_press"] == 1.0
+    assert c["labels"] == ["lab"]
+
+
+def test_empty_file_and_empty_sections() -> None:
+    assert parse("") == LabFile()
+    assert parse("# nothing yet\n") == LabFile()
+    assert parse("version: 1\nunits:\nbmcs: []\nresources:\n") == LabFile()
+
+
+def test_merge_keys_and_anchors() -> None:
+    lab = parse(
+        """\
+        resources:
+          - &pi
+            name: pi1
+            power_entity: switch.pi1
+            labels: &labels [pi]
+          - <<: *pi
+            name: pi2
+            power_entity: switch.pi2
+          - name: pi3
+            power_entity: switch.pi3
+            labels: *labels
+        """
+    )
+    assert [data["labels"] for data in lab.resources] == [["pi"], ["pi"], ["pi"]]
+    assert lab.resources[1]["power_entity"] == "switch.pi2"
+
+
+def test_an_entry_given_twice_through_an_alias() -> None:
+    assert one_problem(
+        """\
+        resources:
+          - &pi
+            <<: {labels: [pi]}
+            name: pi1
+            power_entity: switch.pi1
+          - *pi
+        """
+    ) == (4, "resource 'pi1' is defined twice: at line 4 and at line 4")
+
+
+def test_a_ranged_entry_reports_a_problem_once() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: pi[1-4]
+            checker_type: tcp
+            port: 22
+          - name: pi[5-6]
+            power_entity: switch.pi[5-6]
+            port: 22
+        """
+    ) == [
+        (
+            2,
+            (
+                "no switcher: give switcher_type or one of power_entity, outlets, bmc, "
+                "relay_entity, mac (or outlet)"
+            ),
+        ),
+        (7, "port does not apply to checker_type none"),
+    ]
+
+
+def test_known_resources_units_and_bmcs_from_the_ui() -> None:
+    lab = parse(
+        """\
+        resources:
+          - name: pi1
+            outlet: ui-pdu:16
+            depends_on: ui-switch
+          - name: server
+            bmc: ui-bmc
+        """,
+        known_resources=["ui-switch"],
+        known_units={"ui-pdu": 16},
+        known_bmcs=["ui-bmc"],
+    )
+    assert by_name(lab)["pi1"]["depends_on"] == ["ui-switch"]
+    assert by_name(lab)["pi1"]["outlets"] == [{"unit": "ui-pdu", "outlet": 16}]
+
+
+# Mistakes, each with its line
+
+
+def test_unknown_keys_with_suggestions() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            of_delay: 5
+            colour: blue
+        polices: {}
+        """
+    ) == [
+        (4, "unknown key 'of_delay' in a resource (did you mean 'off_delay'?)"),
+        (5, "unknown key 'colour' in a resource"),
+        (6, "unknown key 'polices' in the lab file (did you mean 'policies'?)"),
+    ]
+
+
+def test_wrong_types_and_values() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            host: a
+            port: abc
+            graceful_off: maybe
+            off_delay: -5
+            power_w: many
+            start_timeout: .inf
+            switcher_type: entity
+            checker_type: tpc
+          - name: b
+            power_entity: switch.b
+            host: b
+            port: 70000
+            stop_timeout: 1.5e3
+            min_off_time: "x[1-2"
+          - name: c
+            power_entity: switch.c
+            host: c
+            port: 22.5
+            labels: !unknown x
+        """
+    ) == [
+        (5, "port: 'abc' is not a whole number"),
+        (6, "graceful_off: expected true or false, not 'maybe'"),
+        (7, "off_delay: must be at least 0, not -5"),
+        (8, "power_w: 'many' is not a number"),
+        (9, "start_timeout: expected a number, not inf"),
+        (
+            11,
+            "checker_type: 'tpc' is not one of none, icmp, tcp, entity (did you mean 'tcp'?)",
+        ),
+        (15, "port: must be from 1 to 65535, not 70000"),
+        (
+            17,
+            "min_off_time: bad range: 'x[1-2': '[' at column 2 is not closed",
+        ),
+        (21, "port: expected a whole number, not 22.5"),
+        (22, "labels: unknown tag !unknown"),
+    ]
+
+
+def test_unknown_unit_and_outlet_beyond_the_count() -> None:
+    text = with_units(
+        """\
+        resources:
+          - name: a
+            outlet: pdu3:1
+          - name: b
+            outlets: [pdu1:9, pdu2:0, pdu1:x, pdu1]
+          - name: c
+            outlets: [pdu2:1000, pdu2:1000]
+          - name: d
+            outlets: []
+        """
+    )
+    assert problems(text) == [
+        (11, "outlet 'pdu3:1': no unit named 'pdu3' (did you mean 'pdu2'?)"),
+        (13, "outlet 'pdu1:9': pdu1 has outlets 1 to 8"),
+        (13, "outlet 'pdu2:0': outlets are numbered from 1"),
+        (13, "outlet 'pdu1:x' is not unit:number (pdu1:3)"),
+        (13, "outlet 'pdu1' is not unit:number (pdu1:3)"),
+        (15, "outlet 'pdu2:1000' is given twice for c"),
+        (16, "switcher_type pdu needs at least one outlet"),
+    ]
+
+
+def test_one_outlet_feeds_one_resource() -> None:
+    assert problems(
+        with_units(
+            """\
+        resources:
+          - name: a[1-2]
+            outlet: pdu1:[1-2]
+          - name: b
+            outlet: pdu1:2
+          - name: c
+            outlet: pdu1:1
+            outlets: [pdu1:3]
+        """
+        )
+    ) == [
+        (13, "outlet 'pdu1:2' of b already feeds a2 (line 10)"),
+        (15, "give either 'outlet' or 'outlets', not both"),
+    ]
+
+
+def test_duplicate_names_after_expansion_name_both_lines() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: pi[01-04]
+            power_entity: switch.pi[01-04]
+          - name: PI03
+            power_entity: switch.x
+        units:
+          - name: p
+            vendor: dli
+            host: h
+          - name: p
+            vendor: dli
+            host: h
+        """
+    ) == [
+        (4, "resource 'PI03' is defined twice: at line 2 and at line 4"),
+        (10, "unit 'p' is defined twice: at line 7 and at line 10"),
+    ]
+
+
+def test_names_made_in_the_ui_cannot_be_defined_again() -> None:
+    assert problems(
+        """\
+        units:
+          - name: ui-pdu
+            vendor: dli
+            host: h
+        bmcs:
+          - name: ui-bmc
+            host: h
+            username: u
+            password: p
+        resources:
+          - name: ui-switch
+            power_entity: switch.x
+        """,
+        known_resources=["UI-switch"],
+        known_units={"ui-pdu": None},
+        known_bmcs=["ui-bmc"],
+    ) == [
+        (2, "unit 'ui-pdu' already exists outside the lab file"),
+        (6, "BMC 'ui-bmc' already exists outside the lab file"),
+        (11, "resource 'ui-switch' already exists outside the lab file"),
+    ]
+
+
+def test_unknown_dependency() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: stack1
+            power_entity: switch.stack1
+          - name: pi1
+            power_entity: switch.pi1
+            depends_on:
+              - stack1
+              - stak2
+        """
+    ) == [(8, "depends_on: no resource named 'stak2' (did you mean 'stack1'?)")]
+
+
+def test_dependency_cycle_is_refused_with_its_line() -> None:
+    assert one_problem(
+        """\
+        resources:
+          - name: switch
+            power_entity: switch.switch
+          - name: a
+            power_entity: switch.a
+            depends_on: [switch, c]
+          - name: b
+            power_entity: switch.b
+            depends_on: a
+          - name: c
+            power_entity: switch.c
+            depends_on: b
+        """
+    ) == (4, "dependency cycle: a -> c -> b -> a")
+    assert one_problem(
+        """\
+        defaults:
+          depends_on: [core]
+        resources:
+          - name: core
+            power_entity: switch.core
+        """
+    ) == (4, "dependency cycle: core -> core")
+
+
+def test_bad_ranges_in_names() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: pi[01-4x]
+            power_entity: switch.x
+          - name: "  "
+            power_entity: switch.y
+          - name: [a, b]
+          - name:
+          - power_entity: switch.z
+          - name: a[2-1]
+        """
+    ) == [
+        (2, "name: bad range: 'pi[01-4x]': '01-4x' is not a number or a range a-b"),
+        (4, "name: a name cannot be empty"),
+        (6, "name: expected a name, not a list or a mapping"),
+        (7, "name: a name cannot be empty"),
+        (8, "a resource needs a name"),
+        (9, "name: bad range: 'a[2-1]': range 2-1 goes backwards"),
+    ]
+
+
+def test_many_problems_are_collected_up_to_the_limit() -> None:
+    text = "resources:\n" + "".join(
+        f"  - name: r{i}\n    power_entity: switch.r{i}\n    of_delay: 1\n"
+        for i in range(30)
+    )
+    with pytest.raises(LabFileError) as caught:
+        parse_lab_file(text, "mylab.yaml")
+    error = caught.value
+    assert error.truncated
+    assert len(error.errors) == MAX_ERRORS
+    assert [problem.line for problem in error.errors] == [
+        4 + 3 * i for i in range(MAX_ERRORS)
+    ]
+    lines = str(error).splitlines()
+    assert lines[0] == (
+        "mylab.yaml line 4: unknown key 'of_delay' in a resource "
+        "(did you mean 'off_delay'?)"
+    )
+    assert lines[-1] == f"mylab.yaml: stopped after {MAX_ERRORS} problems"
+
+
+def test_problems_of_different_sections_are_sorted_by_line() -> None:
+    found = problems(
+        """\
+        resources:
+          - name: a
+            outlet: nowhere:1
+        units:
+          - name: p
+            vendor: acme
+            host: h
+        """
+    )
+    assert [line for line, _ in found] == [3, 6]
+    assert found[1][1].startswith("vendor: 'acme' is not one of intellinet, netio")
+
+
+def test_invalid_yaml_names_its_line() -> None:
+    line, message = one_problem("resources:\n  - name: a\n    host: [unclosed\n")
+    assert line == 4
+    assert message.startswith("not valid YAML: ")
+    line, message = one_problem("a: *nowhere\n")
+    assert line == 1
+    assert message.startswith("not valid YAML: found undefined alias")
+    line, message = one_problem("a: \x07\n")
+    assert message.startswith("not valid YAML")
+
+
+def test_shape_of_the_file() -> None:
+    assert one_problem("- a\n- b\n") == (
+        1,
+        "the lab file must be a mapping (key: value)",
+    )
+    assert problems(
+        """\
+        version: 2
+        resources: {a: b}
+        units: x
+        defaults: [a]
+        policies:
+          max_parallel_on: 0
+          on_spacing: 1
+          shed_idle_on_battery: null
+        bmcs:
+          - just a name
+        """
+    ) == [
+        (1, "version: only version 1 exists"),
+        (2, "resources must be a list (- name: a)"),
+        (3, "units must be a list (- name: a)"),
+        (4, "defaults must be a mapping (key: value)"),
+        (6, "max_parallel_on: must be at least 1, not 0"),
+        (10, "a BMC must be a mapping (key: value)"),
+    ]
+
+
+def test_keys_given_twice_and_odd_keys() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            power_entity: switch.b
+            [x]: 1
+        """
+    ) == [
+        (4, "'power_entity' is given twice in a resource (first at line 3)"),
+        (5, "unknown key that is not a word in a resource"),
+    ]
+
+
+def test_bad_merge() -> None:
+    [(line, message)] = problems(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            <<: [1]
+        """
+    )
+    assert line == 2
+    assert message.startswith("a resource: expected a mapping for merging")
+
+
+def test_switcher_problems() -> None:
+    assert problems(
+        """\
+        bmcs:
+          - name: bmc1
+            host: h
+            username: u
+            password: p
+        resources:
+          - name: nothing
+          - name: two
+            power_entity: switch.two
+            outlet: pdu1:1
+          - name: missing
+            switcher_type: button
+            relay_entity: switch.r
+          - name: foreign
+            power_entity: switch.f
+            led_entity: binary_sensor.f
+            port: 22
+          - name: server
+            bmc: bmc2
+          - name: sensed
+            power_entity: switch.s
+            check_entity: binary_sensor.s
+            host: s
+        """
+    ) == [
+        (
+            7,
+            (
+                "no switcher: give switcher_type or one of power_entity, outlets, bmc, "
+                "relay_entity, mac (or outlet)"
+            ),
+        ),
+        (
+            8,
+            (
+                "both power_entity and outlets are given: set switcher_type to say "
+                "which switcher it has"
+            ),
+        ),
+        (11, "switcher_type button needs led_entity"),
+        (16, "led_entity does not apply to switcher_type entity"),
+        (17, "port does not apply to checker_type none"),
+        (19, "bmc: no BMC named 'bmc2' (did you mean 'bmc1'?)"),
+        (
+            20,
+            (
+                "both check_entity and host are given: set checker_type to say "
+                "which checker it has"
+            ),
+        ),
+    ]
+
+
+def test_checker_needs_its_fields() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            checker_type: tcp
+            host: a
+          - name: b
+            power_entity: switch.b
+            checker_type: entity
+        """
+    ) == [
+        (2, "checker_type tcp needs port"),
+        (6, "checker_type entity needs check_entity"),
+    ]
+
+
+def test_wake_on_lan_checks() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: w1
+            mac: not-a-mac
+            ssh_host: w1
+            ssh_username: root
+          - name: w2
+            switcher_type: wol
+            mac: "aabb.ccdd.eeff"
+            ssh_host: w2
+            ssh_username: root
+            ssh_key: KEY
+            host: w2
+        """
+    ) == [
+        (2, "switcher_type wol needs ssh_password or ssh_key"),
+        (
+            2,
+            (
+                "switcher_type wol needs a checker (host, port or check_entity): "
+                "Wake-on-LAN cannot read the power state"
+            ),
+        ),
+        (3, "mac: 'not-a-mac' is not a MAC address (aa:bb:cc:dd:ee:ff)"),
+    ]
+
+
+def test_ttl_checks() -> None:
+    assert problems(
+        """\
+        defaults:
+          max_ttl: 600
+        resources:
+          - name: a
+            power_entity: switch.a
+            default_ttl: 0
+          - name: b
+            power_entity: switch.b
+            default_ttl: 3600
+          - name: c
+            power_entity: switch.c
+            max_ttl: 0
+            default_ttl: 60
+        """
+    ) == [
+        (2, "max_ttl (600 s) is below default_ttl (3600 s)"),
+        (6, "default_ttl must be more than 0"),
+        (12, "max_ttl must be more than 0"),
+    ]
+    assert one_problem(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            max_ttl: 60
+        """
+    ) == (4, "max_ttl (60 s) is below default_ttl (3600 s)")
+    assert one_problem(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            default_ttl: 7200
+            max_ttl: 3600.5
+        """
+    ) == (5, "max_ttl (3600.5 s) is below default_ttl (7200 s)")
+
+
+def test_ttl_problem_without_a_line_of_its_own() -> None:
+    # Only possible through the policy defaults: zero never comes from them, so the
+    # line is the one given; this covers the resource's own line for default ttls.
+    assert one_problem(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            max_ttl: 1
+        """
+    ) == (4, "max_ttl (1 s) is below default_ttl (3600 s)")
+
+
+def test_unit_problems() -> None:
+    assert problems(
+        """\
+        units:
+          - name: nothing
+          - name: http
+            vendor: netio
+            host: h
+            community: public
+            outlet_count: 0
+          - name: v2
+            vendor: snmp
+            host: h
+            auth_key: k
+          - name: v3
+            vendor: snmp
+            host: h
+            snmp_version: 3
+            auth_protocol: SHA
+            priv_key: p
+          - name: v3b
+            vendor: snmp
+            host: h
+            snmp_version: 3
+            username: u
+            priv_protocol: AES
+            priv_key: p
+          - name: v4
+            vendor: snmp
+            host: h
+            snmp_version: 4
+        """
+    ) == [
+        (2, "a unit needs vendor"),
+        (2, "a unit needs host"),
+        (6, "community applies only to vendor snmp"),
+        (7, "outlet_count: must be at least 1, not 0"),
+        (8, "SNMP version 2c needs community"),
+        (11, "auth_key applies only to SNMP version 3"),
+        (12, "SNMP version 3 needs username"),
+        (12, "auth_protocol and auth_key go together"),
+        (12, "priv_protocol and priv_key go together"),
+        (18, "priv_protocol needs auth_protocol as well"),
+        (28, "snmp_version: '4' is not one of 1, 2c, 3"),
+    ]
+
+
+def test_bmc_problems() -> None:
+    assert problems(
+        """\
+        bmcs:
+          - name: b
+            protocol: ipmi
+            cipher_suite: 18
+        """
+    ) == [
+        (2, "a BMC needs host"),
+        (2, "a BMC needs username"),
+        (2, "a BMC needs password"),
+        (4, "cipher_suite: must be from 0 to 17, not 18"),
+    ]
+
+
+def test_error_text_and_problem_values() -> None:
+    error = LabFileError(
+        [LabFileProblem(None, "whole file"), LabFileProblem(3, "line three")],
+        "lab.yaml",
+    )
+    assert str(error) == "lab.yaml: whole file\nlab.yaml line 3: line three"
+    assert error.errors[1] == LabFileProblem(3, "line three")
+    assert not error.truncated
+    assert LabFileError([]).filename == "labpower.yaml"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import socket
 import subprocess
 import sys
@@ -563,10 +563,8 @@ async def test_set_refused_with_another_error(
     agent.load(unit("tripplite", ["off"]))
     client = make(profile="tripplite")
     tripplite = PROFILES["tripplite"]
-    client._profile = type(tripplite)(  # a command value the unit does not take
-        **{name: getattr(tripplite, name) for name in tripplite.__dataclass_fields__}
-        | {"on": Command(tripplite.on.column, 7)}
-    )
+    # A command value the unit does not take.
+    client._profile = replace(tripplite, on=Command(tripplite.on.column, 7))
     with pytest.raises(PduProtocolError, match=r"refused to set .*wrongValue"):
         await client.set_outlets([1], True)
 

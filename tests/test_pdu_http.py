@@ -815,7 +815,7 @@ async def test_unit_concurrent_switches_make_one_request(
     )
     async with fake:
         unit = PduUnit(fake.client(web_session, **_no_names(vendor)))
-        await asyncio.gather(*(unit.switch(n, True) for n in range(1, 9)))
+        await asyncio.gather(*(unit.switch(n, on=True) for n in range(1, 9)))
         assert all(fake.on)
         if vendor == "intellinet":
             (command,) = fake.calls(path="/control_outlet.htm")
@@ -840,9 +840,9 @@ async def test_unit_requests_never_overlap(
         unit = PduUnit(fake.client(web_session, **_no_names(vendor)), max_age=0.0)
         await asyncio.gather(
             *(unit.outlet_state(n) for n in range(1, 5)),
-            *(unit.switch(n, True) for n in (1, 2)),
+            *(unit.switch(n, on=True) for n in (1, 2)),
             unit.status(),
-            *(unit.switch(n, False) for n in (3, 4)),
+            *(unit.switch(n, on=False) for n in (3, 4)),
             *(unit.outlet_state(n) for n in range(1, 5)),
         )
         assert fake.most_in_flight == 1
@@ -861,7 +861,7 @@ async def test_unit_reads_again_after_a_switch(
     assert (await unit.status()).outlets[1].state is PowerState.OFF
     assert (await unit.status()).outlets[1].state is PowerState.OFF
     assert len(netio.calls(method="GET")) == 1
-    await unit.switch(1, True)
+    await unit.switch(1, on=True)
     assert await unit.outlet_state(1) is PowerState.ON
     assert len(netio.calls(method="GET")) == 2
 
@@ -880,7 +880,7 @@ async def test_unit_hands_errors_to_every_waiter(
     netio.fail_status = None
     reader = PduUnit(netio.client(web_session, write_username=None))
     results = await asyncio.gather(
-        *(reader.switch(n, True) for n in (1, 2)), return_exceptions=True
+        *(reader.switch(n, on=True) for n in (1, 2)), return_exceptions=True
     )
     assert all(isinstance(result, PduReadOnlyError) for result in results)
     assert len(netio.calls(method="POST")) == 1
@@ -894,9 +894,9 @@ async def test_unit_superseded_command_does_not_hang(
     unit = PduUnit(netio.client(web_session))
     busy = asyncio.create_task(unit.status())  # holds the unit's lock
     await asyncio.sleep(0.02)
-    off = asyncio.create_task(unit.switch(1, False))
+    off = asyncio.create_task(unit.switch(1, on=False))
     await asyncio.sleep(0)
-    on = asyncio.create_task(unit.switch(1, True))
+    on = asyncio.create_task(unit.switch(1, on=True))
     await asyncio.wait_for(on, 2)
     await busy
     with pytest.raises(TransientSwitchError, match="meanwhile"):

@@ -59,6 +59,8 @@ def test_exceptions_translated() -> None:
                 "labels",
                 "count",
                 "free",
+                "cycle",
+                "dependency",
             }
 
 

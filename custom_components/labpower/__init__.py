@@ -9,7 +9,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN, STORAGE_VERSION
-from .coordinator import LabpowerConfigEntry, LabRuntime
+from .coordinator import FILE_KEY_PREFIX, LabpowerConfigEntry, LabRuntime
 from .frontend import async_register_card
 from .http import async_register_views
 from .services import async_setup_services
@@ -44,7 +44,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) -> 
     entry.runtime_data = runtime
     entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    _remove_stale_file_devices(hass, entry)
     return True
+
+
+def _remove_stale_file_devices(hass: HomeAssistant, entry: LabpowerConfigEntry) -> None:
+    """Drop the devices of resources and units the lab file no longer defines."""
+    runtime = entry.runtime_data
+    current = set(runtime.subentry_of.values()) | {
+        unit.subentry_id for unit in runtime.units.values()
+    }
+    registry = dr.async_get(hass)
+    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        keys = {key for domain, key in device.identifiers if domain == DOMAIN}
+        if any(k.startswith(FILE_KEY_PREFIX) for k in keys) and not keys & current:
+            registry.async_remove_device(device.id)
 
 
 async def _async_reload(hass: HomeAssistant, entry: LabpowerConfigEntry) -> None:

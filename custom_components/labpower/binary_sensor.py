@@ -1,19 +1,22 @@
-"""The Available binary sensor of a resource."""
+"""A resource's Available sensor, and Power redundancy where PDU outlets feed it."""
 
 from __future__ import annotations
 
-from typing import override
+from typing import Any, override
 
 from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_track_state_change_event
 
+from .chain import feed_health, ups_entities_of
 from .coordinator import LabpowerConfigEntry, Topic
 from .core.model import ResourceState
+from .drivers.pdu import PduOutletSwitcher
 from .entity import ResourceEntity
 
 PARALLEL_UPDATES = 0
@@ -22,6 +25,11 @@ AVAILABLE = BinarySensorEntityDescription(
     key="available",
     translation_key="available",
     device_class=BinarySensorDeviceClass.CONNECTIVITY,
+)
+REDUNDANCY = BinarySensorEntityDescription(
+    key="power_redundancy",
+    translation_key="power_redundancy",
+    device_class=BinarySensorDeviceClass.PROBLEM,
 )
 
 
@@ -33,10 +41,10 @@ async def async_setup_entry(
     """One Available sensor per resource."""
     runtime = entry.runtime_data
     for name in runtime.lab.names:
-        async_add_entities(
-            [AvailableSensor(runtime, name, AVAILABLE)],
-            config_subentry_id=runtime.subentry_of[name],
-        )
+        entities: list[BinarySensorEntity] = [AvailableSensor(runtime, name, AVAILABLE)]
+        if any(isinstance(f, PduOutletSwitcher) for f in runtime.lab.spec(name).feeds):
+            entities.append(RedundancySensor(runtime, name, REDUNDANCY))
+        async_add_entities(entities, config_subentry_id=runtime.config_subentry_id(name))
 
 
 class AvailableSensor(ResourceEntity, BinarySensorEntity):
@@ -53,3 +61,64 @@ class AvailableSensor(ResourceEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Whether the resource is available."""
         return self.runtime.lab.state(self.resource) is ResourceState.AVAILABLE
+
+
+class RedundancySensor(ResourceEntity, BinarySensorEntity):
+    """A problem when fewer feeds are healthy than configured while the resource is used.
+
+    The attributes show each feed's chain up to the mains (psu1 -> pdu1:outlet1 -> ups).
+    """
+
+    topics = frozenset({Topic.STATE, Topic.HOLDERS})
+
+    async def async_added_to_hass(self) -> None:
+        """Also follow the units and UPSes of the feeds."""
+        await super().async_added_to_hass()
+        units = {
+            feed.unit_name
+            for feed in self.runtime.lab.spec(self.resource).feeds
+            if isinstance(feed, PduOutletSwitcher)
+        }
+        for unit_name in units:
+            if (unit := self.runtime.units.get(unit_name)) is not None:
+                self.async_on_remove(unit.async_add_listener(self._changed))
+        if ups := ups_entities_of(self.runtime, self.resource):
+            self.async_on_remove(
+                async_track_state_change_event(self.hass, ups, self._ups_changed)
+            )
+
+    @callback
+    def _ups_changed(self, _event: Event[EventStateChangedData]) -> None:
+        self._changed()
+
+    @override
+    def shown(self) -> tuple[bool, tuple[Any, ...]]:
+        attributes = self.extra_state_attributes
+        return (self.is_on, tuple(map(str, attributes.values())))
+
+    @property
+    @override
+    def is_on(self) -> bool:
+        """Whether redundancy is lost while the resource is on or wanted."""
+        lab = self.runtime.lab
+        if not lab.desired_on(self.resource) and lab.state(self.resource) in (
+            ResourceState.OFF,
+            ResourceState.UNKNOWN,
+        ):
+            return False
+        health = feed_health(self.runtime, self.resource)
+        return sum(feed.healthy for feed in health) < len(health)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The chains, how many feeds are healthy, and why the others are not."""
+        health = feed_health(self.runtime, self.resource)
+        return {
+            "power_chain": [feed.chain for feed in health],
+            "feeds": len(health),
+            "healthy_feeds": sum(feed.healthy for feed in health),
+            "problems": [
+                f"{feed.chain}: {feed.reason}" for feed in health if not feed.healthy
+            ],
+        }

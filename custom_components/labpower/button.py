@@ -64,7 +64,7 @@ async def async_setup_entry(
                 for description in BUTTONS
                 if description.supported_fn(reconciler)
             ],
-            config_subentry_id=runtime.subentry_of[name],
+            config_subentry_id=runtime.config_subentry_id(name),
         )
 
 

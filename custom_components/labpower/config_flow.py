@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import os
 from typing import Any
 
 from homeassistant.config_entries import (
@@ -12,6 +13,7 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
     ConfigSubentry,
     ConfigSubentryFlow,
+    OptionsFlow,
     SubentryFlowResult,
 )
 from homeassistant.core import callback
@@ -27,33 +29,49 @@ from .const import (
     CHECKER_NONE,
     CHECKER_TCP,
     CHECKER_TYPES,
+    CONF_AUTH_KEY,
+    CONF_AUTH_PROTOCOL,
     CONF_BMC,
     CONF_BMC_AUTH,
     CONF_BMC_NAME,
     CONF_CHECK_ENTITY,
     CONF_CHECKER,
     CONF_CIPHER_SUITE,
+    CONF_COMMUNITY,
     CONF_DEFAULT_TTL,
+    CONF_DEPENDS_ON,
     CONF_GRACEFUL_OFF,
     CONF_HOST,
+    CONF_LAB_FILE,
     CONF_LAB_NAME,
     CONF_LABELS,
     CONF_LED_ENTITY,
     CONF_LONG_PRESS,
     CONF_MAC,
+    CONF_MAX_PARALLEL_ON,
     CONF_MAX_TTL,
     CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
     CONF_OFF_DELAY,
+    CONF_ON_SPACING,
+    CONF_OUTLET_COUNT,
+    CONF_OUTLETS,
     CONF_PASSWORD,
     CONF_PORT,
     CONF_POWER_ENTITY,
     CONF_POWER_W,
+    CONF_PRIV_KEY,
+    CONF_PRIV_PROTOCOL,
     CONF_PROTOCOL,
+    CONF_REFUSE_ON_BATTERY,
     CONF_RELAY_ENTITY,
     CONF_RESET_ENTITY,
     CONF_RESOURCE_NAME,
+    CONF_SHED_ON_BATTERY,
     CONF_SHORT_PRESS,
+    CONF_SHUTDOWN_ON_LOW_BATTERY,
+    CONF_SNMP_PROFILE,
+    CONF_SNMP_VERSION,
     CONF_SSH_COMMAND,
     CONF_SSH_HOST,
     CONF_SSH_KEY,
@@ -63,26 +81,44 @@ from .const import (
     CONF_START_TIMEOUT,
     CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
+    CONF_UNIT_NAME,
+    CONF_UNIT_PARALLEL_ON,
+    CONF_UPS_ENTITY,
     CONF_USERNAME,
+    CONF_VENDOR,
     CONF_VERIFY_SSL,
     CONF_WOL_ADDRESS,
     CONF_WOL_PORT,
+    CONF_WRITE_COMMUNITY,
+    CONF_WRITE_PASSWORD,
+    CONF_WRITE_USERNAME,
     DEFAULT_LONG_PRESS,
     DEFAULT_SHORT_PRESS,
     DOMAIN,
+    LAB_OPTION_DEFAULTS,
+    PDU_VENDORS,
     RELAY_DOMAINS,
+    SNMP_AUTOMATIC,
+    SNMP_VERSIONS,
     SUBENTRY_BMC,
+    SUBENTRY_PDU,
     SUBENTRY_RESOURCE,
     SWITCHABLE_DOMAINS,
     SWITCHER_BMC,
     SWITCHER_BUTTON,
     SWITCHER_ENTITY,
+    SWITCHER_PDU,
     SWITCHER_TYPES,
     SWITCHER_WOL,
+    VENDOR_NETIO,
+    VENDOR_SNMP,
 )
+from .core.graph import find_cycle
 from .core.model import ResourcePolicy
+from .drivers.snmp_profiles import SNMP_PROFILES
 from .drivers.ssh import DEFAULT_COMMAND
 from .drivers.wol import magic_packet
+from .pdus import async_check_pdu
 
 _DURATIONS = (
     CONF_OFF_DELAY,
@@ -113,13 +149,23 @@ class LabpowerConfigFlow(ConfigFlow, domain=DOMAIN):
 
     VERSION = 1
 
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> LabOptionsFlow:
+        """Lab-wide settings."""
+        return LabOptionsFlow()
+
     @classmethod
     @callback
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
         """Resources and BMCs are subentries of a Lab."""
-        return {SUBENTRY_RESOURCE: ResourceSubentryFlow, SUBENTRY_BMC: BmcSubentryFlow}
+        return {
+            SUBENTRY_RESOURCE: ResourceSubentryFlow,
+            SUBENTRY_BMC: BmcSubentryFlow,
+            SUBENTRY_PDU: PduSubentryFlow,
+        }
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -177,6 +223,46 @@ class LabpowerConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
 
+class LabOptionsFlow(OptionsFlow):
+    """Lab-wide settings: the lab file, staggered power-on and the UPS policy."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """One form; a change reloads the lab (tokens are kept)."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            path = str(user_input.get(CONF_LAB_FILE) or "").strip()
+            if path and not await self.hass.async_add_executor_job(
+                os.path.isfile, self.hass.config.path(path)
+            ):
+                errors[CONF_LAB_FILE] = "lab_file_missing"
+            else:
+                return self.async_create_entry(
+                    data={**user_input, CONF_LAB_FILE: path}
+                )
+        count = selector.NumberSelector(
+            selector.NumberSelectorConfig(min=0, mode=selector.NumberSelectorMode.BOX)
+        )
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_LAB_FILE): selector.TextSelector(),
+                vol.Required(CONF_MAX_PARALLEL_ON): count,
+                vol.Required(CONF_UNIT_PARALLEL_ON): count,
+                vol.Required(CONF_ON_SPACING): _SECONDS,
+                vol.Required(CONF_REFUSE_ON_BATTERY): selector.BooleanSelector(),
+                vol.Required(CONF_SHED_ON_BATTERY): selector.BooleanSelector(),
+                vol.Required(CONF_SHUTDOWN_ON_LOW_BATTERY): selector.BooleanSelector(),
+            }
+        )
+        values = {**LAB_OPTION_DEFAULTS, **self.config_entry.options, **(user_input or {})}
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, values),
+            errors=errors,
+        )
+
+
 class ResourceSubentryFlow(ConfigSubentryFlow):
     """Add or reconfigure a resource: what switches it, how it is checked, its policy."""
 
@@ -184,6 +270,7 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         """Start with nothing chosen."""
         self._data: dict[str, Any] = {}
         self._reconfiguring = False
+        self._cycle_text = ""
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -209,6 +296,8 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                 for sub in self._get_entry().subentries.values()
             ):
                 errors[CONF_SWITCHER] = "no_bmc"
+            if user_input[CONF_SWITCHER] == SWITCHER_PDU and not self._outlet_options():
+                errors[CONF_SWITCHER] = "no_pdu"
             if not errors:
                 self._data.update(user_input)
                 self._data[CONF_RESOURCE_NAME] = name
@@ -289,7 +378,10 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                 self._details_schema(), defaults
             ),
             errors=errors,
-            description_placeholders={"name": self._data[CONF_RESOURCE_NAME]},
+            description_placeholders={
+                "name": self._data[CONF_RESOURCE_NAME],
+                "cycle": self._cycle_text,
+            },
         )
 
     def _details_schema(self) -> vol.Schema:
@@ -305,6 +397,14 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                         for sub in self._get_entry().subentries.values()
                         if sub.subentry_type == SUBENTRY_BMC
                     ]
+                )
+            )
+        elif switcher == SWITCHER_PDU:
+            fields[vol.Required(CONF_OUTLETS)] = selector.SelectSelector(
+                selector.SelectSelectorConfig(
+                    options=self._outlet_options(),
+                    multiple=True,
+                    mode=selector.SelectSelectorMode.DROPDOWN,
                 )
             )
         elif switcher == SWITCHER_WOL:
@@ -337,6 +437,14 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         for key in _DURATIONS:
             fields[vol.Required(key)] = _SECONDS
         fields[vol.Required(CONF_GRACEFUL_OFF)] = selector.BooleanSelector()
+        if others := self._other_resources():
+            fields[vol.Optional(CONF_DEPENDS_ON)] = selector.SelectSelector(
+                selector.SelectSelectorConfig(
+                    options=sorted(others),
+                    multiple=True,
+                    mode=selector.SelectSelectorMode.DROPDOWN,
+                )
+            )
         fields[vol.Optional(CONF_LABELS)] = selector.TextSelector(
             selector.TextSelectorConfig(multiple=True)
         )
@@ -352,8 +460,37 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         )
         return vol.Schema(fields)
 
+    def _other_resources(self) -> dict[str, list[str]]:
+        """The lab's other resources and what each depends on."""
+        return {
+            sub.data[CONF_RESOURCE_NAME]: list(sub.data.get(CONF_DEPENDS_ON, ()))
+            for sub in self._get_entry().subentries.values()
+            if sub.subentry_type == SUBENTRY_RESOURCE
+            and sub.data[CONF_RESOURCE_NAME] != self._data[CONF_RESOURCE_NAME]
+        }
+
+    def _cycle(self, depends_on: list[str]) -> list[str] | None:
+        """The dependency cycle this resource's parents would close, if any."""
+        graph = self._other_resources()
+        graph[self._data[CONF_RESOURCE_NAME]] = depends_on
+        return find_cycle(graph)
+
+    def _outlet_options(self) -> list[str]:
+        """Every outlet of the lab's PDU units, as "unit:N"."""
+        return [
+            f"{sub.title}:{outlet}"
+            for sub in self._get_entry().subentries.values()
+            if sub.subentry_type == SUBENTRY_PDU
+            for outlet in range(1, int(sub.data.get(CONF_OUTLET_COUNT) or 0) + 1)
+        ]
+
     def _validate(self, user_input: Mapping[str, Any]) -> dict[str, str]:
         errors: dict[str, str] = {}
+        if CONF_OUTLETS in user_input and not user_input[CONF_OUTLETS]:
+            errors[CONF_OUTLETS] = "no_outlets"
+        if cycle := self._cycle(list(user_input.get(CONF_DEPENDS_ON, ()))):
+            errors[CONF_DEPENDS_ON] = "dependency_cycle"
+            self._cycle_text = " -> ".join(cycle)
         for key in (
             CONF_POWER_ENTITY,
             CONF_RELAY_ENTITY,
@@ -481,4 +618,144 @@ class BmcSubentryFlow(ConfigSubentryFlow):
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
+        )
+
+
+_SNMP_FIELDS = (
+    CONF_SNMP_VERSION,
+    CONF_COMMUNITY,
+    CONF_WRITE_COMMUNITY,
+    CONF_AUTH_PROTOCOL,
+    CONF_AUTH_KEY,
+    CONF_PRIV_PROTOCOL,
+    CONF_PRIV_KEY,
+    CONF_SNMP_PROFILE,
+)
+_SECRETS = (
+    CONF_PASSWORD,
+    CONF_WRITE_PASSWORD,
+    CONF_COMMUNITY,
+    CONF_WRITE_COMMUNITY,
+    CONF_AUTH_KEY,
+    CONF_PRIV_KEY,
+)
+
+
+class PduSubentryFlow(ConfigSubentryFlow):
+    """Add or change a PDU unit; it is read before it is saved."""
+
+    def __init__(self) -> None:
+        """Start with nothing chosen."""
+        self._data: dict[str, Any] = {}
+        self._subentry: ConfigSubentry | None = None
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Name, vendor and address."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = str(user_input.get(CONF_UNIT_NAME, self._data.get(CONF_UNIT_NAME)))
+            name = name.strip()
+            taken = {
+                sub.title.casefold()
+                for sub in self._get_entry().subentries.values()
+                if sub.subentry_type == SUBENTRY_PDU and sub is not self._subentry
+            }
+            if not name:
+                errors[CONF_UNIT_NAME] = "name_empty"
+            elif ":" in name:
+                errors[CONF_UNIT_NAME] = "name_colon"
+            elif name.casefold() in taken:
+                errors[CONF_UNIT_NAME] = "name_exists"
+            elif not str(user_input[CONF_HOST]).strip():
+                errors[CONF_HOST] = "host_empty"
+            else:
+                if user_input[CONF_VENDOR] != self._data.get(CONF_VENDOR):
+                    for key in (*_SNMP_FIELDS, CONF_USERNAME, *_SECRETS):
+                        self._data.pop(key, None)
+                self._data.update(user_input)
+                self._data[CONF_UNIT_NAME] = name
+                return await self.async_step_connection()
+        fields: dict[vol.Marker, Any] = {}
+        if self._subentry is None:
+            fields[vol.Required(CONF_UNIT_NAME)] = selector.TextSelector()
+        fields[vol.Required(CONF_VENDOR, default=PDU_VENDORS[0])] = _choice(
+            PDU_VENDORS, CONF_VENDOR
+        )
+        fields[vol.Required(CONF_HOST)] = selector.TextSelector()
+        fields[vol.Optional(CONF_PORT)] = _PORT
+        fields[vol.Optional(CONF_UPS_ENTITY)] = selector.EntitySelector(
+            selector.EntitySelectorConfig(domain="sensor")
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(fields), user_input or self._data
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """New address or credentials (after a password change: the repair's fix)."""
+        self._subentry = self._get_reconfigure_subentry()
+        self._data = dict(self._subentry.data)
+        return await self.async_step_user()
+
+    async def async_step_connection(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Credentials (or SNMP settings); the unit is read before saving."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**self._data, **user_input}
+            error, status = await async_check_pdu(self.hass, data)
+            if error is not None or status is None:
+                errors["base"] = error or "cannot_connect"
+            else:
+                data[CONF_OUTLET_COUNT] = len(status.outlets)
+                title = data[CONF_UNIT_NAME]
+                if self._subentry is not None:
+                    return self.async_update_and_abort(
+                        self._get_entry(), self._subentry, title=title, data=data
+                    )
+                return self.async_create_entry(title=title, data=data)
+        fields: dict[vol.Marker, Any] = {}
+        vendor = self._data[CONF_VENDOR]
+        if vendor == VENDOR_SNMP:
+            fields[vol.Required(CONF_SNMP_VERSION, default="2c")] = _choice(
+                SNMP_VERSIONS, CONF_SNMP_VERSION
+            )
+            fields[vol.Optional(CONF_COMMUNITY)] = _PASSWORD
+            fields[vol.Optional(CONF_WRITE_COMMUNITY)] = _PASSWORD
+            fields[vol.Optional(CONF_USERNAME)] = selector.TextSelector()
+            fields[vol.Optional(CONF_AUTH_PROTOCOL)] = _choice(
+                ["none", "md5", "sha"], CONF_AUTH_PROTOCOL
+            )
+            fields[vol.Optional(CONF_AUTH_KEY)] = _PASSWORD
+            fields[vol.Optional(CONF_PRIV_PROTOCOL)] = _choice(
+                ["none", "des", "aes"], CONF_PRIV_PROTOCOL
+            )
+            fields[vol.Optional(CONF_PRIV_KEY)] = _PASSWORD
+            fields[vol.Required(CONF_SNMP_PROFILE, default=SNMP_AUTOMATIC)] = _choice(
+                SNMP_PROFILES, CONF_SNMP_PROFILE
+            )
+        else:
+            fields[vol.Optional(CONF_USERNAME)] = selector.TextSelector()
+            fields[vol.Optional(CONF_PASSWORD)] = _PASSWORD
+            if vendor == VENDOR_NETIO:
+                fields[vol.Optional(CONF_WRITE_USERNAME)] = selector.TextSelector()
+                fields[vol.Optional(CONF_WRITE_PASSWORD)] = _PASSWORD
+        suggested = {
+            k: v for k, v in (user_input or self._data).items() if k not in _SECRETS
+        }
+        return self.async_show_form(
+            step_id="connection",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(fields), suggested
+            ),
+            errors=errors,
+            description_placeholders={"name": self._data[CONF_UNIT_NAME]},
         )

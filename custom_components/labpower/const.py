@@ -19,7 +19,14 @@ SWITCHER_ENTITY: Final = "entity"
 SWITCHER_BUTTON: Final = "button"
 SWITCHER_BMC: Final = "bmc"
 SWITCHER_WOL: Final = "wol"
-SWITCHER_TYPES: Final = [SWITCHER_ENTITY, SWITCHER_BUTTON, SWITCHER_BMC, SWITCHER_WOL]
+SWITCHER_PDU: Final = "pdu"
+SWITCHER_TYPES: Final = [
+    SWITCHER_ENTITY,
+    SWITCHER_BUTTON,
+    SWITCHER_BMC,
+    SWITCHER_WOL,
+    SWITCHER_PDU,
+]
 
 CHECKER_NONE: Final = "none"
 CHECKER_ICMP: Final = "icmp"
@@ -86,3 +93,56 @@ CONF_SSH_USERNAME: Final = "ssh_username"
 CONF_SSH_PASSWORD: Final = "ssh_password"
 CONF_SSH_KEY: Final = "ssh_key"
 CONF_SSH_COMMAND: Final = "ssh_command"
+
+SUBENTRY_PDU: Final = "pdu"
+CONF_UNIT_NAME: Final = "name"
+CONF_VENDOR: Final = "vendor"
+VENDOR_INTELLINET: Final = "intellinet"
+VENDOR_NETIO: Final = "netio"
+VENDOR_GUDE: Final = "gude"
+VENDOR_DLI: Final = "dli"
+VENDOR_SNMP: Final = "snmp"
+PDU_VENDORS: Final = [
+    VENDOR_INTELLINET,
+    VENDOR_NETIO,
+    VENDOR_GUDE,
+    VENDOR_DLI,
+    VENDOR_SNMP,
+]
+CONF_WRITE_USERNAME: Final = "write_username"
+CONF_WRITE_PASSWORD: Final = "write_password"
+CONF_SNMP_VERSION: Final = "snmp_version"
+SNMP_VERSIONS: Final = ["1", "2c", "3"]
+CONF_COMMUNITY: Final = "community"
+CONF_WRITE_COMMUNITY: Final = "write_community"
+CONF_AUTH_PROTOCOL: Final = "auth_protocol"
+CONF_AUTH_KEY: Final = "auth_key"
+CONF_PRIV_PROTOCOL: Final = "priv_protocol"
+CONF_PRIV_KEY: Final = "priv_key"
+CONF_SNMP_PROFILE: Final = "snmp_profile"
+SNMP_AUTOMATIC: Final = "automatic"
+CONF_OUTLET_COUNT: Final = "outlet_count"
+CONF_UPS_ENTITY: Final = "ups_entity"
+# A resource fed by PDU outlets: ["pdu1:3", "pdu2:3"] (unit name, 1-based outlet).
+CONF_OUTLETS: Final = "outlets"
+CONF_DEPENDS_ON: Final = "depends_on"
+PDU_POLL_SECONDS: Final = 30
+
+# Lab-wide settings (the Lab entry's options; a lab file's `policies:` overrides them).
+CONF_LAB_FILE: Final = "lab_file"
+CONF_MAX_PARALLEL_ON: Final = "max_parallel_on"
+CONF_UNIT_PARALLEL_ON: Final = "per_unit_parallel_on"
+CONF_ON_SPACING: Final = "on_spacing"
+CONF_REFUSE_ON_BATTERY: Final = "refuse_acquire_on_battery"
+CONF_SHED_ON_BATTERY: Final = "shed_idle_on_battery"
+CONF_SHUTDOWN_ON_LOW_BATTERY: Final = "shutdown_held_on_low_battery"
+LAB_OPTION_DEFAULTS: Final[dict[str, object]] = {
+    CONF_LAB_FILE: "",
+    CONF_MAX_PARALLEL_ON: 0,
+    CONF_UNIT_PARALLEL_ON: 0,
+    CONF_ON_SPACING: 0.0,
+    CONF_REFUSE_ON_BATTERY: True,
+    CONF_SHED_ON_BATTERY: True,
+    CONF_SHUTDOWN_ON_LOW_BATTERY: True,
+}
+EVENT_UPS_POLICY: Final = "labpower_ups_policy"

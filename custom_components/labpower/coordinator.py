@@ -8,9 +8,10 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import (
     CALLBACK_TYPE,
     Event,
@@ -33,18 +34,25 @@ from .const import (
     CHECKER_ICMP,
     CHECKER_TCP,
     CONF_BMC,
+    CONF_BMC_NAME,
     CONF_CHECK_ENTITY,
     CONF_CHECKER,
     CONF_DEFAULT_TTL,
+    CONF_DEPENDS_ON,
     CONF_GRACEFUL_OFF,
     CONF_HOST,
+    CONF_LAB_FILE,
     CONF_LABELS,
     CONF_LED_ENTITY,
     CONF_LONG_PRESS,
+    CONF_MAX_PARALLEL_ON,
     CONF_MAX_TTL,
     CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
     CONF_OFF_DELAY,
+    CONF_ON_SPACING,
+    CONF_OUTLET_COUNT,
+    CONF_OUTLETS,
     CONF_PORT,
     CONF_POWER_ENTITY,
     CONF_POWER_W,
@@ -55,6 +63,7 @@ from .const import (
     CONF_START_TIMEOUT,
     CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
+    CONF_UNIT_PARALLEL_ON,
     DEFAULT_LONG_PRESS,
     DEFAULT_SHORT_PRESS,
     DOMAIN,
@@ -63,18 +72,23 @@ from .const import (
     EVENT_TOKEN_EXPIRED,
     EVENT_TOKEN_RELEASED,
     EVENT_TOKEN_REVOKED,
+    LAB_OPTION_DEFAULTS,
     LOGGER,
     START_FAILURES_FOR_REPAIR,
     STORAGE_VERSION,
     SUBENTRY_BMC,
+    SUBENTRY_PDU,
     SUBENTRY_RESOURCE,
     SWITCHER_BMC,
     SWITCHER_BUTTON,
+    SWITCHER_PDU,
     SWITCHER_WOL,
 )
 from .core.lab import EventKind, Lab, LabEvent, ResourceSpec
+from .core.labfile import LabFile, LabFileError, load_lab_file
 from .core.model import ResourcePolicy, ResourceState
 from .core.reconciler import Timing
+from .core.stagger import StaggerPolicy
 from .core.switching import (
     AvailabilityChecker,
     ConfigurationSwitchError,
@@ -88,9 +102,12 @@ from .drivers.icmp import (
     IcmpUnavailableError,
     detect_privileged,
 )
+from .drivers.pdu import MissingUnitSwitcher, PduOutletSwitcher
 from .drivers.tcp import TcpChecker
 from .energy import EnergyTracker
+from .pdus import PduCoordinator
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
+from .ups import UpsPolicy
 
 type LabpowerConfigEntry = ConfigEntry[LabRuntime]
 
@@ -150,6 +167,11 @@ class LabRuntime:
     powered: set[str] = field(default_factory=set)
     bmcs: dict[str, BmcClient] = field(default_factory=dict)  # subentry id -> client
     bmc_of: dict[str, str] = field(default_factory=dict)  # resource -> BMC subentry id
+    bmc_keys: dict[str, str] = field(default_factory=dict)  # BMC name -> its key
+    units: dict[str, PduCoordinator] = field(default_factory=dict)  # name -> PDU unit
+    settings: dict[str, Any] = field(default_factory=dict)  # options + lab file policies
+    lab_file_error: str | None = None
+    ups: UpsPolicy = field(init=False)
     host_keys: dict[str, str] = field(default_factory=dict)
     _listeners: dict[tuple[str | None, Topic], list[CALLBACK_TYPE]] = field(
         default_factory=dict
@@ -169,13 +191,26 @@ class LabRuntime:
             self.hass, STORAGE_VERSION, f"{DOMAIN}.{self.entry.entry_id}"
         )
         self.energy = EnergyTracker(self.hass, self.lab, clock)
+        self.settings = {**LAB_OPTION_DEFAULTS, **self.entry.options}
 
     async def async_start(self) -> None:
         """Build every resource, restore tokens, read real states, then reconcile."""
-        uses_icmp = any(
-            sub.data.get(CONF_CHECKER) == CHECKER_ICMP
+        lab_file = await self._async_load_lab_file()
+        units: list[tuple[str, Mapping[str, Any]]] = [
+            (sub.subentry_id, sub.data)
             for sub in self.entry.subentries.values()
-        )
+            if sub.subentry_type == SUBENTRY_PDU
+        ]
+        resources: list[tuple[str, Mapping[str, Any]]] = [
+            (sub.subentry_id, sub.data)
+            for sub in self.entry.subentries.values()
+            if sub.subentry_type == SUBENTRY_RESOURCE
+        ]
+        if lab_file is not None:
+            units.extend((file_key("unit", d), d) for d in lab_file.units)
+            resources.extend((file_key("resource", d), d) for d in lab_file.resources)
+            self.settings.update(lab_file.policies)
+        uses_icmp = any(data.get(CONF_CHECKER) == CHECKER_ICMP for _, data in resources)
         privileged: bool | None = None
         if uses_icmp:
             with contextlib.suppress(IcmpUnavailableError):
@@ -183,21 +218,32 @@ class LabRuntime:
         self.icmp = IcmpSweeper(privileged=privileged)
         stored = await self.store.async_load() or {}
         self.host_keys.update(stored.get("host_keys", {}))
-        for subentry in self.entry.subentries.values():
-            if subentry.subentry_type == SUBENTRY_BMC:
-                self.bmcs[subentry.subentry_id] = bmc_client(self.hass, subentry.data)
+        bmcs: list[tuple[str, Mapping[str, Any]]] = [
+            (sub.subentry_id, sub.data)
+            for sub in self.entry.subentries.values()
+            if sub.subentry_type == SUBENTRY_BMC
+        ]
+        if lab_file is not None:
+            bmcs.extend((file_key("bmc", data), data) for data in lab_file.bmcs)
+        for key, data in bmcs:
+            self.bmcs[key] = bmc_client(self.hass, data)
+            self.bmc_keys[data[CONF_BMC_NAME]] = key
+        for key, data in units:
+            unit = PduCoordinator(self.hass, self.entry, key, data)
+            self.units[unit.name_of_unit] = unit
         watched: dict[str, list[str]] = {}
-        for subentry in self.entry.subentries.values():
-            if subentry.subentry_type != SUBENTRY_RESOURCE:
-                continue
-            spec, entities = self._spec(subentry)
-            self.lab.add(spec)
-            self.subentry_of[spec.name] = subentry.subentry_id
-            self.name_of[subentry.subentry_id] = spec.name
+        specs: list[ResourceSpec] = []
+        for key, data in resources:
+            spec, entities = self._spec(data)
+            specs.append(spec)
+            self.subentry_of[spec.name] = key
+            self.name_of[key] = spec.name
             for entity_id in entities:
                 watched.setdefault(entity_id, []).append(spec.name)
-            if meter := subentry.data.get(CONF_METER_ENTITY):
+            if meter := data.get(CONF_METER_ENTITY):
                 self.energy.link_meter(spec.name, meter)
+        self.lab.add_all(specs)
+        self.lab.set_stagger(stagger_policy(self.settings))
         self._sync_icmp_issue(needed=uses_icmp)
         self.lab.load(stored)
         self.energy.accountant.load(stored.get("energy"))
@@ -214,6 +260,19 @@ class LabRuntime:
                 )
             )
         await self.lab.start()
+        for unit in self.units.values():
+            self._unsubscribe.append(
+                unit.async_add_listener(self._unit_power_listener(unit))
+            )
+            await unit.async_refresh()
+        self.ups = UpsPolicy(
+            self.hass,
+            self.lab,
+            [unit.ups_entity for unit in self.units.values() if unit.ups_entity],
+            self.settings,
+        )
+        self.ups.start()
+        self._unsubscribe.append(self.ups.stop)
         if self.bmc_of:
             await self._async_poll_bmc_power()
             self._unsubscribe.append(
@@ -226,6 +285,42 @@ class LabRuntime:
             async_track_time_interval(self.hass, self._tick_energy, ENERGY_INTERVAL)
         )
 
+    async def _async_load_lab_file(self) -> LabFile | None:
+        """The lab file named in the options; a repair issue (and None) if it is invalid."""
+        path = self.settings.get(CONF_LAB_FILE)
+        issue_id = f"lab_file_invalid_{self.entry.entry_id}"
+        if not path:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return None
+        try:
+            lab_file = await self.hass.async_add_executor_job(
+                partial(
+                    load_lab_file,
+                    self.hass.config.path(path),
+                    **known_to_lab_file(self.entry),
+                )
+            )
+        except (LabFileError, OSError) as err:
+            self.lab_file_error = str(err)
+            LOGGER.error("Lab file %s not loaded: %s", path, err)
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                issue_id,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key="lab_file_invalid",
+                translation_placeholders={"path": path, "detail": str(err)},
+            )
+            return None
+        ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+        return lab_file
+
+    def config_subentry_id(self, name: str) -> str | None:
+        """The subentry a resource's entities belong to (None: defined in the lab file)."""
+        key = self.subentry_of[name]
+        return None if key.startswith(FILE_KEY_PREFIX) else key
+
     async def async_stop(self) -> None:
         """Stop the workers and write the ledger now."""
         for unsubscribe in self._unsubscribe:
@@ -235,6 +330,8 @@ class LabRuntime:
         await self.store.async_save(self._stored())
         for client in self.bmcs.values():
             await client.close()
+        for unit in self.units.values():
+            await unit.async_shutdown()
 
     def _stored(self) -> dict[str, Any]:
         """What the store holds: the ledger, the energy counters, pinned SSH host keys."""
@@ -258,28 +355,52 @@ class LabRuntime:
                 self.energy.tick(name)
                 self._notify([name], Topic.ENERGY)
 
-    def _spec(self, subentry: ConfigSubentry) -> tuple[ResourceSpec, list[str]]:
-        data = subentry.data
-        switcher: Switcher
+    def _spec(self, data: Mapping[str, Any]) -> tuple[ResourceSpec, list[str]]:
+        """A resource's definition from its subentry data; the entities it watches."""
         entities: list[str] = []
         checker = self._checker(data, entities)
-        if data[CONF_SWITCHER] == SWITCHER_BMC:
-            switcher = BmcSwitcher(self.bmcs[data[CONF_BMC]])
-            self.bmc_of[data[CONF_RESOURCE_NAME]] = data[CONF_BMC]
-        elif data[CONF_SWITCHER] == SWITCHER_WOL:
+        spec = ResourceSpec(
+            name=data[CONF_RESOURCE_NAME],
+            feeds=self._feeds(data, checker, entities),
+            checker=checker,
+            policy=policy_from_data(data),
+            labels=frozenset(data.get(CONF_LABELS, [])),
+            power_w=data.get(CONF_POWER_W),
+            depends_on=tuple(data.get(CONF_DEPENDS_ON, ())),
+        )
+        return spec, entities
+
+    def _feeds(
+        self,
+        data: Mapping[str, Any],
+        checker: AvailabilityChecker | None,
+        entities: list[str],
+    ) -> tuple[Switcher, ...]:
+        name = data[CONF_RESOURCE_NAME]
+        switcher_type = data[CONF_SWITCHER]
+        if switcher_type == SWITCHER_PDU:
+            return tuple(self._outlet(name, outlet) for outlet in data[CONF_OUTLETS])
+        if switcher_type == SWITCHER_BMC:
+            # The UI stores the BMC's subentry id, the lab file its name.
+            bmc = self.bmc_keys.get(data[CONF_BMC], data[CONF_BMC])
+            self.bmc_of[name] = bmc
+            return (BmcSwitcher(self.bmcs[bmc]),)
+        if switcher_type == SWITCHER_WOL:
             if checker is None:
                 raise ConfigurationSwitchError(
                     "Wake-on-LAN needs an availability check"
                 )
-            name = data[CONF_RESOURCE_NAME]
-            switcher = wol_switcher(
-                data,
-                checker,
-                known_host_key=self.host_keys.get(name),
-                on_first_key=lambda key: self._remember_host_key(name, key),
+            return (
+                wol_switcher(
+                    data,
+                    checker,
+                    known_host_key=self.host_keys.get(name),
+                    on_first_key=lambda key: self._remember_host_key(name, key),
+                ),
             )
-        elif data[CONF_SWITCHER] == SWITCHER_BUTTON:
-            button = ButtonSwitcher(
+        switcher: ButtonSwitcher | EntitySwitcher
+        if switcher_type == SWITCHER_BUTTON:
+            switcher = ButtonSwitcher(
                 self.hass,
                 relay_entity=data[CONF_RELAY_ENTITY],
                 led_entity=data[CONF_LED_ENTITY],
@@ -287,21 +408,51 @@ class LabRuntime:
                 short_press=float(data.get(CONF_SHORT_PRESS, DEFAULT_SHORT_PRESS)),
                 long_press=float(data.get(CONF_LONG_PRESS, DEFAULT_LONG_PRESS)),
             )
-            entities.extend(button.entities)
-            switcher = button
         else:
-            entity = EntitySwitcher(self.hass, data[CONF_POWER_ENTITY])
-            entities.extend(entity.entities)
-            switcher = entity
-        spec = ResourceSpec(
-            name=data[CONF_RESOURCE_NAME],
-            feeds=(switcher,),
-            checker=checker,
-            policy=policy_from_data(data),
-            labels=frozenset(data.get(CONF_LABELS, [])),
-            power_w=data.get(CONF_POWER_W),
-        )
-        return spec, entities
+            switcher = EntitySwitcher(self.hass, data[CONF_POWER_ENTITY])
+        entities.extend(switcher.entities)
+        return (switcher,)
+
+    def _outlet(self, resource: str, outlet: str) -> Switcher:
+        """The feed of "unit:N"; a feed that reports the missing unit if it is gone."""
+        unit_name, _, number = outlet.rpartition(":")
+        unit = self.units.get(unit_name)
+        if unit is None:
+            return MissingUnitSwitcher(outlet)
+        unit.fed[int(number)] = resource
+        return PduOutletSwitcher(unit.unit, int(number), unit_name)
+
+    def _unit_power_listener(self, unit: PduCoordinator) -> CALLBACK_TYPE:
+        """Measured outlet power becomes the draw of the resources the outlets feed."""
+
+        answering = True
+
+        @callback
+        def update() -> None:
+            nonlocal answering
+            if unit.last_update_success != answering:
+                # The unit went away or came back: its resources look again now.
+                answering = unit.last_update_success
+                for resource in set(unit.fed.values()):
+                    self.lab.wake(resource)
+            status = unit.data
+            if status is None or not answering:
+                return
+            fed: dict[str, list[float | None]] = {}
+            for outlet, resource in unit.fed.items():
+                found = status.outlets.get(outlet)
+                fed.setdefault(resource, []).append(found.power_w if found else None)
+            changed = []
+            for resource, watts in fed.items():
+                if None in watts or len(self.lab.spec(resource).feeds) != len(watts):
+                    continue  # a draw is only known when every feed reports it
+                self.energy.set_power_reading(resource, sum(w for w in watts if w))
+                self.energy.tick(resource)
+                changed.append(resource)
+            if changed:
+                self._notify(changed, Topic.ENERGY)
+
+        return update
 
     def _checker(
         self, data: Mapping[str, Any], entities: list[str]
@@ -479,6 +630,41 @@ class LabRuntime:
     def holders_total(self) -> int:
         """How many live tokens the lab has."""
         return self.lab.ledger.token_count
+
+
+FILE_KEY_PREFIX = "file_"
+
+
+def file_key(kind: str, data: Mapping[str, Any]) -> str:
+    """The stable key (device identifier) of a unit or resource the lab file defines."""
+    return f"{FILE_KEY_PREFIX}{kind}_{data[CONF_RESOURCE_NAME]}"
+
+
+def known_to_lab_file(entry: ConfigEntry) -> dict[str, Any]:
+    """What the UI made, which a lab file may use but not define again."""
+    subentries = entry.subentries.values()
+    return {
+        "known_resources": [
+            sub.title for sub in subentries if sub.subentry_type == SUBENTRY_RESOURCE
+        ],
+        "known_units": {
+            sub.title: sub.data.get(CONF_OUTLET_COUNT) or None
+            for sub in subentries
+            if sub.subentry_type == SUBENTRY_PDU
+        },
+        "known_bmcs": [
+            sub.title for sub in subentries if sub.subentry_type == SUBENTRY_BMC
+        ],
+    }
+
+
+def stagger_policy(settings: Mapping[str, Any]) -> StaggerPolicy:
+    """The staggered power-on limits of the lab's settings (0 means no limit)."""
+    return StaggerPolicy(
+        max_parallel=int(settings.get(CONF_MAX_PARALLEL_ON) or 0) or None,
+        per_group=int(settings.get(CONF_UNIT_PARALLEL_ON) or 0) or None,
+        spacing=float(settings.get(CONF_ON_SPACING) or 0.0),
+    )
 
 
 def _utc_timestamp() -> float:

@@ -9,9 +9,11 @@ from homeassistant.core import CALLBACK_TYPE, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import LabRuntime, Topic
+from .pdus import PduCoordinator
 
 TOTALS_DELAY = 1.0
 
@@ -115,3 +117,45 @@ class LabEntity(LabpowerEntity):
         if self._pending is not None:
             self._pending()
             self._pending = None
+
+
+class PduEntity(CoordinatorEntity[PduCoordinator]):
+    """An entity of a PDU unit's device (the unit itself or one of its outlets)."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self,
+        unit: PduCoordinator,
+        description: EntityDescription,
+        lab_device_id: str,
+        outlet: int | None = None,
+    ) -> None:
+        """Attach to the unit's device; `outlet` for an outlet's entity."""
+        super().__init__(unit)
+        self.entity_description = description
+        self.outlet = outlet
+        suffix = description.key if outlet is None else f"{description.key}_{outlet}"
+        self._attr_unique_id = f"{unit.subentry_id}_{suffix}"
+        status = unit.data
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, unit.subentry_id)},
+            name=unit.name_of_unit,
+            manufacturer=unit.vendor,
+            model=status.model if status and status.model else None,
+            serial_number=status.serial if status else None,
+            via_device_id=lab_device_id,
+        )
+        if outlet is not None:
+            self._attr_translation_placeholders = {"outlet": self.outlet_name}
+
+    @property
+    def outlet_name(self) -> str:
+        """The outlet's number, with the name the unit stores for it ("3 (build-1)")."""
+        assert self.outlet is not None
+        status = self.coordinator.data
+        found = status.outlets.get(self.outlet) if status else None
+        name = (found.name or "").strip() if found else ""
+        if not name or name.casefold() in (f"outlet {self.outlet}", str(self.outlet)):
+            return str(self.outlet)
+        return f"{self.outlet} ({name})"

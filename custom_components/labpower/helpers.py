@@ -10,6 +10,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
 from .const import DOMAIN
 from .core.model import (
+    AcquireRefusedError,
     LabError,
     ResourceFaultError,
     TokenRevokedError,
@@ -18,7 +19,12 @@ from .core.model import (
 from .core.switching import SwitchError
 
 # Lab errors that are not the caller's mistake: the devices or the machines failed.
-_DEVICE_ERRORS = (ResourceFaultError, TokenRevokedError, WaitTimeoutError)
+_DEVICE_ERRORS = (
+    AcquireRefusedError,
+    ResourceFaultError,
+    TokenRevokedError,
+    WaitTimeoutError,
+)
 
 
 def translate_error(err: LabError | SwitchError) -> HomeAssistantError:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 
-from .const import DOMAIN
-from .coordinator import LabRuntime, iso_time
+from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN
+from .coordinator import FILE_KEY_PREFIX, LabRuntime, iso_time, known_to_lab_file
+from .core.labfile import LabFileError, load_lab_file
 from .core.model import (
     LabError,
     NotEnoughFreeError,
@@ -22,13 +25,12 @@ from .core.model import (
 
 type Taken = list[tuple[LabRuntime, UsageToken]]
 
-# Free resources are handed out in this order: already up first, then those on their way.
-_POOL_PREFERENCE = {
-    ResourceState.AVAILABLE: 0,
-    ResourceState.STARTING: 1,
-    ResourceState.OFF: 2,
-    ResourceState.STOPPING: 3,
-}
+# Free resources are handed out energy-aware: powered ones first (no power-on at all),
+# then those whose parents are already on, then the rest; least recently used first.
+_POWERED = frozenset(
+    {ResourceState.AVAILABLE, ResourceState.STARTING, ResourceState.STOPPING}
+)
+_POOLABLE = _POWERED | {ResourceState.OFF}
 
 
 def runtimes(hass: HomeAssistant) -> list[LabRuntime]:
@@ -66,23 +68,87 @@ def lab_of_token(hass: HomeAssistant, token_id: str) -> LabRuntime:
 def pool(
     hass: HomeAssistant, labels: Iterable[str], count: int
 ) -> dict[str, LabRuntime]:
-    """`count` free resources carrying every label, the ones already up first."""
+    """`count` free resources carrying every label, chosen to switch on the least."""
     wanted = frozenset(labels)
-    candidates: list[tuple[int, str, LabRuntime]] = []
+    candidates: list[tuple[int, float, str, LabRuntime]] = []
     for runtime in runtimes(hass):
         lab = runtime.lab
         for name in lab.names:
             state = lab.state(name)
+            spec = lab.spec(name)
             if (
-                wanted <= lab.spec(name).labels
-                and lab.ledger.holder_count(name) == 0
-                and state in _POOL_PREFERENCE
+                not wanted <= spec.labels
+                or lab.ledger.holder_count(name)
+                or state not in _POOLABLE
             ):
-                candidates.append((_POOL_PREFERENCE[state], name, runtime))
+                continue
+            if state in _POWERED:
+                tier = 0
+            elif all(lab.state(parent) in _POWERED for parent in spec.depends_on):
+                tier = 1 if spec.depends_on else 2
+            else:
+                tier = 2
+            last_off = lab.ledger.last_off(name)
+            candidates.append(
+                (tier, float("-inf") if last_off is None else last_off, name, runtime)
+            )
     if len(candidates) < count:
         raise NotEnoughFreeError(sorted(wanted), count, len(candidates))
-    candidates.sort(key=lambda candidate: candidate[:2])
-    return {name: runtime for _, name, runtime in candidates[:count]}
+    candidates.sort(key=lambda candidate: candidate[:3])
+    return {name: runtime for _, _, name, runtime in candidates[:count]}
+
+
+async def async_reload_lab_files(
+    hass: HomeAssistant, labs: list[str] | None
+) -> dict[str, Any]:
+    """Check each lab's file, refuse one that drops held resources, then reload the labs.
+
+    Tokens survive: a reload writes the ledger and reads it back.
+    """
+    chosen = [
+        runtime
+        for runtime in runtimes(hass)
+        if runtime.settings.get(CONF_LAB_FILE)
+        and (not labs or runtime.entry.title in labs)
+    ]
+    if not chosen:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="no_lab_file"
+        )
+    for runtime in chosen:
+        path = hass.config.path(runtime.settings[CONF_LAB_FILE])
+        try:
+            lab_file = await hass.async_add_executor_job(
+                partial(load_lab_file, path, **known_to_lab_file(runtime.entry))
+            )
+        except (LabFileError, OSError) as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="lab_file_invalid",
+                translation_placeholders={"lab": runtime.entry.title, "detail": str(err)},
+            ) from err
+        defined = {data[CONF_RESOURCE_NAME] for data in lab_file.resources}
+        held = sorted(
+            name
+            for name, key in runtime.subentry_of.items()
+            if key.startswith(FILE_KEY_PREFIX)
+            and name not in defined
+            and runtime.lab.ledger.holder_count(name)
+        )
+        if held:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="lab_file_removes_held",
+                translation_placeholders={
+                    "lab": runtime.entry.title,
+                    "resources": ", ".join(held),
+                },
+            )
+    reloaded = []
+    for runtime in chosen:
+        await hass.config_entries.async_reload(runtime.entry.entry_id)
+        reloaded.append(runtime.entry.title)
+    return {"reloaded": reloaded}
 
 
 async def async_acquire(

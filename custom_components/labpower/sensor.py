@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, override
 
 from homeassistant.components.sensor import (
@@ -12,14 +12,20 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import UnitOfEnergy, UnitOfPower, UnitOfTime
+from homeassistant.const import (
+    UnitOfElectricCurrent,
+    UnitOfEnergy,
+    UnitOfPower,
+    UnitOfTime,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import LabpowerConfigEntry, LabRuntime, Topic
 from .core.energy import EnergyCounter
 from .core.model import ResourceState
-from .entity import LabEntity, ResourceEntity
+from .drivers.pdu import OutletStatus, UnitStatus
+from .entity import LabEntity, PduEntity, ResourceEntity
 
 PARALLEL_UPDATES = 0
 
@@ -109,7 +115,43 @@ POWER_DRAW = ResourceSensorDescription(
     state_class=SensorStateClass.MEASUREMENT,
     native_unit_of_measurement=UnitOfPower.WATT,
     value_fn=lambda runtime, name: runtime.energy.power_readings.get(name),
-    exists_fn=lambda runtime, name: name in runtime.bmc_of,
+    exists_fn=lambda runtime, name: name in runtime.energy.power_readings,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PduSensorDescription(SensorEntityDescription):
+    """A measurement of a PDU unit (outlet None) or of one outlet."""
+
+    value_fn: Callable[[OutletStatus | UnitStatus], float | None]
+
+
+PDU_SENSORS = (
+    PduSensorDescription(
+        key="current",
+        translation_key="current",
+        device_class=SensorDeviceClass.CURRENT,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        value_fn=lambda status: status.current_a,
+    ),
+    PduSensorDescription(
+        key="power",
+        translation_key="power",
+        device_class=SensorDeviceClass.POWER,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        value_fn=lambda status: status.power_w,
+    ),
+    PduSensorDescription(
+        key="energy",
+        translation_key="energy",
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=3,
+        value_fn=lambda status: status.energy_kwh,
+    ),
 )
 
 LAB_SENSORS = (
@@ -147,8 +189,28 @@ async def async_setup_entry(
                 for description in (*RESOURCE_SENSORS, POWER_DRAW)
                 if description.exists_fn(runtime, name)
             ],
-            config_subentry_id=runtime.subentry_of[name],
+            config_subentry_id=runtime.config_subentry_id(name),
         )
+    for unit in runtime.units.values():
+        status = unit.data
+        if status is None:
+            continue  # unreachable at start: its measurements come with a reload
+        entities: list[PduSensor] = [
+            PduSensor(unit, description, runtime.lab_device_id)
+            for description in PDU_SENSORS
+            if description.value_fn(status) is not None
+        ]
+        entities.extend(
+            PduSensor(unit, _outlet_description(description), runtime.lab_device_id, n)
+            for n, outlet in status.outlets.items()
+            for description in PDU_SENSORS
+            if description.value_fn(outlet) is not None
+        )
+        async_add_entities(entities, config_subentry_id=unit.config_subentry_id)
+
+
+def _outlet_description(description: PduSensorDescription) -> PduSensorDescription:
+    return replace(description, translation_key=f"outlet_{description.key}")
 
 
 class ResourceSensor(ResourceEntity, SensorEntity):
@@ -200,3 +262,21 @@ class LabSensor(LabEntity, SensorEntity):
     def native_value(self) -> int | float:
         """The total."""
         return self.entity_description.value_fn(self.runtime)
+
+
+class PduSensor(PduEntity, SensorEntity):
+    """A measurement of a PDU unit or one of its outlets."""
+
+    entity_description: PduSensorDescription
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        """The last reading."""
+        status = self.coordinator.data
+        if status is None:
+            return None
+        if self.outlet is None:
+            return self.entity_description.value_fn(status)
+        outlet = status.outlets.get(self.outlet)
+        return None if outlet is None else self.entity_description.value_fn(outlet)

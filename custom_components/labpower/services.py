@@ -9,7 +9,11 @@ from homeassistant.core import (
     SupportsResponse,
 )
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import config_validation as cv, entity_registry as er
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    entity_registry as er,
+)
 from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.helpers.target import (
     TargetSelection,
@@ -24,8 +28,10 @@ from .core.model import (
 from .helpers import labpower_errors
 from .operations import (
     async_acquire,
+    async_reload_lab_files,
     lab_of_token,
     locate,
+    pool,
     resource_view,
     runtimes,
     token_view,
@@ -39,6 +45,10 @@ ATTR_KIND = "kind"
 ATTR_WAIT = "wait"
 ATTR_TIMEOUT = "timeout"
 ATTR_TOKEN = "token"
+ATTR_LABELS = "labels"
+ATTR_COUNT = "count"
+ATTR_LAB = "lab"
+MAX_POOL = 1000
 
 WAIT_NONE = "none"
 WAIT_AVAILABLE = "available"
@@ -57,9 +67,14 @@ ACQUIRE_SCHEMA = vol.Schema(
         ),
         vol.Optional(ATTR_WAIT, default=WAIT_NONE): vol.In([WAIT_NONE, WAIT_AVAILABLE]),
         vol.Optional(ATTR_TIMEOUT, default=DEFAULT_WAIT_TIMEOUT): _SECONDS,
+        vol.Optional(ATTR_LABELS): _NAMES,
+        vol.Optional(ATTR_COUNT, default=1): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=MAX_POOL)
+        ),
         **cv.TARGET_SERVICE_FIELDS,
     }
 )
+RELOAD_SCHEMA = vol.Schema({vol.Optional(ATTR_LAB): _NAMES})
 RELEASE_SCHEMA = vol.Schema({vol.Required(ATTR_TOKEN): _NAMES})
 RENEW_SCHEMA = vol.Schema(
     {vol.Required(ATTR_TOKEN): cv.string, vol.Optional(ATTR_TTL): _SECONDS}
@@ -85,6 +100,14 @@ def async_setup_services(hass: HomeAssistant) -> None:
     async_register_admin_service(
         hass,
         DOMAIN,
+        "reload_lab_file",
+        _reload_lab_file,
+        RELOAD_SCHEMA,
+        SupportsResponse.OPTIONAL,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
         "force_off",
         _force_off,
         FORCE_OFF_SCHEMA,
@@ -98,14 +121,14 @@ def _targeted(hass: HomeAssistant, call: ServiceCall) -> list[str]:
     if any(key in call.data for key in cv.TARGET_SERVICE_FIELDS):
         selected = async_extract_referenced_entity_ids(hass, TargetSelection(call.data))
         registry = er.async_get(hass)
-        subentries = {
-            rt.subentry_of[n]: n for rt in runtimes(hass) for n in rt.subentry_of
-        }
+        devices = dr.async_get(hass)
+        keys = {rt.subentry_of[n]: n for rt in runtimes(hass) for n in rt.subentry_of}
         for entity_id in selected.referenced | selected.indirectly_referenced:
             entry = registry.async_get(entity_id)
-            if entry is None or entry.config_subentry_id not in subentries:
-                continue
-            names.append(subentries[entry.config_subentry_id])
+            device = devices.async_get(entry.device_id) if entry and entry.device_id else None
+            for domain, key in device.identifiers if device else ():
+                if domain == DOMAIN and key in keys:
+                    names.append(keys[key])
     if not names:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="no_resource"
@@ -116,7 +139,16 @@ def _targeted(hass: HomeAssistant, call: ServiceCall) -> list[str]:
 @labpower_errors
 async def _acquire(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
-    located = locate(hass, _targeted(hass, call))
+    if labels := call.data.get(ATTR_LABELS):
+        if call.data.get(ATTR_RESOURCE) or any(
+            key in call.data for key in cv.TARGET_SERVICE_FIELDS
+        ):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="labels_and_resources"
+            )
+        located = pool(hass, labels, call.data[ATTR_COUNT])
+    else:
+        located = locate(hass, _targeted(hass, call))
     holder = call.data.get(ATTR_HOLDER) or await async_caller_name(hass, call.context)
     waiting = call.data[ATTR_WAIT] == WAIT_AVAILABLE
     taken = await async_acquire(
@@ -179,3 +211,8 @@ async def _force_off(call: ServiceCall) -> ServiceResponse:
     for name, runtime in located.items():
         revoked += len(runtime.lab.force_off(name, f"forced off by {who}"))
     return {"revoked": revoked}
+
+
+@labpower_errors
+async def _reload_lab_file(call: ServiceCall) -> ServiceResponse:
+    return await async_reload_lab_files(call.hass, call.data.get(ATTR_LAB))

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, override
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.components.switch.const import SwitchDeviceClass
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
 from .coordinator import POWERED_STATES, LabpowerConfigEntry, Topic
-from .core.model import ResourceState, TokenKind
-from .entity import ResourceEntity
+from .core.model import PowerState, ResourceState, TokenKind
+from .entity import PduEntity, ResourceEntity
 from .helpers import labpower_errors
+from .pdus import PduCoordinator
 from .users import async_caller_name
 
 PARALLEL_UPDATES = 0
+VERIFY_BACKOFF = (0.5, 1.0, 2.0)
 
 POWER = SwitchEntityDescription(key="power", translation_key="power")
+OUTLET = SwitchEntityDescription(
+    key="outlet", translation_key="outlet", device_class=SwitchDeviceClass.OUTLET
+)
 
 
 async def async_setup_entry(
@@ -31,7 +38,15 @@ async def async_setup_entry(
     for name in runtime.lab.names:
         async_add_entities(
             [PowerSwitch(runtime, name, POWER)],
-            config_subentry_id=runtime.subentry_of[name],
+            config_subentry_id=runtime.config_subentry_id(name),
+        )
+    for unit in runtime.units.values():
+        async_add_entities(
+            [
+                OutletSwitch(unit, OUTLET, runtime.lab_device_id, outlet)
+                for outlet in unit.outlets()
+            ],
+            config_subentry_id=unit.config_subentry_id,
         )
 
 
@@ -83,5 +98,72 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
                 translation_placeholders={
                     "resource": self.resource,
                     "count": str(remaining),
+                },
+            )
+
+
+class OutletSwitch(PduEntity, SwitchEntity):
+    """An outlet of a PDU unit, switchable on its own unless it feeds a resource."""
+
+    @property
+    @override
+    def is_on(self) -> bool | None:
+        """On or off as last read; unknown stays unknown."""
+        assert self.outlet is not None
+        state = self.coordinator.outlet_state(self.outlet)
+        return None if state is PowerState.UNKNOWN else state is PowerState.ON
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Available while the unit answers and reports this outlet."""
+        return super().available and self.is_on is not None
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, str] | None:
+        """The resource this outlet feeds."""
+        assert self.outlet is not None
+        resource = self.coordinator.fed.get(self.outlet)
+        return None if resource is None else {"feeds": resource}
+
+    @labpower_errors
+    @override
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Switch the outlet on and read it back."""
+        await self._switch(on=True)
+
+    @labpower_errors
+    @override
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Switch the outlet off and read it back."""
+        await self._switch(on=False)
+
+    async def _switch(self, *, on: bool) -> None:
+        assert self.outlet is not None
+        unit: PduCoordinator = self.coordinator
+        if (resource := unit.fed.get(self.outlet)) is not None:
+            # Only the resource's reconciler switches a feed: tokens decide its power.
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="outlet_feeds_resource",
+                translation_placeholders={
+                    "outlet": self.outlet_name,
+                    "resource": resource,
+                },
+            )
+        await unit.unit.switch(self.outlet, on=on)
+        target = PowerState.ON if on else PowerState.OFF
+        for delay in VERIFY_BACKOFF:  # some units show a switch a moment later
+            if await unit.unit.outlet_state(self.outlet) is target:
+                return
+            await asyncio.sleep(delay)
+        if await unit.unit.outlet_state(self.outlet) is not target:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="outlet_not_switched",
+                translation_placeholders={
+                    "outlet": self.outlet_name,
+                    "state": target.value,
                 },
             )

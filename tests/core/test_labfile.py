@@ -105,13 +105,13 @@ def test_documented_example_expands() -> None:
         assert pi["host"] == f"10.0.1.{10 + number}"
         assert pi["labels"] == ["pi", "rack1" if number <= 24 else "rack2"]
     assert resources["switch1"]["outlets"] == [
-        {"unit": "pdu1", "outlet": 1},
-        {"unit": "pdu2", "outlet": 1},
+        "pdu1:1",
+        "pdu2:1",
     ]
     assert resources["switch1"]["checker_type"] == "icmp"
     assert resources["switch1"]["off_delay"] == 1800.0
-    assert resources["stack6"]["outlets"] == [{"unit": "pdu1", "outlet": 7}]
-    assert resources["stack7"]["outlets"] == [{"unit": "pdu2", "outlet": 2}]
+    assert resources["stack6"]["outlets"] == ["pdu1:7"]
+    assert resources["stack7"]["outlets"] == ["pdu2:2"]
     assert resources["stack7"]["switcher_type"] == "pdu"
     assert resources["stack7"]["checker_type"] == "none"
     assert resources["stack7"]["power_w"] == 40.0
@@ -285,8 +285,8 @@ def test_fields_expand_in_step_with_the_name() -> None:
     )
     srv3 = by_name(lab)["srv3"]
     assert srv3["outlets"] == [
-        {"unit": "pdu1", "outlet": 3},
-        {"unit": "pdu2", "outlet": 7},
+        "pdu1:3",
+        "pdu2:7",
     ]
     assert srv3["host"] == "10.0.0.13"
     assert srv3["port"] == 2203
@@ -581,7 +581,7 @@ def test_known_resources_units_and_bmcs_from_the_ui() -> None:
         known_bmcs=["ui-bmc"],
     )
     assert by_name(lab)["pi1"]["depends_on"] == ["ui-switch"]
-    assert by_name(lab)["pi1"]["outlets"] == [{"unit": "ui-pdu", "outlet": 16}]
+    assert by_name(lab)["pi1"]["outlets"] == ["ui-pdu:16"]
 
 
 # Mistakes, each with its line

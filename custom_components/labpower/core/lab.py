@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from .graph import children_first, find_cycle
 from .ledger import Clock, Ledger
 from .model import (
+    AcquireRefusedError,
     DependencyCycleError,
     PowerAction,
     PowerState,
@@ -150,6 +151,7 @@ class Lab(ReconcilerHooks):
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._scheduler = scheduler or AsyncioScheduler()
         self._running = False
+        self._refusal: str | None = None
         self._expiry_timer: Cancel | None = None
         self._expiry_at: float | None = None
         # The dependency graph, and per resource how many children need it now.
@@ -326,6 +328,8 @@ class Lab(ReconcilerHooks):
         user_id: str | None = None,
     ) -> list[UsageToken]:
         """Take a token on each resource: all or none."""
+        if self._refusal is not None:
+            raise AcquireRefusedError(self._refusal)
         names = list(dict.fromkeys(names))
         if kind is TokenKind.LEASE:
             for name in names:
@@ -365,6 +369,32 @@ class Lab(ReconcilerHooks):
         self._schedule_expiry(token)
         self._emit(EventKind.PERSIST)
         return token
+
+    def refuse_acquire(self, reason: str | None) -> None:
+        """Refuse new tokens for this reason (a UPS on battery); None accepts them again."""
+        self._refusal = reason
+
+    def shed_idle(self, cause: str | None) -> list[str]:
+        """Power off what no token holds now, skipping off delays until called with None.
+
+        Returns the resources whose running off delay was cut short.
+        """
+        self.ledger.shedding = cause is not None
+        if cause is None:
+            return []
+        shed = self.ledger.end_off_delays()
+        for name in shed:
+            self.ledger.set_cause(name, cause)
+            self._kick(self._resources[name])
+        if shed:
+            self._emit(EventKind.PERSIST)
+        return shed
+
+    def shutdown_order(self, names: Iterable[str]) -> list[str]:
+        """These resources, children before the resources they depend on."""
+        wanted = set(names)
+        graph = {name: self.parents(name) for name in wanted}
+        return children_first(graph)
 
     def force_off(self, name: str, cause: str) -> list[UsageToken]:
         """Revoke every token of a resource and power it off now (administrators).

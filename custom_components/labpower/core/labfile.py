@@ -29,32 +29,47 @@ from ..const import (
     CHECKER_NONE,
     CHECKER_TCP,
     CHECKER_TYPES,
+    CONF_AUTH_KEY,
+    CONF_AUTH_PROTOCOL,
     CONF_BMC,
     CONF_BMC_AUTH,
     CONF_BMC_NAME,
     CONF_CHECK_ENTITY,
     CONF_CHECKER,
     CONF_CIPHER_SUITE,
+    CONF_COMMUNITY,
     CONF_DEFAULT_TTL,
+    CONF_DEPENDS_ON,
     CONF_GRACEFUL_OFF,
     CONF_HOST,
     CONF_LABELS,
     CONF_LED_ENTITY,
     CONF_LONG_PRESS,
     CONF_MAC,
+    CONF_MAX_PARALLEL_ON,
     CONF_MAX_TTL,
     CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
     CONF_OFF_DELAY,
+    CONF_ON_SPACING,
+    CONF_OUTLET_COUNT,
+    CONF_OUTLETS,
     CONF_PASSWORD,
     CONF_PORT,
     CONF_POWER_ENTITY,
     CONF_POWER_W,
+    CONF_PRIV_KEY,
+    CONF_PRIV_PROTOCOL,
     CONF_PROTOCOL,
+    CONF_REFUSE_ON_BATTERY,
     CONF_RELAY_ENTITY,
     CONF_RESET_ENTITY,
     CONF_RESOURCE_NAME,
+    CONF_SHED_ON_BATTERY,
     CONF_SHORT_PRESS,
+    CONF_SHUTDOWN_ON_LOW_BATTERY,
+    CONF_SNMP_PROFILE,
+    CONF_SNMP_VERSION,
     CONF_SSH_COMMAND,
     CONF_SSH_HOST,
     CONF_SSH_KEY,
@@ -64,66 +79,42 @@ from ..const import (
     CONF_START_TIMEOUT,
     CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
+    CONF_UNIT_NAME,
+    CONF_UNIT_PARALLEL_ON,
+    CONF_UPS_ENTITY,
     CONF_USERNAME,
+    CONF_VENDOR,
     CONF_VERIFY_SSL,
     CONF_WOL_ADDRESS,
     CONF_WOL_PORT,
+    CONF_WRITE_COMMUNITY,
+    CONF_WRITE_PASSWORD,
+    CONF_WRITE_USERNAME,
     DEFAULT_LONG_PRESS,
     DEFAULT_SHORT_PRESS,
+    PDU_VENDORS,
+    SNMP_AUTOMATIC,
+    SNMP_VERSIONS,
     SWITCHER_BMC,
     SWITCHER_BUTTON,
     SWITCHER_ENTITY,
+    SWITCHER_PDU,
     SWITCHER_TYPES,
     SWITCHER_WOL,
+    VENDOR_SNMP,
 )
 from .graph import find_cycle
 from .hostlist import HostlistError, expand
 from .model import ResourcePolicy
-
-# The keys of the PDU subentry and the resource keys that come with it. They are not in
-# const.py yet; when they are, import them from there.
-CONF_UNIT_NAME: Final = "name"
-CONF_VENDOR: Final = "vendor"
-VENDOR_SNMP: Final = "snmp"
-PDU_VENDORS: Final = ["intellinet", "netio", "gude", "dli", VENDOR_SNMP]
-CONF_WRITE_USERNAME: Final = "write_username"
-CONF_WRITE_PASSWORD: Final = "write_password"
-CONF_SNMP_VERSION: Final = "snmp_version"
-SNMP_VERSIONS: Final = ["1", "2c", "3"]
-CONF_COMMUNITY: Final = "community"
-CONF_WRITE_COMMUNITY: Final = "write_community"
-CONF_AUTH_PROTOCOL: Final = "auth_protocol"
-CONF_AUTH_KEY: Final = "auth_key"
-CONF_PRIV_PROTOCOL: Final = "priv_protocol"
-CONF_PRIV_KEY: Final = "priv_key"
-CONF_SNMP_PROFILE: Final = "snmp_profile"
-SNMP_AUTOMATIC: Final = "automatic"
-CONF_OUTLET_COUNT: Final = "outlet_count"
-CONF_UPS_ENTITY: Final = "ups_entity"
-CONF_OUTLETS: Final = "outlets"
-CONF_DEPENDS_ON: Final = "depends_on"
 
 LAB_FILE_NAME: Final = "labpower.yaml"
 SECRETS_FILE_NAME: Final = "secrets.yaml"
 # Reporting stops after this many problems: the rest are usually consequences.
 MAX_ERRORS: Final = 20
 
-SWITCHER_PDU: Final = "pdu"
 # The singular form of `outlets` (`outlet: pdu1:[1-8]`).
 CONF_OUTLET: Final = "outlet"
 CONF_VERSION: Final = "version"
-
-# Lab-wide policies (the `policies:` section).
-CONF_MAX_PARALLEL_ON: Final = "max_parallel_on"
-CONF_PER_UNIT_PARALLEL_ON: Final = "per_unit_parallel_on"
-CONF_ON_SPACING: Final = "on_spacing"
-CONF_REFUSE_ACQUIRE_ON_BATTERY: Final = "refuse_acquire_on_battery"
-CONF_SHED_IDLE_ON_BATTERY: Final = "shed_idle_on_battery"
-CONF_SHUTDOWN_HELD_ON_LOW_BATTERY: Final = "shutdown_held_on_low_battery"
-
-# The config subentry's outlet entries: {"unit": "pdu1", "outlet": 3}.
-OUTLET_UNIT: Final = "unit"
-OUTLET_NUMBER: Final = "outlet"
 
 # The C parser where PyYAML was built with libyaml (several times faster).
 _LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -496,11 +487,11 @@ _BMC_DEFAULTS: Final[dict[str, Any]] = {
 }
 _POLICY_FIELDS: Final[dict[str, _Field]] = {
     CONF_MAX_PARALLEL_ON: _Field(_INT, low=1),
-    CONF_PER_UNIT_PARALLEL_ON: _Field(_INT, low=1),
+    CONF_UNIT_PARALLEL_ON: _Field(_INT, low=1),
     CONF_ON_SPACING: _SECONDS_FIELD,
-    CONF_REFUSE_ACQUIRE_ON_BATTERY: _Field(_BOOL),
-    CONF_SHED_IDLE_ON_BATTERY: _Field(_BOOL),
-    CONF_SHUTDOWN_HELD_ON_LOW_BATTERY: _Field(_BOOL),
+    CONF_REFUSE_ON_BATTERY: _Field(_BOOL),
+    CONF_SHED_ON_BATTERY: _Field(_BOOL),
+    CONF_SHUTDOWN_ON_LOW_BATTERY: _Field(_BOOL),
 }
 _SECTIONS: Final = ("version", "units", "bmcs", "defaults", "policies", "resources")
 
@@ -1178,9 +1169,9 @@ class _Parser:
         entry: _Entry,
         located: list[_Located],
         outlet_users: dict[tuple[str, int], tuple[str, int]],
-    ) -> list[dict[str, Any]]:
-        """`pdu1:3` items as {"unit": "pdu1", "outlet": 3}, each checked."""
-        outlets: list[dict[str, Any]] = []
+    ) -> list[str]:
+        """`pdu1:3` items, each checked, in the form the UI stores: "pdu1:3"."""
+        outlets: list[str] = []
         mine: set[tuple[str, int]] = set()
         for text, line in located:
             unit, colon, number = text.rpartition(":")
@@ -1218,7 +1209,7 @@ class _Parser:
                 continue
             mine.add(key)
             outlet_users[key] = (entry.name, entry.line)
-            outlets.append({OUTLET_UNIT: unit, OUTLET_NUMBER: outlet})
+            outlets.append(f"{unit}:{outlet}")
         if not outlets and not located:
             self.error(entry.line, "switcher_type pdu needs at least one outlet")
         return outlets

@@ -46,6 +46,8 @@ class Ledger:
         self._demand: set[str] = set()
         # Forced off: losing the last child's demand starts no off delay.
         self._forced: set[str] = set()
+        # While set (a UPS runs on battery), off delays are skipped: idle means off.
+        self.shedding = False
 
     # Resources
 
@@ -262,7 +264,7 @@ class Ledger:
             and resource not in self._forced
             and not self._by_resource.get(resource)
         ):
-            self._off_at[resource] = self._clock() + self.policy(resource).off_delay
+            self._start_off_delay(resource)
 
     def has_demand(self, resource: str) -> bool:
         """Whether a child needs the resource."""
@@ -271,6 +273,10 @@ class Ledger:
     def off_deadline(self, resource: str) -> float | None:
         """When the off delay after the last release ends, if one is running."""
         return self._off_at.get(resource)
+
+    def set_cause(self, resource: str, cause: str) -> None:
+        """Record what changed a resource's desired state (for the logbook)."""
+        self._last_cause[resource] = cause
 
     def last_cause(self, resource: str) -> str:
         """Who or what last changed the resource's desired state."""
@@ -340,8 +346,19 @@ class Ledger:
             self._released.popitem(last=False)
         self._last_cause[token.resource] = cause
         if not remaining and token.resource not in self._demand:
-            policy = self._policies[token.resource]
-            self._off_at[token.resource] = self._clock() + policy.off_delay
+            self._start_off_delay(token.resource)
+
+    def _start_off_delay(self, resource: str) -> None:
+        delay = 0.0 if self.shedding else self._policies[resource].off_delay
+        self._off_at[resource] = self._clock() + delay
+
+    def end_off_delays(self) -> list[str]:
+        """End every running off delay now (load shedding); the resources it ended."""
+        now = self._clock()
+        ended = [name for name, off_at in self._off_at.items() if off_at > now]
+        for name in ended:
+            self._off_at[name] = now
+        return ended
 
     def _drop_all(self, resource: str) -> list[UsageToken]:
         tokens = list(self._by_resource.get(resource, {}).values())

@@ -234,3 +234,13 @@ class InvalidStaggerError(LabError):
     def __init__(self, reason: str) -> None:
         """Say what is wrong."""
         super().__init__(f"Invalid power-on stagger: {reason}", reason=reason)
+
+
+class AcquireRefusedError(LabError):
+    """The lab takes no new tokens now (a UPS feeding it runs on battery)."""
+
+    key = "acquire_refused"
+
+    def __init__(self, reason: str) -> None:
+        """Say why."""
+        super().__init__(f"No new tokens: {reason}", reason=reason)

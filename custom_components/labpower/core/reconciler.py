@@ -141,6 +141,7 @@ class Reconciler:
     power: PowerState = PowerState.UNKNOWN
     available: bool | None = None
     _progress: _Progress = field(default_factory=_Progress)
+    _read_error: str | None = None  # why a feed could not be read in this pass
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -243,8 +244,14 @@ class Reconciler:
             progress.toggle_blocked = None
             progress.fault_until = None
         if seen.power is PowerState.UNKNOWN:
-            # Never act on an unknown state; an earlier fault stays visible.
-            if self.state is not ResourceState.FAULT:
+            # Never act on an unknown state. A feed that cannot be read at all (its
+            # device is gone) is a fault with the reason; one that answers "unknown"
+            # is unknown. An earlier fault stays visible either way.
+            if self._read_error is not None:
+                if self.reason != self._read_error:
+                    _LOGGER.warning("%s: fault: %s", self.name, self._read_error)
+                self._set(ResourceState.FAULT, self._read_error)
+            elif self.state is not ResourceState.FAULT:
                 self._set(ResourceState.UNKNOWN)
             return self.timing.fast_poll
         if progress.toggle_blocked is not None or (
@@ -365,6 +372,7 @@ class Reconciler:
     # Observation
 
     async def _observe(self) -> Observation:
+        self._read_error = None
         states = [await self._read(feed) for feed in self.feeds]
         power = _combine(states)
         available: bool | None = None
@@ -383,6 +391,8 @@ class Reconciler:
             raise
         except SwitchError as err:
             _LOGGER.debug("%s: cannot read %s: %s", self.name, feed.description, err)
+            if self._read_error is None:
+                self._read_error = f"{feed.description}: {err or type(err).__name__}"
             return PowerState.UNKNOWN
 
     async def _check(self) -> bool | None:

@@ -1,5 +1,4 @@
-"""What every PDU client offers, the unit that batches and serialises its requests, and
-the switcher of one outlet.
+"""PDU units: the client protocol, the unit that batches its requests, an outlet switcher.
 
 A PDU unit is one device with N outlets. Its requests go strictly one at a time (some units
 block an IP that talks too fast); one status read serves every outlet that asks while it is
@@ -10,9 +9,9 @@ where the protocol allows it. Different units are different objects and run in p
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+import math
 import time
 from typing import Any, Protocol
 
@@ -128,8 +127,10 @@ class PduUnit:
         return self.client.description
 
     async def status(self, max_age: float | None = None) -> UnitStatus:
-        """A status no older than max_age (default: the unit's) and read after the last
-        command finished: a status read serves every outlet that asks meanwhile."""
+        """A status no older than max_age (default: the unit's), read after any command.
+
+        One status read serves every outlet that asks while it is under way or fresh.
+        """
         now = self.clock()
         if max_age is None:
             max_age = self.max_age
@@ -158,6 +159,7 @@ class PduUnit:
             if not read.future.done():
                 read.future.set_exception(err)
             read.future.exception()  # retrieved: no "never retrieved" warning
+            self._last_started = -math.inf  # a failed read ends the cached status
             self._tell(err)
         else:
             self.last = status
@@ -174,7 +176,7 @@ class PduUnit:
         found = status.outlets.get(outlet)
         return PowerState.UNKNOWN if found is None else found.state
 
-    async def switch(self, outlet: int, on: bool) -> None:
+    async def switch(self, outlet: int, *, on: bool) -> None:
         """Switch one outlet; commands queued together go out in one request."""
         pending = self._pending[on]
         future = pending.get(outlet)
@@ -264,11 +266,11 @@ class PduOutletSwitcher:
 
     async def turn_on(self) -> None:
         """Switch the outlet on."""
-        await self.unit.switch(self.outlet, True)
+        await self.unit.switch(self.outlet, on=True)
 
     async def turn_off(self, *, graceful: bool) -> None:
         """Switch the outlet off (an outlet cannot shut a machine down gracefully)."""
-        await self.unit.switch(self.outlet, False)
+        await self.unit.switch(self.outlet, on=False)
 
     async def reset(self) -> None:
         """Outlets have no reset line (can_reset is False)."""

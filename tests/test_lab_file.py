@@ -1,0 +1,267 @@
+"""The lab as code through Home Assistant: 48 Pis in 12 stacks from one file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+import time
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.labpower.const import DOMAIN
+
+from .conftest import setup_relays
+from .test_services import advance, call, state
+
+PIS = [f"pi{n:02d}" for n in range(1, 49)]
+STACKS = [f"stack{n}" for n in range(1, 13)]
+
+LAB_FILE = """\
+version: 1
+policies:
+  max_parallel_on: 4
+  on_spacing: 2
+defaults:
+  min_off_time: 0
+  stop_timeout: 30
+resources:
+  - name: stack[1-12]
+    power_entity: input_boolean.stack[1-12]_relay
+    off_delay: 60
+    labels: [stacks]
+  - name: pi[01-48]
+    power_entity: input_boolean.pi[01-48]_relay
+    depends_on: stack[1-12]*4
+    off_delay: {pi_off_delay}
+    labels: [pi, arm64]
+"""
+
+
+@pytest.fixture
+def config_dir(hass: HomeAssistant, tmp_path: Path) -> Iterator[Path]:
+    """A configuration folder of this test's own, for the lab file."""
+    previous = hass.config.config_dir
+    hass.config.config_dir = str(tmp_path)
+    yield tmp_path
+    hass.config.config_dir = previous
+
+
+async def setup_file_lab(
+    hass: HomeAssistant, config_dir: Path, text: str
+) -> MockConfigEntry:
+    """Relays for every stack and Pi, the lab file, and a lab that reads it."""
+    await setup_relays(hass, *STACKS, *PIS)
+    (config_dir / "labpower.yaml").write_text(text)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Pi lab",
+        data={"name": "Pi lab"},
+        entry_id="entry_pi_lab",
+        options={"lab_file": "labpower.yaml"},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+class SwitchLog:
+    """When each relay turned on or off (HA time)."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Follow every relay."""
+        self.events: list[tuple[datetime, str, str]] = []
+        self.real: list[tuple[float, str, str]] = []  # loop time
+        hass.bus.async_listen("state_changed", self._changed)
+
+    @callback
+    def _changed(self, event: Event[EventStateChangedData]) -> None:
+        entity_id = event.data["entity_id"]
+        new = event.data["new_state"]
+        old = event.data["old_state"]
+        if (
+            entity_id.startswith("input_boolean.")
+            and new is not None
+            and old is not None
+            and new.state != old.state
+        ):
+            name = entity_id.removeprefix("input_boolean.").removesuffix("_relay")
+            self.events.append((dt_util.utcnow(), name, new.state))
+            self.real.append((time.monotonic(), name, new.state))
+
+    def order(self, state: str) -> list[str]:
+        """The relays that turned to `state`, in order."""
+        return [name for _, name, seen in self.events if seen == state]
+
+
+async def run_for(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float
+) -> None:
+    """Let `seconds` pass in half-second steps (timers and sleeps both run)."""
+    for _ in range(int(seconds * 2)):
+        await advance(hass, freezer, 0.5)
+
+
+async def test_one_pi_powers_its_stack_first(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, config_dir: Path
+) -> None:
+    """Acquire pi07: stack2, then pi07; release: pi07 off, stack2 after its delay."""
+    await setup_file_lab(hass, config_dir, LAB_FILE.format(pi_off_delay=0))
+    assert len(hass.states.async_entity_ids("sensor")) >= 60 * 4
+    log = SwitchLog(hass)
+    response = await call(hass, "acquire", {"resource": "pi07", "holder": "ci"})
+    [token] = response["tokens"]
+    await run_for(hass, freezer, 3)
+    assert log.order("on") == ["stack2", "pi07"]
+    assert state(hass, "sensor.pi07_state") == "available"
+    assert state(hass, "sensor.stack2_state") == "available"
+    await call(hass, "release", {"token": token["token"]})
+    await run_for(hass, freezer, 2)
+    assert log.order("off") == ["pi07"]
+    await run_for(hass, freezer, 50)
+    assert state(hass, "input_boolean.stack2_relay") == "on"
+    await run_for(hass, freezer, 12)
+    assert log.order("off") == ["pi07", "stack2"]
+
+
+async def test_waiting_pi_says_so(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, config_dir: Path
+) -> None:
+    """While its stack starts, a Pi's state says it waits for the stack."""
+    await setup_file_lab(hass, config_dir, LAB_FILE.format(pi_off_delay=0))
+    hass.states.async_set("input_boolean.stack3_relay", "off")
+    runtime = hass.config_entries.async_get_entry("entry_pi_lab").runtime_data
+    await call(hass, "acquire", {"resource": "pi09", "holder": "ci"})
+    await hass.async_block_till_done()
+    reason = runtime.lab.reconciler("pi09").reason
+    assert reason is None or "stack3" in reason or "slot" in reason
+
+
+async def test_all_48_come_up_in_waves(hass: HomeAssistant, config_dir: Path) -> None:
+    """Acquiring all 48 Pis respects the stagger limit: at most 4 per spacing.
+
+    Real time (not frozen): the gate's spacing runs on the event loop's clock.
+    """
+    spacing = 0.3
+    text = LAB_FILE.format(pi_off_delay=0).replace(
+        "on_spacing: 2", f"on_spacing: {spacing}"
+    )
+    await setup_file_lab(hass, config_dir, text)
+    log = SwitchLog(hass)
+    await call(hass, "acquire", {"resource": PIS, "holder": "load test"})
+    async with asyncio.timeout(30):
+        while len(log.order("on")) < len(PIS) + len(STACKS):
+            await asyncio.sleep(0.05)
+    assert sorted(log.order("on")) == sorted([*STACKS, *PIS])
+    times = [when for when, _, seen in log.real if seen == "on"]
+    for first in times:
+        window = [t for t in times if 0 <= t - first < spacing * 0.95]
+        assert len(window) <= 4
+    # 60 power-ons, 4 at a time: at least 14 spacings from the first to the last
+    assert times[-1] - times[0] >= 14 * spacing * 0.95
+    order = log.order("on")
+    for index, pi in enumerate(PIS):
+        assert order.index(STACKS[index // 4]) < order.index(pi)
+
+
+async def test_pool_prefers_powered_then_powered_parents(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, config_dir: Path
+) -> None:
+    """Pools pick resources already on, then those whose parents are on."""
+    await setup_file_lab(hass, config_dir, LAB_FILE.format(pi_off_delay=600))
+    response = await call(hass, "acquire", {"resource": "pi09", "holder": "warm"})
+    await run_for(hass, freezer, 6)
+    await call(hass, "release", {"token": response["tokens"][0]["token"]})
+    await run_for(hass, freezer, 1)
+    assert state(hass, "sensor.pi09_state") == "available"  # its off delay runs
+    response = await call(
+        hass, "acquire", {"labels": ["arm64"], "count": 3, "holder": "pool"}
+    )
+    chosen = [token["resource"] for token in response["tokens"]]
+    assert chosen == ["pi09", "pi10", "pi11"]
+    with pytest.raises(ServiceValidationError):
+        await call(
+            hass,
+            "acquire",
+            {"labels": ["arm64"], "resource": ["pi01"], "holder": "both"},
+        )
+
+
+async def test_reload_keeps_tokens_and_refuses_dropping_held(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, config_dir: Path
+) -> None:
+    """Reload without a restart: tokens stay; a held resource cannot be dropped."""
+    await setup_file_lab(hass, config_dir, LAB_FILE.format(pi_off_delay=0))
+    response = await call(hass, "acquire", {"resource": "pi48", "holder": "keep"})
+    token = response["tokens"][0]["token"]
+    await run_for(hass, freezer, 3)
+    smaller = LAB_FILE.format(pi_off_delay=0).replace("pi[01-48]", "pi[01-44]")
+    smaller = smaller.replace("stack[1-12]*4", "stack[1-11]*4")
+    (config_dir / "labpower.yaml").write_text(smaller)
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "reload_lab_file", {})
+    assert err.value.translation_key == "lab_file_removes_held"
+    assert "pi48" in str(err.value.translation_placeholders)
+    # a broken file is refused with its line
+    (config_dir / "labpower.yaml").write_text(
+        LAB_FILE.format(pi_off_delay=0).replace("off_delay: 60", "of_delay: 60")
+    )
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "reload_lab_file", {})
+    assert "line 11" in err.value.translation_placeholders["detail"]
+    # a bigger file loads; the token lives on
+    (config_dir / "labpower.yaml").write_text(
+        LAB_FILE.format(pi_off_delay=0)
+        + "  - name: extra1\n    power_entity: input_boolean.stack1_relay\n"
+    )
+    response = await call(hass, "reload_lab_file", {})
+    assert response == {"reloaded": ["Pi lab"]}
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.extra1_state") in ("off", "available", "unknown")
+    listed = await call(hass, "list", {"resource": ["pi48"]})
+    assert listed["resources"][0]["holders"] == 1
+    await call(hass, "release", {"token": token})
+    # now pi45-48 may go: their devices go with them
+    (config_dir / "labpower.yaml").write_text(smaller)
+    await call(hass, "reload_lab_file", {})
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.pi48_state") is None or (
+        state(hass, "sensor.pi48_state") == "unavailable"
+    )
+    devices = dr.async_get(hass)
+    assert not devices.async_get_device_by_identifier(
+        (DOMAIN, "file_resource_pi48"), "entry_pi_lab"
+    )
+    assert devices.async_get_device_by_identifier(
+        (DOMAIN, "file_resource_pi44"), "entry_pi_lab"
+    )
+
+
+async def test_cycle_in_file_is_refused_with_its_line(
+    hass: HomeAssistant, config_dir: Path
+) -> None:
+    """A dependency cycle: the lab starts without the file and a repair names the line."""
+    text = (
+        "resources:\n"
+        "  - name: a\n"
+        "    power_entity: input_boolean.stack1_relay\n"
+        "    depends_on: b\n"
+        "  - name: b\n"
+        "    power_entity: input_boolean.stack2_relay\n"
+        "    depends_on: a\n"
+    )
+    await setup_file_lab(hass, config_dir, text)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "lab_file_invalid_entry_pi_lab")
+    assert issue is not None
+    detail = issue.translation_placeholders["detail"]
+    assert "cycle" in detail
+    assert "line " in detail
+    assert hass.states.get("sensor.a_state") is None

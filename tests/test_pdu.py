@@ -1,0 +1,490 @@
+"""PDU units through Home Assistant: the unit subentry flow, outlets as feeds, faults."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.config_entries import SOURCE_USER, ConfigSubentryDataWithId
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    snapshot_platform,
+)
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.labpower.const import (
+    DOMAIN,
+    SUBENTRY_PDU,
+    SUBENTRY_RESOURCE,
+)
+from custom_components.labpower.drivers.pdu import PduUnreachableError
+
+from .conftest import lab_entry, resource_data
+from .peers.pdu_http import HOST, FakeIntellinet, FakeNetio
+from .test_services import call, state
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+@pytest.fixture
+async def netio() -> AsyncIterator[FakeNetio]:
+    """A NETIO unit, every output off."""
+    async with FakeNetio() as unit:
+        yield unit
+
+
+@pytest.fixture
+async def intellinet() -> AsyncIterator[FakeIntellinet]:
+    """An Intellinet unit, every outlet off."""
+    async with FakeIntellinet() as unit:
+        yield unit
+
+
+def netio_data(unit: FakeNetio, **overrides: Any) -> dict[str, Any]:
+    """A NETIO unit subentry (read account and write account)."""
+    return {
+        "name": "pdu-a",
+        "vendor": "netio",
+        "host": HOST,
+        "port": unit.port,
+        "username": "reader",
+        "password": "read-secret",
+        "write_username": "writer",
+        "write_password": "write-secret",
+        "outlet_count": unit.outlet_count,
+        **overrides,
+    }
+
+
+def intellinet_data(unit: FakeIntellinet, **overrides: Any) -> dict[str, Any]:
+    """An Intellinet unit subentry (admin/admin)."""
+    return {
+        "name": "pdu-b",
+        "vendor": "intellinet",
+        "host": HOST,
+        "port": unit.port,
+        "username": "admin",
+        "password": "admin",
+        "outlet_count": unit.outlet_count,
+        **overrides,
+    }
+
+
+def unit_subentry(data: dict[str, Any]) -> ConfigSubentryDataWithId:
+    """A unit as a subentry with a stable id."""
+    return ConfigSubentryDataWithId(
+        data=data,
+        subentry_id=f"sub_{data['name']}",
+        subentry_type=SUBENTRY_PDU,
+        title=data["name"],
+        unique_id=None,
+    )
+
+
+def dual_fed(name: str = "server-1", **overrides: Any) -> dict[str, Any]:
+    """A resource with two power supplies: outlet 1 of each unit."""
+    return resource_data(
+        name,
+        switcher_type="pdu",
+        outlets=["pdu-a:1", "pdu-b:1"],
+        off_delay=0,
+        **overrides,
+    )
+
+
+async def setup_lab(
+    hass: HomeAssistant, *units: dict[str, Any], resources: list[dict[str, Any]]
+) -> MockConfigEntry:
+    """A lab with these units and resources, set up."""
+    entry = lab_entry(*resources)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=entry.title,
+        data=dict(entry.data),
+        entry_id=entry.entry_id,
+        subentries_data=[
+            *(unit_subentry(data) for data in units),
+            *(
+                ConfigSubentryDataWithId(
+                    data=dict(sub.data),
+                    subentry_id=sub.subentry_id,
+                    subentry_type=sub.subentry_type,
+                    title=sub.title,
+                    unique_id=sub.unique_id,
+                )
+                for sub in entry.subentries.values()
+            ),
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+async def until(hass: HomeAssistant, predicate: Any, limit: float = 10) -> None:
+    """Let HA run (real time: the fake units answer over sockets) until it holds."""
+    import asyncio  # noqa: PLC0415
+
+    async with asyncio.timeout(limit):
+        while not predicate():
+            await asyncio.sleep(0.05)
+            await hass.async_block_till_done()
+
+
+async def test_unit_flow_reads_before_saving(
+    hass: HomeAssistant, netio: FakeNetio
+) -> None:
+    """Wrong address, wrong credentials: each its own error; then the unit is saved."""
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    for first, error in (
+        ({"name": " ", "vendor": "netio", "host": HOST}, {"name": "name_empty"}),
+        ({"name": "a:b", "vendor": "netio", "host": HOST}, {"name": "name_colon"}),
+        ({"name": "pdu-a", "vendor": "netio", "host": " "}, {"host": "host_empty"}),
+    ):
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], first
+        )
+        assert result["errors"] == error
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "pdu-a", "vendor": "netio", "host": HOST, "port": 1}
+    )
+    assert result["step_id"] == "connection"
+    credentials = {"username": "reader", "password": "read-secret"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], credentials
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+    # back to the address: the right port
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "pdu-a", "vendor": "netio", "host": HOST, "port": netio.port},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"username": "reader", "password": "wrong"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {**credentials, "write_username": "writer", "write_password": "write-secret"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    [unit] = entry.subentries.values()
+    assert unit.title == "pdu-a"
+    assert unit.data["outlet_count"] == 4
+    # the same name again is refused
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "PDU-A", "vendor": "netio", "host": HOST}
+    )
+    assert result["errors"] == {"name": "name_exists"}
+
+
+async def test_unit_reconfigure_takes_new_credentials(
+    hass: HomeAssistant, netio: FakeNetio
+) -> None:
+    """The fix for a refused password: reconfigure, tested before it is saved."""
+    entry = await setup_lab(hass, netio_data(netio), resources=[])
+    netio.accounts["reader"] = ("new-secret", False)
+    result = await entry.start_subentry_reconfigure_flow(hass, "sub_pdu-a")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"vendor": "netio", "host": HOST, "port": netio.port}
+    )
+    assert result["step_id"] == "connection"
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"username": "reader", "password": "read-secret"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"username": "reader", "password": "new-secret"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.subentries["sub_pdu-a"].data["password"] == "new-secret"
+    # the write account was kept
+    assert entry.subentries["sub_pdu-a"].data["write_password"] == "write-secret"
+
+
+async def test_resource_flow_offers_outlets(
+    hass: HomeAssistant, netio: FakeNetio
+) -> None:
+    """A resource fed by outlets picks them from the lab's units."""
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "server-1", "switcher_type": "pdu", "checker_type": "none"},
+    )
+    assert result["errors"] == {"switcher_type": "no_pdu"}
+    entry = await setup_lab(hass, netio_data(netio), resources=[])
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "server-1", "switcher_type": "pdu", "checker_type": "none"},
+    )
+    assert result["step_id"] == "details"
+    schema = result["data_schema"].schema
+    [outlets] = [key for key in schema if key == "outlets"]
+    options = schema[outlets].config["options"]
+    assert options == ["pdu-a:1", "pdu-a:2", "pdu-a:3", "pdu-a:4"]
+    policy = {
+        key: value
+        for key, value in resource_data("x").items()
+        if key
+        in (
+            "off_delay",
+            "min_off_time",
+            "start_timeout",
+            "stop_timeout",
+            "default_ttl",
+            "max_ttl",
+            "graceful_off",
+        )
+    }
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"outlets": [], **policy}
+    )
+    assert result["errors"] == {"outlets": "no_outlets"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"outlets": ["pdu-a:2", "pdu-a:3"], **policy}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"]["outlets"] == ["pdu-a:2", "pdu-a:3"]
+
+
+async def test_dual_fed_resource_end_to_end(
+    hass: HomeAssistant, netio: FakeNetio, intellinet: FakeIntellinet
+) -> None:
+    """Fed by outlets of two units: acquire turns both on, release both off."""
+    await setup_lab(
+        hass,
+        netio_data(netio),
+        intellinet_data(intellinet),
+        resources=[dual_fed()],
+    )
+    assert state(hass, "sensor.server_1_state") == "off"
+    response = await call(
+        hass, "acquire", {"resource": "server-1", "holder": "ci job 7"}
+    )
+    [token] = response["tokens"]
+    await until(hass, lambda: state(hass, "sensor.server_1_state") == "available")
+    assert netio.on[0]
+    assert intellinet.on[0]
+    assert not any(netio.on[1:])
+    assert not any(intellinet.on[1:])
+    await until(hass, lambda: state(hass, "switch.pdu_a_outlet_1") == STATE_ON)
+    assert hass.states.get("switch.pdu_a_outlet_1").attributes["feeds"] == "server-1"
+    redundancy = hass.states.get("binary_sensor.server_1_power_redundancy")
+    assert redundancy.state == STATE_OFF
+    assert redundancy.attributes["power_chain"] == [
+        "psu1 -> pdu-a:outlet1",
+        "psu2 -> pdu-b:outlet1",
+    ]
+    # an outlet feeding a resource is not switched by hand
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            "switch",
+            "turn_off",
+            {"entity_id": "switch.pdu_a_outlet_1"},
+            blocking=True,
+        )
+    assert err.value.translation_key == "outlet_feeds_resource"
+    assert netio.on[0]
+    # one outlet lost: redundancy problem while the resource is used
+    intellinet.on[0] = False
+    runtime = hass.config_entries.async_get_entry("entry_lab").runtime_data
+    await runtime.units["pdu-b"].unit.status(max_age=0)  # the next poll
+    await until(
+        hass, lambda: state(hass, "binary_sensor.server_1_power_redundancy") == STATE_ON
+    )
+    problems = hass.states.get("binary_sensor.server_1_power_redundancy").attributes
+    assert problems["healthy_feeds"] == 1
+    intellinet.on[0] = True
+    await runtime.units["pdu-b"].unit.status(max_age=0)
+    await until(
+        hass,
+        lambda: state(hass, "binary_sensor.server_1_power_redundancy") == STATE_OFF,
+    )
+    await call(hass, "release", {"token": token["token"]})
+    await until(hass, lambda: state(hass, "sensor.server_1_state") == "off")
+    assert not netio.on[0]
+    assert not intellinet.on[0]
+    assert state(hass, "binary_sensor.server_1_power_redundancy") == STATE_OFF
+
+
+async def test_free_outlet_is_switched_by_hand(
+    hass: HomeAssistant, netio: FakeNetio
+) -> None:
+    """An outlet that feeds nothing is an ordinary switch, verified by reading back."""
+    await setup_lab(hass, netio_data(netio), resources=[])
+    assert state(hass, "switch.pdu_a_outlet_3") == STATE_OFF
+    await hass.services.async_call(
+        "switch", "turn_on", {"entity_id": "switch.pdu_a_outlet_3"}, blocking=True
+    )
+    assert netio.on[2]
+    assert state(hass, "switch.pdu_a_outlet_3") == STATE_ON
+    # measurements of the unit and of each outlet
+    assert float(state(hass, "sensor.pdu_a_outlet_3_energy")) == pytest.approx(3.0)
+
+
+async def test_read_only_account_raises_a_repair(
+    hass: HomeAssistant, netio: FakeNetio
+) -> None:
+    """Switching with an account that may only read: a translated error and a repair."""
+    await setup_lab(
+        hass,
+        netio_data(netio, write_username="", write_password=""),
+        resources=[],
+    )
+    with pytest.raises(Exception, match=r"read-only|403") as err:
+        await hass.services.async_call(
+            "switch", "turn_on", {"entity_id": "switch.pdu_a_outlet_2"}, blocking=True
+        )
+    assert getattr(err.value, "translation_key", None) == "switch_failed"
+    assert not netio.on[1]
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, "pdu_read_only_entry_lab_sub_pdu-a"
+    )
+    assert issue is not None
+    assert issue.translation_placeholders["unit"] == "pdu-a"
+
+
+async def test_unit_gone_faults_its_resources_only(
+    hass: HomeAssistant, netio: FakeNetio, intellinet: FakeIntellinet
+) -> None:
+    """A unit that disappears: its entities unavailable, its resources fault, others fine."""
+    await setup_lab(
+        hass,
+        netio_data(netio),
+        intellinet_data(intellinet),
+        resources=[
+            resource_data("a-1", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=0),
+            resource_data("b-1", switcher_type="pdu", outlets=["pdu-b:2"], off_delay=0),
+        ],
+    )
+    await call(hass, "acquire", {"resource": ["a-1", "b-1"], "holder": "ci"})
+    await until(
+        hass,
+        lambda: state(hass, "sensor.a_1_state") == "available"
+        and state(hass, "sensor.b_1_state") == "available",
+    )
+    await netio.stop()
+    runtime = hass.config_entries.async_get_entry("entry_lab").runtime_data
+    with pytest.raises(PduUnreachableError):  # the next poll
+        await runtime.units["pdu-a"].unit.status(max_age=0)
+    await until(hass, lambda: state(hass, "sensor.a_1_state") == "fault")
+    reason = hass.states.get("sensor.a_1_state").attributes["reason"]
+    assert "pdu-a" in reason or "netio" in reason
+    assert state(hass, "switch.pdu_a_outlet_2") == STATE_UNAVAILABLE
+    assert state(hass, "sensor.b_1_state") == "available"
+    assert state(hass, "switch.pdu_b_outlet_2") == STATE_ON
+    await netio.start()
+    await runtime.units["pdu-a"].unit.status(max_age=0)
+    await until(hass, lambda: state(hass, "sensor.a_1_state") == "available")
+    assert state(hass, "switch.pdu_a_outlet_2") == STATE_ON
+
+
+async def test_wrong_credentials_raise_a_repair(
+    hass: HomeAssistant, netio: FakeNetio
+) -> None:
+    """A unit that refuses the password: unavailable and a repair issue to fix it."""
+    await setup_lab(hass, netio_data(netio, password="changed"), resources=[])
+    # outlets as configured, unavailable while the unit refuses
+    assert state(hass, "switch.pdu_a_outlet_1") == STATE_UNAVAILABLE
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "pdu_auth_entry_lab_sub_pdu-a")
+    assert issue is not None
+    assert issue.translation_key == "pdu_auth"
+
+
+@pytest.mark.parametrize("platform", [Platform.SWITCH, Platform.SENSOR])
+async def test_unit_entities(
+    hass: HomeAssistant,
+    platform: Platform,
+    netio: FakeNetio,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """The unit's device: an outlet switch per outlet and its measurements."""
+    with patch("custom_components.labpower.PLATFORMS", [platform]):
+        entry = await setup_lab(hass, netio_data(netio), resources=[])
+    await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
+
+
+async def test_ups_on_battery_policy(hass: HomeAssistant, netio: FakeNetio) -> None:
+    """On battery: no new tokens, idle resources off at once, holders told; low: all off."""
+    hass.states.async_set("sensor.ups1_status", "OL CHRG")
+    steps = async_capture_events(hass, "labpower_ups_policy")
+    revoked = async_capture_events(hass, "labpower_token_revoked")
+    unit = netio_data(netio, ups_entity="sensor.ups1_status")
+    await setup_lab(
+        hass,
+        unit,
+        resources=[
+            resource_data("held", switcher_type="pdu", outlets=["pdu-a:1"], off_delay=0),
+            resource_data("idle", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=600),
+            resource_data("new", switcher_type="pdu", outlets=["pdu-a:3"], off_delay=0),
+        ],
+    )
+    await call(hass, "acquire", {"resource": "held", "holder": "ci job 1"})
+    response = await call(hass, "acquire", {"resource": "idle", "holder": "ci job 2"})
+    await until(
+        hass,
+        lambda: state(hass, "sensor.held_state") == "available"
+        and state(hass, "sensor.idle_state") == "available",
+    )
+    await call(hass, "release", {"token": response["tokens"][0]["token"]})
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.idle_state") == "available"  # its off delay runs
+    assert not steps
+
+    hass.states.async_set("sensor.ups1_status", "OB DISCHRG")
+    await until(hass, lambda: state(hass, "sensor.idle_state") == "off")
+    assert not netio.on[1]
+    assert [event.data["step"] for event in steps] == [
+        "refuse_acquire",
+        "on_battery",
+        "shed_idle",
+    ]
+    assert steps[1].data["holders"] == ["ci job 1"]
+    assert steps[2].data["resources"] == ["idle"]
+    assert all("sensor.ups1_status" in event.data["cause"] for event in steps)
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, "acquire", {"resource": "new", "holder": "ci job 3"})
+    assert err.value.translation_key == "acquire_refused"
+    assert state(hass, "sensor.held_state") == "available"
+    assert state(hass, "binary_sensor.held_power_redundancy") == STATE_ON
+
+    hass.states.async_set("sensor.ups1_status", "OB LB")
+    await until(hass, lambda: state(hass, "sensor.held_state") == "off")
+    assert not netio.on[0]
+    assert steps[-1].data["step"] == "shutdown_held"
+    assert steps[-1].data["resources"] == ["held"]
+    assert [event.data["holder"] for event in revoked] == ["ci job 1"]
+
+    hass.states.async_set("sensor.ups1_status", "OL CHRG")
+    await hass.async_block_till_done()
+    assert steps[-1].data["step"] == "accept_acquire"
+    await call(hass, "acquire", {"resource": "new", "holder": "ci job 3"})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryDataWithId
@@ -102,3 +103,13 @@ async def lab(hass: HomeAssistant) -> AsyncGenerator[MockConfigEntry]:
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     yield entry
+
+
+async def until(
+    hass: HomeAssistant, predicate: Callable[[], bool], limit: float = 10
+) -> None:
+    """Let HA run (real time: the fake units answer over sockets) until it holds."""
+    async with asyncio.timeout(limit):
+        while not predicate():
+            await asyncio.sleep(0.05)
+            await hass.async_block_till_done()

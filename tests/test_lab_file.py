@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.labpower.const import DOMAIN
 
-from .conftest import setup_relays
+from .conftest import setup_relays, until
 from .test_services import advance, call, state
 
 PIS = [f"pi{n:02d}" for n in range(1, 49)]
@@ -157,9 +156,7 @@ async def test_all_48_come_up_in_waves(hass: HomeAssistant, config_dir: Path) ->
     await setup_file_lab(hass, config_dir, text)
     log = SwitchLog(hass)
     await call(hass, "acquire", {"resource": PIS, "holder": "load test"})
-    async with asyncio.timeout(30):
-        while len(log.order("on")) < len(PIS) + len(STACKS):
-            await asyncio.sleep(0.05)
+    await until(hass, lambda: len(log.order("on")) == len(PIS) + len(STACKS), 30)
     assert sorted(log.order("on")) == sorted([*STACKS, *PIS])
     times = [when for when, _, seen in log.real if seen == "on"]
     for first in times:

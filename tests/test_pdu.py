@@ -18,6 +18,10 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
     snapshot_platform,
 )
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.labpower.const import (
@@ -27,7 +31,7 @@ from custom_components.labpower.const import (
 )
 from custom_components.labpower.drivers.pdu import PduUnreachableError
 
-from .conftest import lab_entry, resource_data
+from .conftest import lab_entry, resource_data, until
 from .peers.pdu_http import HOST, FakeIntellinet, FakeNetio
 from .test_services import call, state
 
@@ -128,16 +132,6 @@ async def setup_lab(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
-
-
-async def until(hass: HomeAssistant, predicate: Any, limit: float = 10) -> None:
-    """Let HA run (real time: the fake units answer over sockets) until it holds."""
-    import asyncio  # noqa: PLC0415
-
-    async with asyncio.timeout(limit):
-        while not predicate():
-            await asyncio.sleep(0.05)
-            await hass.async_block_till_done()
 
 
 async def test_unit_flow_reads_before_saving(
@@ -388,8 +382,10 @@ async def test_unit_gone_faults_its_resources_only(
     await call(hass, "acquire", {"resource": ["a-1", "b-1"], "holder": "ci"})
     await until(
         hass,
-        lambda: state(hass, "sensor.a_1_state") == "available"
-        and state(hass, "sensor.b_1_state") == "available",
+        lambda: (
+            state(hass, "sensor.a_1_state") == "available"
+            and state(hass, "sensor.b_1_state") == "available"
+        ),
     )
     await netio.stop()
     runtime = hass.config_entries.async_get_entry("entry_lab").runtime_data
@@ -443,8 +439,12 @@ async def test_ups_on_battery_policy(hass: HomeAssistant, netio: FakeNetio) -> N
         hass,
         unit,
         resources=[
-            resource_data("held", switcher_type="pdu", outlets=["pdu-a:1"], off_delay=0),
-            resource_data("idle", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=600),
+            resource_data(
+                "held", switcher_type="pdu", outlets=["pdu-a:1"], off_delay=0
+            ),
+            resource_data(
+                "idle", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=600
+            ),
             resource_data("new", switcher_type="pdu", outlets=["pdu-a:3"], off_delay=0),
         ],
     )
@@ -452,8 +452,10 @@ async def test_ups_on_battery_policy(hass: HomeAssistant, netio: FakeNetio) -> N
     response = await call(hass, "acquire", {"resource": "idle", "holder": "ci job 2"})
     await until(
         hass,
-        lambda: state(hass, "sensor.held_state") == "available"
-        and state(hass, "sensor.idle_state") == "available",
+        lambda: (
+            state(hass, "sensor.held_state") == "available"
+            and state(hass, "sensor.idle_state") == "available"
+        ),
     )
     await call(hass, "release", {"token": response["tokens"][0]["token"]})
     await hass.async_block_till_done()
@@ -488,3 +490,45 @@ async def test_ups_on_battery_policy(hass: HomeAssistant, netio: FakeNetio) -> N
     await hass.async_block_till_done()
     assert steps[-1].data["step"] == "accept_acquire"
     await call(hass, "acquire", {"resource": "new", "holder": "ci job 3"})
+
+
+async def test_intellinet_unit_flow(
+    hass: HomeAssistant, intellinet: FakeIntellinet
+) -> None:
+    """An Intellinet unit has one account; its outlet count comes from the unit."""
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            "name": "rack-1",
+            "vendor": "intellinet",
+            "host": HOST,
+            "port": intellinet.port,
+        },
+    )
+    assert set(result["data_schema"].schema) == {"username", "password"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"username": "admin", "password": "admin"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"]["outlet_count"] == 8
+
+
+async def test_diagnostics_redact_unit_secrets(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, netio: FakeNetio
+) -> None:
+    """Units appear in diagnostics with their request counts; credentials do not."""
+    entry = await setup_lab(hass, netio_data(netio), resources=[dual_fed()])
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    text = str(diagnostics)
+    assert "read-secret" not in text
+    assert "write-secret" not in text
+    assert diagnostics["units"]["pdu-a"]["status_reads"] >= 1
+    assert diagnostics["units"]["pdu-a"]["fed"] == {"1": "server-1"}
+    # pdu-b is not configured: that feed reports the missing unit
+    assert diagnostics["resources"]["server-1"]["feeds"] == ["pdu-a:outlet1", "pdu-b:1"]
+    assert "pdu-b:1" in diagnostics["resources"]["server-1"]["reason"]

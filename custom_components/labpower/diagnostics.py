@@ -9,14 +9,29 @@ from homeassistant.core import HomeAssistant
 
 from .coordinator import LabpowerConfigEntry, iso_time
 
-TO_REDACT = {"id", "token", "user_id", "password", "username"}
+TO_REDACT = {
+    "id",
+    "token",
+    "user_id",
+    "password",
+    "username",
+    "write_username",
+    "write_password",
+    "community",
+    "write_community",
+    "auth_key",
+    "priv_key",
+    "ssh_password",
+    "ssh_key",
+}
 
 
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: LabpowerConfigEntry
 ) -> dict[str, Any]:
     """Configuration, resource states and tokens (secrets redacted)."""
-    lab = entry.runtime_data.lab
+    runtime = entry.runtime_data
+    lab = runtime.lab
     resources = {}
     for name in lab.names:
         reconciler = lab.reconciler(name)
@@ -30,6 +45,7 @@ async def async_get_config_entry_diagnostics(
             if reconciler.checker is None
             else reconciler.checker.description,
             "desired_on": lab.desired_on(name),
+            "depends_on": list(lab.parents(name)),
             "off_deadline": iso_time(lab.ledger.off_deadline(name)),
             "tokens": [token.as_dict() for token in lab.ledger.tokens(name)],
         }
@@ -40,6 +56,26 @@ async def async_get_config_entry_diagnostics(
                 {"title": sub.title, "data": dict(sub.data)}
                 for sub in entry.subentries.values()
             ],
+            "options": dict(entry.options),
+            "settings": runtime.settings,
+            "lab_file_error": runtime.lab_file_error,
+            "units": {
+                name: {
+                    "vendor": unit.vendor,
+                    "answering": unit.last_update_success,
+                    "requests": unit.unit.requests,
+                    "status_reads": unit.unit.status_reads,
+                    "fed": unit.fed,
+                    "outlets": {
+                        outlet: status.state.value
+                        for outlet, status in (
+                            unit.data.outlets.items() if unit.data else ()
+                        )
+                    },
+                    "ups": unit.ups_entity,
+                }
+                for name, unit in runtime.units.items()
+            },
             "resources": resources,
         },
         TO_REDACT,

@@ -1,0 +1,118 @@
+"""Lab settings (options flow) and dependencies chosen in the resource flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+
+from custom_components.labpower.const import SUBENTRY_RESOURCE
+
+from .conftest import lab_entry, resource_data, setup_relays
+
+POLICY = {
+    key: value
+    for key, value in resource_data("x").items()
+    if key
+    in (
+        "off_delay",
+        "min_off_time",
+        "start_timeout",
+        "stop_timeout",
+        "default_ttl",
+        "max_ttl",
+        "graceful_off",
+    )
+}
+
+
+async def test_options_set_lab_file_and_policies(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """A missing lab file is refused; settings are saved and reload the lab."""
+    hass.config.config_dir = str(tmp_path)
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    settings = {
+        "lab_file": "labpower.yaml",
+        "max_parallel_on": 4,
+        "per_unit_parallel_on": 2,
+        "on_spacing": 1.5,
+        "refuse_acquire_on_battery": True,
+        "shed_idle_on_battery": False,
+        "shutdown_held_on_low_battery": True,
+    }
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], settings
+    )
+    assert result["errors"] == {"lab_file": "lab_file_missing"}
+    (tmp_path / "labpower.yaml").write_text("resources: []\n")
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**settings, "lab_file": " labpower.yaml "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options["lab_file"] == "labpower.yaml"
+    await hass.async_block_till_done()
+    stagger = entry.runtime_data.lab.stagger
+    assert stagger.max_parallel == 4
+    assert stagger.per_group == 2
+    assert stagger.spacing == 1.5
+    assert entry.runtime_data.settings["shed_idle_on_battery"] is False
+
+
+async def test_dependency_cycle_refused_in_flow(hass: HomeAssistant) -> None:
+    """A resource may depend on others; a choice that closes a cycle is refused."""
+    await setup_relays(hass, "switch-1", "host-1")
+    entry = lab_entry(
+        resource_data("switch-1"),
+        resource_data("host-1", depends_on=["switch-1"]),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    runtime = entry.runtime_data
+    assert runtime.lab.parents("host-1") == ("switch-1",)
+    result = await entry.start_subentry_reconfigure_flow(hass, "sub_switch-1")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"switcher_type": "entity", "checker_type": "none"}
+    )
+    assert result["step_id"] == "details"
+    details = {"power_entity": "input_boolean.switch_1_relay", **POLICY}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**details, "depends_on": ["host-1"]}
+    )
+    assert result["errors"] == {"depends_on": "dependency_cycle"}
+    assert result["description_placeholders"]["cycle"] == (
+        "host-1 -> switch-1 -> host-1"
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], details
+    )
+    assert result["type"] is FlowResultType.ABORT
+    # a new resource may depend on both
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "vm-1", "switcher_type": "entity", "checker_type": "none"},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            "power_entity": "input_boolean.host_1_relay",
+            "depends_on": ["host-1"],
+            **POLICY,
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"]["depends_on"] == ["host-1"]
+    await hass.async_block_till_done()
+    assert entry.runtime_data.lab.parents("vm-1") == ("host-1",)
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -7,8 +7,9 @@ from pathlib import Path
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
 
-from custom_components.labpower.const import SUBENTRY_RESOURCE
+from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
 
 from .conftest import lab_entry, resource_data, setup_relays
 
@@ -116,3 +117,18 @@ async def test_dependency_cycle_refused_in_flow(hass: HomeAssistant) -> None:
     await hass.async_block_till_done()
     assert entry.runtime_data.lab.parents("vm-1") == ("host-1",)
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_dependency_on_removed_resource(hass: HomeAssistant) -> None:
+    """A parent removed in the UI: the lab starts, the child runs alone, a repair says so."""
+    await setup_relays(hass, "host-1")
+    entry = lab_entry(resource_data("host-1", depends_on=["gone-1"]))
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.runtime_data.lab.parents("host-1") == ()
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, "dependency_missing_entry_lab_host-1"
+    )
+    assert issue is not None
+    assert issue.translation_placeholders == {"resource": "host-1", "detail": "gone-1"}

@@ -44,7 +44,9 @@ async def async_setup_entry(
         entities: list[BinarySensorEntity] = [AvailableSensor(runtime, name, AVAILABLE)]
         if any(isinstance(f, PduOutletSwitcher) for f in runtime.lab.spec(name).feeds):
             entities.append(RedundancySensor(runtime, name, REDUNDANCY))
-        async_add_entities(entities, config_subentry_id=runtime.config_subentry_id(name))
+        async_add_entities(
+            entities, config_subentry_id=runtime.config_subentry_id(name)
+        )
 
 
 class AvailableSensor(ResourceEntity, BinarySensorEntity):

@@ -238,9 +238,7 @@ class LabOptionsFlow(OptionsFlow):
             ):
                 errors[CONF_LAB_FILE] = "lab_file_missing"
             else:
-                return self.async_create_entry(
-                    data={**user_input, CONF_LAB_FILE: path}
-                )
+                return self.async_create_entry(data={**user_input, CONF_LAB_FILE: path})
         count = selector.NumberSelector(
             selector.NumberSelectorConfig(min=0, mode=selector.NumberSelectorMode.BOX)
         )
@@ -255,7 +253,11 @@ class LabOptionsFlow(OptionsFlow):
                 vol.Required(CONF_SHUTDOWN_ON_LOW_BATTERY): selector.BooleanSelector(),
             }
         )
-        values = {**LAB_OPTION_DEFAULTS, **self.config_entry.options, **(user_input or {})}
+        values = {
+            **LAB_OPTION_DEFAULTS,
+            **self.config_entry.options,
+            **(user_input or {}),
+        }
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(schema, values),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
@@ -86,7 +86,7 @@ from .const import (
 )
 from .core.lab import EventKind, Lab, LabEvent, ResourceSpec
 from .core.labfile import LabFile, LabFileError, load_lab_file
-from .core.model import ResourcePolicy, ResourceState
+from .core.model import LabError, ResourcePolicy, ResourceState
 from .core.reconciler import Timing
 from .core.stagger import StaggerPolicy
 from .core.switching import (
@@ -102,7 +102,12 @@ from .drivers.icmp import (
     IcmpUnavailableError,
     detect_privileged,
 )
-from .drivers.pdu import MissingUnitSwitcher, PduOutletSwitcher
+from .drivers.pdu import (
+    PDU_AUTH,
+    PDU_READ_ONLY,
+    MissingUnitSwitcher,
+    PduOutletSwitcher,
+)
 from .drivers.tcp import TcpChecker
 from .energy import EnergyTracker
 from .pdus import PduCoordinator
@@ -124,6 +129,8 @@ ENERGY_INTERVAL = timedelta(seconds=60)
 # Changes are written within this many seconds (and at once on unload): a burst of token
 # changes makes one write, not one each (see benchmarks/).
 SAVE_DELAY = 1.0
+
+UNIT_ISSUES = frozenset({PDU_AUTH, PDU_READ_ONLY})
 
 POWERED_STATES = frozenset(
     {ResourceState.STARTING, ResourceState.AVAILABLE, ResourceState.STOPPING}
@@ -169,7 +176,9 @@ class LabRuntime:
     bmc_of: dict[str, str] = field(default_factory=dict)  # resource -> BMC subentry id
     bmc_keys: dict[str, str] = field(default_factory=dict)  # BMC name -> its key
     units: dict[str, PduCoordinator] = field(default_factory=dict)  # name -> PDU unit
-    settings: dict[str, Any] = field(default_factory=dict)  # options + lab file policies
+    settings: dict[str, Any] = field(
+        default_factory=dict
+    )  # options + lab file policies
     lab_file_error: str | None = None
     ups: UpsPolicy = field(init=False)
     host_keys: dict[str, str] = field(default_factory=dict)
@@ -242,8 +251,11 @@ class LabRuntime:
                 watched.setdefault(entity_id, []).append(spec.name)
             if meter := data.get(CONF_METER_ENTITY):
                 self.energy.link_meter(spec.name, meter)
-        self.lab.add_all(specs)
-        self.lab.set_stagger(stagger_policy(self.settings))
+        self.lab.add_all(self._without_missing_parents(specs))
+        try:
+            self.lab.set_stagger(stagger_policy(self.settings))
+        except LabError as err:
+            LOGGER.error("Power-on stagger ignored: %s", err)
         self._sync_icmp_issue(needed=uses_icmp)
         self.lab.load(stored)
         self.energy.accountant.load(stored.get("energy"))
@@ -315,6 +327,27 @@ class LabRuntime:
             return None
         ir.async_delete_issue(self.hass, DOMAIN, issue_id)
         return lab_file
+
+    def _without_missing_parents(self, specs: list[ResourceSpec]) -> list[ResourceSpec]:
+        """Drop dependencies on resources that no longer exist, with a repair issue.
+
+        A parent removed in the UI must not keep the lab from starting; the resource
+        runs without it until the user fixes (or confirms) the dependency.
+        """
+        names = {spec.name for spec in specs}
+        kept: list[ResourceSpec] = []
+        for spec in specs:
+            missing = [parent for parent in spec.depends_on if parent not in names]
+            if not missing:
+                ir.async_delete_issue(
+                    self.hass, DOMAIN, self._issue_id("dependency_missing", spec.name)
+                )
+                kept.append(spec)
+                continue
+            self._create_issue("dependency_missing", spec.name, ", ".join(missing))
+            parents = tuple(p for p in spec.depends_on if p in names)
+            kept.append(replace(spec, depends_on=parents))
+        return kept
 
     def config_subentry_id(self, name: str) -> str | None:
         """The subentry a resource's entities belong to (None: defined in the lab file)."""
@@ -574,6 +607,8 @@ class LabRuntime:
         elif kind is EventKind.HOLDERS_CHANGED:
             assert event.resource is not None
             self._notify([event.resource], Topic.HOLDERS)
+        elif kind is EventKind.CONFIG_ERROR and event.cause in UNIT_ISSUES:
+            pass  # the unit raises its own repair issue, once for all its resources
         elif kind is EventKind.CONFIG_ERROR and self.hass.is_running:
             # Before HA runs, other integrations may still be making their entities.
             self._create_issue(

@@ -125,7 +125,10 @@ async def async_reload_lab_files(
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="lab_file_invalid",
-                translation_placeholders={"lab": runtime.entry.title, "detail": str(err)},
+                translation_placeholders={
+                    "lab": runtime.entry.title,
+                    "detail": str(err),
+                },
             ) from err
         defined = {data[CONF_RESOURCE_NAME] for data in lab_file.resources}
         held = sorted(

@@ -125,7 +125,11 @@ def _targeted(hass: HomeAssistant, call: ServiceCall) -> list[str]:
         keys = {rt.subentry_of[n]: n for rt in runtimes(hass) for n in rt.subentry_of}
         for entity_id in selected.referenced | selected.indirectly_referenced:
             entry = registry.async_get(entity_id)
-            device = devices.async_get(entry.device_id) if entry and entry.device_id else None
+            device = (
+                devices.async_get(entry.device_id)
+                if entry and entry.device_id
+                else None
+            )
             for domain, key in device.identifiers if device else ():
                 if domain == DOMAIN and key in keys:
                     names.append(keys[key])

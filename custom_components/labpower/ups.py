@@ -127,7 +127,10 @@ class UpsPolicy:
         if self.settings[CONF_SHED_ON_BATTERY]:
             shed = self.lab.shed_idle(cause)
             self._step("shed_idle", cause, resources=shed)
-        if level is UpsLevel.LOW_BATTERY and self.settings[CONF_SHUTDOWN_ON_LOW_BATTERY]:
+        if (
+            level is UpsLevel.LOW_BATTERY
+            and self.settings[CONF_SHUTDOWN_ON_LOW_BATTERY]
+        ):
             held = [name for name in self.lab.names if self.lab.ledger.tokens(name)]
             for name in self.lab.shutdown_order(held):
                 self.lab.force_off(name, cause)

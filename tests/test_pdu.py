@@ -532,3 +532,76 @@ async def test_diagnostics_redact_unit_secrets(
     # pdu-b is not configured: that feed reports the missing unit
     assert diagnostics["resources"]["server-1"]["feeds"] == ["pdu-a:outlet1", "pdu-b:1"]
     assert "pdu-b:1" in diagnostics["resources"]["server-1"]["reason"]
+
+
+async def test_units_and_dual_fed_resource_added_as_users_do(
+    hass: HomeAssistant, netio: FakeNetio, intellinet: FakeIntellinet
+) -> None:
+    """Units added in the config flow, a resource on an outlet of each, acquire, release."""
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    for first, second in (
+        (
+            {"name": "pdu-a", "vendor": "netio", "host": HOST, "port": netio.port},
+            {
+                "username": "reader",
+                "password": "read-secret",
+                "write_username": "writer",
+                "write_password": "write-secret",
+            },
+        ),
+        (
+            {
+                "name": "pdu-b",
+                "vendor": "intellinet",
+                "host": HOST,
+                "port": intellinet.port,
+            },
+            {"username": "admin", "password": "admin"},
+        ),
+    ):
+        result = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
+        )
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], first
+        )
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], second
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "server-1", "switcher_type": "pdu", "checker_type": "none"},
+    )
+    details = {
+        key: value
+        for key, value in dual_fed().items()
+        if key not in ("name", "switcher_type", "checker_type", "power_entity")
+    }
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**details, "outlets": ["pdu-a:1", "pdu-b:1"]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    response = await call(hass, "acquire", {"resource": "server-1", "holder": "me"})
+    await until(hass, lambda: state(hass, "sensor.server_1_state") == "available")
+    assert netio.on[0]
+    assert intellinet.on[0]
+    await until(
+        hass,
+        lambda: (
+            state(hass, "switch.pdu_a_outlet_1") == STATE_ON
+            and state(hass, "switch.pdu_b_outlet_1") == STATE_ON
+        ),
+    )
+    await call(hass, "release", {"token": response["tokens"][0]["token"]})
+    await until(hass, lambda: state(hass, "sensor.server_1_state") == "off")
+    assert not netio.on[0]
+    assert not intellinet.on[0]

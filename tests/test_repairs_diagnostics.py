@@ -183,12 +183,33 @@ def test_logbook_descriptions(hass: HomeAssistant) -> None:
         )
     )
     assert revoked["message"] == "token of job was revoked (forced off by admin)"
+    shed = described["labpower_ups_policy"](
+        Event(
+            "labpower_ups_policy",
+            {
+                "step": "shed_idle",
+                "cause": "UPS sensor.ups1_status on battery",
+                "resources": ["pi01", "pi02"],
+            },
+        )
+    )
+    assert shed == {
+        "name": "UPS policy",
+        "message": "powered off idle pi01, pi02 (UPS sensor.ups1_status on battery)",
+    }
+    told = described["labpower_ups_policy"](
+        Event(
+            "labpower_ups_policy", {"step": "on_battery", "cause": "c", "holders": []}
+        )
+    )
+    assert told["message"] == "told the holders nobody (c)"
     assert set(described) == {
         "labpower_power_changed",
         "labpower_token_acquired",
         "labpower_token_released",
         "labpower_token_expired",
         "labpower_token_revoked",
+        "labpower_ups_policy",
     }
 
 

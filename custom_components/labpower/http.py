@@ -17,6 +17,7 @@ from homeassistant.util.json import json_loads
 
 from .coordinator import LabRuntime
 from .core.model import (
+    AcquireRefusedError,
     InvalidTtlError,
     LabError,
     NotEnoughFreeError,
@@ -50,6 +51,7 @@ _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     ResourceFaultError: HTTPStatus.CONFLICT,
     NotEnoughFreeError: HTTPStatus.CONFLICT,
     WaitTimeoutError: HTTPStatus.GATEWAY_TIMEOUT,
+    AcquireRefusedError: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 _FIELD_OF: dict[type[LabError], str] = {InvalidTtlError: "ttl"}
 

@@ -18,6 +18,7 @@ from .const import (
     EVENT_TOKEN_EXPIRED,
     EVENT_TOKEN_RELEASED,
     EVENT_TOKEN_REVOKED,
+    EVENT_UPS_POLICY,
 )
 
 _POWER_MESSAGES = {
@@ -33,6 +34,14 @@ _TOKEN_MESSAGES = {
     EVENT_TOKEN_RELEASED: "was released by {holder}",
     EVENT_TOKEN_EXPIRED: "token of {holder} expired",
     EVENT_TOKEN_REVOKED: "token of {holder} was revoked ({cause})",
+}
+
+_UPS_MESSAGES = {
+    "refuse_acquire": "refuses new tokens ({cause})",
+    "accept_acquire": "accepts new tokens again ({cause})",
+    "on_battery": "told the holders {holders} ({cause})",
+    "shed_idle": "powered off idle {resources} ({cause})",
+    "shutdown_held": "shuts down {resources}, tokens revoked ({cause})",
 }
 
 
@@ -62,6 +71,20 @@ def async_describe_events(
             ),
         }
 
+    @callback
+    def describe_ups(event: Event) -> dict[str, Any]:
+        data = event.data
+        message = _UPS_MESSAGES.get(data["step"], data["step"])
+        return {
+            LOGBOOK_ENTRY_NAME: "UPS policy",
+            LOGBOOK_ENTRY_MESSAGE: message.format(
+                cause=data["cause"],
+                holders=", ".join(data.get("holders", ())) or "nobody",
+                resources=", ".join(data.get("resources", ())) or "nothing",
+            ),
+        }
+
     async_describe_event(DOMAIN, EVENT_POWER_CHANGED, describe_power)
+    async_describe_event(DOMAIN, EVENT_UPS_POLICY, describe_ups)
     for event_type in _TOKEN_MESSAGES:
         async_describe_event(DOMAIN, event_type, describe_token)

@@ -166,7 +166,7 @@ def test_documented_example_units_bmcs_and_policies() -> None:
 
 def test_documented_pi07_matches_the_parser() -> None:
     docs = DOCS.read_text(encoding="utf-8")
-    match = re.search(r"```python\n(\{\"name\": \"pi07\".*?)```", docs, re.DOTALL)
+    match = re.search(r"```python\n(\{\s*\"name\": \"pi07\".*?)```", docs, re.DOTALL)
     assert match is not None
     documented = eval(match.group(1))  # noqa: S307 (our own documentation)
     assert by_name(parse_lab_file(docs_example(), secrets=SECRETS))["pi07"] == (

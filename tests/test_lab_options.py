@@ -12,21 +12,7 @@ from homeassistant.helpers import issue_registry as ir
 from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
 
 from .conftest import lab_entry, resource_data, setup_relays
-
-POLICY = {
-    key: value
-    for key, value in resource_data("x").items()
-    if key
-    in (
-        "off_delay",
-        "min_off_time",
-        "start_timeout",
-        "stop_timeout",
-        "default_ttl",
-        "max_ttl",
-        "graceful_off",
-    )
-}
+from .test_config_flow import POLICY
 
 
 async def test_options_set_lab_file_and_policies(

@@ -33,6 +33,7 @@ from custom_components.labpower.drivers.pdu import PduUnreachableError
 
 from .conftest import lab_entry, resource_data, until
 from .peers.pdu_http import HOST, FakeIntellinet, FakeNetio
+from .test_config_flow import POLICY
 from .test_services import call, state
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -104,6 +105,18 @@ def dual_fed(name: str = "server-1", **overrides: Any) -> dict[str, Any]:
     )
 
 
+async def unit_flow(
+    hass: HomeAssistant, entry: MockConfigEntry, first: dict[str, Any]
+) -> Any:
+    """Start adding a unit: its name, vendor and address (the first form)."""
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
+    )
+    return await hass.config_entries.subentries.async_configure(
+        result["flow_id"], first
+    )
+
+
 async def setup_lab(
     hass: HomeAssistant, *units: dict[str, Any], resources: list[dict[str, Any]]
 ) -> MockConfigEntry:
@@ -163,11 +176,9 @@ async def test_unit_flow_reads_before_saving(
     )
     assert result["errors"] == {"base": "cannot_connect"}
     # back to the address: the right port
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
-    )
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"],
+    result = await unit_flow(
+        hass,
+        entry,
         {"name": "pdu-a", "vendor": "netio", "host": HOST, "port": netio.port},
     )
     result = await hass.config_entries.subentries.async_configure(
@@ -183,11 +194,8 @@ async def test_unit_flow_reads_before_saving(
     assert unit.title == "pdu-a"
     assert unit.data["outlet_count"] == 4
     # the same name again is refused
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
-    )
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "PDU-A", "vendor": "netio", "host": HOST}
+    result = await unit_flow(
+        hass, entry, {"name": "PDU-A", "vendor": "netio", "host": HOST}
     )
     assert result["errors"] == {"name": "name_exists"}
 
@@ -244,26 +252,12 @@ async def test_resource_flow_offers_outlets(
     [outlets] = [key for key in schema if key == "outlets"]
     options = schema[outlets].config["options"]
     assert options == ["pdu-a:1", "pdu-a:2", "pdu-a:3", "pdu-a:4"]
-    policy = {
-        key: value
-        for key, value in resource_data("x").items()
-        if key
-        in (
-            "off_delay",
-            "min_off_time",
-            "start_timeout",
-            "stop_timeout",
-            "default_ttl",
-            "max_ttl",
-            "graceful_off",
-        )
-    }
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"outlets": [], **policy}
+        result["flow_id"], {"outlets": [], **POLICY}
     )
     assert result["errors"] == {"outlets": "no_outlets"}
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"outlets": ["pdu-a:2", "pdu-a:3"], **policy}
+        result["flow_id"], {"outlets": ["pdu-a:2", "pdu-a:3"], **POLICY}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"]["outlets"] == ["pdu-a:2", "pdu-a:3"]
@@ -498,11 +492,9 @@ async def test_intellinet_unit_flow(
     """An Intellinet unit has one account; its outlet count comes from the unit."""
     entry = lab_entry()
     entry.add_to_hass(hass)
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
-    )
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"],
+    result = await unit_flow(
+        hass,
+        entry,
         {
             "name": "rack-1",
             "vendor": "intellinet",
@@ -562,12 +554,7 @@ async def test_units_and_dual_fed_resource_added_as_users_do(
             {"username": "admin", "password": "admin"},
         ),
     ):
-        result = await hass.config_entries.subentries.async_init(
-            (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
-        )
-        result = await hass.config_entries.subentries.async_configure(
-            result["flow_id"], first
-        )
+        result = await unit_flow(hass, entry, first)
         result = await hass.config_entries.subentries.async_configure(
             result["flow_id"], second
         )

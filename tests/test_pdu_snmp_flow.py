@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
-
-from custom_components.labpower.const import SUBENTRY_PDU
 
 from .conftest import lab_entry
 from .peers.snmpd import (  # noqa: F401 - fixtures
@@ -20,6 +17,7 @@ from .peers.snmpd import (  # noqa: F401 - fixtures
     snmpd_agent,
     unit,
 )
+from .test_pdu import unit_flow
 from .test_services import state
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -28,11 +26,9 @@ pytestmark = pytest.mark.usefixtures("socket_enabled")
 async def _start(hass: HomeAssistant, agent: SnmpAgent) -> tuple[Any, dict[str, Any]]:
     entry = lab_entry()
     entry.add_to_hass(hass)
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
-    )
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"],
+    result = await unit_flow(
+        hass,
+        entry,
         {"name": "apc-1", "vendor": "snmp", "host": HOST, "port": agent.port},
     )
     assert result["step_id"] == "connection"

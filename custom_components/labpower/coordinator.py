@@ -110,6 +110,7 @@ from .drivers.pdu import (
 )
 from .drivers.tcp import TcpChecker
 from .energy import EnergyTracker
+from .helpers import raise_repair
 from .pdus import PduCoordinator
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 from .ups import UpsPolicy
@@ -315,14 +316,11 @@ class LabRuntime:
         except (LabFileError, OSError) as err:
             self.lab_file_error = str(err)
             LOGGER.error("Lab file %s not loaded: %s", path, err)
-            ir.async_create_issue(
+            raise_repair(
                 self.hass,
-                DOMAIN,
                 issue_id,
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key="lab_file_invalid",
-                translation_placeholders={"path": path, "detail": str(err)},
+                "lab_file_invalid",
+                {"path": path, "detail": str(err)},
             )
             return None
         ir.async_delete_issue(self.hass, DOMAIN, issue_id)
@@ -633,26 +631,16 @@ class LabRuntime:
             self._sync_icmp_issue(needed=True)
             return
         LOGGER.warning("%s: %s (%s)", resource, issue, detail)
-        ir.async_create_issue(
+        raise_repair(
             self.hass,
-            DOMAIN,
             self._issue_id(issue, resource),
-            is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key=issue,
-            translation_placeholders={"resource": str(resource), "detail": str(detail)},
+            issue,
+            {"resource": str(resource), "detail": str(detail)},
         )
 
     def _sync_icmp_issue(self, *, needed: bool) -> None:
         if needed and self.icmp.privileged is None:
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
-                ICMP_UNAVAILABLE,
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key=ICMP_UNAVAILABLE,
-            )
+            raise_repair(self.hass, ICMP_UNAVAILABLE, ICMP_UNAVAILABLE)
         else:
             ir.async_delete_issue(self.hass, DOMAIN, ICMP_UNAVAILABLE)
 

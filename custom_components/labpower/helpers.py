@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 import functools
 from typing import Any
 
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
 from .core.model import (
@@ -60,3 +62,21 @@ def labpower_errors[**P, R](
             raise translate_error(err) from err
 
     return wrapper
+
+
+def raise_repair(
+    hass: HomeAssistant,
+    issue_id: str,
+    translation_key: str,
+    placeholders: dict[str, str] | None = None,
+) -> None:
+    """A repair issue the user must act on (not fixable from the Repairs page)."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=translation_key,
+        translation_placeholders=placeholders,
+    )

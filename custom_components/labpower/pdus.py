@@ -56,6 +56,7 @@ from .drivers.pdu import (
     UnitStatus,
 )
 from .drivers.snmp import SnmpPduClient
+from .helpers import raise_repair
 
 # A status this fresh serves every outlet of the unit (outlets poll on shared ticks).
 STATUS_MAX_AGE = 1.5
@@ -191,17 +192,11 @@ class PduCoordinator(DataUpdateCoordinator[UnitStatus | None]):
         for issue in (PDU_AUTH, PDU_READ_ONLY):
             issue_id = f"{issue}_{self.config_entry.entry_id}_{self.subentry_id}"
             if error is not None and error.issue == issue:
-                ir.async_create_issue(
+                raise_repair(
                     self.hass,
-                    DOMAIN,
                     issue_id,
-                    is_fixable=False,
-                    severity=ir.IssueSeverity.ERROR,
-                    translation_key=issue,
-                    translation_placeholders={
-                        "unit": self.name_of_unit,
-                        "detail": str(error),
-                    },
+                    issue,
+                    {"unit": self.name_of_unit, "detail": str(error)},
                 )
             elif error is None and issue == PDU_AUTH:
                 ir.async_delete_issue(self.hass, DOMAIN, issue_id)

@@ -77,11 +77,12 @@ async def test_demo_lab(hass: HomeAssistant) -> None:
     )
     assert {t["state"] for t in response["tokens"]} == {"available"}
     assert state(hass, "input_boolean.builder_1_relay") == "on"
+    assert state(hass, "input_boolean.switch_relay") == "on"  # builder-1 needs it
     assert (
         state(hass, "input_boolean.atx_machine_power") == "on"
     )  # the front panel was pressed
     await asyncio.sleep(1.1)  # lab totals follow within a second
-    assert state(hass, "sensor.demo_lab_resources_on") == "2"
+    assert state(hass, "sensor.demo_lab_resources_on") == "3"
 
     await call(hass, "release", {"token": [t["token"] for t in response["tokens"]]})
     await asyncio.sleep(0.2)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 
 from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
 
-from .conftest import lab_entry, resource_data, setup_relays
+from .conftest import lab_entry, resource_data, setup_relays, until
 from .test_config_flow import POLICY
 
 
@@ -82,6 +82,7 @@ async def test_dependency_cycle_refused_in_flow(hass: HomeAssistant) -> None:
         result["flow_id"], details
     )
     assert result["type"] is FlowResultType.ABORT
+    await hass.async_block_till_done()  # the reconfigured lab reloads
     # a new resource may depend on both
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
@@ -100,7 +101,12 @@ async def test_dependency_cycle_refused_in_flow(hass: HomeAssistant) -> None:
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"]["depends_on"] == ["host-1"]
-    await hass.async_block_till_done()
+    # the new subentry reloads the lab (HA schedules the reload)
+    await until(
+        hass,
+        lambda: entry.state is ConfigEntryState.LOADED
+        and "vm-1" in entry.runtime_data.lab.names,
+    )
     assert entry.runtime_data.lab.parents("vm-1") == ("host-1",)
     assert await hass.config_entries.async_unload(entry.entry_id)
 

@@ -35,6 +35,8 @@ def demo_entry() -> ConfigEntry:
     """The demo Lab with its resources."""
     relay = "input_boolean.{}_relay".format
     reachable = "binary_sensor.{}_reachable".format
+    # The build hosts and the runner need the network switch: acquiring one powers the
+    # switch first, and the switch goes off (after its own delay) once none needs it.
     resources = [
         _resource(
             name,
@@ -44,6 +46,7 @@ def demo_entry() -> ConfigEntry:
             check_entity=reachable(key),
             labels=labels,
             power_w=watts,
+            depends_on=["network-switch"],
         )
         for name, key, labels, watts in (
             ("builder-1", "builder_1", ["builder", "amd64"], 180),

@@ -128,11 +128,11 @@ def check_lab(lab: LabFile) -> None:
     assert len(lab.units) == 38
     by_name = {data["name"]: data for data in lab.resources}
     assert by_name["core03"]["outlets"] == [
-        {"unit": "cpdu1", "outlet": 3},
-        {"unit": "cpdu2", "outlet": 3},
+        "cpdu1:3",
+        "cpdu2:3",
     ]
     assert by_name["tor010"]["depends_on"] == ["core02"]
-    assert by_name["stack0126"]["outlets"] == [{"unit": "pdu06", "outlet": 1}]
+    assert by_name["stack0126"]["outlets"] == ["pdu06:1"]
     assert by_name["stack0126"]["depends_on"] == ["tor013"]
     assert by_name["stack0126"]["host"] == "10.1.1.26"
     assert by_name["node-a0901"]["depends_on"] == ["stack0001"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import time
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
@@ -54,7 +55,7 @@ def config_dir(hass: HomeAssistant, tmp_path: Path) -> Iterator[Path]:
 
 
 async def setup_file_lab(
-    hass: HomeAssistant, config_dir: Path, text: str
+    hass: HomeAssistant, config_dir: Path, text: str, *, loads: bool = True
 ) -> MockConfigEntry:
     """Relays for every stack and Pi, the lab file, and a lab that reads it."""
     await setup_relays(hass, *STACKS, *PIS)
@@ -67,7 +68,7 @@ async def setup_file_lab(
         options={"lab_file": "labpower.yaml"},
     )
     entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
+    assert await hass.config_entries.async_setup(entry.entry_id) is loads
     await hass.async_block_till_done()
     return entry
 
@@ -245,7 +246,11 @@ async def test_reload_keeps_tokens_and_refuses_dropping_held(
 async def test_cycle_in_file_is_refused_with_its_line(
     hass: HomeAssistant, config_dir: Path
 ) -> None:
-    """A dependency cycle: the lab starts without the file and a repair names the line."""
+    """A dependency cycle: the lab waits for a good file; a repair names the line.
+
+    Starting without the file would drop the tokens of its resources and leave their
+    machines unmanaged; Home Assistant retries the setup until the file is fixed.
+    """
     text = (
         "resources:\n"
         "  - name: a\n"
@@ -255,10 +260,21 @@ async def test_cycle_in_file_is_refused_with_its_line(
         "    power_entity: input_boolean.stack2_relay\n"
         "    depends_on: a\n"
     )
-    await setup_file_lab(hass, config_dir, text)
+    entry = await setup_file_lab(hass, config_dir, text, loads=False)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "lab_file_invalid_entry_pi_lab")
     assert issue is not None
     detail = issue.translation_placeholders["detail"]
     assert "cycle" in detail
     assert "line " in detail
     assert hass.states.get("sensor.a_state") is None
+    # fixed: the next retry loads it
+    (config_dir / "labpower.yaml").write_text(text.replace("    depends_on: a\n", ""))
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert state(hass, "sensor.a_state") == "off"
+    assert (
+        ir.async_get(hass).async_get_issue(DOMAIN, "lab_file_invalid_entry_pi_lab")
+        is None
+    )

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from homeassistant.auth.models import User
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
+import pytest
 
 from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
 
 from .conftest import lab_entry, resource_data, setup_relays, until
 from .test_config_flow import POLICY
+from .test_services import call, state
 
 
 async def test_options_set_lab_file_and_policies(
@@ -104,8 +108,10 @@ async def test_dependency_cycle_refused_in_flow(hass: HomeAssistant) -> None:
     # the new subentry reloads the lab (HA schedules the reload)
     await until(
         hass,
-        lambda: entry.state is ConfigEntryState.LOADED
-        and "vm-1" in entry.runtime_data.lab.names,
+        lambda: (
+            entry.state is ConfigEntryState.LOADED
+            and "vm-1" in entry.runtime_data.lab.names
+        ),
     )
     assert entry.runtime_data.lab.parents("vm-1") == ("host-1",)
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -124,3 +130,32 @@ async def test_dependency_on_removed_resource(hass: HomeAssistant) -> None:
     )
     assert issue is not None
     assert issue.translation_placeholders == {"resource": "host-1", "detail": "gone-1"}
+
+
+async def test_cycling_a_parent_counts_its_childrens_holders(
+    hass: HomeAssistant, hass_admin_user: User
+) -> None:
+    """A power cycle of the network switch cuts the hosts on it: their holders count."""
+    await setup_relays(hass, "switch-1", "host-1")
+    entry = lab_entry(
+        resource_data("switch-1"),
+        resource_data("host-1", depends_on=["switch-1"]),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await call(
+        hass, "acquire", {"resource": "host-1"}, Context(user_id=hass_admin_user.id)
+    )
+    await until(hass, lambda: state(hass, "sensor.host_1_state") == "available")
+    bob = await hass.auth.async_create_user("Bob", group_ids=["system-users"])
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            "button",
+            "press",
+            {"entity_id": "button.switch_1_power_cycle"},
+            blocking=True,
+            context=Context(user_id=bob.id),
+        )
+    assert err.value.translation_key == "held_by_others"
+    assert err.value.translation_placeholders["count"] == "1"

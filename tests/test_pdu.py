@@ -470,6 +470,13 @@ async def test_ups_on_battery_policy(hass: HomeAssistant, netio: FakeNetio) -> N
     with pytest.raises(HomeAssistantError) as err:
         await call(hass, "acquire", {"resource": "new", "holder": "ci job 3"})
     assert err.value.translation_key == "acquire_refused"
+    # NUT unavailable during the outage: the policy in force stays
+    hass.states.async_set("sensor.ups1_status", "unavailable")
+    await hass.async_block_till_done()
+    with pytest.raises(HomeAssistantError):
+        await call(hass, "acquire", {"resource": "new", "holder": "ci job 3"})
+    hass.states.async_set("sensor.ups1_status", "OB DISCHRG")
+    await hass.async_block_till_done()
     assert state(hass, "sensor.held_state") == "available"
     assert state(hass, "binary_sensor.held_power_redundancy") == STATE_ON
 
@@ -522,8 +529,12 @@ async def test_diagnostics_redact_unit_secrets(
     assert diagnostics["units"]["pdu-a"]["status_reads"] >= 1
     assert diagnostics["units"]["pdu-a"]["fed"] == {"1": "server-1"}
     # pdu-b is not configured: that feed reports the missing unit
-    assert diagnostics["resources"]["server-1"]["feeds"] == ["pdu-a:outlet1", "pdu-b:1"]
-    assert "pdu-b:1" in diagnostics["resources"]["server-1"]["reason"]
+    assert diagnostics["resources"]["server-1"]["feeds"] == [
+        "pdu-a:outlet1",
+        "pdu-b:outlet1",
+    ]
+    reason = diagnostics["resources"]["server-1"]["reason"]
+    assert "pdu-b:outlet1: the PDU unit does not exist" in reason
 
 
 async def test_units_and_dual_fed_resource_added_as_users_do(
@@ -592,3 +603,64 @@ async def test_units_and_dual_fed_resource_added_as_users_do(
     await until(hass, lambda: state(hass, "sensor.server_1_state") == "off")
     assert not netio.on[0]
     assert not intellinet.on[0]
+
+
+async def test_one_outlet_feeds_one_resource(
+    hass: HomeAssistant, netio: FakeNetio
+) -> None:
+    """Two resources on one outlet: the second may not switch it (nor offer it in the UI)."""
+    entry = await setup_lab(
+        hass,
+        netio_data(netio),
+        resources=[
+            resource_data(
+                "first", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=0
+            ),
+            resource_data(
+                "second", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=0
+            ),
+        ],
+    )
+    await call(hass, "acquire", {"resource": "first", "holder": "ci"})
+    await until(hass, lambda: state(hass, "sensor.first_state") == "available")
+    await until(
+        hass, lambda: state(hass, "sensor.second_state") in ("fault", "unknown")
+    )
+    reason = hass.states.get("sensor.second_state").attributes["reason"]
+    assert "it already feeds first" in reason
+    assert netio.on[1]  # the second, not wanted, did not switch it off
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "third", "switcher_type": "pdu", "checker_type": "none"},
+    )
+    options = result["data_schema"].schema["outlets"].config["options"]
+    assert options == ["pdu-a:1", "pdu-a:3", "pdu-a:4"]
+
+
+async def test_unit_with_invalid_settings(hass: HomeAssistant) -> None:
+    """A unit whose settings its driver refuses: a repair, its resources in fault."""
+    unit = {
+        "name": "pdu-v3",
+        "vendor": "snmp",
+        "host": HOST,
+        "snmp_version": "3",
+        "username": "lab",
+        "auth_protocol": "sha",
+        "auth_key": "short",
+        "outlet_count": 8,
+    }
+    await setup_lab(
+        hass,
+        unit,
+        resources=[resource_data("r", switcher_type="pdu", outlets=["pdu-v3:1"])],
+    )
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, "pdu_invalid_entry_lab_sub_pdu-v3"
+    )
+    assert issue is not None
+    assert issue.translation_placeholders["unit"] == "pdu-v3"
+    reason = hass.states.get("sensor.r_state").attributes["reason"]
+    assert "the PDU unit does not exist" in reason

@@ -89,7 +89,13 @@ class PowerButton(ResourceEntity, ButtonEntity):
                 translation_placeholders={"resource": self.resource},
             )
         user_id = self._context.user_id if self._context else None
-        others = [t for t in lab.ledger.tokens(self.resource) if t.user_id != user_id]
+        # Cycling a parent (a stack's relay, the network switch) cuts its children too.
+        others = [
+            token
+            for name in (self.resource, *lab.descendants(self.resource))
+            for token in lab.ledger.tokens(name)
+            if token.user_id != user_id
+        ]
         if others and not await async_is_admin(self.hass, self._context):
             raise ServiceValidationError(
                 translation_domain=DOMAIN,

@@ -478,12 +478,21 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         return find_cycle(graph)
 
     def _outlet_options(self) -> list[str]:
-        """Every outlet of the lab's PDU units, as "unit:N"."""
+        """The outlets of the lab's PDU units ("unit:N") no other resource uses."""
+        subentries = self._get_entry().subentries.values()
+        used = {
+            outlet
+            for sub in subentries
+            if sub.subentry_type == SUBENTRY_RESOURCE
+            and sub.data[CONF_RESOURCE_NAME] != self._data.get(CONF_RESOURCE_NAME)
+            for outlet in sub.data.get(CONF_OUTLETS, ())
+        }
         return [
-            f"{sub.title}:{outlet}"
-            for sub in self._get_entry().subentries.values()
+            option
+            for sub in subentries
             if sub.subentry_type == SUBENTRY_PDU
             for outlet in range(1, int(sub.data.get(CONF_OUTLET_COUNT) or 0) + 1)
+            if (option := f"{sub.title}:{outlet}") not in used
         ]
 
     def _validate(self, user_input: Mapping[str, Any]) -> dict[str, str]:
@@ -528,12 +537,19 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
 
     def _names_in_use(self) -> set[str]:
         # Actions address resources by name, so names are unique across all labs.
-        return {
+        names = {
             subentry.data[CONF_RESOURCE_NAME].casefold()
             for entry in self.hass.config_entries.async_entries(DOMAIN)
             for subentry in entry.subentries.values()
             if subentry.subentry_type == SUBENTRY_RESOURCE
         }
+        # ... and those lab files define
+        names.update(
+            name.casefold()
+            for entry in self.hass.config_entries.async_loaded_entries(DOMAIN)
+            for name in entry.runtime_data.lab.names
+        )
+        return names
 
 
 def _choice(options: list[str], key: str) -> selector.SelectSelector:
@@ -659,11 +675,14 @@ class PduSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             name = str(user_input.get(CONF_UNIT_NAME, self._data.get(CONF_UNIT_NAME)))
             name = name.strip()
+            entry = self._get_entry()
             taken = {
                 sub.title.casefold()
-                for sub in self._get_entry().subentries.values()
+                for sub in entry.subentries.values()
                 if sub.subentry_type == SUBENTRY_PDU and sub is not self._subentry
             }
+            if entry.state is ConfigEntryState.LOADED and self._subentry is None:
+                taken.update(unit.casefold() for unit in entry.runtime_data.units)
             if not name:
                 errors[CONF_UNIT_NAME] = "name_empty"
             elif ":" in name:

@@ -19,6 +19,7 @@ from homeassistant.core import (
     HomeAssistant,
     callback,
 )
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import (
     async_call_later,
@@ -63,6 +64,7 @@ from .const import (
     CONF_START_TIMEOUT,
     CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
+    CONF_UNIT_NAME,
     CONF_UNIT_PARALLEL_ON,
     DEFAULT_LONG_PRESS,
     DEFAULT_SHORT_PRESS,
@@ -105,8 +107,8 @@ from .drivers.icmp import (
 from .drivers.pdu import (
     PDU_AUTH,
     PDU_READ_ONLY,
-    MissingUnitSwitcher,
     PduOutletSwitcher,
+    UnusableOutlet,
 )
 from .drivers.tcp import TcpChecker
 from .energy import EnergyTracker
@@ -180,7 +182,6 @@ class LabRuntime:
     settings: dict[str, Any] = field(
         default_factory=dict
     )  # options + lab file policies
-    lab_file_error: str | None = None
     ups: UpsPolicy = field(init=False)
     host_keys: dict[str, str] = field(default_factory=dict)
     _listeners: dict[tuple[str | None, Topic], list[CALLBACK_TYPE]] = field(
@@ -238,8 +239,20 @@ class LabRuntime:
         for key, data in bmcs:
             self.bmcs[key] = bmc_client(self.hass, data)
             self.bmc_keys[data[CONF_BMC_NAME]] = key
+        self._forget_unit_issues()
         for key, data in units:
-            unit = PduCoordinator(self.hass, self.entry, key, data)
+            issue_id = f"pdu_invalid_{self.entry.entry_id}_{key}"
+            try:
+                unit = PduCoordinator(self.hass, self.entry, key, data)
+            except ConfigurationSwitchError as err:
+                # Its resources get a feed that reports the unit missing.
+                raise_repair(
+                    self.hass,
+                    issue_id,
+                    "pdu_invalid",
+                    {"unit": data[CONF_UNIT_NAME], "detail": str(err)},
+                )
+                continue
             self.units[unit.name_of_unit] = unit
         watched: dict[str, list[str]] = {}
         specs: list[ResourceSpec] = []
@@ -252,7 +265,14 @@ class LabRuntime:
                 watched.setdefault(entity_id, []).append(spec.name)
             if meter := data.get(CONF_METER_ENTITY):
                 self.energy.link_meter(spec.name, meter)
-        self.lab.add_all(self._without_missing_parents(specs))
+        try:
+            self.lab.add_all(self._without_missing_parents(specs))
+        except LabError as err:  # a cycle through the lab file and the UI's resources
+            raise ConfigEntryError(
+                translation_domain=DOMAIN,
+                translation_key=err.key,
+                translation_placeholders=err.placeholders,
+            ) from err
         try:
             self.lab.set_stagger(stagger_policy(self.settings))
         except LabError as err:
@@ -314,15 +334,19 @@ class LabRuntime:
                 )
             )
         except (LabFileError, OSError) as err:
-            self.lab_file_error = str(err)
-            LOGGER.error("Lab file %s not loaded: %s", path, err)
+            # Starting without the file would drop its resources' tokens and devices
+            # and leave their machines as they are, unmanaged: wait for a good file.
             raise_repair(
                 self.hass,
                 issue_id,
                 "lab_file_invalid",
                 {"path": path, "detail": str(err)},
             )
-            return None
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="lab_file_invalid",
+                translation_placeholders={"lab": self.entry.title, "detail": str(err)},
+            ) from err
         ir.async_delete_issue(self.hass, DOMAIN, issue_id)
         return lab_file
 
@@ -449,9 +473,21 @@ class LabRuntime:
         unit_name, _, number = outlet.rpartition(":")
         unit = self.units.get(unit_name)
         if unit is None:
-            return MissingUnitSwitcher(outlet)
+            return UnusableOutlet(outlet, "the PDU unit does not exist")
+        if (user := unit.fed.get(int(number), resource)) != resource:
+            # Switching it for one would switch the other: only the first may use it.
+            return UnusableOutlet(outlet, f"it already feeds {user}")
         unit.fed[int(number)] = resource
         return PduOutletSwitcher(unit.unit, int(number), unit_name)
+
+    def _forget_unit_issues(self) -> None:
+        """A (re)started lab finds its units' problems anew: clear the old issues."""
+        prefixes = tuple(
+            f"{issue}_{self.entry.entry_id}_" for issue in (*UNIT_ISSUES, "pdu_invalid")
+        )
+        for domain, issue_id in list(ir.async_get(self.hass).issues):
+            if domain == DOMAIN and issue_id.startswith(prefixes):
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
 
     def _unit_power_listener(self, unit: PduCoordinator) -> CALLBACK_TYPE:
         """Measured outlet power becomes the draw of the resources the outlets feed."""
@@ -678,6 +714,12 @@ def known_to_lab_file(entry: ConfigEntry) -> dict[str, Any]:
         "known_bmcs": [
             sub.title for sub in subentries if sub.subentry_type == SUBENTRY_BMC
         ],
+        "known_outlets": {
+            outlet: sub.title
+            for sub in subentries
+            if sub.subentry_type == SUBENTRY_RESOURCE
+            for outlet in sub.data.get(CONF_OUTLETS, ())
+        },
     }
 
 

@@ -58,7 +58,6 @@ async def async_get_config_entry_diagnostics(
             ],
             "options": dict(entry.options),
             "settings": runtime.settings,
-            "lab_file_error": runtime.lab_file_error,
             "units": {
                 name: {
                     "vendor": unit.vendor,

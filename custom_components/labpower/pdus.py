@@ -143,8 +143,13 @@ class PduCoordinator(DataUpdateCoordinator[UnitStatus | None]):
         subentry_id: str,
         data: Mapping[str, Any],
     ) -> None:
-        """Build the unit; it polls itself only when no resource read it lately."""
+        """Build the unit; it polls itself only when no resource read it lately.
+
+        Settings the driver refuses raise (ConfigurationSwitchError) before anything
+        is registered with Home Assistant.
+        """
         self.name_of_unit: str = data[CONF_UNIT_NAME]
+        client = pdu_client(hass, data)
         super().__init__(
             hass,
             LOGGER,
@@ -156,9 +161,7 @@ class PduCoordinator(DataUpdateCoordinator[UnitStatus | None]):
         self.vendor: str = data[CONF_VENDOR]
         self.outlet_count = int(data.get(CONF_OUTLET_COUNT) or 0)
         self.ups_entity: str | None = data.get(CONF_UPS_ENTITY) or None
-        self.unit = PduUnit(
-            pdu_client(hass, data), max_age=STATUS_MAX_AGE, listener=self._heard
-        )
+        self.unit = PduUnit(client, max_age=STATUS_MAX_AGE, listener=self._heard)
         self.fed: dict[int, str] = {}  # outlet -> the resource it feeds
 
     async def _async_update_data(self) -> UnitStatus:

@@ -103,6 +103,8 @@ class UpsPolicy:
             default=(UpsLevel.UNKNOWN, ""),
         )
         level, entity = worst
+        if level is UpsLevel.UNKNOWN:
+            return  # NUT unavailable (often so in an outage): keep what was in force
         previous, self.level = self.level, level
         if level == previous:
             return

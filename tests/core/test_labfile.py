@@ -584,6 +584,18 @@ def test_known_resources_units_and_bmcs_from_the_ui() -> None:
     assert by_name(lab)["pi1"]["outlets"] == ["ui-pdu:16"]
 
 
+def test_outlet_a_ui_resource_uses_is_refused() -> None:
+    assert problems(
+        """\
+        resources:
+          - name: pi1
+            outlet: ui-pdu:3
+        """,
+        known_units={"ui-pdu": 16},
+        known_outlets={"ui-pdu:3": "ui-server"},
+    ) == [(3, "outlet 'ui-pdu:3' of pi1 already feeds ui-server (made in the UI)")]
+
+
 # Mistakes, each with its line
 
 

@@ -404,7 +404,7 @@ class Lab(ReconcilerHooks):
         Returns every token revoked.
         """
         self._get(name)
-        targets = [name, *self._descendants(name)]
+        targets = [name, *self.descendants(name)]
         revoked: list[UsageToken] = []
         for target in targets:
             tokens = self.ledger.revoke_all(target, cause)
@@ -676,7 +676,8 @@ class Lab(ReconcilerHooks):
             self._emit(EventKind.PERSIST)  # off deadlines survive a restart
         return True
 
-    def _descendants(self, name: str) -> list[str]:
+    def descendants(self, name: str) -> list[str]:
+        """Every resource that depends on this one, directly or through others."""
         return self._walk(name, self._children)
 
     @staticmethod

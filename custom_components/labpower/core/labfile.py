@@ -197,6 +197,7 @@ def load_lab_file(
     known_resources: Iterable[str] = (),
     known_units: Mapping[str, int | None] | None = None,
     known_bmcs: Iterable[str] = (),
+    known_outlets: Mapping[str, str] | None = None,
 ) -> LabFile:
     """Read and check the lab file at `path` (blocking I/O: run it in an executor).
 
@@ -220,6 +221,7 @@ def load_lab_file(
         known_resources=known_resources,
         known_units=known_units,
         known_bmcs=known_bmcs,
+        known_outlets=known_outlets,
     )
 
 
@@ -231,19 +233,22 @@ def parse_lab_file(
     known_resources: Iterable[str] = (),
     known_units: Mapping[str, int | None] | None = None,
     known_bmcs: Iterable[str] = (),
+    known_outlets: Mapping[str, str] | None = None,
 ) -> LabFile:
     """Parse, expand and check a lab file's text; LabFileError lists what is wrong.
 
     `filename` prefixes the messages. `secrets` resolves `!secret name` values.
     `known_resources`, `known_units` (name -> outlet count, None if unknown) and
     `known_bmcs` are what exists outside this file (made in the UI): the file may refer
-    to them but not define them again.
+    to them but not define them again. `known_outlets` ("pdu1:3" -> resource) are
+    outlets UI-made resources use: one outlet never feeds two resources.
     """
     parser = _Parser(
         secrets or {},
         set(known_resources),
         dict(known_units or {}),
         set(known_bmcs),
+        dict(known_outlets or {}),
     )
     try:
         lab = parser.parse(text)
@@ -548,8 +553,10 @@ class _Parser:
         known_resources: set[str],
         known_units: dict[str, int | None],
         known_bmcs: set[str],
+        known_outlets: dict[str, str],
     ) -> None:
         self.problems: list[LabFileProblem] = []
+        self._known_outlets = known_outlets
         self._seen: set[tuple[int | None, str]] = set()
         self._secrets = secrets
         self._known_resources = known_resources
@@ -613,7 +620,10 @@ class _Parser:
             "resource",
             self._known_resources,
         )
-        outlet_users: dict[tuple[str, int], tuple[str, int]] = {}
+        outlet_users: dict[tuple[str, int], tuple[str, int | None]] = {}
+        for ref, user in self._known_outlets.items():
+            unit_name, _, number = ref.rpartition(":")
+            outlet_users[unit_name, int(number)] = (user, None)
         depends: dict[str, list[_Located]] = {}
         for entry in entries:
             if (built := self._resource(entry, defaults, outlet_users)) is not None:
@@ -997,7 +1007,7 @@ class _Parser:
         self,
         entry: _Entry,
         defaults: Mapping[str, _Located],
-        outlet_users: dict[tuple[str, int], tuple[str, int]],
+        outlet_users: dict[tuple[str, int], tuple[str, int | None]],
     ) -> tuple[dict[str, Any], list[_Located]] | None:
         """A resource's subentry data and its dependencies (each with its line)."""
         own = _given(entry.fields)
@@ -1168,7 +1178,7 @@ class _Parser:
         self,
         entry: _Entry,
         located: list[_Located],
-        outlet_users: dict[tuple[str, int], tuple[str, int]],
+        outlet_users: dict[tuple[str, int], tuple[str, int | None]],
     ) -> list[str]:
         """`pdu1:3` items, each checked, in the form the UI stores: "pdu1:3"."""
         outlets: list[str] = []
@@ -1201,10 +1211,10 @@ class _Parser:
                 self.error(line, f"outlet '{text}' is given twice for {entry.name}")
                 continue
             if (user := outlet_users.get(key)) is not None:
+                where = "made in the UI" if user[1] is None else f"line {user[1]}"
                 self.error(
                     line,
-                    f"outlet '{text}' of {entry.name} already feeds {user[0]} "
-                    f"(line {user[1]})",
+                    f"outlet '{text}' of {entry.name} already feeds {user[0]} ({where})",
                 )
                 continue
             mine.add(key)

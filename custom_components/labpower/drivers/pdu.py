@@ -277,26 +277,29 @@ class PduOutletSwitcher:
         raise ConfigurationSwitchError(f"{self.description} cannot reset")
 
 
-class MissingUnitSwitcher(PduOutletSwitcher):
-    """An outlet of a unit that is not (or no longer) configured: a configuration error."""
+class UnusableOutlet(PduOutletSwitcher):
+    """An outlet a resource may not use: its unit is not configured, or it feeds another.
 
-    def __init__(self, outlet: str) -> None:
-        """Remember what was asked for ("pdu1:3")."""
-        self.outlet_ref = outlet
+    Every call is a configuration error: the resource goes to fault with the reason and
+    nothing is switched.
+    """
 
-    @property
-    def description(self) -> str:
-        """The outlet asked for."""
-        return self.outlet_ref
+    def __init__(self, outlet: str, reason: str) -> None:
+        """Remember what was asked for ("pdu1:3") and why it cannot be used."""
+        unit_name, _, number = outlet.rpartition(":")
+        self.unit_name = unit_name
+        self.outlet = int(number) if number.isdigit() else 0
+        self.stagger_group = None
+        self.reason = reason
 
     async def read_state(self) -> PowerState:
-        """Refuse: the unit does not exist."""
-        raise ConfigurationSwitchError(f"PDU unit of {self.outlet_ref} does not exist")
+        """Refuse: the outlet cannot be used."""
+        raise ConfigurationSwitchError(f"{self.description}: {self.reason}")
 
     async def turn_on(self) -> None:
-        """Refuse: the unit does not exist."""
+        """Refuse: the outlet cannot be used."""
         await self.read_state()
 
     async def turn_off(self, *, graceful: bool) -> None:
-        """Refuse: the unit does not exist."""
+        """Refuse: the outlet cannot be used."""
         await self.read_state()

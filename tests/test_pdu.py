@@ -361,7 +361,10 @@ async def test_read_only_account_raises_a_repair(
 
 
 async def test_unit_gone_faults_its_resources_only(
-    hass: HomeAssistant, netio: FakeNetio, intellinet: FakeIntellinet
+    hass: HomeAssistant,
+    netio: FakeNetio,
+    intellinet: FakeIntellinet,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A unit that disappears: its entities unavailable, its resources fault, others fine."""
     await setup_lab(
@@ -391,9 +394,13 @@ async def test_unit_gone_faults_its_resources_only(
     assert state(hass, "switch.pdu_a_outlet_2") == STATE_UNAVAILABLE
     assert state(hass, "sensor.b_1_state") == "available"
     assert state(hass, "switch.pdu_b_outlet_2") == STATE_ON
+    with pytest.raises(PduUnreachableError):  # still gone: not logged again
+        await runtime.units["pdu-a"].unit.status(max_age=0)
     await netio.start()
     await runtime.units["pdu-a"].unit.status(max_age=0)
     await until(hass, lambda: state(hass, "sensor.a_1_state") == "available")
+    assert caplog.text.count("Error requesting PDU pdu-a data") == 1
+    assert caplog.text.count("PDU unit pdu-a answers again") == 1
     assert state(hass, "switch.pdu_a_outlet_2") == STATE_ON
 
 

@@ -182,6 +182,8 @@ class PduCoordinator(DataUpdateCoordinator[UnitStatus | None]):
     def _heard(self, result: UnitStatus | Exception) -> None:
         """Every read or failed request of the unit, whoever made it."""
         if isinstance(result, UnitStatus):
+            if not self.last_update_success:
+                LOGGER.info("PDU unit %s answers again", self.name_of_unit)
             self._sync_issue(None)
             if result is not self.data:
                 self.async_set_updated_data(result)

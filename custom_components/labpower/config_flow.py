@@ -99,6 +99,7 @@ from .const import (
     PDU_VENDORS,
     RELAY_DOMAINS,
     SNMP_AUTOMATIC,
+    SNMP_FIELDS,
     SNMP_VERSIONS,
     SUBENTRY_BMC,
     SUBENTRY_PDU,
@@ -639,16 +640,6 @@ class BmcSubentryFlow(ConfigSubentryFlow):
         )
 
 
-_SNMP_FIELDS = (
-    CONF_SNMP_VERSION,
-    CONF_COMMUNITY,
-    CONF_WRITE_COMMUNITY,
-    CONF_AUTH_PROTOCOL,
-    CONF_AUTH_KEY,
-    CONF_PRIV_PROTOCOL,
-    CONF_PRIV_KEY,
-    CONF_SNMP_PROFILE,
-)
 _SECRETS = (
     CONF_PASSWORD,
     CONF_WRITE_PASSWORD,
@@ -693,7 +684,7 @@ class PduSubentryFlow(ConfigSubentryFlow):
                 errors[CONF_HOST] = "host_empty"
             else:
                 if user_input[CONF_VENDOR] != self._data.get(CONF_VENDOR):
-                    for key in (*_SNMP_FIELDS, CONF_USERNAME, *_SECRETS):
+                    for key in (*SNMP_FIELDS, CONF_USERNAME, *_SECRETS):
                         self._data.pop(key, None)
                 self._data.update(user_input)
                 self._data[CONF_UNIT_NAME] = name

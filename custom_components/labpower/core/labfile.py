@@ -94,6 +94,7 @@ from ..const import (
     DEFAULT_SHORT_PRESS,
     PDU_VENDORS,
     SNMP_AUTOMATIC,
+    SNMP_FIELDS,
     SNMP_VERSIONS,
     SWITCHER_BMC,
     SWITCHER_BUTTON,
@@ -442,16 +443,6 @@ _SWITCHER_ONLY: Final = frozenset(
     key for keys in _SWITCHER_FIELDS.values() for key in keys
 )
 
-_SNMP_FIELDS: Final = (
-    CONF_SNMP_VERSION,
-    CONF_COMMUNITY,
-    CONF_WRITE_COMMUNITY,
-    CONF_AUTH_PROTOCOL,
-    CONF_AUTH_KEY,
-    CONF_PRIV_PROTOCOL,
-    CONF_PRIV_KEY,
-    CONF_SNMP_PROFILE,
-)
 _UNIT_FIELDS: Final[dict[str, _Field]] = {
     CONF_UNIT_NAME: _TEXT_FIELD,
     CONF_VENDOR: _Field(_TEXT, choices=tuple(PDU_VENDORS)),
@@ -951,7 +942,7 @@ class _Parser:
             if key not in fields:
                 continue
             value, line = fields[key]
-            if key in _SNMP_FIELDS and not snmp:
+            if key in SNMP_FIELDS and not snmp:
                 self.error(line, f"{key} applies only to vendor {VENDOR_SNMP}")
                 continue
             data[key] = value

@@ -152,12 +152,14 @@ async def test_child_left_on_keeps_its_parent_until_it_is_off() -> None:
     assert graceful.commands == ["graceful_off"]
     assert rig.state("pi") is ResourceState.STOPPING
     assert rig.switched("off") == ["lone"]  # no off delay started by the start itself
-    assert rig.lab.child_demand("stack") == 1
-    await rig.advance(61)  # the Pi's stop_timeout
+    assert rig.lab.child_demand("stack") == 0  # nobody wants the Pi
+    assert rig.state("stack") is ResourceState.STOPPING
+    assert rig.lab.reconciler("stack").reason == "waiting for pi to go off"
+    await rig.advance(59)
+    assert rig.switched("off") == ["lone"]
+    await rig.advance(2)  # the Pi's stop_timeout: forced off, then the stack
     assert graceful.commands == ["graceful_off", "off"]
-    assert rig.lab.child_demand("stack") == 0
-    assert rig.state("stack") is ResourceState.AVAILABLE
-    await rig.advance(30)
+    await rig.advance(1)
     assert rig.switched("off") == ["lone", "stack"]
 
 

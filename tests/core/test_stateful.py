@@ -232,12 +232,7 @@ class LabMachine(RuleBasedStateMachine):
                     assert self.feeds[parent].state is PowerState.ON, (child, parent)
         for resource in RESOURCES:
             children = self.lab.children(resource)
-            needing = sum(
-                1
-                for child in children
-                if self.lab.desired_on(child)
-                or self.lab.reconciler(child).power is not PowerState.OFF
-            )
+            needing = sum(1 for child in children if self.lab.desired_on(child))
             assert self.lab.child_demand(resource) == needing
 
     @invariant()

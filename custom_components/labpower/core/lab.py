@@ -1,9 +1,10 @@
 """The lab: the ledger plus one reconciling worker per resource, and token expiry.
 
 Dependencies: a resource may depend on others (`ResourceSpec.depends_on`). A resource
-needs its parents while it is wanted on or not known to be off (children go down first);
-a parent that a child needs is wanted on (the ledger's demand), and its own off delay runs
-from the moment the last child stops needing it. The lab keeps, per resource, how many
+needs its parents while it is wanted on; a parent that a child needs is wanted on (the
+ledger's demand), and its own off delay runs from the moment the last child stops needing
+it. Children go down first: a parent is not switched off while a child is not known to be
+off (a child whose state cannot be read keeps its parent as it is, on or off). The lab keeps, per resource, how many
 children need it, and after a change walks up only the ancestors whose value flipped. A
 child is switched on only once every parent is available; power-ons are staggered by a
 PowerOnGate (core/stagger.py).
@@ -505,7 +506,7 @@ class Lab(ReconcilerHooks):
         return self._walk(name, self._parents)
 
     def child_demand(self, name: str) -> int:
-        """How many children need this resource now (wanted on, or not yet off)."""
+        """How many children need this resource now (are wanted on)."""
         self._get(name)
         return self._need_count[name]
 
@@ -526,9 +527,7 @@ class Lab(ReconcilerHooks):
                 self._kick(self._resources[name])
             parents = self._parents[name]
             if parents:
-                need = wanted or self._resources[name].reconciler.power is not (
-                    PowerState.OFF
-                )
+                need = wanted
                 needs[name] = need
                 if need:
                     for parent in parents:
@@ -563,6 +562,10 @@ class Lab(ReconcilerHooks):
         if self._starting:
             return
         self._propagate((resource,))
+        if self._resources[resource].reconciler.power is PowerState.OFF:
+            # A parent that waited for its children to go off may go now.
+            for parent in self._parents.get(resource, ()):
+                self._kick(self._resources[parent])
         children = self._children.get(resource)
         if (
             children
@@ -574,6 +577,13 @@ class Lab(ReconcilerHooks):
                     self.ledger.wants_on(child)
                 ):
                     self._kick(managed)
+
+    def child_not_off(self, resource: str) -> str | None:
+        """A child whose power is not known to be off (on, mixed or unknown), or None."""
+        for child in self._children.get(resource, ()):
+            if self._resources[child].reconciler.power is not PowerState.OFF:
+                return child
+        return None
 
     def parents_ready(self, resource: str) -> str | None:
         """None when every parent is available, else the first parent that is not."""
@@ -648,10 +658,7 @@ class Lab(ReconcilerHooks):
             parents = parents_of.get(name)
             if not parents:
                 continue
-            need = (
-                self.ledger.wants_on(name)
-                or self._resources[name].reconciler.power is not PowerState.OFF
-            )
+            need = self.ledger.wants_on(name)
             if need == self._needs.get(name, False):
                 continue
             self._needs[name] = need

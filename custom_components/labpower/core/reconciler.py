@@ -91,6 +91,10 @@ class ReconcilerHooks:
         """None when every resource it depends on is available, else the first that is not."""
         return None
 
+    def child_not_off(self, resource: str) -> str | None:
+        """A resource depending on this one that is not known to be off, or None."""
+        return None
+
     def power_on_slot(self, resource: str) -> bool:
         """Ask for a power-on slot (staggered power-on): True granted, False queued.
 
@@ -341,6 +345,10 @@ class Reconciler:
         if seen.power is PowerState.OFF:
             progress.stopping_since = None
             self._set(ResourceState.OFF)
+            return self.timing.slow_poll
+        if (child := self.hooks.child_not_off(self.name)) is not None:
+            # Children go down first; the lab kicks this pass when one goes off.
+            self._set(ResourceState.STOPPING, f"{WAITING_FOR}{child} to go off")
             return self.timing.slow_poll
         graceful = self.policy.graceful_off and all(
             feed.capabilities.can_shutdown_gracefully for feed in self.feeds

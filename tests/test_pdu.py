@@ -11,7 +11,11 @@ from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -432,6 +436,20 @@ async def test_unit_entities(
 
 async def test_ups_on_battery_policy(hass: HomeAssistant, netio: FakeNetio) -> None:
     """On battery: no new tokens, idle resources off at once, holders told; low: all off."""
+    # The UPS as the NUT integration makes it: a device "ups1" with its status sensor.
+    nut = MockConfigEntry(domain="nut", title="ups1")
+    nut.add_to_hass(hass)
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=nut.entry_id, identifiers={("nut", "ups1")}, name="ups1"
+    )
+    er.async_get(hass).async_get_or_create(
+        "sensor",
+        "nut",
+        "ups1_status",
+        suggested_object_id="ups1_status",
+        device_id=device.id,
+        config_entry=nut,
+    )
     hass.states.async_set("sensor.ups1_status", "OL CHRG")
     steps = async_capture_events(hass, "labpower_ups_policy")
     revoked = async_capture_events(hass, "labpower_token_revoked")
@@ -485,7 +503,12 @@ async def test_ups_on_battery_policy(hass: HomeAssistant, netio: FakeNetio) -> N
     hass.states.async_set("sensor.ups1_status", "OB DISCHRG")
     await hass.async_block_till_done()
     assert state(hass, "sensor.held_state") == "available"
-    assert state(hass, "binary_sensor.held_power_redundancy") == STATE_ON
+    redundancy = hass.states.get("binary_sensor.held_power_redundancy")
+    assert redundancy.state == STATE_ON
+    assert redundancy.attributes["power_chain"] == ["psu1 -> pdu-a:outlet1 -> ups1"]
+    assert redundancy.attributes["problems"] == [
+        "psu1 -> pdu-a:outlet1 -> ups1: on battery"
+    ]
 
     hass.states.async_set("sensor.ups1_status", "OB LB")
     await until(hass, lambda: state(hass, "sensor.held_state") == "off")

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 import time
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
@@ -55,7 +56,12 @@ def config_dir(hass: HomeAssistant, tmp_path: Path) -> Iterator[Path]:
 
 
 async def setup_file_lab(
-    hass: HomeAssistant, config_dir: Path, text: str, *, loads: bool = True
+    hass: HomeAssistant,
+    config_dir: Path,
+    text: str,
+    *,
+    loads: bool = True,
+    **options: Any,
 ) -> MockConfigEntry:
     """Relays for every stack and Pi, the lab file, and a lab that reads it."""
     await setup_relays(hass, *STACKS, *PIS)
@@ -65,7 +71,7 @@ async def setup_file_lab(
         title="Pi lab",
         data={"name": "Pi lab"},
         entry_id="entry_pi_lab",
-        options={"lab_file": "labpower.yaml"},
+        options={"lab_file": "labpower.yaml", **options},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id) is loads
@@ -132,17 +138,24 @@ async def test_one_pi_powers_its_stack_first(
     assert log.order("off") == ["pi07", "stack2"]
 
 
-async def test_waiting_pi_says_so(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, config_dir: Path
-) -> None:
-    """While its stack starts, a Pi's state says it waits for the stack."""
-    await setup_file_lab(hass, config_dir, LAB_FILE.format(pi_off_delay=0))
-    hass.states.async_set("input_boolean.stack3_relay", "off")
-    runtime = hass.config_entries.async_get_entry("entry_pi_lab").runtime_data
+async def test_waiting_pi_says_so(hass: HomeAssistant, config_dir: Path) -> None:
+    """While its stack boots, a Pi's state says it waits for the stack; then it comes."""
+    text = LAB_FILE.format(pi_off_delay=0).replace(
+        "    off_delay: 60\n",
+        "    off_delay: 60\n    check_entity: binary_sensor.stack[1-12]_up\n",
+    )
+    for stack in STACKS:
+        hass.states.async_set(f"binary_sensor.{stack}_up", "off")
+    await setup_file_lab(hass, config_dir, text)
     await call(hass, "acquire", {"resource": "pi09", "holder": "ci"})
-    await hass.async_block_till_done()
-    reason = runtime.lab.reconciler("pi09").reason
-    assert reason is None or "stack3" in reason or "slot" in reason
+    await until(hass, lambda: state(hass, "sensor.stack3_state") == "starting")
+    pi = hass.states.get("sensor.pi09_state")
+    assert pi.state == "off"
+    assert pi.attributes["reason"] == "waiting for stack3"
+    assert state(hass, "input_boolean.pi09_relay") == "off"
+    hass.states.async_set("binary_sensor.stack3_up", "on")  # the stack is up
+    await until(hass, lambda: state(hass, "sensor.pi09_state") == "available")
+    assert "reason" not in hass.states.get("sensor.pi09_state").attributes
 
 
 async def test_all_48_come_up_in_waves(hass: HomeAssistant, config_dir: Path) -> None:
@@ -198,8 +211,7 @@ async def test_reload_keeps_tokens_and_refuses_dropping_held(
 ) -> None:
     """Reload without a restart: tokens stay; a held resource cannot be dropped."""
     await setup_file_lab(hass, config_dir, LAB_FILE.format(pi_off_delay=0))
-    response = await call(hass, "acquire", {"resource": "pi48", "holder": "keep"})
-    token = response["tokens"][0]["token"]
+    await call(hass, "acquire", {"resource": "pi48", "holder": "keep"})
     await run_for(hass, freezer, 3)
     smaller = LAB_FILE.format(pi_off_delay=0).replace("pi[01-48]", "pi[01-44]")
     smaller = smaller.replace("stack[1-12]*4", "stack[1-11]*4")
@@ -226,8 +238,11 @@ async def test_reload_keeps_tokens_and_refuses_dropping_held(
     assert state(hass, "sensor.extra1_state") in ("off", "available", "unknown")
     listed = await call(hass, "list", {"resource": ["pi48"]})
     assert listed["resources"][0]["holders"] == 1
-    await call(hass, "release", {"token": token})
-    # now pi45-48 may go: their devices go with them
+    # an administrator forces it off (its holder is told): now pi45-48 may go
+    await call(hass, "force_off", {"resource": ["pi48"]})
+    assert (await call(hass, "list", {"resource": ["pi48"]}))["resources"][0][
+        "holders"
+    ] == 0
     (config_dir / "labpower.yaml").write_text(smaller)
     await call(hass, "reload_lab_file", {})
     await hass.async_block_till_done()
@@ -278,3 +293,56 @@ async def test_cycle_in_file_is_refused_with_its_line(
         ir.async_get(hass).async_get_issue(DOMAIN, "lab_file_invalid_entry_pi_lab")
         is None
     )
+
+
+async def test_pool_takes_the_least_recently_used(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, config_dir: Path
+) -> None:
+    """Among resources that are all off, the one used longest ago (or never) first."""
+    await setup_file_lab(hass, config_dir, LAB_FILE.format(pi_off_delay=0))
+    for stack in ("stack1", "stack2"):  # used, stack1 before stack2
+        response = await call(hass, "acquire", {"resource": stack, "holder": "warm"})
+        await run_for(hass, freezer, 3)
+        await call(hass, "release", {"token": response["tokens"][0]["token"]})
+        await run_for(hass, freezer, 62)  # their off delay
+        assert state(hass, f"sensor.{stack}_state") == "off"
+    response = await call(
+        hass, "acquire", {"labels": ["stacks"], "count": 12, "holder": "pool"}
+    )
+    chosen = [token["resource"] for token in response["tokens"]]
+    assert set(chosen[:10]) == {f"stack{n}" for n in range(3, 13)}  # never used
+    assert chosen[10:] == ["stack1", "stack2"]  # then the least recently used
+
+
+async def test_low_battery_shuts_down_children_first(
+    hass: HomeAssistant, config_dir: Path
+) -> None:
+    """A lab-wide UPS: on battery (idle shedding off here), low battery: all off."""
+    hass.states.async_set("sensor.ups_main_status", "OL")
+    await setup_file_lab(
+        hass,
+        config_dir,
+        LAB_FILE.format(pi_off_delay=600),
+        ups_entities=["sensor.ups_main_status"],
+        shed_idle_on_battery=False,
+    )
+    log = SwitchLog(hass)
+    await call(hass, "acquire", {"resource": ["pi07", "pi08"], "holder": "ci"})
+    response = await call(hass, "acquire", {"resource": "pi01", "holder": "short"})
+    await until(hass, lambda: state(hass, "sensor.pi01_state") == "available")
+    await call(hass, "release", {"token": response["tokens"][0]["token"]})
+    await until(hass, lambda: state(hass, "sensor.pi08_state") == "available")
+    hass.states.async_set("sensor.ups_main_status", "OB DISCHRG")
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.pi01_state") == "available"  # shedding is turned off
+    hass.states.async_set("sensor.ups_main_status", "OB LB")
+    await until(hass, lambda: state(hass, "input_boolean.stack2_relay") == "off")
+    # and what they depend on, and the idle ones, without waiting for off delays
+    await until(hass, lambda: state(hass, "input_boolean.stack1_relay") == "off")
+    offs = log.order("off")
+    assert offs.index("pi07") < offs.index("stack2")
+    assert offs.index("pi08") < offs.index("stack2")
+    assert offs.index("pi01") < offs.index("stack1")
+    assert state(hass, "sensor.pi07_state") == "off"
+    listed = await call(hass, "list", {"resource": ["pi07", "pi08"]})
+    assert [r["holders"] for r in listed["resources"]] == [0, 0]

@@ -83,6 +83,7 @@ from .const import (
     CONF_SWITCHER,
     CONF_UNIT_NAME,
     CONF_UNIT_PARALLEL_ON,
+    CONF_UPS_ENTITIES,
     CONF_UPS_ENTITY,
     CONF_USERNAME,
     CONF_VENDOR,
@@ -252,6 +253,9 @@ class LabOptionsFlow(OptionsFlow):
                 vol.Required(CONF_REFUSE_ON_BATTERY): selector.BooleanSelector(),
                 vol.Required(CONF_SHED_ON_BATTERY): selector.BooleanSelector(),
                 vol.Required(CONF_SHUTDOWN_ON_LOW_BATTERY): selector.BooleanSelector(),
+                vol.Optional(CONF_UPS_ENTITIES): selector.EntitySelector(
+                    selector.EntitySelectorConfig(domain="sensor", multiple=True)
+                ),
             }
         )
         values = {

@@ -147,6 +147,8 @@ CONF_ON_SPACING: Final = "on_spacing"
 CONF_REFUSE_ON_BATTERY: Final = "refuse_acquire_on_battery"
 CONF_SHED_ON_BATTERY: Final = "shed_idle_on_battery"
 CONF_SHUTDOWN_ON_LOW_BATTERY: Final = "shutdown_held_on_low_battery"
+# UPS status sensors feeding the whole lab (besides those named on PDU units).
+CONF_UPS_ENTITIES: Final = "ups_entities"
 LAB_OPTION_DEFAULTS: Final[dict[str, object]] = {
     CONF_LAB_FILE: "",
     CONF_MAX_PARALLEL_ON: 0,
@@ -155,5 +157,6 @@ LAB_OPTION_DEFAULTS: Final[dict[str, object]] = {
     CONF_REFUSE_ON_BATTERY: True,
     CONF_SHED_ON_BATTERY: True,
     CONF_SHUTDOWN_ON_LOW_BATTERY: True,
+    CONF_UPS_ENTITIES: [],
 }
 EVENT_UPS_POLICY: Final = "labpower_ups_policy"

@@ -66,6 +66,7 @@ from .const import (
     CONF_SWITCHER,
     CONF_UNIT_NAME,
     CONF_UNIT_PARALLEL_ON,
+    CONF_UPS_ENTITIES,
     DEFAULT_LONG_PRESS,
     DEFAULT_SHORT_PRESS,
     DOMAIN,
@@ -301,7 +302,10 @@ class LabRuntime:
         self.ups = UpsPolicy(
             self.hass,
             self.lab,
-            [unit.ups_entity for unit in self.units.values() if unit.ups_entity],
+            [
+                *(unit.ups_entity for unit in self.units.values() if unit.ups_entity),
+                *self.settings.get(CONF_UPS_ENTITIES, ()),
+            ],
             self.settings,
         )
         self.ups.start()

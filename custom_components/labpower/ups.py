@@ -115,8 +115,7 @@ class UpsPolicy:
             if on_battery or previous >= UpsLevel.ON_BATTERY:
                 self._step("refuse_acquire" if on_battery else "accept_acquire", cause)
         if not on_battery:
-            if self.settings[CONF_SHED_ON_BATTERY]:
-                self.lab.shed_idle(None)
+            self.lab.shed_idle(None)  # off delays apply again
             return
         holders = sorted(
             {
@@ -136,6 +135,8 @@ class UpsPolicy:
             held = [name for name in self.lab.names if self.lab.ledger.tokens(name)]
             for name in self.lab.shutdown_order(held):
                 self.lab.force_off(name, cause)
+            # What they depend on follows them at once, not after its off delay.
+            self.lab.shed_idle(cause)
             self._step("shutdown_held", cause, resources=held)
 
     def _step(self, step: str, cause: str, **details: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -694,3 +695,55 @@ async def test_unit_with_invalid_settings(hass: HomeAssistant) -> None:
     assert issue.translation_placeholders["unit"] == "pdu-v3"
     reason = hass.states.get("sensor.r_state").attributes["reason"]
     assert "the PDU unit does not exist" in reason
+
+
+async def test_unit_and_resource_from_the_lab_file(
+    hass: HomeAssistant, netio: FakeNetio, tmp_path: Path
+) -> None:
+    """A unit the lab file defines works as one added in the UI: outlets, feeds, names."""
+    hass.config.config_dir = str(tmp_path)
+    netio.names = ["build-1", "", "Outlet 3", "spare"]
+    (tmp_path / "labpower.yaml").write_text(
+        f"""\
+units:
+  - name: pdu-f
+    vendor: netio
+    host: {HOST}
+    port: {netio.port}
+    username: reader
+    password: read-secret
+    write_username: writer
+    write_password: write-secret
+resources:
+  - name: file-server
+    outlets: [pdu-f:1]
+    off_delay: 0
+"""
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="File lab",
+        data={"name": "File lab"},
+        entry_id="entry_file_lab",
+        options={"lab_file": "labpower.yaml"},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    # outlets named from the unit where it stores names
+    assert hass.states.get("switch.pdu_f_outlet_1_build_1").name == (
+        "pdu-f Outlet 1 (build-1)"
+    )
+    assert hass.states.get("switch.pdu_f_outlet_3").name == "pdu-f Outlet 3"
+    response = await call(hass, "acquire", {"resource": "file-server", "holder": "ci"})
+    await until(hass, lambda: state(hass, "sensor.file_server_state") == "available")
+    assert netio.on[0]
+    await call(hass, "release", {"token": response["tokens"][0]["token"]})
+    await until(hass, lambda: state(hass, "sensor.file_server_state") == "off")
+    assert not netio.on[0]
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, "file_unit_pdu-f"), "entry_file_lab"
+    )
+    assert device is not None
+    assert device.name == "pdu-f"
+    assert device.serial_number == netio.serial

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -10,6 +11,7 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
 from .conftest import lab_entry
+from .peers.net import free_port
 from .peers.snmpd import (  # noqa: F401 - fixtures
     HOST,
     SnmpAgent,
@@ -47,6 +49,22 @@ async def test_snmp_unit_flow_errors_then_saved(
         {"snmp_version": "2c", "community": "wrong", "snmp_profile": "automatic"},
     )
     assert result["errors"] == {"base": "snmp_no_answer"}
+    # a wrong port (nothing listens there): the address, not the community
+    wrong = await unit_flow(
+        hass,
+        entry,
+        {
+            "name": "apc-2",
+            "vendor": "snmp",
+            "host": HOST,
+            "port": free_port(socket.SOCK_DGRAM),
+        },
+    )
+    wrong = await hass.config_entries.subentries.async_configure(
+        wrong["flow_id"],
+        {"snmp_version": "2c", "community": "public", "snmp_profile": "automatic"},
+    )
+    assert wrong["errors"] == {"base": "cannot_connect"}
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {

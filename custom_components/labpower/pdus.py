@@ -55,7 +55,7 @@ from .drivers.pdu import (
     PduUnit,
     UnitStatus,
 )
-from .drivers.snmp import SnmpPduClient
+from .drivers.snmp import SnmpPduClient, udp_port_refuses
 from .helpers import raise_repair
 
 # A status this fresh serves every outlet of the unit (outlets poll on shared ticks).
@@ -124,7 +124,9 @@ async def async_check_pdu(
     except ConfigurationSwitchError:
         return "pdu_misconfigured", None
     except SwitchError as err:
-        if getattr(err, "no_answer", False):
+        if getattr(err, "no_answer", False) and not await udp_port_refuses(
+            data[CONF_HOST], int(data.get(CONF_PORT) or 161)
+        ):
             return "snmp_no_answer", None
         return "cannot_connect", None
     finally:

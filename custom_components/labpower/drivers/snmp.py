@@ -721,3 +721,37 @@ def _usm_user(
         options |= {"privKey": priv_key, "privProtocol": PRIV_PROTOCOLS[priv_protocol]}
     # authNoPriv and noAuthNoPriv are the unit's owner's choice (many PDUs offer no more).
     return UsmUserData(username, **options)  # noqa: S509
+
+
+class _Refusal(asyncio.DatagramProtocol):
+    """Notes an ICMP port-unreachable (a refused datagram) on a connected socket."""
+
+    def __init__(self) -> None:
+        self.refused = asyncio.get_running_loop().create_future()
+
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, ConnectionRefusedError) and not self.refused.done():
+            self.refused.set_result(True)
+
+
+async def udp_port_refuses(host: str, port: int, wait: float = 0.5) -> bool:
+    """Whether nothing listens at host:port (the host answers port-unreachable).
+
+    An SNMP agent says nothing to a wrong community: this tells a wrong address or port
+    (refused) from a wrong community (silence), where the network lets ICMP through.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.create_datagram_endpoint(
+            _Refusal, remote_addr=(host, port)
+        )
+    except OSError:
+        return True
+    try:
+        transport.sendto(b"\0")
+        try:
+            return await asyncio.wait_for(asyncio.shield(protocol.refused), wait)
+        except TimeoutError:
+            return False
+    finally:
+        transport.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import itertools
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -123,15 +124,19 @@ async def unit_flow(
 
 
 async def setup_lab(
-    hass: HomeAssistant, *units: dict[str, Any], resources: list[dict[str, Any]]
+    hass: HomeAssistant,
+    *units: dict[str, Any],
+    resources: list[dict[str, Any]],
+    **options: Any,
 ) -> MockConfigEntry:
-    """A lab with these units and resources, set up."""
+    """A lab with these units and resources (and lab options), set up."""
     entry = lab_entry(*resources)
     entry = MockConfigEntry(
         domain=DOMAIN,
         title=entry.title,
         data=dict(entry.data),
         entry_id=entry.entry_id,
+        options=options,
         subentries_data=[
             *(unit_subentry(data) for data in units),
             *(
@@ -747,3 +752,26 @@ resources:
     assert device is not None
     assert device.name == "pdu-f"
     assert device.serial_number == netio.serial
+
+
+async def test_per_unit_power_on_limit(hass: HomeAssistant, netio: FakeNetio) -> None:
+    """One power-on at a time on this unit, 0.3 s apart: four outlets, four requests."""
+    spacing = 0.3
+    await setup_lab(
+        hass,
+        netio_data(netio),
+        resources=[
+            resource_data(f"n{n}", switcher_type="pdu", outlets=[f"pdu-a:{n}"])
+            for n in range(1, 5)
+        ],
+        per_unit_parallel_on=1,
+        on_spacing=spacing,
+    )
+    before = len(netio.calls(method="POST"))
+    await call(hass, "acquire", {"resource": ["n1", "n2", "n3", "n4"], "holder": "ci"})
+    await until(hass, lambda: all(netio.on))
+    # one outlet per request (the limit holds the others back), spacing apart
+    commands = netio.calls(method="POST")[before:]
+    assert len(commands) == 4
+    times = [seen.at for seen in commands]
+    assert all(b - a >= spacing * 0.9 for a, b in itertools.pairwise(times))

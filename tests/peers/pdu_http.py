@@ -41,6 +41,7 @@ import json
 import re
 import secrets
 import ssl
+import time
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -69,6 +70,7 @@ class Seen:
     body: bytes
     user: str | None = None  # the account it was authenticated as; None: refused
     status: int | None = None
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass

@@ -15,7 +15,10 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+)
 
 from custom_components.labpower.const import DOMAIN
 
@@ -325,7 +328,9 @@ async def test_low_battery_shuts_down_children_first(
         LAB_FILE.format(pi_off_delay=600),
         ups_entities=["sensor.ups_main_status"],
         shed_idle_on_battery=False,
+        notify_holders_on_battery=False,
     )
+    steps = async_capture_events(hass, "labpower_ups_policy")
     log = SwitchLog(hass)
     await call(hass, "acquire", {"resource": ["pi07", "pi08"], "holder": "ci"})
     response = await call(hass, "acquire", {"resource": "pi01", "holder": "short"})
@@ -335,6 +340,7 @@ async def test_low_battery_shuts_down_children_first(
     hass.states.async_set("sensor.ups_main_status", "OB DISCHRG")
     await hass.async_block_till_done()
     assert state(hass, "sensor.pi01_state") == "available"  # shedding is turned off
+    assert [event.data["step"] for event in steps] == ["refuse_acquire"]  # no notice
     hass.states.async_set("sensor.ups_main_status", "OB LB")
     await until(hass, lambda: state(hass, "input_boolean.stack2_relay") == "off")
     # and what they depend on, and the idle ones, without waiting for off delays

@@ -37,6 +37,7 @@ async def test_options_set_lab_file_and_policies(
         "on_spacing": 1.5,
         "refuse_acquire_on_battery": True,
         "shed_idle_on_battery": False,
+        "notify_holders_on_battery": True,
         "shutdown_held_on_low_battery": True,
     }
     result = await hass.config_entries.options.async_configure(

@@ -52,6 +52,7 @@ from .const import (
     CONF_MAX_TTL,
     CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
+    CONF_NOTIFY_ON_BATTERY,
     CONF_OFF_DELAY,
     CONF_ON_SPACING,
     CONF_OUTLET_COUNT,
@@ -251,6 +252,7 @@ class LabOptionsFlow(OptionsFlow):
                 vol.Required(CONF_UNIT_PARALLEL_ON): count,
                 vol.Required(CONF_ON_SPACING): _SECONDS,
                 vol.Required(CONF_REFUSE_ON_BATTERY): selector.BooleanSelector(),
+                vol.Required(CONF_NOTIFY_ON_BATTERY): selector.BooleanSelector(),
                 vol.Required(CONF_SHED_ON_BATTERY): selector.BooleanSelector(),
                 vol.Required(CONF_SHUTDOWN_ON_LOW_BATTERY): selector.BooleanSelector(),
                 vol.Optional(CONF_UPS_ENTITIES): selector.EntitySelector(

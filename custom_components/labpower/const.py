@@ -146,6 +146,7 @@ CONF_UNIT_PARALLEL_ON: Final = "per_unit_parallel_on"
 CONF_ON_SPACING: Final = "on_spacing"
 CONF_REFUSE_ON_BATTERY: Final = "refuse_acquire_on_battery"
 CONF_SHED_ON_BATTERY: Final = "shed_idle_on_battery"
+CONF_NOTIFY_ON_BATTERY: Final = "notify_holders_on_battery"
 CONF_SHUTDOWN_ON_LOW_BATTERY: Final = "shutdown_held_on_low_battery"
 # UPS status sensors feeding the whole lab (besides those named on PDU units).
 CONF_UPS_ENTITIES: Final = "ups_entities"
@@ -156,6 +157,7 @@ LAB_OPTION_DEFAULTS: Final[dict[str, object]] = {
     CONF_ON_SPACING: 0.0,
     CONF_REFUSE_ON_BATTERY: True,
     CONF_SHED_ON_BATTERY: True,
+    CONF_NOTIFY_ON_BATTERY: True,
     CONF_SHUTDOWN_ON_LOW_BATTERY: True,
     CONF_UPS_ENTITIES: [],
 }

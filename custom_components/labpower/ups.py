@@ -22,6 +22,7 @@ from homeassistant.core import (
 from homeassistant.helpers.event import async_track_state_change_event
 
 from .const import (
+    CONF_NOTIFY_ON_BATTERY,
     CONF_REFUSE_ON_BATTERY,
     CONF_SHED_ON_BATTERY,
     CONF_SHUTDOWN_ON_LOW_BATTERY,
@@ -117,14 +118,15 @@ class UpsPolicy:
         if not on_battery:
             self.lab.shed_idle(None)  # off delays apply again
             return
-        holders = sorted(
-            {
-                token.holder
-                for name in self.lab.names
-                for token in self.lab.ledger.tokens(name)
-            }
-        )
-        self._step("on_battery", cause, holders=holders)
+        if self.settings[CONF_NOTIFY_ON_BATTERY]:
+            holders = sorted(
+                {
+                    token.holder
+                    for name in self.lab.names
+                    for token in self.lab.ledger.tokens(name)
+                }
+            )
+            self._step("on_battery", cause, holders=holders)
         if self.settings[CONF_SHED_ON_BATTERY]:
             shed = self.lab.shed_idle(cause)
             self._step("shed_idle", cause, resources=shed)

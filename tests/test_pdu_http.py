@@ -625,8 +625,8 @@ async def test_gude_authentication(web_session: aiohttp.ClientSession) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("[]", "no outputs"),
-        ('{"outputs": []}', "no outputs"),
+        ("[]", "outputs has no list of outlets"),
+        ('{"outputs": []}', "outputs has no list of outlets"),
         ('{"outputs": ["on"]}', "not an object"),
     ],
 )
@@ -732,8 +732,8 @@ async def test_dli_wrong_password_and_forbidden_outlet(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("{}", "not a list"),
-        ("[]", "not a list"),
+        ("{}", "has no list of outlets"),
+        ("[]", "has no list of outlets"),
         ("[true]", "not an object"),
     ],
 )

@@ -12,7 +12,7 @@ one per client so its nonce count follows the unit's nonces).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -21,7 +21,7 @@ from aiohttp import DigestAuthMiddleware
 from ..core.model import PowerState
 from ..core.switching import ConfigurationSwitchError
 from .http_pdu import DEFAULT_TIMEOUT, HttpPduClient
-from .pdu import OutletStatus, PduProtocolError, PduReadOnlyError, UnitStatus
+from .pdu import PduReadOnlyError, UnitStatus
 
 VENDOR = "dli"
 OUTLETS_PATH = "/restapi/relay/outlets/"
@@ -62,22 +62,7 @@ class DliClient(HttpPduClient):
             "GET", OUTLETS_PATH, headers=READ_HEADERS, middlewares=self._middlewares
         )
         document = self._json("GET", OUTLETS_PATH, answer)
-        if not isinstance(document, list) or not document:
-            raise PduProtocolError(
-                f"{self.description}: {OUTLETS_PATH} is not a list of outlets"
-            )
-        outlets: dict[int, OutletStatus] = {}
-        for index, outlet in enumerate(document):
-            if not isinstance(outlet, dict):
-                raise PduProtocolError(
-                    f"{self.description}: an entry of {OUTLETS_PATH} is not an object"
-                )
-            name = outlet.get("name")
-            outlets[index + 1] = OutletStatus(
-                _state(outlet),
-                name=name if isinstance(name, str) and name else None,
-            )
-        self._remember_outlets(outlets)
+        outlets = self._outlet_list(document, OUTLETS_PATH, _state)
         return UnitStatus(outlets=outlets)
 
     async def set_outlets(self, outlets: Sequence[int], on: bool) -> None:
@@ -101,7 +86,7 @@ class DliClient(HttpPduClient):
                 raise self._unexpected("PUT", path, answer)
 
 
-def _state(outlet: dict[str, Any]) -> PowerState:
+def _state(outlet: Mapping[str, Any]) -> PowerState:
     """The relay's physical state where reported, else the requested one; else UNKNOWN."""
     value = (
         outlet["physical_state"] if "physical_state" in outlet else outlet.get("state")

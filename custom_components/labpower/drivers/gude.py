@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from .http_pdu import DEFAULT_TIMEOUT, HttpPduClient, basic_auth, state_0_1
-from .pdu import OutletStatus, PduProtocolError, UnitStatus
+from .pdu import UnitStatus
 
 VENDOR = "gude"
 PATH = "/status.json"
@@ -52,20 +52,9 @@ class GudeClient(HttpPduClient):
         )
         document = self._json("GET", PATH, answer)
         outputs = document.get("outputs") if isinstance(document, dict) else None
-        if not isinstance(outputs, list) or not outputs:
-            raise PduProtocolError(f"{self.description}: {PATH} has no outputs list")
-        outlets: dict[int, OutletStatus] = {}
-        for index, output in enumerate(outputs):
-            if not isinstance(output, dict):
-                raise PduProtocolError(
-                    f"{self.description}: an entry of outputs is not an object"
-                )
-            name = output.get("name")
-            outlets[index + 1] = OutletStatus(
-                state_0_1(output.get("state")),
-                name=name if isinstance(name, str) and name else None,
-            )
-        self._remember_outlets(outlets)
+        outlets = self._outlet_list(
+            outputs, f"{PATH} outputs", lambda output: state_0_1(output.get("state"))
+        )
         return UnitStatus(outlets=outlets)
 
     async def set_outlets(self, outlets: Sequence[int], on: bool) -> None:

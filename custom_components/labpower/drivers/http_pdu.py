@@ -9,7 +9,7 @@ firmware) a ConfigurationSwitchError. Everything else is the vendor module's to 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 import ipaddress
 import json
@@ -21,7 +21,7 @@ from yarl import URL
 
 from ..core.model import PowerState
 from ..core.switching import ConfigurationSwitchError
-from .pdu import PduAuthError, PduProtocolError, PduUnreachableError
+from .pdu import OutletStatus, PduAuthError, PduProtocolError, PduUnreachableError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -82,6 +82,30 @@ class HttpPduClient:
 
     async def close(self) -> None:
         """Nothing to release: the session belongs to the caller."""
+
+    def _outlet_list(
+        self,
+        entries: Any,
+        where: str,
+        state: Callable[[Mapping[str, Any]], PowerState],
+    ) -> dict[int, OutletStatus]:
+        """Outlets from a JSON list of objects (0-indexed), named as the unit stores."""
+        if not isinstance(entries, list) or not entries:
+            raise PduProtocolError(
+                f"{self.description}: {where} has no list of outlets"
+            )
+        outlets: dict[int, OutletStatus] = {}
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise PduProtocolError(
+                    f"{self.description}: an entry of {where} is not an object"
+                )
+            name = entry.get("name")
+            outlets[index + 1] = OutletStatus(
+                state(entry), name=name if isinstance(name, str) and name else None
+            )
+        self._remember_outlets(outlets)
+        return outlets
 
     def _remember_outlets(self, outlets: Iterable[int]) -> None:
         """The outlets the last status read reported, to refuse commands for others."""

@@ -11,6 +11,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
 
@@ -58,8 +59,8 @@ async def test_options_set_lab_file_and_policies(
     assert entry.runtime_data.settings["shed_idle_on_battery"] is False
 
 
-async def test_dependency_cycle_refused_in_flow(hass: HomeAssistant) -> None:
-    """A resource may depend on others; a choice that closes a cycle is refused."""
+async def switch_and_host(hass: HomeAssistant) -> MockConfigEntry:
+    """A loaded lab: host-1 depends on switch-1 (both input_boolean relays)."""
     await setup_relays(hass, "switch-1", "host-1")
     entry = lab_entry(
         resource_data("switch-1"),
@@ -68,6 +69,12 @@ async def test_dependency_cycle_refused_in_flow(hass: HomeAssistant) -> None:
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+    return entry
+
+
+async def test_dependency_cycle_refused_in_flow(hass: HomeAssistant) -> None:
+    """A resource may depend on others; a choice that closes a cycle is refused."""
+    entry = await switch_and_host(hass)
     runtime = entry.runtime_data
     assert runtime.lab.parents("host-1") == ("switch-1",)
     result = await entry.start_subentry_reconfigure_flow(hass, "sub_switch-1")
@@ -137,14 +144,7 @@ async def test_cycling_a_parent_counts_its_childrens_holders(
     hass: HomeAssistant, hass_admin_user: User
 ) -> None:
     """A power cycle of the network switch cuts the hosts on it: their holders count."""
-    await setup_relays(hass, "switch-1", "host-1")
-    entry = lab_entry(
-        resource_data("switch-1"),
-        resource_data("host-1", depends_on=["switch-1"]),
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await switch_and_host(hass)
     await call(
         hass, "acquire", {"resource": "host-1"}, Context(user_id=hass_admin_user.id)
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, override
+from typing import override
 
 from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
@@ -94,33 +94,26 @@ class RedundancySensor(ResourceEntity, BinarySensorEntity):
         self._changed()
 
     @override
-    def shown(self) -> tuple[bool, tuple[Any, ...]]:
-        attributes = self.extra_state_attributes
-        return (self.is_on, tuple(map(str, attributes.values())))
-
-    @property
-    @override
-    def is_on(self) -> bool:
-        """Whether redundancy is lost while the resource is on or wanted."""
+    def shown(self) -> tuple[bool, tuple[str, ...]]:
+        """Work out the feeds' health once; the state and attributes written show it."""
+        health = feed_health(self.runtime, self.resource)
+        healthy = sum(feed.healthy for feed in health)
         lab = self.runtime.lab
-        if not lab.desired_on(self.resource) and lab.state(self.resource) in (
+        in_use = lab.desired_on(self.resource) or lab.state(self.resource) not in (
             ResourceState.OFF,
             ResourceState.UNKNOWN,
-        ):
-            return False
-        health = feed_health(self.runtime, self.resource)
-        return sum(feed.healthy for feed in health) < len(health)
-
-    @property
-    @override
-    def extra_state_attributes(self) -> dict[str, Any]:
-        """The chains, how many feeds are healthy, and why the others are not."""
-        health = feed_health(self.runtime, self.resource)
-        return {
+        )
+        # A problem when fewer feeds are healthy than configured while it is used.
+        self._attr_is_on = in_use and healthy < len(health)
+        self._attr_extra_state_attributes = {
             "power_chain": [feed.chain for feed in health],
             "feeds": len(health),
-            "healthy_feeds": sum(feed.healthy for feed in health),
+            "healthy_feeds": healthy,
             "problems": [
                 f"{feed.chain}: {feed.reason}" for feed in health if not feed.healthy
             ],
         }
+        return (
+            self._attr_is_on,
+            tuple(map(str, self._attr_extra_state_attributes.values())),
+        )

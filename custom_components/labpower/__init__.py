@@ -8,8 +8,8 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN, STORAGE_VERSION
-from .coordinator import FILE_KEY_PREFIX, LabpowerConfigEntry, LabRuntime
+from .const import DOMAIN, FILE_KEY_PREFIX, STORAGE_VERSION
+from .coordinator import LabpowerConfigEntry, LabRuntime
 from .frontend import async_register_card
 from .http import async_register_views
 from .services import async_setup_services

@@ -137,6 +137,8 @@ CONF_UPS_ENTITY: Final = "ups_entity"
 # A resource fed by PDU outlets: ["pdu1:3", "pdu2:3"] (unit name, 1-based outlet).
 CONF_OUTLETS: Final = "outlets"
 CONF_DEPENDS_ON: Final = "depends_on"
+# Keys (device identifiers) of what a lab file defines start so; subentry ids never do.
+FILE_KEY_PREFIX: Final = "file_"
 PDU_POLL_SECONDS: Final = 30
 
 # Lab-wide settings (the Lab entry's options; a lab file's `policies:` overrides them).

@@ -75,6 +75,7 @@ from .const import (
     EVENT_TOKEN_EXPIRED,
     EVENT_TOKEN_RELEASED,
     EVENT_TOKEN_REVOKED,
+    FILE_KEY_PREFIX,
     LAB_OPTION_DEFAULTS,
     LOGGER,
     START_FAILURES_FOR_REPAIR,
@@ -106,15 +107,13 @@ from .drivers.icmp import (
     detect_privileged,
 )
 from .drivers.pdu import (
-    PDU_AUTH,
-    PDU_READ_ONLY,
     PduOutletSwitcher,
     UnusableOutlet,
 )
 from .drivers.tcp import TcpChecker
 from .energy import EnergyTracker
-from .helpers import raise_repair
-from .pdus import PduCoordinator
+from .helpers import config_subentry_of, raise_repair
+from .pdus import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 from .ups import UpsPolicy
 
@@ -133,8 +132,6 @@ ENERGY_INTERVAL = timedelta(seconds=60)
 # Changes are written within this many seconds (and at once on unload): a burst of token
 # changes makes one write, not one each (see benchmarks/).
 SAVE_DELAY = 1.0
-
-UNIT_ISSUES = frozenset({PDU_AUTH, PDU_READ_ONLY})
 
 POWERED_STATES = frozenset(
     {ResourceState.STARTING, ResourceState.AVAILABLE, ResourceState.STOPPING}
@@ -242,15 +239,14 @@ class LabRuntime:
             self.bmc_keys[data[CONF_BMC_NAME]] = key
         self._forget_unit_issues()
         for key, data in units:
-            issue_id = f"pdu_invalid_{self.entry.entry_id}_{key}"
             try:
                 unit = PduCoordinator(self.hass, self.entry, key, data)
             except ConfigurationSwitchError as err:
                 # Its resources get a feed that reports the unit missing.
                 raise_repair(
                     self.hass,
-                    issue_id,
-                    "pdu_invalid",
+                    unit_issue_id(PDU_INVALID, self.entry.entry_id, key),
+                    PDU_INVALID,
                     {"unit": data[CONF_UNIT_NAME], "detail": str(err)},
                 )
                 continue
@@ -377,8 +373,7 @@ class LabRuntime:
 
     def config_subentry_id(self, name: str) -> str | None:
         """The subentry a resource's entities belong to (None: defined in the lab file)."""
-        key = self.subentry_of[name]
-        return None if key.startswith(FILE_KEY_PREFIX) else key
+        return config_subentry_of(self.subentry_of[name])
 
     async def async_stop(self) -> None:
         """Stop the workers and write the ledger now."""
@@ -487,7 +482,8 @@ class LabRuntime:
     def _forget_unit_issues(self) -> None:
         """A (re)started lab finds its units' problems anew: clear the old issues."""
         prefixes = tuple(
-            f"{issue}_{self.entry.entry_id}_" for issue in (*UNIT_ISSUES, "pdu_invalid")
+            unit_issue_id(issue, self.entry.entry_id, "")
+            for issue in (*CREDENTIAL_ISSUES, PDU_INVALID)
         )
         for domain, issue_id in list(ir.async_get(self.hass).issues):
             if domain == DOMAIN and issue_id.startswith(prefixes):
@@ -645,7 +641,7 @@ class LabRuntime:
         elif kind is EventKind.HOLDERS_CHANGED:
             assert event.resource is not None
             self._notify([event.resource], Topic.HOLDERS)
-        elif kind is EventKind.CONFIG_ERROR and event.cause in UNIT_ISSUES:
+        elif kind is EventKind.CONFIG_ERROR and event.cause in CREDENTIAL_ISSUES:
             pass  # the unit raises its own repair issue, once for all its resources
         elif kind is EventKind.CONFIG_ERROR and self.hass.is_running:
             # Before HA runs, other integrations may still be making their entities.
@@ -693,9 +689,6 @@ class LabRuntime:
     def holders_total(self) -> int:
         """How many live tokens the lab has."""
         return self.lab.ledger.token_count
-
-
-FILE_KEY_PREFIX = "file_"
 
 
 def file_key(kind: str, data: Mapping[str, Any]) -> str:

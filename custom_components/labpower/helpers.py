@@ -10,7 +10,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 
-from .const import DOMAIN
+from .const import DOMAIN, FILE_KEY_PREFIX
 from .core.model import (
     AcquireRefusedError,
     LabError,
@@ -62,6 +62,11 @@ def labpower_errors[**P, R](
             raise translate_error(err) from err
 
     return wrapper
+
+
+def config_subentry_of(key: str) -> str | None:
+    """The config subentry behind a resource's or unit's key (None: the lab file's)."""
+    return None if key.startswith(FILE_KEY_PREFIX) else key
 
 
 def raise_repair(

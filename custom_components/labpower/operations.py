@@ -10,8 +10,8 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 
-from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN
-from .coordinator import FILE_KEY_PREFIX, LabRuntime, iso_time, known_to_lab_file
+from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN, FILE_KEY_PREFIX
+from .coordinator import LabRuntime, iso_time, known_to_lab_file
 from .core.labfile import LabFileError, load_lab_file
 from .core.model import (
     LabError,

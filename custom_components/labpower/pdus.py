@@ -56,7 +56,18 @@ from .drivers.pdu import (
     UnitStatus,
 )
 from .drivers.snmp import SnmpPduClient, udp_port_refuses
-from .helpers import raise_repair
+from .helpers import config_subentry_of, raise_repair
+
+# Repair issues about a unit's credentials (raised and cleared by the unit itself); a
+# unit whose settings its driver refuses gets PDU_INVALID (raised by the lab).
+CREDENTIAL_ISSUES = (PDU_AUTH, PDU_READ_ONLY)
+PDU_INVALID = "pdu_invalid"
+
+
+def unit_issue_id(issue: str, entry_id: str, key: str) -> str:
+    """The id of a repair issue about one unit of a lab ("" as key: the ids' prefix)."""
+    return f"{issue}_{entry_id}_{key}"
+
 
 # A status this fresh serves every outlet of the unit (outlets poll on shared ticks).
 STATUS_MAX_AGE = 1.5
@@ -196,8 +207,10 @@ class PduCoordinator(DataUpdateCoordinator[UnitStatus | None]):
             self.async_set_update_error(result)
 
     def _sync_issue(self, error: PduAuthError | PduReadOnlyError | None) -> None:
-        for issue in (PDU_AUTH, PDU_READ_ONLY):
-            issue_id = f"{issue}_{self.config_entry.entry_id}_{self.subentry_id}"
+        for issue in CREDENTIAL_ISSUES:
+            issue_id = unit_issue_id(
+                issue, self.config_entry.entry_id, self.subentry_id
+            )
             if error is not None and error.issue == issue:
                 raise_repair(
                     self.hass,
@@ -211,13 +224,11 @@ class PduCoordinator(DataUpdateCoordinator[UnitStatus | None]):
     @property
     def config_subentry_id(self) -> str | None:
         """The unit's subentry (None: the lab file defines it)."""
-        return None if self.subentry_id.startswith("file_") else self.subentry_id
+        return config_subentry_of(self.subentry_id)
 
     def outlet_state(self, outlet: int) -> PowerState:
         """An outlet's last read state (UNKNOWN if the unit did not report it)."""
-        if self.data is None or (found := self.data.outlets.get(outlet)) is None:
-            return PowerState.UNKNOWN
-        return found.state
+        return PowerState.UNKNOWN if self.data is None else self.data.state_of(outlet)
 
     def outlets(self) -> list[int]:
         """The unit's outlet numbers: as read, else as configured."""

@@ -73,6 +73,11 @@ class UnitStatus:
     model: str | None = None
     serial: str | None = None
 
+    def state_of(self, outlet: int) -> PowerState:
+        """One outlet's state; UNKNOWN if the unit did not report that outlet."""
+        found = self.outlets.get(outlet)
+        return PowerState.UNKNOWN if found is None else found.state
+
 
 class PduClient(Protocol):
     """One PDU unit's protocol. The caller makes one call at a time."""
@@ -172,9 +177,7 @@ class PduUnit:
 
     async def outlet_state(self, outlet: int) -> PowerState:
         """One outlet's state from a shared status read; UNKNOWN if the unit lacks it."""
-        status = await self.status()
-        found = status.outlets.get(outlet)
-        return PowerState.UNKNOWN if found is None else found.state
+        return (await self.status()).state_of(outlet)
 
     async def switch(self, outlet: int, *, on: bool) -> None:
         """Switch one outlet; commands queued together go out in one request."""

@@ -8,7 +8,7 @@ from homeassistant.auth.models import User
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -160,3 +160,24 @@ async def test_cycling_a_parent_counts_its_childrens_holders(
         )
     assert err.value.translation_key == "held_by_others"
     assert err.value.translation_placeholders["count"] == "1"
+
+
+async def test_refusing_lab_takes_nothing_anywhere(hass: HomeAssistant) -> None:
+    """One acquire across two labs, one on battery: refused, and no token in either."""
+    hass.states.async_set("sensor.ups_b_status", "OB DISCHRG")
+    await setup_relays(hass, "a-1", "b-1")
+    first = lab_entry(resource_data("a-1"), title="Lab A")
+    second = lab_entry(resource_data("b-1"), title="Lab B")
+    second.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        second, options={"ups_entities": ["sensor.ups_b_status"]}
+    )
+    first.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(first.entry_id)  # both labs load
+    await hass.async_block_till_done()
+    assert second.state is ConfigEntryState.LOADED
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, "acquire", {"resource": ["a-1", "b-1"], "holder": "ci"})
+    assert err.value.translation_key == "acquire_refused"
+    assert first.runtime_data.lab.ledger.holder_count("a-1") == 0
+    assert state(hass, "input_boolean.a_1_relay") == "off"

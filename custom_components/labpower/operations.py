@@ -171,6 +171,8 @@ async def async_acquire(
     for name, runtime in located.items():
         by_lab.setdefault(id(runtime), (runtime, []))[1].append(name)
     # All or nothing, across labs too: check everything before taking anything.
+    for runtime, _ in by_lab.values():
+        runtime.lab.check_accepting()
     if kind is TokenKind.LEASE:
         for runtime, names in by_lab.values():
             for name in names:

@@ -329,8 +329,7 @@ class Lab(ReconcilerHooks):
         user_id: str | None = None,
     ) -> list[UsageToken]:
         """Take a token on each resource: all or none."""
-        if self._refusal is not None:
-            raise AcquireRefusedError(self._refusal)
+        self.check_accepting()
         names = list(dict.fromkeys(names))
         if kind is TokenKind.LEASE:
             for name in names:
@@ -370,6 +369,11 @@ class Lab(ReconcilerHooks):
         self._schedule_expiry(token)
         self._emit(EventKind.PERSIST)
         return token
+
+    def check_accepting(self) -> None:
+        """Raise AcquireRefusedError while the lab gives out no new tokens."""
+        if self._refusal is not None:
+            raise AcquireRefusedError(self._refusal)
 
     def refuse_acquire(self, reason: str | None) -> None:
         """Refuse new tokens for this reason (a UPS on battery); None accepts them again."""

@@ -13,12 +13,19 @@ set -euo pipefail
 LABPOWER_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LABPOWER_VENV="$LABPOWER_REPO/.venv"
 LABPOWER_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}"
-LABPOWER_ROOTFS="$LABPOWER_CACHE/labpower/rootfs-testing"
+# LABPOWER_ROOTFS_DIR moves the root file system elsewhere (CI builds it into an empty folder).
+LABPOWER_ROOTFS="${LABPOWER_ROOTFS_DIR:-$LABPOWER_CACHE/labpower/rootfs-testing}"
 LABPOWER_MIN_PYTHON="3.14.2"
-# Packages of the root file system: the interpreter, a compiler for wheels that build from
-# source, and the local protocol peers the tests start (mosquitto, snmpd, ipmi_sim...), and
-# the headless browser the rack card's end-to-end test drives (chromium).
-LABPOWER_ROOTFS_PACKAGES="python3.14,python3.14-venv,python3.14-dev,gcc,g++,ca-certificates,iputils-ping,openssh-client,openipmi,ipmitool,snmpd,snmp,mosquitto,chromium"
+# The root file system is made in two steps. debootstrap installs only a minimal base: the
+# interpreter and what pip's builds need; it resolves neither virtual packages nor
+# alternatives, so anything with a deep dependency tree fails there on some day of Debian
+# testing. apt-get inside the base then installs the rest, where dependencies resolve: the
+# local protocol peers the tests start (mosquitto, snmpd, ipmi_sim, NUT's upsd) and the
+# headless browser of the end-to-end tests (chromium, with fonts to render text).
+LABPOWER_ROOTFS_BASE="python3.14,python3.14-venv,python3.14-dev,gcc,g++,ca-certificates"
+LABPOWER_ROOTFS_PACKAGES="iputils-ping openssh-client openipmi ipmitool snmpd snmp mosquitto nut-server chromium fonts-dejavu-core"
+# Bumped when the recipe changes, so an older root file system is rebuilt rather than patched.
+LABPOWER_ROOTFS_RECIPE="2"
 
 lp_log() { printf '[labpower] %s\n' "$*" >&2; }
 
@@ -59,39 +66,74 @@ EOF
     exit 1
 }
 
-# Builds the Debian testing root file system (only as root, only on Debian/Ubuntu).
-lp_build_rootfs() {
-    local mirror wip="$LABPOWER_ROOTFS.wip"
-    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || lp_fail_no_python
-    if ! command -v debootstrap >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1; then
-        lp_log "installing debootstrap and bubblewrap"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap bubblewrap >/dev/null
-    fi
-    mirror="$(lp_debian_mirror)" || { lp_log "cannot read a Debian mirror from the apt configuration"; exit 1; }
-    lp_log "building a Debian testing root file system with Python 3.14 (about a minute)"
-    rm -rf "$wip"
-    mkdir -p "$(dirname "$LABPOWER_ROOTFS")"
-    # bookworm's debootstrap has no script for the testing code name: use sid's explicitly.
-    debootstrap --variant=minbase --include="$LABPOWER_ROOTFS_PACKAGES" \
-        forky "$wip" "$mirror" /usr/share/debootstrap/scripts/sid >"$LABPOWER_CACHE/labpower/debootstrap.log" 2>&1 \
-        || { lp_log "debootstrap failed, see $LABPOWER_CACHE/labpower/debootstrap.log"; exit 1; }
-    printf '%s\n' "$LABPOWER_ROOTFS_PACKAGES" >"$wip/.labpower-packages"
-    rm -rf "$LABPOWER_ROOTFS"
-    mv "$wip" "$LABPOWER_ROOTFS"
+# Runs "$@" up to three times (mirrors drop connections), logging to $LABPOWER_STEP_LOG. On the
+# last failure prints the command and the end of its log, and fails.
+lp_retry() {
+    local attempt
+    for attempt in 1 2 3; do
+        if "$@" >>"$LABPOWER_STEP_LOG" 2>&1; then return 0; fi
+        lp_log "attempt $attempt failed: $*"
+        sleep $((attempt * 5))
+    done
+    lp_log "giving up on: $*"
+    lp_log "last lines of $LABPOWER_STEP_LOG:"
+    tail -n 25 "$LABPOWER_STEP_LOG" >&2
+    return 1
 }
 
-# Makes sure a rootfs exists and has every package in LABPOWER_ROOTFS_PACKAGES.
-lp_ensure_rootfs() {
-    if [ ! -x "$LABPOWER_ROOTFS/usr/bin/python3.14" ]; then
-        lp_build_rootfs
-    elif [ "$(cat "$LABPOWER_ROOTFS/.labpower-packages" 2>/dev/null)" != "$LABPOWER_ROOTFS_PACKAGES" ]; then
-        lp_log "adding packages to the root file system"
-        lp_bwrap apt-get -o Acquire::Check-Valid-Until=false update -qq
-        lp_bwrap env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false \
-            install -y -qq ${LABPOWER_ROOTFS_PACKAGES//,/ } >/dev/null
-        printf '%s\n' "$LABPOWER_ROOTFS_PACKAGES" >"$LABPOWER_ROOTFS/.labpower-packages"
+# Builds the Debian testing root file system (only as root, only on Debian/Ubuntu) into a
+# work folder and moves it in place only once complete: an interrupted or failed build never
+# leaves a root file system that a later run takes for finished.
+lp_build_rootfs() {
+    local mirror wip="$LABPOWER_ROOTFS.wip" apt_opts
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || lp_fail_no_python
+    mkdir -p "$(dirname "$LABPOWER_ROOTFS")"
+    LABPOWER_STEP_LOG="$(dirname "$LABPOWER_ROOTFS")/rootfs-build.log"
+    : >"$LABPOWER_STEP_LOG"
+    if ! command -v debootstrap >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1; then
+        lp_log "installing debootstrap and bubblewrap"
+        lp_retry apt-get update -qq || exit 1
+        lp_retry env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap bubblewrap || exit 1
     fi
+    mirror="$(lp_debian_mirror)" || { lp_log "cannot read a Debian mirror from the apt configuration"; exit 1; }
+    lp_log "building a Debian testing root file system with Python 3.14 (a few minutes; log: $LABPOWER_STEP_LOG)"
+    rm -rf "$wip" "$LABPOWER_ROOTFS"
+    # bookworm's debootstrap has no script for the testing code name: use sid's explicitly.
+    # A failed attempt leaves a partial tree behind: start each attempt from an empty folder.
+    lp_retry sh -c 'rm -rf "$1" && debootstrap --variant=minbase --include="$2" forky "$1" "$3" /usr/share/debootstrap/scripts/sid' \
+        debootstrap "$wip" "$LABPOWER_ROOTFS_BASE" "$mirror" || { rm -rf "$wip"; exit 1; }
     # The network may go through a TLS proxy: the rootfs trusts what the host trusts.
+    [ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$wip/etc/ssl/certs/ca-certificates.crt"
+    # Packages' install scripts must not start their services (snmpd, mosquitto) in here.
+    printf '#!/bin/sh\nexit 101\n' >"$wip/usr/sbin/policy-rc.d"
+    chmod +x "$wip/usr/sbin/policy-rc.d"
+    apt_opts=(-o Acquire::Retries=3 -o Acquire::Check-Valid-Until=false)
+    lp_retry lp_bwrap_at "$wip" apt-get "${apt_opts[@]}" update -qq || { rm -rf "$wip"; exit 1; }
+    # shellcheck disable=SC2086
+    lp_retry lp_bwrap_at "$wip" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" \
+        install -y -qq --no-install-recommends $LABPOWER_ROOTFS_PACKAGES || { rm -rf "$wip"; exit 1; }
+    lp_bwrap_at "$wip" apt-get clean >/dev/null 2>&1 || true
+    lp_rootfs_stamp >"$wip/.labpower-recipe"
+    mv "$wip" "$LABPOWER_ROOTFS"
+    lp_log "root file system ready: $LABPOWER_ROOTFS"
+}
+
+# What a complete root file system records of the recipe that built it.
+lp_rootfs_stamp() { printf '%s %s %s\n' "$LABPOWER_ROOTFS_RECIPE" "$LABPOWER_ROOTFS_BASE" "$LABPOWER_ROOTFS_PACKAGES"; }
+
+# Makes sure a complete root file system of the current recipe exists.
+lp_ensure_rootfs() {
+    if [ "$(cat "$LABPOWER_ROOTFS/.labpower-recipe" 2>/dev/null)" != "$(lp_rootfs_stamp)" ]; then
+        # Two checkouts may start at once: one builds, the other waits for it and uses its work.
+        mkdir -p "$(dirname "$LABPOWER_ROOTFS")"
+        exec 9>"$LABPOWER_ROOTFS.lock"
+        flock 9
+        if [ "$(cat "$LABPOWER_ROOTFS/.labpower-recipe" 2>/dev/null)" != "$(lp_rootfs_stamp)" ]; then
+            lp_build_rootfs
+        fi
+        flock -u 9
+        exec 9>&-
+    fi
     if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
         cmp -s /etc/ssl/certs/ca-certificates.crt "$LABPOWER_ROOTFS/etc/ssl/certs/ca-certificates.crt" \
             || cp /etc/ssl/certs/ca-certificates.crt "$LABPOWER_ROOTFS/etc/ssl/certs/ca-certificates.crt"
@@ -99,7 +141,12 @@ lp_ensure_rootfs() {
 }
 
 # Runs a command inside the root file system, with the repository and caches at the same paths.
-lp_bwrap() {
+lp_bwrap() { lp_bwrap_at "$LABPOWER_ROOTFS" "$@"; }
+
+# Runs a command inside the root file system at $1.
+lp_bwrap_at() {
+    local root="$1"
+    shift
     mkdir -p "$LABPOWER_CACHE"
     local extra=() dir
     # Local wheel folders the host's pip configuration points at stay visible inside.
@@ -107,7 +154,7 @@ lp_bwrap() {
         [ -d "$dir" ] && extra+=(--ro-bind "$dir" "$dir")
     done
     # /tmp first: the repository or the cache may live below it and must stay visible.
-    bwrap --bind "$LABPOWER_ROOTFS" / \
+    bwrap --bind "$root" / \
         --proc /proc --dev /dev --tmpfs /tmp \
         --bind "$LABPOWER_REPO" "$LABPOWER_REPO" \
         --bind "$LABPOWER_CACHE" "$LABPOWER_CACHE" \

@@ -6,7 +6,8 @@ which the load benchmark shares). The test makes the owner
 through the onboarding API (the other onboarding steps are marked done in storage, so
 nothing reaches the network), adds a dashboard holding the card, opens it in headless
 Chromium with the owner's tokens where the frontend keeps them, and clicks through to
-turn a resource on. It saves the screenshot the README shows (docs/images/rack-card.png).
+turn a resource on. Its screenshots go to a temporary folder; scripts/screenshots writes them
+into docs/images, where the README shows them.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from .peers.hass_process import (
     Server,
     clean_environment,
     home_assistant,
+    screenshot_dir,
 )
 
-SCREENSHOTS = REPO / "docs" / "images"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -52,18 +53,11 @@ CHROMIUM_ARGS = [
 ]
 DEMO = {"builder-1", "builder-2", "ci-runner", "network-switch", "pi-maas"}
 STATES = {"off", "starting", "available", "stopping", "fault", "unknown"}
+# The dashboard the demo's seed makes: the rack card, racks from `rack:`/`position:` labels.
 DASHBOARD = "lab-rack"
-CARD = {
-    "type": "custom:labpower-rack-card",
-    "title": "Demo lab",
-    "group_by": "rack",
-    "positions": {
-        "network-switch": "A/1",
-        "builder-1": "A/2",
-        "builder-2": "A/3",
-        "ci-runner": "B/1",
-        "pi-maas": "B/3",
-    },
+RACKS = {
+    "rack A": ["network-switch", "builder-1", "builder-2"],
+    "rack B": ["pi-maas", "ci-runner"],
 }
 
 # The card's layout of resources labelled by rack, stack and position, as [title, names].
@@ -80,6 +74,21 @@ LAYOUT_BY_LABELS = """async url => {
   const { groups } = layout(resources, { group_by: ["rack", "stack"] });
   return groups.map(g => [g.title, g.slots.map(s => s.resource.name)]);
 }"""
+# The card's visual editor, made as HA's card dialog makes it, shown on the page.
+EDIT_CARD = """async () => {
+  const card = customElements.get("labpower-rack-card");
+  const editor = await card.getConfigElement();
+  editor.id = "editor-under-test";
+  editor.style.cssText =
+    "position:fixed;top:70px;left:20px;width:480px;z-index:9;padding:16px;" +
+    "background:var(--card-background-color,#fff);";
+  window.__editorChanges = [];
+  editor.addEventListener("config-changed", (ev) => window.__editorChanges.push(ev.detail.config));
+  editor.hass = document.querySelector("home-assistant").hass;
+  editor.setConfig({ type: "custom:labpower-rack-card", title: "Demo lab", lab: "Demo lab", group_by: "rack" });
+  document.body.appendChild(editor);
+  return card.getStubConfig();
+}"""
 # The URL the frontend loads the card from (importing it again reuses that module).
 CARD_URL = "/labpower_static/labpower-rack-card.js?v={}".format(
     json.loads(
@@ -90,6 +99,7 @@ CARD_URL = "/labpower_static/labpower-rack-card.js?v={}".format(
 )
 
 pytestmark = [
+    pytest.mark.e2e,
     pytest.mark.skipif(
         not CHROMIUM.exists(),
         reason="needs Debian's chromium at /usr/bin/chromium "
@@ -182,6 +192,7 @@ async def tiles(page: Page) -> dict[str, dict[str, str | None]]:
 
 async def test_rack_card_in_chromium(tmp_path: Path) -> None:
     started = time.monotonic()
+    screenshots = screenshot_dir(tmp_path)
     async with home_assistant(tmp_path) as server:
         # The websocket command the card uses, in the real server.
         [resources] = await server.websocket({"type": "labpower/resources"})
@@ -194,22 +205,15 @@ async def test_rack_card_in_chromium(tmp_path: Path) -> None:
         await server.action(
             "acquire", {"resource": "builder-2", "holder": "jenkins #1234"}
         )
-        await server.websocket(
-            # The http: section of configuration.yaml was moved to storage as a trial;
-            # confirm it, as the frontend's dialog would ask the owner to.
-            {"type": "http/config/promote"},
-            {
-                "type": "lovelace/dashboards/create",
-                "url_path": DASHBOARD,
-                "title": "Lab",
-                "icon": "mdi:server",
-            },
-            {
-                "type": "lovelace/config/save",
-                "url_path": DASHBOARD,
-                "config": {"views": [{"title": "Lab", "panel": True, "cards": [CARD]}]},
-            },
+        # The demo comes with its dashboard and nothing to repair.
+        dashboards, issues = await server.websocket(
+            {"type": "lovelace/dashboards/list"}, {"type": "repairs/list_issues"}
         )
+        assert DASHBOARD in [d["url_path"] for d in dashboards]
+        assert issues["issues"] == [], [
+            (i["domain"], i["issue_id"], i.get("translation_placeholders"))
+            for i in issues["issues"]
+        ]
         refused: list[str] = []  # requests to anywhere but 127.0.0.1
         async with chromium() as browser:
             page = await open_dashboard(browser, server, refused)
@@ -240,11 +244,17 @@ async def test_rack_card_in_chromium(tmp_path: Path) -> None:
             await expect(builder_2).to_have_attribute("data-holders", "1")
             await expect(builder_2).to_contain_text("Starting")
             assert shown["ci-runner"]["holders"] == "0"
-            # Racks A and B from the card's positions; slot B/2 is empty.
+            # Racks A and B from the resources' labels, in slot order.
             racks = page.locator("labpower-rack-card .rack")
             await expect(racks).to_have_count(2)
-            await expect(racks.nth(0).locator(".rack-name")).to_have_text("rack A")
-            await expect(racks.nth(1).locator(".empty")).to_have_count(1)
+            for number, (title, names) in enumerate(RACKS.items()):
+                rack = racks.nth(number)
+                await expect(rack.locator(".rack-name")).to_have_text(title)
+                slots = rack.locator(".tile")
+                assert [
+                    await slots.nth(i).get_attribute("data-resource")
+                    for i in range(await slots.count())
+                ] == names
 
             # In the card picker; groups from labels as well as from positions.
             assert await page.evaluate(
@@ -285,9 +295,8 @@ async def test_rack_card_in_chromium(tmp_path: Path) -> None:
                 await expect(builder_1).to_be_focused(timeout=3000)
             await builder_1.blur()
             card = page.locator("labpower-rack-card")
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             await card.screenshot(
-                path=SCREENSHOTS / "rack-card.png", animations="disabled"
+                path=screenshots / "rack-card.png", animations="disabled"
             )
             # The same card on a phone: no sideways scrolling.
             await page.set_viewport_size({"width": 390, "height": 844})
@@ -297,12 +306,33 @@ async def test_rack_card_in_chromium(tmp_path: Path) -> None:
             )
             assert overflow <= 0
 
+            # The visual editor HA shows in the card dialog: the card's fields in ha-form.
+            await page.set_viewport_size({"width": 1000, "height": 760})
+            assert await page.evaluate(EDIT_CARD) == {"group_by": "rack"}
+            editor = page.locator("#editor-under-test")
+            await expect(editor.locator("ha-form")).to_be_visible(timeout=10000)
+            await editor.screenshot(
+                path=screenshots / "rack-card-editor.png", animations="disabled"
+            )
+            title = editor.locator("ha-form input").first
+            await title.fill("Basement lab")
+            await page.wait_for_function(
+                "window.__editorChanges.length > 0", timeout=5000
+            )
+            changes = await page.evaluate("window.__editorChanges")
+            assert changes[-1] == {
+                "type": "custom:labpower-rack-card",
+                "title": "Basement lab",
+                "lab": "Demo lab",
+                "group_by": "rack",
+            }
+
             dark = await open_dashboard(browser, server, refused, dark=True)
             await expect(dark.locator("labpower-rack-card .tile")).to_have_count(
                 len(DEMO), timeout=20000
             )
             await dark.locator("labpower-rack-card").screenshot(
-                path=SCREENSHOTS / "rack-card-dark.png", animations="disabled"
+                path=screenshots / "rack-card-dark.png", animations="disabled"
             )
             assert refused == [], refused
     assert time.monotonic() - started < 60

@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import load_yaml_dict
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from .peers.hass_process import seed_module
 from .test_services import call, state
 
 CONFIG = Path(__file__).parent.parent / "config"
 
 
-def _seed_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "demo_seed", CONFIG / "demo" / "seed.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_demo_lab(hass: HomeAssistant) -> None:
     configuration = load_yaml_dict(CONFIG / "configuration.yaml")
-    seed = _seed_module()
+    seed = seed_module()
     # As shipped: hosts boot within a minute, resources go off 30 s after the last release.
     sensors = configuration["template"][0]["binary_sensor"]
     assert all(sensor.get("delay_on", 0) <= 60 for sensor in sensors)

@@ -26,10 +26,11 @@ from playwright.async_api import (
 )
 import pytest
 
-from .peers.hass_process import Server, home_assistant
-from .test_card_e2e import CHROMIUM, DEMO, SCREENSHOTS, chromium, open_logged_in
+from .peers.hass_process import Server, home_assistant, screenshot_dir
+from .test_card_e2e import CHROMIUM, DEMO, chromium, open_logged_in
 
 pytestmark = [
+    pytest.mark.e2e,
     pytest.mark.skipif(
         not CHROMIUM.exists(),
         reason="needs Debian's chromium at /usr/bin/chromium "
@@ -177,9 +178,6 @@ async def test_energy_dashboard_in_chromium(tmp_path: Path) -> None:
             assert state["attributes"]["state_class"] == "total_increasing", state
             assert state["attributes"]["friendly_name"] == f"{resource} Energy", state
         await server.websocket(
-            # Confirm the http: section moved to storage as the card's test does: the
-            # frontend would ask for it in a dialog over the dashboard.
-            {"type": "http/config/promote"},
             {"type": "config/core/update", "time_zone": time_zone(now)},
             {
                 "type": "energy/save_prefs",
@@ -233,9 +231,8 @@ async def test_energy_dashboard_in_chromium(tmp_path: Path) -> None:
             assert sorted(flow) == sorted(sensors.values())
             await page.wait_for_timeout(500)  # the charts' last resize
 
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(
-                path=SCREENSHOTS / "energy-dashboard.png",
+                path=screenshot_dir(tmp_path) / "energy-dashboard.png",
                 animations="disabled",
                 clip=await around(
                     page,

@@ -1,7 +1,9 @@
-"""Seed the development configuration with a demo Lab, unless it already has config entries.
+"""Seed the development configuration: a demo Lab, a dashboard with the rack card, HTTP.
 
-Run by scripts/develop inside the project's Python; it writes HA's own config entry storage
-through HA's own classes, so the demo lab appears exactly as one made in the UI.
+Run by scripts/develop inside the project's Python (`seed.py CONFIG_DIR [PORT]`). It writes
+HA's own storage through HA's own classes and schemas, so the demo lab appears exactly as one
+made in the UI. The lab and the dashboard are written only into a configuration without
+config entries (a developer's changes stay); the HTTP settings are written on every start.
 """
 
 from __future__ import annotations
@@ -13,7 +15,32 @@ from types import MappingProxyType
 from typing import Any
 
 from homeassistant import config_entries
+from homeassistant.components.http.config import (
+    HTTP_CONFIG_CREATED_AT,
+    HTTP_CONFIG_ERROR,
+    HTTP_CONFIG_ERROR_MESSAGE,
+    HTTP_STORAGE_SCHEMA,
+    KEY_PENDING,
+    KEY_STABLE,
+    KEY_YAML_MIGRATION_DONE,
+    STORAGE_KEY as HTTP_STORAGE_KEY,
+    STORAGE_MINOR_VERSION as HTTP_STORAGE_MINOR_VERSION,
+    STORAGE_VERSION as HTTP_STORAGE_VERSION,
+)
+from homeassistant.components.lovelace.dashboard import (
+    CONFIG_STORAGE_KEY as DASHBOARD_CONFIG_KEY,
+    CONFIG_STORAGE_VERSION as DASHBOARD_CONFIG_VERSION,
+    DASHBOARDS_STORAGE_KEY,
+    DASHBOARDS_STORAGE_VERSION,
+)
 from homeassistant.config_entries import ConfigEntry, ConfigSubentryData
+from homeassistant.util import dt as dt_util
+
+# The demo serves on the loopback interface only, never on every interface.
+HOST = "127.0.0.1"
+PORT = 8123
+DASHBOARD_ID = "lab_rack"
+DASHBOARD_URL = "lab-rack"
 
 DEMO_POLICY = {
     "off_delay": 30,
@@ -24,6 +51,11 @@ DEMO_POLICY = {
     "max_ttl": 86400,
     "graceful_off": True,
 }
+
+
+def rack(name: str, position: int) -> list[str]:
+    """The labels that place a resource in the rack card: its rack and its slot."""
+    return [f"rack:{name}", f"position:{position}"]
 
 
 def _resource(name: str, **fields: Any) -> ConfigSubentryData:
@@ -49,9 +81,9 @@ def demo_entry() -> ConfigEntry:
             depends_on=["network-switch"],
         )
         for name, key, labels, watts in (
-            ("builder-1", "builder_1", ["builder", "amd64"], 180),
-            ("builder-2", "builder_2", ["builder", "amd64"], 220),
-            ("ci-runner", "ci_runner", ["runner", "arm64"], 45),
+            ("builder-1", "builder_1", ["builder", "amd64", *rack("A", 2)], 180),
+            ("builder-2", "builder_2", ["builder", "amd64", *rack("A", 3)], 220),
+            ("ci-runner", "ci_runner", ["runner", "arm64", *rack("B", 2)], 45),
         )
     ]
     resources.append(
@@ -60,7 +92,7 @@ def demo_entry() -> ConfigEntry:
             switcher_type="entity",
             power_entity=relay("switch"),
             checker_type="none",
-            labels=["network"],
+            labels=["network", *rack("A", 1)],
             power_w=30,
         )
     )
@@ -74,7 +106,7 @@ def demo_entry() -> ConfigEntry:
             long_press=5,
             checker_type="entity",
             check_entity="binary_sensor.pi_maas_reachable",
-            labels=["maas", "arm64"],
+            labels=["maas", "arm64", *rack("B", 1)],
             power_w=8,
         )
     )
@@ -92,21 +124,106 @@ def demo_entry() -> ConfigEntry:
     )
 
 
-def main(config_dir: str) -> None:
-    """Write the demo Lab into <config_dir>/.storage unless entries exist already."""
-    path = Path(config_dir) / ".storage" / config_entries.STORAGE_KEY
-    if path.exists():
-        return
+def _write_store(
+    config_dir: Path, key: str, version: int, data: Any, minor_version: int = 1
+) -> Path:
+    """Write one file of HA's `.storage` as HA's Store does."""
+    path = config_dir / ".storage" / key
     path.parent.mkdir(parents=True, exist_ok=True)
     storage = {
-        "version": config_entries.STORAGE_VERSION,
-        "minor_version": config_entries.STORAGE_VERSION_MINOR,
-        "key": config_entries.STORAGE_KEY,
-        "data": {"entries": [demo_entry().as_dict()]},
+        "version": version,
+        "minor_version": minor_version,
+        "key": key,
+        "data": data,
     }
     path.write_text(json.dumps(storage, indent=2, default=str), encoding="utf-8")
+    return path
+
+
+def write_http(config_dir: Path, port: int = PORT) -> None:
+    """Store the HTTP settings as confirmed (HA 2026.10 keeps them in `.storage/http`).
+
+    Given in configuration.yaml they would be migrated as a pending trial that HA reverts
+    (and restarts for) after five minutes unless somebody confirms it, to a stored default
+    on every interface; stored as confirmed, they are used as they are.
+    """
+    stable = {
+        **HTTP_STORAGE_SCHEMA({"server_host": [HOST], "server_port": port}),
+        HTTP_CONFIG_CREATED_AT: dt_util.utcnow().isoformat(),
+        HTTP_CONFIG_ERROR: None,
+        HTTP_CONFIG_ERROR_MESSAGE: None,
+    }
+    _write_store(
+        config_dir,
+        HTTP_STORAGE_KEY,
+        HTTP_STORAGE_VERSION,
+        {KEY_STABLE: stable, KEY_PENDING: None, KEY_YAML_MIGRATION_DONE: True},
+        HTTP_STORAGE_MINOR_VERSION,
+    )
+
+
+def dashboard() -> dict[str, Any]:
+    """The demo's dashboard: the rack card of the demo lab, racks from `rack:` labels."""
+    return {
+        "config": {
+            "title": "Lab",
+            "views": [
+                {
+                    "title": "Rack",
+                    "path": "rack",
+                    "type": "panel",
+                    "cards": [
+                        {
+                            "type": "custom:labpower-rack-card",
+                            "title": "Demo lab",
+                            "lab": "Demo lab",
+                            "group_by": "rack",
+                        }
+                    ],
+                }
+            ],
+        }
+    }
+
+
+def write_dashboard(config_dir: Path) -> None:
+    """Add the demo's dashboard (in the sidebar as *Lab*) with the rack card."""
+    item = {
+        "id": DASHBOARD_ID,
+        "url_path": DASHBOARD_URL,
+        "title": "Lab",
+        "icon": "mdi:server-network",
+        "show_in_sidebar": True,
+        "require_admin": False,
+        "mode": "storage",
+    }
+    _write_store(
+        config_dir, DASHBOARDS_STORAGE_KEY, DASHBOARDS_STORAGE_VERSION, {"items": [item]}
+    )
+    _write_store(
+        config_dir,
+        DASHBOARD_CONFIG_KEY.format(DASHBOARD_ID),
+        DASHBOARD_CONFIG_VERSION,
+        dashboard(),
+    )
+
+
+def main(config_dir: str, port: int = PORT) -> None:
+    """Seed <config_dir>: HTTP always, the demo lab and dashboard unless entries exist."""
+    directory = Path(config_dir)
+    write_http(directory, port)
+    if (directory / ".storage" / config_entries.STORAGE_KEY).exists():
+        return
+    path = _write_store(
+        directory,
+        config_entries.STORAGE_KEY,
+        config_entries.STORAGE_VERSION,
+        {"entries": [demo_entry().as_dict()]},
+        config_entries.STORAGE_VERSION_MINOR,
+    )
+    write_dashboard(directory)
     print(f"Seeded the demo lab into {path}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], *(int(arg) for arg in sys.argv[2:3]))

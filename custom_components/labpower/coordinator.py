@@ -14,6 +14,7 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import (
     CALLBACK_TYPE,
+    CoreState,
     Event,
     EventStateChangedData,
     HomeAssistant,
@@ -26,6 +27,7 @@ from homeassistant.helpers.event import (
     async_track_state_change_event,
     async_track_time_interval,
 )
+from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
@@ -289,7 +291,15 @@ class LabRuntime:
                     self.hass, list(self.energy.meter_of.values()), self._meter_changed
                 )
             )
-        await self.lab.start()
+        # While Home Assistant starts, the entities a resource is switched by or checked
+        # through may not exist yet and their actions may not be registered: read and
+        # switch nothing before it runs (resources stay unknown, tokens can be taken).
+        if self.hass.state is CoreState.running:
+            await self.lab.start()
+        else:
+            self._unsubscribe.append(
+                async_at_started(self.hass, self._async_hass_started)
+            )
         for unit in self.units.values():
             self._unsubscribe.append(
                 unit.async_add_listener(self._unit_power_listener(unit))
@@ -317,6 +327,10 @@ class LabRuntime:
         self._unsubscribe.append(
             async_track_time_interval(self.hass, self._tick_energy, ENERGY_INTERVAL)
         )
+
+    async def _async_hass_started(self, _hass: HomeAssistant) -> None:
+        """Home Assistant runs: read every resource's real state, then reconcile."""
+        await self.lab.start()
 
     async def _async_load_lab_file(self) -> LabFile | None:
         """The lab file named in the options; a repair issue (and None) if it is invalid."""

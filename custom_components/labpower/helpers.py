@@ -14,6 +14,7 @@ from .const import DOMAIN, FILE_KEY_PREFIX
 from .core.model import (
     AcquireRefusedError,
     LabError,
+    LabsLoadingError,
     ResourceFaultError,
     TokenRevokedError,
     WaitTimeoutError,
@@ -23,6 +24,7 @@ from .core.switching import SwitchError
 # Lab errors that are not the caller's mistake: the devices or the machines failed.
 _DEVICE_ERRORS = (
     AcquireRefusedError,
+    LabsLoadingError,
     ResourceFaultError,
     TokenRevokedError,
     WaitTimeoutError,

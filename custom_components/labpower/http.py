@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 import functools
+from functools import partial
 from http import HTTPStatus
 import math
 from typing import Any
@@ -20,6 +21,7 @@ from .core.model import (
     AcquireRefusedError,
     InvalidTtlError,
     LabError,
+    LabsLoadingError,
     NotEnoughFreeError,
     PowerState,
     ResourceFaultError,
@@ -29,13 +31,15 @@ from .core.model import (
     WaitTimeoutError,
 )
 from .operations import (
+    LOAD_WAIT,
     Taken,
     async_acquire,
+    async_all_runtimes,
+    async_found,
     lab_of_token,
     locate,
     pool,
     resource_view,
-    runtimes,
     token_view,
 )
 
@@ -52,10 +56,23 @@ _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     NotEnoughFreeError: HTTPStatus.CONFLICT,
     WaitTimeoutError: HTTPStatus.GATEWAY_TIMEOUT,
     AcquireRefusedError: HTTPStatus.SERVICE_UNAVAILABLE,
+    LabsLoadingError: HTTPStatus.SERVICE_UNAVAILABLE,
 }
+# Seconds a client is told to wait before asking again while labs are loading.
+_RETRY_AFTER: dict[type[LabError], str] = {LabsLoadingError: str(round(LOAD_WAIT))}
 _FIELD_OF: dict[type[LabError], str] = {InvalidTtlError: "ttl"}
 
 type Handler = Callable[..., Awaitable[web.Response]]
+
+
+async def _resource_lab(hass: HomeAssistant, name: str) -> LabRuntime:
+    """The lab of a resource, once labs still loading have loaded."""
+    return (await async_found(hass, partial(locate, hass, [name])))[name]
+
+
+async def _token_lab(hass: HomeAssistant, token: str) -> LabRuntime:
+    """The lab that issued a token, once labs still loading have loaded."""
+    return await async_found(hass, partial(lab_of_token, hass, token))
 
 
 class BadRequestError(Exception):
@@ -68,11 +85,17 @@ class BadRequestError(Exception):
 
 
 def error_response(
-    status: HTTPStatus, code: str, message: str, field: str | None = None
+    status: HTTPStatus,
+    code: str,
+    message: str,
+    field: str | None = None,
+    retry_after: str | None = None,
 ) -> web.Response:
     """A JSON error body: never a stack trace."""
     return web.json_response(
-        {"error": {"code": code, "message": message, "field": field}}, status=status
+        {"error": {"code": code, "message": message, "field": field}},
+        status=status,
+        headers={"Retry-After": retry_after} if retry_after else None,
     )
 
 
@@ -89,7 +112,13 @@ def json_errors(handler: Handler) -> Handler:
             )
         except LabError as err:
             status = _STATUS_OF.get(type(err), HTTPStatus.CONFLICT)
-            return error_response(status, err.key, str(err), _FIELD_OF.get(type(err)))
+            return error_response(
+                status,
+                err.key,
+                str(err),
+                _FIELD_OF.get(type(err)),
+                _RETRY_AFTER.get(type(err)),
+            )
 
     return wrapper
 
@@ -196,7 +225,7 @@ class ResourcesView(HomeAssistantView):
         hass: HomeAssistant = request.app[KEY_HASS]
         resources = [
             resource_view(runtime, name, tokens=False, shown_to=None, admin=False)
-            for runtime in runtimes(hass)
+            for runtime in await async_all_runtimes(hass)
             for name in runtime.lab.names
         ]
         return self.json({"resources": resources})
@@ -213,7 +242,7 @@ class ResourceView(HomeAssistantView):
         """The resource with its tokens."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        runtime = locate(hass, [name])[name]
+        runtime = await _resource_lab(hass, name)
         return self.json(
             resource_view(
                 runtime, name, tokens=True, shown_to=user.id, admin=user.is_admin
@@ -235,7 +264,8 @@ class TokensView(HomeAssistantView):
         body = await _body(request)
         _only(body, set(_AcquireOptions.fields))
         options = _AcquireOptions(body, user)
-        [(runtime, token)] = await options.acquire(locate(hass, [name]), user)
+        located = await async_found(hass, partial(locate, hass, [name]))
+        [(runtime, token)] = await options.acquire(located, user)
         return self.json(token_view(runtime, token), HTTPStatus.CREATED)
 
 
@@ -269,7 +299,8 @@ class PoolView(HomeAssistantView):
                 f"count must be an integer from 1 to {MAX_POOL}", "count"
             )
         options = _AcquireOptions(body, user)
-        taken = await options.acquire(pool(hass, labels, count), user)
+        located = await async_found(hass, partial(pool, hass, labels, count))
+        taken = await options.acquire(located, user)
         return self.json(
             {"tokens": [token_view(runtime, token) for runtime, token in taken]},
             HTTPStatus.CREATED,
@@ -286,7 +317,7 @@ class TokenView(HomeAssistantView):
     async def delete(self, request: web.Request, token: str) -> web.Response:
         """Release; twice is fine, unknown is 404."""
         hass: HomeAssistant = request.app[KEY_HASS]
-        lab_of_token(hass, token).lab.release([token])
+        (await _token_lab(hass, token)).lab.release([token])
         return web.Response(status=HTTPStatus.NO_CONTENT)
 
 
@@ -303,7 +334,7 @@ class RenewView(HomeAssistantView):
         body = await _body(request)
         _only(body, {"ttl"})
         ttl = _number(body, "ttl")
-        runtime = lab_of_token(hass, token)
+        runtime = await _token_lab(hass, token)
         return self.json(token_view(runtime, runtime.lab.renew(token, ttl)))
 
 
@@ -324,7 +355,7 @@ class ForceOffView(HomeAssistantView):
                 "admin_required",
                 "Only administrators may force off",
             )
-        runtime = locate(hass, [name])[name]
+        runtime = await _resource_lab(hass, name)
         revoked = runtime.lab.force_off(name, f"forced off by {user.name}")
         return self.json({"revoked": len(revoked)})
 
@@ -348,7 +379,7 @@ class MaasView(HomeAssistantView):
         """On or off; idempotent, as MAAS re-sends until the query agrees."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        runtime = locate(hass, [name])[name]
+        runtime = await _resource_lab(hass, name)
         lab = runtime.lab
         holds = [
             t
@@ -374,7 +405,7 @@ class MaasView(HomeAssistantView):
             return error_response(
                 HTTPStatus.NOT_FOUND, "not_found", f"No MAAS query {action}"
             )
-        runtime = locate(hass, [name])[name]
+        runtime = await _resource_lab(hass, name)
         return self.json({"status": _maas_status(runtime.lab.reconciler(name).power)})
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 
@@ -15,6 +16,7 @@ from .coordinator import LabRuntime, iso_time, known_to_lab_file
 from .core.labfile import LabFileError, load_lab_file
 from .core.model import (
     LabError,
+    LabsLoadingError,
     NotEnoughFreeError,
     ResourceState,
     TokenKind,
@@ -33,11 +35,65 @@ _POWERED = frozenset(
 _POOLABLE = _POWERED | {ResourceState.OFF}
 
 
+# How long an action or a REST request waits for labs that are still loading (Home
+# Assistant starting, a lab reloading) before it answers "try again" instead.
+LOAD_WAIT = 30.0
+_LOAD_POLL = 0.1
+# States of an enabled lab entry from which it is expected to load by itself.
+_LOADING_STATES = frozenset(
+    {
+        ConfigEntryState.NOT_LOADED,
+        ConfigEntryState.SETUP_IN_PROGRESS,
+        ConfigEntryState.SETUP_RETRY,
+        ConfigEntryState.UNLOAD_IN_PROGRESS,
+    }
+)
+
+
 def runtimes(hass: HomeAssistant) -> list[LabRuntime]:
     """Every loaded lab."""
     return [
         entry.runtime_data for entry in hass.config_entries.async_loaded_entries(DOMAIN)
     ]
+
+
+def labs_loading(hass: HomeAssistant) -> list[str]:
+    """The names of enabled labs that have not loaded yet but are expected to."""
+    return [
+        entry.title
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        if entry.disabled_by is None and entry.state in _LOADING_STATES
+    ]
+
+
+async def async_labs_loaded(hass: HomeAssistant) -> None:
+    """Wait until no lab is loading; LabsLoadingError if some still are after LOAD_WAIT."""
+    deadline = asyncio.get_running_loop().time() + LOAD_WAIT
+    while loading := labs_loading(hass):
+        if asyncio.get_running_loop().time() >= deadline:
+            raise LabsLoadingError(loading)
+        await asyncio.sleep(_LOAD_POLL)
+
+
+async def async_found[T](hass: HomeAssistant, find: Callable[[], T]) -> T:
+    """`find()`; if it finds nothing while labs are loading, again once they have loaded.
+
+    Right after a restart a resource or a token may belong to a lab that has not loaded
+    yet: "unknown" would be wrong, so the caller waits (bounded) instead.
+    """
+    try:
+        return find()
+    except UnknownResourceError, UnknownTokenError, NotEnoughFreeError:
+        if not labs_loading(hass):
+            raise
+    await async_labs_loaded(hass)
+    return find()
+
+
+async def async_all_runtimes(hass: HomeAssistant) -> list[LabRuntime]:
+    """Every lab, once none is loading (a list never leaves out a lab still starting)."""
+    await async_labs_loaded(hass)
+    return runtimes(hass)
 
 
 def locate(hass: HomeAssistant, names: Iterable[str]) -> dict[str, LabRuntime]:

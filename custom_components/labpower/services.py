@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -28,6 +30,8 @@ from .core.model import (
 from .helpers import labpower_errors
 from .operations import (
     async_acquire,
+    async_all_runtimes,
+    async_found,
     async_reload_lab_files,
     lab_of_token,
     locate,
@@ -150,9 +154,11 @@ async def _acquire(call: ServiceCall) -> ServiceResponse:
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="labels_and_resources"
             )
-        located = pool(hass, labels, call.data[ATTR_COUNT])
+        count = call.data[ATTR_COUNT]
+        located = await async_found(hass, lambda: pool(hass, labels, count))
     else:
-        located = locate(hass, _targeted(hass, call))
+        names = _targeted(hass, call)
+        located = await async_found(hass, lambda: locate(hass, names))
     holder = call.data.get(ATTR_HOLDER) or await async_caller_name(hass, call.context)
     waiting = call.data[ATTR_WAIT] == WAIT_AVAILABLE
     taken = await async_acquire(
@@ -170,7 +176,10 @@ async def _acquire(call: ServiceCall) -> ServiceResponse:
 async def _release(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     token_ids: list[str] = call.data[ATTR_TOKEN]
-    owners = [(token_id, lab_of_token(hass, token_id)) for token_id in token_ids]
+    owners = [
+        (token_id, await async_found(hass, partial(lab_of_token, hass, token_id)))
+        for token_id in token_ids
+    ]
     released = 0
     for token_id, runtime in owners:
         released += len(runtime.lab.release([token_id]))
@@ -181,7 +190,7 @@ async def _release(call: ServiceCall) -> ServiceResponse:
 async def _renew(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     token_id: str = call.data[ATTR_TOKEN]
-    runtime = lab_of_token(hass, token_id)
+    runtime = await async_found(hass, partial(lab_of_token, hass, token_id))
     token = runtime.lab.renew(token_id, call.data.get(ATTR_TTL))
     return {"tokens": [token_view(runtime, token)]}
 
@@ -192,9 +201,11 @@ async def _list(call: ServiceCall) -> ServiceResponse:
     admin = await async_is_admin(hass, call.context)
     wanted = call.data.get(ATTR_RESOURCE)
     located = (
-        locate(hass, wanted)
+        await async_found(hass, partial(locate, hass, wanted))
         if wanted
-        else {name: rt for rt in runtimes(hass) for name in rt.lab.names}
+        else {
+            name: rt for rt in await async_all_runtimes(hass) for name in rt.lab.names
+        }
     )
     return {
         "resources": [
@@ -209,7 +220,7 @@ async def _list(call: ServiceCall) -> ServiceResponse:
 @labpower_errors
 async def _force_off(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
-    located = locate(hass, call.data[ATTR_RESOURCE])
+    located = await async_found(hass, partial(locate, hass, call.data[ATTR_RESOURCE]))
     who = await async_caller_name(hass, call.context)
     revoked = 0
     for name, runtime in located.items():

@@ -153,6 +153,10 @@ lp_bwrap_at() {
     for dir in ${PIP_FIND_LINKS:-}; do
         [ -d "$dir" ] && extra+=(--ro-bind "$dir" "$dir")
     done
+    # Folders a script works in besides the repository (LABPOWER_BIND, space-separated).
+    for dir in ${LABPOWER_BIND:-}; do
+        [ -d "$dir" ] && extra+=(--bind "$dir" "$dir")
+    done
     # /tmp first: the repository or the cache may live below it and must stay visible.
     bwrap --bind "$root" / \
         --proc /proc --dev /dev --tmpfs /tmp \
@@ -161,6 +165,19 @@ lp_bwrap_at() {
         --ro-bind /etc/resolv.conf /etc/resolv.conf --ro-bind /etc/hosts /etc/hosts \
         "${extra[@]}" --chdir "$PWD" \
         "$@"
+}
+
+# Sends signal $2 to the programs running below process $1: bubblewrap passes no signal on
+# to what it runs, so a program started through lp_run is stopped this way, gracefully.
+lp_signal_below() {
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do
+        lp_signal_below "$child" "$2"
+        case "$(ps -o comm= -p "$child" 2>/dev/null)" in
+            bwrap | bash | sh) ;;
+            *) kill -s "$2" "$child" 2>/dev/null || true ;;
+        esac
+    done
 }
 
 # Decides how to reach a suitable interpreter; prints "host:PATH" or "bwrap:PATH".
@@ -192,8 +209,13 @@ lp_run() {
     mode="$(lp_mode)"
     [ -n "$mode" ] || { lp_log "no virtual environment yet: run scripts/setup"; exit 1; }
     local path="$LABPOWER_VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    # Inside the root file system already (a test running scripts/develop): run directly.
+    [ -z "${LABPOWER_IN_ROOTFS:-}" ] || mode="host:"
     case "$mode" in
         host:*) PATH="$LABPOWER_VENV/bin:$PATH" VIRTUAL_ENV="$LABPOWER_VENV" "$@" ;;
-        bwrap:*) lp_ensure_rootfs; lp_bwrap env PATH="$path" VIRTUAL_ENV="$LABPOWER_VENV" "$@" ;;
+        bwrap:*)
+            lp_ensure_rootfs
+            lp_bwrap env PATH="$path" VIRTUAL_ENV="$LABPOWER_VENV" LABPOWER_IN_ROOTFS=1 "$@"
+            ;;
     esac
 }

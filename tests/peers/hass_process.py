@@ -18,9 +18,11 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+import shutil
 import socket
 import sys
 import time
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -32,6 +34,13 @@ HOST = "127.0.0.1"
 OWNER = "Ada"
 
 type Seed = Callable[[Path], None]
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where end-to-end tests save screenshots (docs/images for scripts/screenshots)."""
+    directory = Path(os.environ.get("LABPOWER_SCREENSHOTS") or tmp_path / "screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def free_port() -> int:
@@ -48,8 +57,8 @@ def clean_environment() -> dict[str, str]:
     }
 
 
-def demo_seed(directory: Path) -> None:
-    """The demo lab, written by config/demo/seed.py as scripts/develop does."""
+def seed_module() -> ModuleType:
+    """config/demo/seed.py, the seed scripts/develop runs."""
     spec = importlib.util.spec_from_file_location(
         "demo_seed", CONFIG / "demo" / "seed.py"
     )
@@ -57,25 +66,27 @@ def demo_seed(directory: Path) -> None:
     assert spec.loader is not None
     seed = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(seed)
-    seed.main(str(directory))
+    return seed
+
+
+def demo_seed(directory: Path) -> None:
+    """The demo lab and its dashboard, written by config/demo/seed.py as scripts/develop does."""
+    seed_module().main(str(directory))
 
 
 def write_config(directory: Path, port: int, seed: Seed = demo_seed) -> None:
     """config/ as scripts/develop uses it, on `port`, seeded, onboarded but for the owner.
 
-    The seed runs after configuration.yaml is written: it may add to it.
+    The seed runs after configuration.yaml is written: it may add to it. The HTTP settings
+    are stored afterwards, on `port`, as scripts/develop's seed stores them.
     """
-    configuration = (CONFIG / "configuration.yaml").read_text(encoding="utf-8")
-    assert "server_port: 8123\n" in configuration
-    (directory / "configuration.yaml").write_text(
-        configuration.replace("server_port: 8123\n", f"server_port: {port}\n"),
-        encoding="utf-8",
-    )
+    shutil.copyfile(CONFIG / "configuration.yaml", directory / "configuration.yaml")
     (directory / "custom_components").mkdir()
     (directory / "custom_components" / "labpower").symlink_to(
         REPO / "custom_components" / "labpower"
     )
     seed(directory)
+    seed_module().write_http(directory, port)
     # Onboarding's steps but the owner's: core_config would set up integrations that
     # reach the Internet (weather, radio). The owner is made through the API.
     (directory / ".storage").mkdir(exist_ok=True)

@@ -108,6 +108,17 @@ class LabError(Exception):
         self.placeholders = placeholders
 
 
+class LabsLoadingError(LabError):
+    """Labs are still loading (Home Assistant is starting): ask again in a moment."""
+
+    key = "labs_loading"
+
+    def __init__(self, labs: list[str]) -> None:
+        """Name the labs that have not loaded yet."""
+        names = ", ".join(labs)
+        super().__init__(f"Labs still loading: {names}", labs=names)
+
+
 class UnknownResourceError(LabError):
     """No resource has this name."""
 

@@ -1,13 +1,16 @@
-"""Wake-on-LAN: the magic packet, sent over UDP (no dependency: it is 6 + 96 bytes)."""
+"""Wake-on-LAN: the magic packet, through the `wakeonlan` library HA's own integration uses."""
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 import re
 
+import wakeonlan
+
 MAGIC_PACKET_SIZE = 102
-DEFAULT_BROADCAST = "255.255.255.255"
-DEFAULT_PORT = 9
+DEFAULT_BROADCAST = wakeonlan.BROADCAST_IP
+DEFAULT_PORT = wakeonlan.DEFAULT_PORT
 
 # aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff, aabb.ccdd.eeff (Cisco) or aabbccddeeff.
 _MAC_FORMATS = (
@@ -19,7 +22,11 @@ _MAC_FORMATS = (
 
 
 def parse_mac(mac: str) -> bytes:
-    """The 6 bytes of a MAC address; ValueError for anything but the four usual forms."""
+    """The 6 bytes of a MAC address; ValueError for anything but the four usual forms.
+
+    Stricter than the library, which takes any 17- or 14-character text with a separator
+    it guesses from its position.
+    """
     text = mac.strip()
     if not any(pattern.fullmatch(text) for pattern in _MAC_FORMATS):
         raise ValueError(
@@ -30,24 +37,13 @@ def parse_mac(mac: str) -> bytes:
 
 
 def format_mac(mac: str) -> str:
-    """The MAC in the aa:bb:cc:dd:ee:ff form (for descriptions and logs)."""
+    """The MAC in the aa:bb:cc:dd:ee:ff form (one spelling per card, for logs and owners)."""
     return parse_mac(mac).hex(":")
 
 
 def magic_packet(mac: str) -> bytes:
     """The Wake-on-LAN magic packet: 6 x 0xFF, then the MAC 16 times (102 bytes)."""
-    return b"\xff" * 6 + parse_mac(mac) * 16
-
-
-class _Sender(asyncio.DatagramProtocol):
-    """Keeps the error a send reported (asyncio hands it to the protocol)."""
-
-    def __init__(self) -> None:
-        self.error: OSError | None = None
-
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, OSError):
-            self.error = exc
+    return wakeonlan.create_magic_packet(format_mac(mac))
 
 
 async def send_magic_packet(
@@ -59,16 +55,10 @@ async def send_magic_packet(
     broadcast works as well as a unicast address. Exactly one packet is sent: on some
     hardware the packet toggles power, so callers decide when it is safe to send.
     Raises ValueError for a malformed MAC and OSError when the packet cannot be sent
-    (no route, a name that does not resolve).
+    (no route, a name that does not resolve). The library resolves and sends blocking:
+    it runs in the executor.
     """
-    packet = magic_packet(mac)
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        _Sender, remote_addr=(address, port), allow_broadcast=True
+    send = partial(
+        wakeonlan.send_magic_packet, format_mac(mac), ip_address=address, port=port
     )
-    try:
-        transport.sendto(packet)
-    finally:
-        transport.close()
-    if protocol.error is not None:
-        raise protocol.error
+    await asyncio.get_running_loop().run_in_executor(None, send)

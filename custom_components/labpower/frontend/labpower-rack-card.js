@@ -16,6 +16,7 @@
  */
 
 const CARD = "labpower-rack-card";
+const EDITOR = "labpower-rack-card-editor";
 const STATES = ["off", "starting", "available", "stopping", "fault", "unknown"];
 const STATE_NAMES = {
   off: "Off",
@@ -241,6 +242,10 @@ class LabpowerRackCard extends HTMLElement {
     return { group_by: "rack" };
   }
 
+  static async getConfigElement() {
+    return document.createElement(EDITOR);
+  }
+
   setConfig(config) {
     if (!config || typeof config !== "object") throw new Error("Invalid configuration");
     let groupBy = config.group_by ?? [];
@@ -448,8 +453,95 @@ class LabpowerRackCard extends HTMLElement {
   }
 }
 
+/* The form fields of the visual editor, in HA's ha-form schema. */
+export const EDITOR_SCHEMA = [
+  { name: "title", selector: { text: {} } },
+  { name: "lab", selector: { text: {} } },
+  { name: "group_by", selector: { text: {} } },
+];
+const EDITOR_LABELS = {
+  title: "Title",
+  lab: "Lab (empty: every lab)",
+  group_by: "Group by label prefix (e.g. rack; empty: one group)",
+};
+
+/* The card's visual editor (HA shows it in the card dialog): title, lab and grouping. */
+class LabpowerRackCardEditor extends HTMLElement {
+  constructor() {
+    super();
+    this._config = {};
+    this._hass = null;
+    this._form = null;
+  }
+
+  setConfig(config) {
+    this._config = { ...config };
+    this._render();
+  }
+
+  set hass(hass) {
+    this._hass = hass;
+    if (this._form) this._form.hass = hass;
+  }
+
+  connectedCallback() {
+    this._render();
+  }
+
+  /* ha-form is part of the frontend's editor chunk: load it through a card of HA's own. */
+  async _ensureForm() {
+    if (customElements.get("ha-form")) return;
+    const helpers = await window.loadCardHelpers?.();
+    const card = await helpers?.createCardElement({ type: "entities", entities: [] });
+    await card?.constructor?.getConfigElement?.();
+    await customElements.whenDefined("ha-form");
+  }
+
+  async _render() {
+    if (!this.isConnected) return;
+    await this._ensureForm();
+    if (!this._form) {
+      this._form = document.createElement("ha-form");
+      this._form.schema = EDITOR_SCHEMA;
+      this._form.computeLabel = (field) => EDITOR_LABELS[field.name] ?? field.name;
+      this._form.addEventListener("value-changed", (ev) => this._changed(ev));
+      this.appendChild(this._form);
+    }
+    this._form.hass = this._hass;
+    const groupBy = this._config.group_by;
+    this._form.data = {
+      title: this._config.title ?? "",
+      lab: this._config.lab ?? "",
+      group_by: Array.isArray(groupBy) ? groupBy.join(", ") : (groupBy ?? ""),
+    };
+  }
+
+  _changed(ev) {
+    ev.stopPropagation();
+    const value = ev.detail.value;
+    const config = { ...this._config };
+    for (const key of ["title", "lab"]) {
+      const text = String(value[key] ?? "").trim();
+      if (text) config[key] = text;
+      else delete config[key];
+    }
+    const prefixes = String(value.group_by ?? "")
+      .split(",")
+      .map((p) => p.trim())
+      .filter(Boolean);
+    if (prefixes.length === 0) delete config.group_by;
+    else config.group_by = prefixes.length === 1 ? prefixes[0] : prefixes;
+    this._config = config;
+    const changed = new Event("config-changed", { bubbles: true, composed: true });
+    changed.detail = { config };
+    this.dispatchEvent(changed);
+  }
+}
+
 const registerCard = () => {
   if (!window.customElements.get(CARD)) window.customElements.define(CARD, LabpowerRackCard);
+  if (!window.customElements.get(EDITOR))
+    window.customElements.define(EDITOR, LabpowerRackCardEditor);
 };
 registerCard();
 // The frontend loads this module while it boots, and may then put its scoped custom element

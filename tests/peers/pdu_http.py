@@ -659,8 +659,13 @@ class FakeGude(FakePdu):
             "Expert Power Control"
         )
 
-    def _command(self, request: web.Request) -> web.Response | None:
-        """Switch a port if the request says cmd=1; a refusal for a bad command."""
+    def _instead(self, request: web.Request) -> web.Response | None:
+        """What a page answers instead of itself: the login form, a bad command's 400.
+
+        A good command (cmd=1) switches its port here, before the page is made.
+        """
+        if self.firmware == "session":
+            return web.Response(text=gude_login_page(), content_type="text/html")
         query = request.query
         if query.get("cmd") != "1":
             return None
@@ -673,11 +678,8 @@ class FakeGude(FakePdu):
         return None
 
     async def _json(self, request: web.Request) -> web.Response:
-        if self.firmware == "session":
-            return self._login_form()
-        refused = self._command(request)
-        if refused is not None:
-            return refused
+        if (instead := self._instead(request)) is not None:
+            return instead
         try:
             components = int(request.query.get("components", "0"), 0)
         except ValueError:
@@ -703,11 +705,8 @@ class FakeGude(FakePdu):
         return web.json_response(body)
 
     async def _overview(self, request: web.Request) -> web.Response:
-        if self.firmware == "session":
-            return self._login_form()
-        refused = self._command(request)
-        if refused is not None:
-            return refused
+        if (instead := self._instead(request)) is not None:
+            return instead
         metas = (
             []
             if self.malformed
@@ -727,10 +726,6 @@ class FakeGude(FakePdu):
             ]
         )
         return web.Response(text=page, content_type="text/html")
-
-    @staticmethod
-    def _login_form() -> web.Response:
-        return web.Response(text=gude_login_page(), content_type="text/html")
 
 
 def gude_login_page() -> str:

@@ -38,7 +38,7 @@ from custom_components.labpower.const import (
 from custom_components.labpower.drivers.pdu import PduUnreachableError
 
 from .conftest import lab_entry, resource_data, until
-from .peers.pdu_http import HOST, FakeIntellinet, FakeNetio
+from .peers.pdu_http import HOST, FakeGude, FakeIntellinet, FakeNetio
 from .test_config_flow import POLICY
 from .test_services import call, state
 
@@ -348,6 +348,23 @@ async def test_free_outlet_is_switched_by_hand(
     assert float(state(hass, "sensor.pdu_a_outlet_3_energy")) == pytest.approx(3.0)
 
 
+async def test_outlet_that_does_not_follow_is_reported(
+    hass: HomeAssistant, netio: FakeNetio
+) -> None:
+    """The unit acknowledges and its relay does not follow: the read-back says so."""
+    await setup_lab(hass, netio_data(netio), resources=[])
+    netio.ignore_commands = True
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "switch", "turn_on", {"entity_id": "switch.pdu_a_outlet_3"}, blocking=True
+        )
+    assert err.value.translation_key == "outlet_not_switched"
+    (command,) = netio.commands()
+    assert command.status == 200  # acknowledged
+    assert not netio.on[2]
+    assert state(hass, "switch.pdu_a_outlet_3") == STATE_OFF
+
+
 async def test_read_only_account_raises_a_repair(
     hass: HomeAssistant, netio: FakeNetio
 ) -> None:
@@ -546,11 +563,125 @@ async def test_intellinet_unit_flow(
         },
     )
     assert set(result["data_schema"].schema) == {"username", "password"}
+    # Only the start page asks for the password: the flow checks it there.
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"username": "admin", "password": "guessed"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert [seen.path for seen in intellinet.log] == ["/"]
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"username": "admin", "password": "admin"}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"]["outlet_count"] == 8
+
+
+async def test_intellinet_wrong_credentials_raise_a_repair(
+    hass: HomeAssistant, intellinet: FakeIntellinet
+) -> None:
+    """The status page answers anyone; the start page refuses: a repair, until fixed."""
+    await setup_lab(
+        hass,
+        intellinet_data(intellinet, password="changed"),
+        resources=[
+            resource_data("b-1", switcher_type="pdu", outlets=["pdu-b:2"], off_delay=0)
+        ],
+    )
+    issue_id = "pdu_auth_entry_lab_sub_pdu-b"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders["unit"] == "pdu-b"
+    assert state(hass, "switch.pdu_b_outlet_2") == STATE_UNAVAILABLE
+    assert not intellinet.calls(path="/status.xml")  # nothing past the refusal
+    await call(hass, "acquire", {"resource": "b-1", "holder": "ci"})
+    await until(hass, lambda: state(hass, "sensor.b_1_state") == "fault")
+    reason = hass.states.get("sensor.b_1_state").attributes["reason"]
+    assert "refused the credentials" in reason
+    assert not any(intellinet.on)  # the control page would have answered: not asked
+    # The unit's password is set to what labpower has: the next read clears the issue.
+    intellinet.accounts["admin"] = "changed"
+    runtime = hass.config_entries.async_get_entry("entry_lab").runtime_data
+    await runtime.units["pdu-b"].unit.status(max_age=0)
+    await until(hass, lambda: state(hass, "switch.pdu_b_outlet_2") != STATE_UNAVAILABLE)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+def gude_data(unit: FakeGude, **overrides: Any) -> dict[str, Any]:
+    """A Gude unit subentry without credentials."""
+    return {
+        "name": "pdu-g",
+        "vendor": "gude",
+        "host": HOST,
+        "port": unit.port,
+        "outlet_count": unit.outlet_count,
+        **overrides,
+    }
+
+
+async def test_gude_unit_flow_in_each_dialect(hass: HomeAssistant) -> None:
+    """An 8080-style unit (ov.html only) is added; a session login unit says what to do."""
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+
+    async def added(gude: FakeGude) -> Any:
+        """The unit flow for this unit (no credentials), to its end."""
+        result = await unit_flow(
+            hass,
+            entry,
+            {"name": "rack-g", "vendor": "gude", "host": HOST, "port": gude.port},
+        )
+        return await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {}
+        )
+
+    async with FakeGude(firmware="ov.html") as gude:  # not even ov.html: not a Gude
+        gude.override("/ov.html", status=404, body="Not Found")
+        assert (await added(gude))["errors"] == {"base": "pdu_misconfigured"}
+    async with FakeGude(firmware="session") as gude:
+        assert (await added(gude))["errors"] == {"base": "login_page"}
+    async with FakeGude(firmware="ov.html", outlet_count=12) as gude:
+        result = await added(gude)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"]["outlet_count"] == 12
+
+
+async def test_gude_session_login_raises_a_repair(hass: HomeAssistant) -> None:
+    """The login page instead of data: one repair for the unit, cleared once it answers."""
+    async with FakeGude(firmware="session") as gude:
+        await setup_lab(
+            hass,
+            gude_data(gude),
+            resources=[
+                resource_data(
+                    "g-1", switcher_type="pdu", outlets=["pdu-g:1"], off_delay=0
+                )
+            ],
+        )
+        issue_id = "pdu_login_page_entry_lab_sub_pdu-g"
+        issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+        assert issue is not None
+        assert issue.translation_key == "pdu_login_page"
+        assert issue.translation_placeholders["unit"] == "pdu-g"
+        assert "Basic Auth compatible" in issue.translation_placeholders["detail"]
+        assert state(hass, "switch.pdu_g_outlet_1") == STATE_UNAVAILABLE
+        await call(hass, "acquire", {"resource": "g-1", "holder": "ci"})
+        await until(hass, lambda: state(hass, "sensor.g_1_state") == "fault")
+        assert "login page" in hass.states.get("sensor.g_1_state").attributes["reason"]
+        # the unit's own repair, not one per resource fed by it
+        assert [
+            key for domain, key in ir.async_get(hass).issues if domain == DOMAIN
+        ] == [issue_id]
+        assert not gude.commands()
+        gude.firmware = "status.json"  # Basic-compatible authentication turned on
+        runtime = hass.config_entries.async_get_entry("entry_lab").runtime_data
+        await runtime.units["pdu-g"].unit.status(max_age=0)
+        await until(
+            hass, lambda: state(hass, "switch.pdu_g_outlet_1") != STATE_UNAVAILABLE
+        )
+        assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+        await hass.config_entries.async_unload(
+            hass.config_entries.async_get_entry("entry_lab").entry_id
+        )
 
 
 async def test_diagnostics_redact_unit_secrets(

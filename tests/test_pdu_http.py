@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 import pytest
 
-from custom_components.labpower.core.model import PowerState
+from custom_components.labpower.core.lab import Lab, ResourceSpec
+from custom_components.labpower.core.model import PowerState, ResourceState
 from custom_components.labpower.core.switching import (
     ConfigurationSwitchError,
     TransientSwitchError,
@@ -32,6 +33,7 @@ from custom_components.labpower.core.switching import (
 from custom_components.labpower.drivers.dli import DliClient
 from custom_components.labpower.drivers.gude import GudeClient
 from custom_components.labpower.drivers.intellinet import (
+    CREDENTIALS_INTERVAL,
     NAMES_INTERVAL,
     NAMES_RETRY,
     IntellinetClient,
@@ -39,19 +41,33 @@ from custom_components.labpower.drivers.intellinet import (
 from custom_components.labpower.drivers.netio import NetioClient
 from custom_components.labpower.drivers.pdu import (
     PDU_AUTH,
+    PDU_LOGIN_PAGE,
     PDU_READ_ONLY,
     PduAuthError,
+    PduLoginPageError,
+    PduOutletSwitcher,
     PduProtocolError,
     PduReadOnlyError,
     PduUnit,
     PduUnreachableError,
 )
 
-from .peers.pdu_http import HOST, FakeDli, FakeGude, FakeIntellinet, FakeNetio, FakePdu
+from .core.fakes import FakeClock
+from .peers.pdu_http import (
+    HOST,
+    FakeDli,
+    FakeGude,
+    FakeIntellinet,
+    FakeNetio,
+    FakePdu,
+    gude_login_page,
+)
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 type FakeFactory = Callable[[], FakePdu]
+
+GUDE_PATHS = ("/status.json", "/statusjsn.js", "/ov.html")
 
 
 # Fixtures
@@ -226,7 +242,10 @@ async def test_missing_page_is_a_configuration_error(
     any_unit: FakePdu, web_session: aiohttp.ClientSession
 ) -> None:
     """404: another vendor or firmware at that address; retrying cannot help."""
-    any_unit.override(any_unit.status_path, status=404, body="Not Found")
+    # A Gude unit without status.json is tried in its older dialects first.
+    paths = GUDE_PATHS if any_unit.vendor == "gude" else (any_unit.status_path,)
+    for path in paths:
+        any_unit.override(path, status=404, body="Not Found")
     with pytest.raises(ConfigurationSwitchError, match="HTTP 404") as caught:
         await any_unit.client(web_session).read_status()
     assert not isinstance(caught.value, TransientSwitchError)
@@ -297,11 +316,18 @@ async def test_intellinet_status(
     assert status.outlets[5].name is None  # an empty name
     assert status.outlets[1].power_w is None
     assert [seen.path for seen in intellinet.calls()] == [
+        "/",  # the credentials, on the only page that asks for them
         "/status.xml",
         "/config_PDU.htm",
     ]
-    assert intellinet.calls()[0].headers["Authorization"] == aiohttp.encode_basic_auth(
-        "admin", "admin"
+    assert [seen.user for seen in intellinet.calls()] == [
+        "admin",
+        "anonymous",
+        "anonymous",
+    ]
+    assert all(
+        seen.headers["Authorization"] == aiohttp.encode_basic_auth("admin", "admin")
+        for seen in intellinet.calls()
     )
     # The names are read again only after an hour.
     intellinet.names[0] = "renamed"
@@ -310,6 +336,63 @@ async def test_intellinet_status(
     now[0] = NAMES_INTERVAL
     assert (await client.read_status()).outlets[1].name == "renamed"
     assert len(intellinet.calls(path="/config_PDU.htm")) == 2
+
+
+async def test_intellinet_credentials_checked_on_the_start_page(
+    intellinet: FakeIntellinet, web_session: aiohttp.ClientSession
+) -> None:
+    """Only `/` asks for them: checked first, hourly, after a failure; 401 sends nothing."""
+    # The firmware's hole, as the fake copies it: status and control answer anyone.
+    base = f"http://{HOST}:{intellinet.port}"
+    async with web_session.get(f"{base}/status.xml") as response:
+        assert response.status == 200
+    async with web_session.get(f"{base}/") as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith("Basic ")
+    intellinet.log.clear()
+
+    wrong = intellinet.client(web_session, password="guessed", read_names=False)
+    for attempt in (wrong.read_status(), wrong.set_outlets([2], True)):
+        with pytest.raises(PduAuthError, match="credentials"):
+            await attempt
+    assert [seen.path for seen in intellinet.log] == ["/", "/"]  # nothing else sent
+    assert not intellinet.on[1]
+
+    now = [0.0]
+    client = intellinet.client(web_session, read_names=False, clock=lambda: now[0])
+    intellinet.log.clear()
+    await client.read_status()
+    await client.set_outlets([2], True)
+    await client.read_status()
+    assert [seen.path for seen in intellinet.log] == [
+        "/",
+        "/status.xml",
+        "/control_outlet.htm",
+        "/status.xml",
+    ]
+    # a password changed on the unit shows within the hour: nothing more is sent then
+    intellinet.accounts["admin"] = "changed"
+    now[0] = CREDENTIALS_INTERVAL
+    intellinet.log.clear()
+    with pytest.raises(PduAuthError):
+        await client.read_status()
+    assert [seen.path for seen in intellinet.log] == ["/"]
+    # fixed: each request after a failure checks them again until one goes through
+    intellinet.accounts["admin"] = "admin"
+    intellinet.fail_status, intellinet.fail_path = 500, "/status.xml"
+    with pytest.raises(PduUnreachableError):
+        await client.read_status()
+    intellinet.fail_status = None
+    # a start page that redirects once the credentials are accepted is accepted too
+    intellinet.override("/", status=302, body="", content_type="text/html")
+    intellinet.log.clear()
+    await client.read_status()
+    await client.read_status()
+    assert [seen.path for seen in intellinet.log] == ["/", "/status.xml", "/status.xml"]
+    intellinet.override("/", status=500, body="")
+    now[0] = 3 * CREDENTIALS_INTERVAL
+    with pytest.raises(PduUnreachableError):
+        await client.read_status()
 
 
 async def test_intellinet_names_failure_does_not_fail_status(
@@ -335,11 +418,16 @@ async def test_intellinet_names_failure_does_not_fail_status(
 async def test_intellinet_without_names(
     intellinet: FakeIntellinet, web_session: aiohttp.ClientSession
 ) -> None:
-    """read_names=False: one request per status."""
+    """read_names=False: one request per status (after the credentials' check)."""
     client = intellinet.client(web_session, read_names=False)
     status = await client.read_status()
     assert status.outlets[1].name is None
-    assert [seen.path for seen in intellinet.calls()] == ["/status.xml"]
+    await client.read_status()
+    assert [seen.path for seen in intellinet.calls()] == [
+        "/",
+        "/status.xml",
+        "/status.xml",
+    ]
 
 
 async def test_intellinet_switches_several_outlets_in_one_request(
@@ -585,31 +673,150 @@ async def test_netio_over_tls(
 # Gude
 
 
-async def test_gude_status_and_switching(
-    gude: FakeGude, web_session: aiohttp.ClientSession
+# firmware flavour -> the page it reads and switches with, the pages tried before
+GUDE_DIALECTS = {
+    "status.json": ("/status.json", []),
+    "statusjsn.js": ("/statusjsn.js", ["/status.json"]),
+    "ov.html": ("/ov.html", ["/status.json", "/statusjsn.js"]),
+}
+
+
+@pytest.mark.parametrize("firmware", sorted(GUDE_DIALECTS))
+async def test_gude_dialects(firmware: str, web_session: aiohttp.ClientSession) -> None:
+    """Probed once in order, then remembered; one cmd=1 request per outlet (p 1-based)."""
+    page, tried = GUDE_DIALECTS[firmware]
+    async with FakeGude(firmware=firmware) as gude:
+        client = gude.client(web_session)
+        status = await client.read_status()
+        assert len(status.outlets) == 8
+        assert all(outlet.state is PowerState.OFF for outlet in status.outlets.values())
+        # names where the dialect has them (ov.html: none)
+        assert status.outlets[8].name == (None if page == "/ov.html" else "Outlet 8")
+        assert [seen.path for seen in gude.log] == [*tried, page]
+        assert [seen.status for seen in gude.log] == [404] * len(tried) + [200]
+        read = gude.log[-1]
+        assert "Authorization" not in read.headers
+        json_dialect = page != "/ov.html"
+        assert dict(read.query) == ({"components": "1"} if json_dialect else {})
+        gude.log.clear()
+        await client.set_outlets([5, 2], True)
+        prefix = [("components", "0")] if json_dialect else []
+        assert [(seen.path, list(seen.query.items())) for seen in gude.log] == [
+            (page, [*prefix, ("cmd", "1"), ("p", "2"), ("s", "1")]),
+            (page, [*prefix, ("cmd", "1"), ("p", "5"), ("s", "1")]),
+        ]
+        assert gude.state(2)
+        assert gude.state(5)
+        await client.set_outlets([2], False)
+        assert gude.log[-1].query["s"] == "0"
+        assert not gude.state(2)
+        gude.log.clear()
+        status = await client.read_status()
+        assert status.outlets[5].state is PowerState.ON
+        assert [seen.path for seen in gude.log] == [page]  # remembered
+
+
+async def test_gude_ov_html_without_port_numbers(
+    web_session: aiohttp.ClientSession,
 ) -> None:
-    """components=1 for the outputs; one cmd=1 request per outlet (p 1-based)."""
-    client = gude.client(web_session)
-    status = await client.read_status()
-    assert len(status.outlets) == 8
-    assert status.outlets[8].name == "Outlet 8"
-    assert all(outlet.state is PowerState.OFF for outlet in status.outlets.values())
-    (read,) = gude.calls()
-    assert read.query["components"] == "1"
-    assert "Authorization" not in read.headers
-    await client.set_outlets([5, 2], True)
-    commands = gude.calls()[1:]
-    assert [list(seen.query.items()) for seen in commands] == [
-        [("components", "0"), ("cmd", "1"), ("p", "2"), ("s", "1")],
-        [("components", "0"), ("cmd", "1"), ("p", "5"), ("s", "1")],
+    """EPC 8316 firmware 1.2.0 writes "Power Port ,1": the port is the tag's position."""
+    async with FakeGude(firmware="ov.html", ov_numbered=False) as gude:
+        gude.on[2] = True
+        gude.raw[4] = 7  # neither 0 nor 1
+        status = await gude.client(web_session).read_status()
+    assert [outlet.state for outlet in status.outlets.values()] == [
+        PowerState.OFF,
+        PowerState.OFF,
+        PowerState.ON,
+        PowerState.UNKNOWN,
+        *[PowerState.OFF] * 4,
     ]
-    assert gude.state(2)
-    assert gude.state(5)
-    await client.set_outlets([2], False)
-    assert gude.calls()[-1].query["s"] == "0"
-    assert not gude.state(2)
-    status = await client.read_status()
-    assert status.outlets[5].state is PowerState.ON
+
+
+async def test_gude_command_before_any_read_probes_first(
+    web_session: aiohttp.ClientSession,
+) -> None:
+    """A command to a unit not read yet: the dialect (and outlets) are found first."""
+    async with FakeGude(firmware="statusjsn.js") as gude:
+        client = gude.client(web_session)
+        with pytest.raises(ConfigurationSwitchError, match="no outlet 9"):
+            await client.set_outlets([9], True)
+        await client.set_outlets([1], True)
+        assert gude.on[0]
+        assert [seen.path for seen in gude.log] == [
+            "/status.json",
+            "/statusjsn.js",
+            "/statusjsn.js",
+        ]
+
+
+async def test_gude_without_any_dialect(web_session: aiohttp.ClientSession) -> None:
+    """No status.json, statusjsn.js or ov.html: not a Gude unit, retrying cannot help."""
+    async with FakeGude(firmware="ov.html") as gude:
+        gude.override("/ov.html", status=404, body="Not Found")
+        with pytest.raises(ConfigurationSwitchError, match="none of") as caught:
+            await gude.client(web_session).read_status()
+    assert not isinstance(caught.value, TransientSwitchError)
+    assert [seen.path for seen in gude.log] == list(GUDE_PATHS)
+
+
+async def test_gude_firmware_update_is_probed_again(
+    web_session: aiohttp.ClientSession,
+) -> None:
+    """A remembered page that disappears fails once; the next read probes again."""
+    async with FakeGude(firmware="status.json") as gude:
+        client = gude.client(web_session)
+        await client.read_status()
+        gude.override("/status.json", status=404, body="Not Found")
+        with pytest.raises(ConfigurationSwitchError, match="HTTP 404"):
+            await client.read_status()
+        gude.log.clear()
+        assert len((await client.read_status()).outlets) == 8
+        assert [seen.path for seen in gude.log] == ["/status.json", "/statusjsn.js"]
+
+
+async def test_gude_session_login_is_a_configuration_error(
+    web_session: aiohttp.ClientSession,
+) -> None:
+    """The login page instead of data: its own repair, not malformed JSON retried."""
+    async with FakeGude(firmware="session", accounts={"admin": "gude"}) as gude:
+        client = gude.client(web_session)
+        with pytest.raises(PduLoginPageError, match="Basic Auth compatible") as caught:
+            await client.read_status()
+        assert caught.value.issue == PDU_LOGIN_PAGE
+        assert not isinstance(caught.value, TransientSwitchError)
+        assert [seen.path for seen in gude.log] == ["/status.json"]
+        # the unit turned to session login after it was read
+        gude.firmware = "status.json"
+        await client.read_status()
+        gude.firmware = "session"
+        with pytest.raises(PduLoginPageError):
+            await client.set_outlets([1], True)
+        assert not gude.on[0]
+    async with FakeGude(firmware="ov.html") as gude:
+        gude.override("/ov.html", body=gude_login_page(), content_type="text/html")
+        with pytest.raises(PduLoginPageError):
+            await gude.client(web_session).read_status()
+
+
+@pytest.mark.parametrize(
+    ("page", "body", "message"),
+    [
+        ("/status.json", "[]", "outputs has no list of outlets"),
+        ("/status.json", '{"outputs": []}', "outputs has no list of outlets"),
+        ("/status.json", '{"outputs": ["on"]}', "not an object"),
+        ("/status.json", "<html><body>Busy</body></html>", "HTML page, not JSON"),
+        ("/ov.html", "<html><body>Overview</body></html>", "no powerstate"),
+    ],
+)
+async def test_gude_odd_documents(
+    web_session: aiohttp.ClientSession, page: str, body: str, message: str
+) -> None:
+    """Pages that are not a status with outputs."""
+    async with FakeGude(firmware=page.lstrip("/")) as gude:
+        gude.override(page, body=body, content_type="text/plain")
+        with pytest.raises(PduProtocolError, match=message):
+            await gude.client(web_session).read_status()
 
 
 async def test_gude_authentication(web_session: aiohttp.ClientSession) -> None:
@@ -622,30 +829,16 @@ async def test_gude_authentication(web_session: aiohttp.ClientSession) -> None:
         assert gude.calls()[0].user == "admin"
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ("[]", "outputs has no list of outlets"),
-        ('{"outputs": []}', "outputs has no list of outlets"),
-        ('{"outputs": ["on"]}', "not an object"),
-    ],
-)
-async def test_gude_odd_documents(
-    gude: FakeGude, web_session: aiohttp.ClientSession, body: str, message: str
-) -> None:
-    """JSON that is not a status with outputs."""
-    gude.override("/status.json", body=body, content_type="application/json")
-    with pytest.raises(PduProtocolError, match=message):
-        await gude.client(web_session).read_status()
-
-
 async def test_gude_command_not_ok(
     gude: FakeGude, web_session: aiohttp.ClientSession
 ) -> None:
     """A switch request answered with an unexpected status."""
+    client = gude.client(web_session)
+    await client.read_status()
     gude.override("/status.json", status=302, body="")
     with pytest.raises(PduProtocolError, match="HTTP 302"):
-        await gude.client(web_session).set_outlets([1], True)
+        await client.set_outlets([1], True)
+    assert [seen.query.get("cmd") for seen in gude.log] == [None, "1"]
 
 
 # Digital Loggers
@@ -682,22 +875,25 @@ async def test_dli_status_reports_the_physical_state(
 async def test_dli_switches_with_digest_and_csrf(
     dli: FakeDli, web_session: aiohttp.ClientSession
 ) -> None:
-    """One PUT per outlet (0-based), value=true|false, X-CSRF; Digest all along."""
+    """Several outlets: one matrix PUT (0-based), 207; one: its own PUT, 204; X-CSRF."""
     client = dli.client(web_session)
     await client.read_status()
     await client.set_outlets([3, 1], True)
-    puts = dli.calls(method="PUT")
-    assert [seen.path for seen in puts] == [
-        "/restapi/relay/outlets/0/state/",
-        "/restapi/relay/outlets/2/state/",
-    ]
-    assert all(seen.body == b"value=true" for seen in puts)
-    assert all(seen.headers["X-CSRF"] == "x" for seen in puts)
-    assert all(seen.status == 204 for seen in puts)
+    (matrix,) = dli.calls(method="PUT")
+    assert matrix.path == "/restapi/relay/outlets/=0,2/state/"
+    assert matrix.body == b"value=true"
+    assert matrix.headers["X-CSRF"] == "x"
+    assert matrix.headers["Accept"] == "application/json"
+    assert matrix.status == 207
     assert dli.on[:3] == [True, False, True]
-    assert len(dli.log) == 4  # only the first request was challenged
+    assert len(dli.log) == 3  # only the first request was challenged
     await client.set_outlets([1], False)
-    assert dli.calls(method="PUT")[-1].body == b"value=false"
+    single = dli.calls(method="PUT")[-1]
+    assert (single.path, single.body, single.status) == (
+        "/restapi/relay/outlets/0/state/",
+        b"value=false",
+        204,
+    )
     assert not dli.on[0]
     assert dli.digest_failures == 0
 
@@ -722,8 +918,11 @@ async def test_dli_wrong_password_and_forbidden_outlet(
         await dli.client(web_session, password="4321").read_status()
     assert dli.digest_failures == 1
     dli.denied.add(2)
-    with pytest.raises(PduReadOnlyError, match="may not switch outlet 2"):
+    with pytest.raises(PduReadOnlyError, match="may not switch outlet 2 "):
         await dli.client(web_session).set_outlets([2], True)
+    with pytest.raises(PduReadOnlyError, match="may not switch outlets 1, 2 "):
+        await dli.client(web_session).set_outlets([1, 2], True)
+    assert not any(dli.on[:2])
     dli.override("/restapi/relay/outlets/0/state/", status=400, method="PUT")
     with pytest.raises(PduProtocolError, match="HTTP 400"):
         await dli.client(web_session).set_outlets([1], True)
@@ -755,7 +954,7 @@ def test_dli_user_name_with_colon() -> None:
 async def test_dli_fake_speaks_the_firmware(
     dli: FakeDli, web_session: aiohttp.ClientSession
 ) -> None:
-    """The fake itself: 207 for the all-states matrix, writes without X-CSRF refused."""
+    """The fake itself: 207 and Link headers for matrix URIs, writes without X-CSRF refused."""
     base = f"http://{HOST}:{dli.port}/restapi/relay/outlets"
     digest = DigestAuthMiddleware("admin", "1234")
     async with web_session.get(
@@ -763,6 +962,30 @@ async def test_dli_fake_speaks_the_firmware(
     ) as response:
         assert response.status == 207
         assert await response.json() == [False] * 7 + [True]
+        assert response.headers["Link"].count("rel=item") == 8
+    async with web_session.get(
+        f"{base}/=0,7/state/", middlewares=(digest,)
+    ) as response:
+        assert response.status == 207
+        assert await response.json() == [False, True]
+        assert response.headers["Link"] == (
+            "</restapi/relay/outlets/0/state/>; rel=item, "
+            "</restapi/relay/outlets/7/state/>; rel=item"
+        )
+    async with web_session.get(f"{base}/7/state/", middlewares=(digest,)) as response:
+        assert response.status == 200
+        assert await response.json() is True
+    async with web_session.put(
+        f"{base}/=0,4/state/",
+        data={"value": "true"},
+        headers={"X-CSRF": "x"},
+        middlewares=(digest,),
+    ) as response:
+        assert response.status == 207
+        assert await response.json() == [None, None]
+    assert dli.on[0]
+    assert dli.on[4]
+    dli.on[0] = dli.on[4] = False
     async with web_session.put(
         f"{base}/0/state/", data={"value": "true"}, middlewares=(digest,)
     ) as response:
@@ -770,6 +993,8 @@ async def test_dli_fake_speaks_the_firmware(
     for path, value, status in [
         ("9", "true", 404),
         ("x", "true", 404),
+        ("=0,9", "true", 404),
+        ("0,1", "true", 404),
         ("0", "on", 400),
     ]:
         async with web_session.put(
@@ -802,17 +1027,19 @@ async def test_unit_concurrent_reads_make_one_request(
     assert len(intellinet.calls(path="/status.xml")) == 1
     assert unit.requests == unit.status_reads == 1
     assert await unit.outlet_state(9) is PowerState.UNKNOWN  # served from the cache
-    assert len(intellinet.calls()) == 1
+    assert [seen.path for seen in intellinet.calls()] == ["/", "/status.xml"]
 
 
-@pytest.mark.parametrize("vendor", ["intellinet", "netio"])
+@pytest.mark.parametrize("vendor", ["dli", "intellinet", "netio"])
 async def test_unit_concurrent_switches_make_one_request(
     vendor: str, web_session: aiohttp.ClientSession
 ) -> None:
     """Eight switch(n, True) at once: one control request naming all eight outlets."""
-    fake: FakePdu = (
-        FakeIntellinet() if vendor == "intellinet" else FakeNetio(outlet_count=8)
-    )
+    fake: FakePdu = {
+        "dli": FakeDli,
+        "intellinet": FakeIntellinet,
+        "netio": lambda: FakeNetio(outlet_count=8),
+    }[vendor]()
     async with fake:
         unit = PduUnit(fake.client(web_session, **_no_names(vendor)))
         await asyncio.gather(*(unit.switch(n, on=True) for n in range(1, 9)))
@@ -822,6 +1049,10 @@ async def test_unit_concurrent_switches_make_one_request(
             assert sorted(k for k in command.query if k.startswith("outlet")) == [
                 f"outlet{n}" for n in range(8)
             ]
+        elif vendor == "dli":
+            (command,) = fake.calls(method="PUT")
+            assert command.path == "/restapi/relay/outlets/=0,1,2,3,4,5,6,7/state/"
+            assert command.status == 207
         else:
             (command,) = fake.calls(method="POST")
             sent = json.loads(command.body)["Outputs"]
@@ -848,6 +1079,9 @@ async def test_unit_requests_never_overlap(
         assert fake.most_in_flight == 1
         assert fake.on[:2] == [True, True]
         # The fake does see overlap: two units (two clients) at the same address.
+        # (long enough that the second request arrives while the first waits, even
+        # when opening its connection is slow on a busy machine)
+        fake.delay = 0.3
         other = PduUnit(fake.client(web_session, **_no_names(vendor)))
         await asyncio.gather(unit.status(), other.status())
         assert fake.most_in_flight == 2
@@ -902,6 +1136,30 @@ async def test_unit_superseded_command_does_not_hang(
     with pytest.raises(TransientSwitchError, match="meanwhile"):
         await asyncio.wait_for(off, 1)
     assert netio.on[0]
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDORS))
+async def test_unit_that_ignores_commands_is_caught_by_the_read_back(
+    vendor: str, web_session: aiohttp.ClientSession
+) -> None:
+    """The unit acknowledges every command and its relay does not follow: a fault."""
+    factory, _ = VENDORS[vendor]
+    clock = FakeClock()
+    async with factory() as fake:
+        fake.ignore_commands = True
+        unit = PduUnit(fake.client(web_session, **_no_names(vendor)), max_age=0.0)
+        lab = Lab(clock=clock, listener=lambda event: None, sleep=clock.sleep)
+        lab.add(ResourceSpec(name="r", feeds=(PduOutletSwitcher(unit, 3, "pdu"),)))
+        lab.acquire(["r"], "ci")
+        await lab.reconciler("r").reconcile_once()
+        assert lab.state("r") is ResourceState.FAULT
+        assert lab.reconciler("r").reason == (
+            "pdu:outlet3 acknowledged but did not turn on"
+        )
+        commands = fake.commands()
+        assert len(commands) == lab.timing.attempts  # each one acknowledged
+        assert all(200 <= (seen.status or 0) < 300 for seen in commands)
+        assert not fake.on[2]
 
 
 def _no_names(vendor: str) -> dict[str, Any]:

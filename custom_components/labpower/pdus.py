@@ -48,9 +48,11 @@ from .drivers.intellinet import IntellinetClient
 from .drivers.netio import NetioClient
 from .drivers.pdu import (
     PDU_AUTH,
+    PDU_LOGIN_PAGE,
     PDU_READ_ONLY,
     PduAuthError,
     PduClient,
+    PduLoginPageError,
     PduReadOnlyError,
     PduUnit,
     UnitStatus,
@@ -58,9 +60,9 @@ from .drivers.pdu import (
 from .drivers.snmp import SnmpPduClient, udp_port_refuses
 from .helpers import config_subentry_of, raise_repair
 
-# Repair issues about a unit's credentials (raised and cleared by the unit itself); a
-# unit whose settings its driver refuses gets PDU_INVALID (raised by the lab).
-CREDENTIAL_ISSUES = (PDU_AUTH, PDU_READ_ONLY)
+# Repair issues about a unit's credentials and login (raised and cleared by the unit
+# itself); a unit whose settings its driver refuses gets PDU_INVALID (raised by the lab).
+CREDENTIAL_ISSUES = (PDU_AUTH, PDU_READ_ONLY, PDU_LOGIN_PAGE)
 PDU_INVALID = "pdu_invalid"
 
 
@@ -132,6 +134,8 @@ async def async_check_pdu(
         return None, await client.read_status()
     except PduAuthError:
         return "invalid_auth", None
+    except PduLoginPageError:
+        return "login_page", None
     except ConfigurationSwitchError:
         return "pdu_misconfigured", None
     except SwitchError as err:
@@ -201,12 +205,15 @@ class PduCoordinator(DataUpdateCoordinator[UnitStatus | None]):
             if result is not self.data:
                 self.async_set_updated_data(result)
             return
-        if isinstance(result, (PduAuthError, PduReadOnlyError)):
+        if (
+            isinstance(result, ConfigurationSwitchError)
+            and result.issue in CREDENTIAL_ISSUES
+        ):
             self._sync_issue(result)
         if isinstance(result, SwitchError) and not isinstance(result, PduReadOnlyError):
             self.async_set_update_error(result)
 
-    def _sync_issue(self, error: PduAuthError | PduReadOnlyError | None) -> None:
+    def _sync_issue(self, error: ConfigurationSwitchError | None) -> None:
         for issue in CREDENTIAL_ISSUES:
             issue_id = unit_issue_id(
                 issue, self.config_entry.entry_id, self.subentry_id
@@ -218,7 +225,8 @@ class PduCoordinator(DataUpdateCoordinator[UnitStatus | None]):
                     issue,
                     {"unit": self.name_of_unit, "detail": str(error)},
                 )
-            elif error is None and issue == PDU_AUTH:
+            elif error is None and issue != PDU_READ_ONLY:
+                # a read that works proves these fixed; switching is another matter
                 ir.async_delete_issue(self.hass, DOMAIN, issue_id)
 
     @property

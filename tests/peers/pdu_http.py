@@ -1,31 +1,26 @@
 """In-process stand-ins for HTTP power distribution units, on 127.0.0.1.
 
-Each fake speaks its firmware's HTTP interface: the same paths, parameters, authentication
-scheme, status codes, content types and encodings, and keeps its outlets' state:
+Each fake speaks its firmware's HTTP interface as the public sources show it: the same
+paths, parameters, authentication scheme, status codes, content types and encodings, and
+keeps its outlets' state. Each class's docstring names, for every request it answers, the
+public source of the request and of the answer, and says where no source tells (then the
+fake's answer is a plain guess that no driver may rely on).
 
-- `FakeIntellinet`: Intellinet 163682. `GET /status.xml` (text/xml; charset=gb2312, the body
-  encoded in gb2312 with an XML declaration saying so), `GET /control_outlet.htm?outletN=1..
-  &op=0|1|2&submit=Apply` (N 0-based; an HTML page back), `GET /config_PDU.htm` (the form
-  with the names in `otlt{N}`, gb2312). HTTP Basic on every page.
-- `FakeNetio`: NETIO JSON M2M API. `GET /netio.json`, `POST /netio.json` (answered with the
-  full status document), 400 for bad syntax, 401 for unknown credentials, 403 when a
-  read-only account writes. Measurements: Current mA, Load W, Energy Wh.
-- `FakeGude`: Gude Expert Power Control. `GET /status.json?components=1` (outputs),
-  `GET /status.json?components=0&cmd=1&p=N&s=0|1` (answers `{}`). HTTP Basic only when
-  the fake is given credentials.
-- `FakeDli`: Digital Loggers REST API. `GET /restapi/relay/outlets/`, `GET
-  /restapi/relay/outlets/all;/state/` (207), `PUT /restapi/relay/outlets/{i}/state/` with
-  the form `value=true|false` and `X-CSRF` (204). HTTP Digest: a real challenge (realm,
-  nonce, opaque, qop="auth", MD5), the answer's hash checked, nonce counts must grow, and
-  nonces can be expired (then the challenge says stale=true).
+- `FakeIntellinet`: Intellinet 163682 (status.xml, control_outlet.htm, config_PDU.htm;
+  HTTP Basic only on `/`).
+- `FakeNetio`: NETIO JSON M2M API (netio.json GET/POST, read and write accounts).
+- `FakeGude`: Gude Expert Power Control in the firmware flavour the test chooses
+  (status.json, statusjsn.js, ov.html only, or session login).
+- `FakeDli`: Digital Loggers REST API behind HTTP Digest (matrix URIs answered 207).
 
 Every fake logs each request (`log`, `calls()`), counts requests in flight at once
 (`most_in_flight`: a unit's client must never overlap its requests), and can be told to
 fail: `fail_status` (answer every request, or those to `fail_path`, with that status: 500),
 `malformed` (status reads return a broken body), `delay` (seconds before answering: beyond
-the client's timeout), `stop()` (the unit goes away: connections are refused; `start()`
-brings it back on the same port). `raw[outlet]` makes the status report that raw value
-for an outlet (1-based) instead of its on/off state.
+the client's timeout), `ignore_commands` (commands are acknowledged as usual and change
+nothing: a relay that does not follow), `stop()` (the unit goes away: connections are
+refused; `start()` brings it back on the same port). `raw[outlet]` makes the status report
+that raw value for an outlet (1-based) instead of its on/off state.
 
 Use: `async with FakeNetio() as unit: client = unit.client(session)`.
 """
@@ -91,6 +86,7 @@ class FakePdu:
     fail_path: str | None = None  # None: every path fails with fail_status
     malformed: bool = False
     delay: float = 0.0
+    ignore_commands: bool = False
     port: int = 0
     in_flight: int = 0
     most_in_flight: int = 0
@@ -171,6 +167,15 @@ class FakePdu:
             and (path is None or seen.path == path)
         ]
 
+    def commands(self) -> list[Seen]:
+        """The authenticated requests that switch outlets."""
+        return [seen for seen in self.calls() if self.is_command(seen)]
+
+    @staticmethod
+    def is_command(seen: Seen) -> bool:
+        """Whether a request switches outlets (every write; GET commands override)."""
+        return seen.method != "GET"
+
     def override(
         self,
         path: str,
@@ -187,6 +192,11 @@ class FakePdu:
     def state(self, outlet: int) -> bool:
         """Whether outlet (1-based) is on."""
         return self.on[outlet - 1]
+
+    def relay(self, index: int, on: bool) -> None:
+        """A command reaches outlet index (0-based): it follows unless told to ignore."""
+        if not self.ignore_commands:
+            self.on[index] = on
 
     # Serving
 
@@ -238,7 +248,11 @@ class FakePdu:
                         status=self.fail_status, text="Internal Server Error"
                     )
                 else:
-                    response = await handler(request)
+                    try:
+                        response = await handler(request)
+                    except web.HTTPException as err:  # no such page: 404
+                        seen.status = err.status
+                        raise
             seen.status = response.status
             return response
         finally:
@@ -269,7 +283,34 @@ class FakePdu:
 
 @dataclass
 class FakeIntellinet(FakePdu):
-    """An Intellinet 163682: status.xml, control_outlet.htm and config_PDU.htm."""
+    """An Intellinet 163682 (8 outlets), as its public clients show its web interface.
+
+    Sources: pdudaemon's driver (pdudaemon/drivers/intellinet.py, which points at the
+    163682 user manual and at the API wrapper below), the API wrapper
+    01programs/Intellinet_163682_IP_smart_PDU_API (api.py and the pages it recorded from
+    a unit in test/test_data/), and argus_pdu.py (Luuk Isbouts' client for the Argus
+    SW-0816, whose web interface has the same pages; its endpoints come from HAR
+    captures of that interface).
+
+    - `GET /`: the start page, the ONLY page behind HTTP Basic (api.py, `IPU._auth`: "The
+      PDU only requests a http auth on the / page. All other pages/endpoints (including
+      settings updates und file uploads) are unprotected."). Wrong or no credentials: 401
+      with a Basic challenge; the start page's content is not published (a frameset
+      here, which no driver reads). Factory account admin/admin (api.py DEFAULT_CREDS,
+      pdudaemon's defaults).
+    - `GET /status.xml`, to anyone: the `<response>` document of test_data/status.xml
+      (cur0, stat0, curBan, tempBan, humBan, statBan, outletStat0..7 `on`/`off`,
+      userVerifyRes), in gb2312 (api.py DEFAULT_ENDCODING; declared here in the XML
+      declaration and the Content-Type).
+    - `GET /control_outlet.htm?outlet{N}=1[&outlet{M}=1...]&op=0|1|2&submit=...`, to
+      anyone: N 0-based, several outlets in one request, op 0 on, 1 off, 2 off then on
+      (pdudaemon's command_map, api.py `_set_outlet_states`, argus_pdu.py); `submit` is
+      the form button's label ("Anwenden" on a German unit, "Apply" in the HAR). The
+      answer is an HTML page whose content no source records (a stub here).
+    - `GET /config_PDU.htm`, to anyone: the form of test_data/config_PDU.htm, with each
+      outlet's name in the input `otlt{N}` (maxlength 11) and its delays in
+      `ondly{N}`/`ofdly{N}`, gb2312.
+    """
 
     vendor: ClassVar[str] = "intellinet"
     status_path: ClassVar[str] = "/status.xml"
@@ -287,13 +328,21 @@ class FakeIntellinet(FakePdu):
         return IntellinetClient(session, HOST, self.port, **options)
 
     def routes(self, app: web.Application) -> None:
-        """The pages the drivers use."""
+        """The start page and the pages the drivers use."""
+        app.router.add_get("/", self._start)
         app.router.add_get("/status.xml", self._status)
         app.router.add_get("/control_outlet.htm", self._control)
         app.router.add_get("/config_PDU.htm", self._config)
 
+    @staticmethod
+    def is_command(seen: Seen) -> bool:
+        """The control page switches."""
+        return seen.path == "/control_outlet.htm"
+
     def authenticate(self, request: web.Request) -> str | web.Response:
-        """HTTP Basic on every page."""
+        """HTTP Basic on the start page only; every other page answers anyone."""
+        if request.path != "/":
+            return "anonymous"
         return self._basic_user(request, self.accounts) or self._basic_refusal(
             "Intellinet PDU"
         )
@@ -314,8 +363,14 @@ class FakeIntellinet(FakePdu):
         for index, on in enumerate(self.on):
             value = self.raw.get(index + 1, "on" if on else "off")
             lines.append(f"<outletStat{index}>{value}</outletStat{index}>")
-        lines += ["<userVerifyRes>0</userVerifyRes>", "</response>"]
+        lines += ["", "<userVerifyRes>0</userVerifyRes>", "", "</response>"]
         return "\n".join(lines)
+
+    async def _start(self, request: web.Request) -> web.Response:
+        return self._html(
+            '<html><head><title>PDU</title></head><frameset rows="80,*">'
+            '<frame src="top.htm"><frame src="status.htm"></frameset></html>'
+        )
 
     async def _status(self, request: web.Request) -> web.Response:
         text = self.status_xml()
@@ -334,22 +389,24 @@ class FakeIntellinet(FakePdu):
                 continue
             index = int(match[1])
             if index < len(self.on) and operation in ("0", "1", "2"):
-                self.on[index] = operation in ("0", "2")  # 2: off, then on again
+                self.relay(index, operation in ("0", "2"))  # 2: off, then on again
         return self._html("<html><body><p>Outlet control</p></body></html>")
 
     async def _config(self, request: web.Request) -> web.Response:
         rows = "".join(
-            f'<tr><td>Outlet {index + 1}</td><td><input type="text" name="otlt{index}" '
-            f'id="otlt{index}" value="{name}" maxlength="15"></td>'
-            f'<td><input type="text" name="ondly{index}" value="0"></td>'
-            f'<td><input type="text" name="ofdly{index}" value="0"></td></tr>'
+            f'<tr><td><input name="otlt{index}" type="text" id="otlt{index}" '
+            f'value="{name}" maxlength="11"></td>'
+            f'<td><input name="ondly{index}" type="text" id="ondly{index}" '
+            'value="0" maxlength="3"></td>'
+            f'<td><input name="ofdly{index}" type="text" id="ofdly{index}" '
+            'value="0" maxlength="3"></td></tr>'
             for index, name in enumerate(self.names)
         )
         return self._html(
             '<html><head><meta http-equiv="Content-Type" content="text/html; '
-            'charset=gb2312"></head><body><form method="post" action="config_PDU.htm">'
-            f'<table>{rows}</table><input type="submit" name="submit" value="Apply">'
-            "</form></body></html>"
+            'charset=gb2312"></head><body><form name="form1" method="post" action="">'
+            f'<table>{rows}</table><input type="submit" value="Apply"></form>'
+            "</body></html>"
         )
 
     @staticmethod
@@ -365,7 +422,33 @@ class FakeIntellinet(FakePdu):
 
 @dataclass
 class FakeNetio(FakePdu):
-    """A NETIO 4All-like unit: the JSON M2M API with read and write accounts."""
+    """A NETIO 4All-like unit: the JSON M2M API with read and write accounts.
+
+    Sources: NETIO's protocol description "M2M API Protocol JSON" (the NETIO JSON API
+    PDF linked from wiki.netio-products.com/JSON_API, and application note AN21 "JSON
+    HTTP(S) protocol to control NETIO 110/230V power sockets"), the "Open API: M2M
+    Protocols" chapter of the device manuals (PowerPDU 4PS, PowerBOX 3PF), and two
+    public clients: pdudaemon's drivers/netiojson.py and labgrid's netio_json.py.
+
+    - `GET /netio.json`: the status document, `Agent` (Model, Version, JSONVer,
+      DeviceName, SerialNumber, Uptime, Time, NumOutputs...), `GlobalMeasure` (Voltage,
+      Frequency, TotalCurrent mA, OverallPowerFactor, TotalLoad W, TotalEnergy Wh,
+      EnergyStart; metering models only) and `Outputs` (ID 1-based, Name, State 0|1,
+      Action, Delay; Current mA, PowerFactor, Load W, Energy Wh on metering models), as
+      the JSON API description lists them.
+    - `POST /netio.json` `{"Outputs": [{"ID": n, "Action": a}, ...]}`, several outputs in
+      one document; actions 0 off, 1 on, 2 short off, 3 short on, 4 toggle, 5 no change,
+      6 ignore (manuals, "Open API: M2M Protocols"; 2, 3 and 6 leave the state here).
+      The answer is the full, updated status document (JSON_API wiki: "With write ...
+      the device send you back the current (updated) json answer content"; pdudaemon
+      reads the new `State` from it).
+    - HTTP Basic with separate read and write accounts (JSON_API wiki: "There can be
+      different username & password for the read and write access"; the manuals'
+      "M2M API Protocol JSON over HTTP" page: Enable READ-ONLY and Enable READ-WRITE,
+      each with its username and password): 401 for unknown credentials, 403 when the
+      read account writes, 400 for a document the unit cannot parse. These codes are
+      the ones the JSON API PDF is quoted with; its table was not at hand to check.
+    """
 
     vendor: ClassVar[str] = "netio"
     status_path: ClassVar[str] = "/netio.json"
@@ -484,23 +567,68 @@ class FakeNetio(FakePdu):
         for outlet, action in changes:
             index = outlet - 1
             if action in (0, 1):
-                self.on[index] = action == 1
+                self.relay(index, action == 1)
             elif action == 4:
-                self.on[index] = not self.on[index]
+                self.relay(index, not self.on[index])
         return self._answer()
 
 
 # Gude
 
 
+GUDE_FIRMWARES = ("status.json", "statusjsn.js", "ov.html", "session")
+
+
 @dataclass
 class FakeGude(FakePdu):
-    """A Gude Expert Power Control unit (JSON interface, basic-compatible mode)."""
+    """A Gude Expert Power Control unit in one of its firmware flavours (`firmware`).
+
+    Sources: Gude's "EPC HTTP Interface" wiki page (wiki.gude-systems.com/
+    EPC_HTTP_Interface: the CGI commands and the JSON status), Gude's own clients
+    gudesystems/port.py (port.py) and gudesystems/upload.py (gude/httpDevice.py), and
+    labgrid's drivers written against real units: gude8031.py (EPC 8031), gude8225.py
+    (EPC 8225-1, firmware 1.0.6), gude24.py (EPC 8080) and gude8316.py (EPC 8316,
+    firmware 1.2.0).
+
+    - `GET /status.json?components=C` (flavour "status.json" only): the JSON status;
+      bit 1 of C is the outputs (httpDevice.py JSON_STATUS_OUTPUTS), a list of objects
+      with `name` and `state` 0|1 in port order (wiki; gude8031.py reads
+      `outputs[i]["state"]`), and `components=0` an empty object (gude8031.py: "happily
+      returns an empty response but still switches"). `&cmd=1&p=N&s=0|1` switches port
+      N (1-based) first (wiki; gude8031.py, httpDevice.py CGI_CMD_SWITCH_POWERPORTS).
+      The other members of an output here (type, sw_cnt, batch, wdog) have no source;
+      no driver reads them.
+    - `GET /statusjsn.js?...` (flavours "status.json" and "statusjsn.js"): the same
+      parameters and JSON (gude8225.py reads outputs from it on an EPC 8225 with
+      firmware 1.0.6; port.py reads and switches with `components=513&cmd=1&p&s`).
+    - `GET /ov.html[?cmd=1&p=N&s=0|1]` (every flavour but "session"): the wiki's "easy
+      switching command"; the page carries one `<meta http-equiv="powerstate"
+      content="Power Port N,0|1">` per port, one per line after the first, in port
+      order (gude24.py on the EPC 8080). `ov_numbered=False` copies firmware 1.2.0 of
+      the EPC 8316, which leaves N out (`content="Power Port ,0"`; gude8316.py then
+      takes the port from the line). The rest of the page is a stub here.
+    - Flavour "session": the unit's HTTP authentication is set to session login rather
+      than Basic (httpDevice.py's `sessionauth` option, and `basicauth` in the HTTP
+      configuration command). Every page then answers the web login form to a client
+      without a session, whatever Basic credentials it sends; the form's exact HTML is
+      not published: a page with a password field here.
+    - HTTP Basic (`http://user:secret@...` in every wiki example; port.py and
+      httpDevice.py send HTTPBasicAuth) only when the fake is given `accounts`: 401
+      with a Basic challenge otherwise.
+    - A page the flavour lacks: 404.
+    """
 
     vendor: ClassVar[str] = "gude"
     status_path: ClassVar[str] = "/status.json"
 
     accounts: dict[str, str] = field(default_factory=dict)  # empty: no authentication
+    firmware: str = "status.json"
+    ov_numbered: bool = True
+
+    def __post_init__(self) -> None:
+        """A flavour the fake knows; outlets and names as every fake sets them."""
+        assert self.firmware in GUDE_FIRMWARES, self.firmware
+        super().__post_init__()
 
     def client(self, session: aiohttp.ClientSession, **options: Any) -> GudeClient:
         """A client with the first account, if the unit has one, unless told."""
@@ -511,28 +639,49 @@ class FakeGude(FakePdu):
         return GudeClient(session, HOST, self.port, https=self.https, **options)
 
     def routes(self, app: web.Application) -> None:
-        """status.json reads and switches."""
-        app.router.add_get("/status.json", self._status)
+        """The pages of the flavour."""
+        if self.firmware in ("status.json", "session"):
+            app.router.add_get("/status.json", self._json)
+        if self.firmware in ("status.json", "statusjsn.js", "session"):
+            app.router.add_get("/statusjsn.js", self._json)
+        app.router.add_get("/ov.html", self._overview)
+
+    @staticmethod
+    def is_command(seen: Seen) -> bool:
+        """Any page with cmd=1 switches."""
+        return seen.query.get("cmd") == "1"
 
     def authenticate(self, request: web.Request) -> str | web.Response:
-        """HTTP Basic when the unit has accounts."""
-        if not self.accounts:
+        """HTTP Basic when the unit has accounts (session login: the form, to anyone)."""
+        if not self.accounts or self.firmware == "session":
             return "anonymous"
         return self._basic_user(request, self.accounts) or self._basic_refusal(
             "Expert Power Control"
         )
 
-    async def _status(self, request: web.Request) -> web.Response:
+    def _instead(self, request: web.Request) -> web.Response | None:
+        """What a page answers instead of itself: the login form, a bad command's 400.
+
+        A good command (cmd=1) switches its port here, before the page is made.
+        """
+        if self.firmware == "session":
+            return web.Response(text=gude_login_page(), content_type="text/html")
         query = request.query
-        if query.get("cmd") == "1":
-            try:
-                outlet, value = int(query["p"]), int(query["s"])
-            except KeyError, ValueError:
-                return web.Response(status=400, text="Bad Request")
-            if 1 <= outlet <= self.outlet_count and value in (0, 1):
-                self.on[outlet - 1] = value == 1
+        if query.get("cmd") != "1":
+            return None
         try:
-            components = int(query.get("components", "0"), 0)
+            outlet, value = int(query["p"]), int(query["s"])
+        except KeyError, ValueError:
+            return web.Response(status=400, text="Bad Request")
+        if 1 <= outlet <= self.outlet_count and value in (0, 1):
+            self.relay(outlet - 1, value == 1)
+        return None
+
+    async def _json(self, request: web.Request) -> web.Response:
+        if (instead := self._instead(request)) is not None:
+            return instead
+        try:
+            components = int(request.query.get("components", "0"), 0)
         except ValueError:
             return web.Response(status=400, text="Bad Request")
         if self.malformed and components & 1:
@@ -555,13 +704,81 @@ class FakeGude(FakePdu):
             ]
         return web.json_response(body)
 
+    async def _overview(self, request: web.Request) -> web.Response:
+        if (instead := self._instead(request)) is not None:
+            return instead
+        metas = (
+            []
+            if self.malformed
+            else [
+                '<meta http-equiv="powerstate" content="Power Port '
+                f"{index + 1 if self.ov_numbered else ''},"
+                f'{self.raw.get(index + 1, 1 if on else 0)}">'
+                for index, on in enumerate(self.on)
+            ]
+        )
+        page = "\n".join(
+            [
+                "<html><head>",
+                *metas,
+                "<title>Expert Power Control</title></head>",
+                "<body><table><tr><td>Power Port</td></tr></table></body></html>",
+            ]
+        )
+        return web.Response(text=page, content_type="text/html")
+
+
+def gude_login_page() -> str:
+    """The web login form a Gude unit set to session login shows (its HTML is a guess)."""
+    return (
+        "<html><head><title>Expert Power Control - Login</title></head><body>"
+        '<form method="post" action="/login.html">'
+        '<input type="text" name="username">'
+        '<input type="password" name="password">'
+        '<input type="submit" value="Login"></form></body></html>'
+    )
+
 
 # Digital Loggers
 
 
 @dataclass
 class FakeDli(FakePdu):
-    """A Digital Loggers Web Power Switch Pro: REST API behind HTTP Digest."""
+    """A Digital Loggers Web Power Switch Pro: REST API behind HTTP Digest.
+
+    Sources: DLI's REST API examples (digital-loggers.com/rest.html) and its "DLI
+    REST-style API Reference" (public.digital-loggers.com/docs/.../rest_style_api:
+    "Supported standard interfaces", "Extensions to the standard interfaces" and
+    "Nonstandard 207 Multiple responses format"), with labgrid's
+    digitalloggers_restapi.py (an Ethernet Power Controller 7) and the INDI DLI driver.
+
+    - Every path ends with "/" and outlets are 0-based (reference, "URIs"; rest.html:
+      "Relays are zero based").
+    - `GET /restapi/relay/outlets/`: the outlet objects with `name`, `locked`,
+      `critical`, `cycle_delay`, `state` (the persistent state), `transient_state` and
+      `physical_state` (the relay itself; rest.html explains the three states).
+    - `GET /restapi/relay/outlets/{sel}/state/`: `{sel}` one index -> `true`/`false`
+      (200); a matrix URI, `all;` or `=0,4` -> 207 with a JSON array, one entry per
+      outlet (rest.html "Get the status of all relays"; the INDI driver reads `[true]`
+      from `=N`), and a `Link: <...>; rel=item` header per outlet (reference, 207:
+      "The JSON-formatted response contains an array of responses" with the Link
+      headers "to gain the information on what resource each response is returned
+      from").
+    - `PUT /restapi/relay/outlets/{sel}/state/` with the form `value=true|false`: one
+      index (rest.html "Switch relay 3 on"; answered 204 here: the examples do not show
+      the status) or a matrix URI for several outlets in one request (rest.html "Turn
+      relays 1 and 5 on": `=0,4`; labgrid writes `=N`), answered 207 like a matrix GET
+      (reference: the API "generates this code when processing matrix URI requests");
+      what each entry holds for a PUT is not published (null here). Without `X-CSRF`
+      the write is refused (reference, "Cross-site request forgery protection"; the
+      status is not published, 409 here). An outlet the account may not switch: 403
+      (rest.html: non-admin users "must be granted access"; that a matrix naming one
+      such outlet is refused as a whole is a guess).
+    - HTTP Digest (reference, "HTTP authentication"; every rest.html example uses
+      `--digest`; factory admin/1234), checked as RFC 7616 says: a real challenge
+      (realm, nonce, opaque, qop="auth", MD5), the answer's hash checked, nonce counts
+      must grow, and nonces can be expired (then the challenge says stale=true).
+    """
 
     vendor: ClassVar[str] = "dli"
     status_path: ClassVar[str] = "/restapi/relay/outlets/"
@@ -586,10 +803,10 @@ class FakeDli(FakePdu):
         self.expired |= set(self.nonces)
 
     def routes(self, app: web.Application) -> None:
-        """The relay outlets resource."""
+        """The relay outlets resource and each outlet's state, one or a matrix."""
         app.router.add_get("/restapi/relay/outlets/", self._outlets)
-        app.router.add_get("/restapi/relay/outlets/all;/state/", self._all_states)
-        app.router.add_put("/restapi/relay/outlets/{index}/state/", self._put_state)
+        app.router.add_get("/restapi/relay/outlets/{selector}/state/", self._get_state)
+        app.router.add_put("/restapi/relay/outlets/{selector}/state/", self._put_state)
 
     def authenticate(self, request: web.Request) -> str | web.Response:
         """HTTP Digest (RFC 7616, MD5, qop=auth), checked in full."""
@@ -672,24 +889,55 @@ class FakeDli(FakePdu):
             )
         return web.json_response(self.outlet_objects())
 
-    async def _all_states(self, request: web.Request) -> web.Response:
-        return web.json_response(list(self.on), status=207)
+    def _selected(self, request: web.Request) -> tuple[list[int], bool] | None:
+        """The outlets (0-based) a path selects and whether it is a matrix; None: 404."""
+        selector = request.match_info["selector"]
+        if selector == "all;":
+            return list(range(self.outlet_count)), True
+        matrix = selector.startswith("=")
+        try:
+            indexes = [int(part) for part in selector.removeprefix("=").split(",")]
+        except ValueError:
+            return None
+        if not matrix and len(indexes) != 1:
+            return None
+        if not all(0 <= index < self.outlet_count for index in indexes):
+            return None
+        return indexes, matrix
+
+    @staticmethod
+    def _multiple(indexes: list[int], entries: list[Any]) -> web.Response:
+        """207 Multiple responses: a JSON array, a Link header per resource."""
+        links = ", ".join(
+            f"</restapi/relay/outlets/{index}/state/>; rel=item" for index in indexes
+        )
+        return web.json_response(entries, status=207, headers={"Link": links})
+
+    async def _get_state(self, request: web.Request) -> web.Response:
+        selected = self._selected(request)
+        if selected is None:
+            return web.Response(status=404, text="Not Found")
+        indexes, matrix = selected
+        if not matrix:
+            return web.json_response(self.on[indexes[0]])
+        return self._multiple(indexes, [self.on[index] for index in indexes])
 
     async def _put_state(self, request: web.Request) -> web.Response:
         if "X-CSRF" not in request.headers:
             return web.Response(status=409, text="CSRF protection: send X-CSRF")
-        try:
-            index = int(request.match_info["index"])
-        except ValueError:
+        selected = self._selected(request)
+        if selected is None:
             return web.Response(status=404, text="Not Found")
-        if not 0 <= index < self.outlet_count:
-            return web.Response(status=404, text="Not Found")
-        if index + 1 in self.denied:
+        indexes, matrix = selected
+        if any(index + 1 in self.denied for index in indexes):
             return web.Response(status=403, text="Forbidden")
         value = (await request.post()).get("value")
         if value not in ("true", "false"):
             return web.Response(status=400, text="Bad Request")
-        self.on[index] = value == "true"
+        for index in indexes:
+            self.relay(index, value == "true")
+        if matrix:
+            return self._multiple(indexes, [None] * len(indexes))
         return web.Response(status=204)
 
 

@@ -3,11 +3,13 @@
 Status: `GET /restapi/relay/outlets/` -> a list (outlets 0-based) of objects with `name`,
 `state` (what was asked for), `physical_state` (what the relay does) and `transient_state`
 (the state during a delayed or cycling operation). The relay's physical state is reported
-where the firmware gives it; `state` only where it does not. Switching:
-`PUT /restapi/relay/outlets/{i}/state/` with the form `value=true|false`, one request per
-outlet, with `X-CSRF: x` (the firmware refuses writes without it) and
-`Accept: application/json`. Authentication: HTTP Digest (aiohttp's DigestAuthMiddleware,
-one per client so its nonce count follows the unit's nonces).
+where the firmware gives it; `state` only where it does not. Switching: the form
+`value=true|false` PUT to `/restapi/relay/outlets/{i}/state/` for one outlet (answered 204)
+and to the matrix URI `/restapi/relay/outlets/=i,j,.../state/` for several at once, one
+request (answered 207 Multi-Status, a JSON array with an entry per outlet: not read, the
+caller reads the status again). With `X-CSRF: x` (the firmware refuses writes without it)
+and `Accept: application/json`. Authentication: HTTP Digest (aiohttp's
+DigestAuthMiddleware, one per client so its nonce count follows the unit's nonces).
 """
 
 from __future__ import annotations
@@ -66,24 +68,29 @@ class DliClient(HttpPduClient):
         return UnitStatus(outlets=outlets)
 
     async def set_outlets(self, outlets: Sequence[int], on: bool) -> None:
-        """Switch these outlets (1-based), one PUT each, in order."""
-        value = "true" if on else "false"
-        for outlet in self._check_outlets(outlets):
-            path = f"{OUTLETS_PATH}{outlet - 1}/state/"
-            answer = await self._request(
-                "PUT",
-                path,
-                data={"value": value},
-                headers=WRITE_HEADERS,
-                middlewares=self._middlewares,
+        """Switch these outlets (1-based) in one PUT: several through a matrix URI."""
+        wanted = self._check_outlets(outlets)
+        if not wanted:
+            return
+        indexes = ",".join(str(outlet - 1) for outlet in wanted)
+        matrix = "=" if len(wanted) > 1 else ""
+        path = f"{OUTLETS_PATH}{matrix}{indexes}/state/"
+        answer = await self._request(
+            "PUT",
+            path,
+            data={"value": "true" if on else "false"},
+            headers=WRITE_HEADERS,
+            middlewares=self._middlewares,
+        )
+        if answer.status == 403:
+            named = ", ".join(map(str, wanted))
+            raise PduReadOnlyError(
+                f"{self.description}: the account may not switch outlet"
+                f"{'s' if matrix else ''} {named} (HTTP 403); give it access to "
+                "these outlets"
             )
-            if answer.status == 403:
-                raise PduReadOnlyError(
-                    f"{self.description}: the account may not switch outlet {outlet} "
-                    "(HTTP 403); give it access to this outlet"
-                )
-            if not 200 <= answer.status < 300:
-                raise self._unexpected("PUT", path, answer)
+        if not 200 <= answer.status < 300:
+            raise self._unexpected("PUT", path, answer)
 
 
 def _state(outlet: Mapping[str, Any]) -> PowerState:

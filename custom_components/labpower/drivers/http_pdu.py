@@ -4,7 +4,8 @@ One base URL per unit, an injected aiohttp session (Home Assistant's shared one:
 closed here), a timeout per request, and one mapping of transport failures and HTTP statuses
 to the PDU errors: no answer, a refused connection, a timeout or a 5xx raise
 PduUnreachableError; 401 PduAuthError; 404 (the page does not exist: another vendor or
-firmware) a ConfigurationSwitchError. Everything else is the vendor module's to judge.
+firmware) PduMissingPageError, a ConfigurationSwitchError. Everything else is the vendor
+module's to judge.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 _STATES_0_1 = {0: PowerState.OFF, 1: PowerState.ON}
+# gb18030 is a superset of gb2312 (and of the gbk a firmware may really send).
+_CODECS = {"gb2312": "gb18030", "gbk": "gb18030"}
+
+
+class PduMissingPageError(ConfigurationSwitchError):
+    """HTTP 404: the unit has no such page (another vendor, or another firmware)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +183,7 @@ class HttpPduClient:
                 f"{self.description}: {what} refused the credentials (HTTP 401)"
             )
         if answer.status == 404:
-            raise ConfigurationSwitchError(
+            raise PduMissingPageError(
                 f"{self.description}: {what} does not exist (HTTP 404): is this a "
                 f"{self.vendor} unit with a firmware that offers it?"
             )
@@ -204,6 +211,17 @@ class HttpPduClient:
             raise PduProtocolError(
                 f"{self.description}: {method} {path} returned malformed JSON: {err}"
             ) from err
+
+
+def decoded(answer: HttpAnswer, default_charset: str) -> str:
+    """The body as text in its declared charset (the default when none or an unknown one)."""
+    charset = (answer.charset or default_charset).lower()
+    try:
+        return answer.body.decode(_CODECS.get(charset, charset), errors="replace")
+    except LookupError:  # a charset Python does not know
+        return answer.body.decode(
+            _CODECS.get(default_charset, default_charset), errors="replace"
+        )
 
 
 def number(value: Any) -> float | None:

@@ -6,12 +6,18 @@ before parsing (expat cannot read multi-byte encodings itself). Switching: one
 `GET /control_outlet.htm?outlet{N}=1&...&op={0 on | 1 off}&submit=Apply` for every outlet
 at once (N 0-based); the answer is an HTML page, ignored: the caller reads the status again.
 Outlet names come from the configuration form (`GET /config_PDU.htm`, inputs `otlt{N}`),
-read now and then; a failure there never fails the status. HTTP Basic is always sent.
+read now and then; a failure there never fails the status.
+
+Credentials: the firmware asks for HTTP Basic only on its start page `/`; every other page
+answers anyone. So a wrong password shows only there: `GET /` is asked before the first
+request, again an hour later, and again after any failed request (a unit that was away
+may have been reset or reconfigured). 401 there is a PduAuthError and nothing else is sent.
+HTTP Basic goes with every request all the same (a firmware that protects more pages works).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from html.parser import HTMLParser
 import logging
 import re
@@ -22,12 +28,13 @@ import aiohttp
 
 from ..core.model import PowerState
 from ..core.switching import SwitchError
-from .http_pdu import DEFAULT_TIMEOUT, HttpAnswer, HttpPduClient, basic_auth
+from .http_pdu import DEFAULT_TIMEOUT, HttpAnswer, HttpPduClient, basic_auth, decoded
 from .pdu import OutletStatus, PduProtocolError, UnitStatus
 
 _LOGGER = logging.getLogger(__name__)
 
 VENDOR = "intellinet"
+ROOT_PATH = "/"  # the only page the firmware protects
 STATUS_PATH = "/status.xml"
 CONTROL_PATH = "/control_outlet.htm"
 CONFIG_PATH = "/config_PDU.htm"
@@ -36,9 +43,8 @@ OP_ON, OP_OFF = "0", "1"  # op=2 is the unit's own power cycle: never used
 DEFAULT_CHARSET = "gb2312"
 NAMES_INTERVAL = 3600.0  # names change rarely: read them again after this long
 NAMES_RETRY = 60.0  # after a failed read of the names
+CREDENTIALS_INTERVAL = 3600.0  # a password changed on the unit shows within this long
 
-# gb18030 is a superset of gb2312 (and of the gbk the firmware may really send).
-_CODECS = {"gb2312": "gb18030", "gbk": "gb18030"}
 _OUTLET_TAG = re.compile(r"outletStat(\d+)")
 _NAME_FIELD = re.compile(r"otlt(\d+)")
 _STATES = {"on": PowerState.ON, "off": PowerState.OFF}
@@ -73,13 +79,48 @@ class IntellinetClient(HttpPduClient):
         self._clock = clock
         self._names: dict[int, str] = {}
         self._names_due = float("-inf")
+        self._credentials_due = float("-inf")
 
     async def read_status(self) -> UnitStatus:
         """Every outlet's state and the unit's current from status.xml (names if due)."""
-        answer = await self._request("GET", STATUS_PATH, headers=self._auth)
-        if answer.status != 200:
-            raise self._unexpected("GET", STATUS_PATH, answer)
-        root = self._parse_xml(_decode(answer))
+        return await self._with_credentials(self._read_status)
+
+    async def set_outlets(self, outlets: Sequence[int], on: bool) -> None:
+        """One control request for all these outlets (1-based)."""
+        wanted = self._check_outlets(outlets)
+        if wanted:
+            await self._with_credentials(lambda: self._control(wanted, on))
+
+    async def _with_credentials[T](self, step: Callable[[], Awaitable[T]]) -> T:
+        """`step` once the start page accepted the credentials; a failure checks anew."""
+        try:
+            now = self._clock()
+            if now >= self._credentials_due:
+                await self._get(ROOT_PATH, accept_redirect=True)
+                self._credentials_due = now + CREDENTIALS_INTERVAL
+            return await step()
+        except SwitchError:
+            self._credentials_due = float("-inf")
+            raise
+
+    async def _get(
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]] | None = None,
+        *,
+        accept_redirect: bool = False,
+    ) -> HttpAnswer:
+        """One GET with HTTP Basic; anything but 200 (or a redirect, if accepted) fails."""
+        answer = await self._request("GET", path, params=params, headers=self._auth)
+        if answer.status != 200 and not (
+            accept_redirect and 300 <= answer.status < 400
+        ):
+            raise self._unexpected("GET", path, answer)
+        return answer
+
+    async def _read_status(self) -> UnitStatus:
+        answer = await self._get(STATUS_PATH)
+        root = self._parse_xml(decoded(answer, DEFAULT_CHARSET))
         states: dict[int, PowerState] = {}
         for element in root:
             match = _OUTLET_TAG.fullmatch(element.tag)
@@ -104,18 +145,10 @@ class IntellinetClient(HttpPduClient):
             current_a=_float(root.findtext("cur0")),
         )
 
-    async def set_outlets(self, outlets: Sequence[int], on: bool) -> None:
-        """One control request for all these outlets (1-based)."""
-        wanted = self._check_outlets(outlets)
-        if not wanted:
-            return
-        params = [(f"outlet{outlet - 1}", "1") for outlet in wanted]
+    async def _control(self, outlets: Sequence[int], on: bool) -> None:
+        params = [(f"outlet{outlet - 1}", "1") for outlet in outlets]
         params += [("op", OP_ON if on else OP_OFF), ("submit", "Apply")]
-        answer = await self._request(
-            "GET", CONTROL_PATH, params=params, headers=self._auth
-        )
-        if answer.status != 200:
-            raise self._unexpected("GET", CONTROL_PATH, answer)
+        await self._get(CONTROL_PATH, params)
 
     def _parse_xml(self, text: str) -> ET.Element:
         """The `<response>` element; anything else is a PduProtocolError."""
@@ -142,15 +175,13 @@ class IntellinetClient(HttpPduClient):
         if now < self._names_due:
             return self._names
         try:
-            answer = await self._request("GET", CONFIG_PATH, headers=self._auth)
-            if answer.status != 200:
-                raise self._unexpected("GET", CONFIG_PATH, answer)
+            answer = await self._get(CONFIG_PATH)
         except SwitchError as err:  # names are a nicety: the status stands without them
             _LOGGER.debug("%s: no outlet names: %s", self.description, err)
             self._names_due = now + NAMES_RETRY
             return self._names
         parser = _NameFields()
-        parser.feed(_decode(answer))
+        parser.feed(decoded(answer, DEFAULT_CHARSET))
         parser.close()
         self._names = parser.names
         self._names_due = now + self._names_interval
@@ -172,15 +203,6 @@ class _NameFields(HTMLParser):
         value = (fields.get("value") or "").strip()
         if match is not None and value:
             self.names[int(match[1]) + 1] = value
-
-
-def _decode(answer: HttpAnswer) -> str:
-    """The body as text, in its declared charset (gb2312 when none is declared)."""
-    charset = (answer.charset or DEFAULT_CHARSET).lower()
-    try:
-        return answer.body.decode(_CODECS.get(charset, charset), errors="replace")
-    except LookupError:  # a charset Python does not know
-        return answer.body.decode(_CODECS[DEFAULT_CHARSET], errors="replace")
 
 
 def _float(text: str | None) -> float | None:

@@ -24,6 +24,7 @@ from ..core.switching import (
 
 PDU_AUTH = "pdu_auth"
 PDU_READ_ONLY = "pdu_read_only"
+PDU_LOGIN_PAGE = "pdu_login_page"
 
 
 class PduAuthError(ConfigurationSwitchError):
@@ -40,6 +41,14 @@ class PduReadOnlyError(ConfigurationSwitchError):
     def __init__(self, message: str) -> None:
         """Point the repair issue at the write credentials."""
         super().__init__(message, issue=PDU_READ_ONLY)
+
+
+class PduLoginPageError(ConfigurationSwitchError):
+    """The unit answers its web login page: it wants a session login, not HTTP Basic."""
+
+    def __init__(self, message: str) -> None:
+        """Point the repair issue at the unit's authentication setting."""
+        super().__init__(message, issue=PDU_LOGIN_PAGE)
 
 
 class PduUnreachableError(TransientSwitchError):

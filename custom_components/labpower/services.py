@@ -32,6 +32,7 @@ from .operations import (
     lab_of_token,
     locate,
     pool,
+    release_tokens,
     resource_view,
     runtimes,
     token_view,
@@ -48,6 +49,8 @@ ATTR_TOKEN = "token"
 ATTR_LABELS = "labels"
 ATTR_COUNT = "count"
 ATTR_LAB = "lab"
+ATTR_POWER_OFF = "power_off"
+POWER_OFF_NOW = "now"
 MAX_POOL = 1000
 
 WAIT_NONE = "none"
@@ -75,7 +78,12 @@ ACQUIRE_SCHEMA = vol.Schema(
     }
 )
 RELOAD_SCHEMA = vol.Schema({vol.Optional(ATTR_LAB): _NAMES})
-RELEASE_SCHEMA = vol.Schema({vol.Required(ATTR_TOKEN): _NAMES})
+RELEASE_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_TOKEN): _NAMES,
+        vol.Optional(ATTR_POWER_OFF): vol.In([POWER_OFF_NOW]),
+    }
+)
 RENEW_SCHEMA = vol.Schema(
     {vol.Required(ATTR_TOKEN): cv.string, vol.Optional(ATTR_TTL): _SECONDS}
 )
@@ -168,12 +176,12 @@ async def _acquire(call: ServiceCall) -> ServiceResponse:
 
 @labpower_errors
 async def _release(call: ServiceCall) -> ServiceResponse:
-    hass = call.hass
-    token_ids: list[str] = call.data[ATTR_TOKEN]
-    owners = [(token_id, lab_of_token(hass, token_id)) for token_id in token_ids]
-    released = 0
-    for token_id, runtime in owners:
-        released += len(runtime.lab.release([token_id]))
+    released = release_tokens(
+        call.hass,
+        call.data[ATTR_TOKEN],
+        power_off=ATTR_POWER_OFF in call.data,
+        who=await async_caller_name(call.hass, call.context),
+    )
     return {"released": released}
 
 

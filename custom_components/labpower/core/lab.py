@@ -396,7 +396,8 @@ class Lab(ReconcilerHooks):
         holders = [token.holder for token in self.ledger.tokens(name)]
         if self.ledger.has_demand(name):
             holders.extend(
-                child for child in self._children.get(name, ())
+                child
+                for child in self._children.get(name, ())
                 if self._needs.get(child, False)
             )
         return list(dict.fromkeys(holders))

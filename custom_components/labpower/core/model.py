@@ -270,7 +270,9 @@ class CycleRefusedError(HeldByOthersError):
     """A power cycle refused: others use the resource (or what depends on it)."""
 
     key = "held_by_others"
-    template = "{resource} is in use by {holders}: only an administrator can cycle it now"
+    template = (
+        "{resource} is in use by {holders}: only an administrator can cycle it now"
+    )
 
 
 class NotPoweredError(LabError):

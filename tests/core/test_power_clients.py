@@ -80,7 +80,7 @@ async def test_off_is_refused_while_others_hold_it_and_the_client_lets_go() -> N
     with pytest.raises(HeldByOthersError) as err:
         rig.lab.power_off("dut", [token], "turned off by lava")
     assert err.value.holders == ["alice", "jenkins #12"]
-    assert str(err.value) == "dut stays on: alice, jenkins #12 still use it"
+    assert str(err.value) == "dut stays on: still used by alice, jenkins #12"
     assert err.value.placeholders["count"] == "2"
     await rig.advance(FAST)
     assert not rig.lab.ledger.is_live(token)

@@ -252,7 +252,7 @@ class HeldByOthersError(LabError):
     """An off that others' tokens, or resources depending on it, keep from happening."""
 
     key = "holders_remain"
-    template = "{resource} stays on: {holders} still use it"
+    template = "{resource} stays on: still used by {holders}"
 
     def __init__(self, resource: str, holders: list[str]) -> None:
         """Name the resource and whoever keeps it on."""

@@ -62,6 +62,9 @@ async def test_demo_lab(hass: HomeAssistant) -> None:
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+    # Steady: every resource's state is known, the front-panel machine's too.
+    for name in ("builder_1", "builder_2", "ci_runner", "network_switch", "pi_maas"):
+        assert state(hass, f"sensor.{name}_state") == "off", name
     assert {r["name"] for r in (await call(hass, "list", {}))["resources"]} == {
         "builder-1",
         "builder-2",

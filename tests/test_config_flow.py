@@ -21,6 +21,7 @@ POLICY = {
     "default_ttl": 600,
     "max_ttl": 3600,
     "graceful_off": True,
+    "off_now": True,
 }
 
 

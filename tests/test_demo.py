@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from homeassistant.core import HomeAssistant
+from homeassistant.auth.models import User
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import load_yaml_dict
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from .conftest import until
 from .peers.hass_process import seed_module
+from .test_assist import say
 from .test_services import call, state
 
 CONFIG = Path(__file__).parent.parent / "config"
@@ -50,6 +53,9 @@ async def test_demo_lab(hass: HomeAssistant) -> None:
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+    # Steady: every resource's state is known, the front-panel machine's too.
+    for name in ("builder_1", "builder_2", "ci_runner", "network_switch", "pi_maas"):
+        assert state(hass, f"sensor.{name}_state") == "off", name
     assert {r["name"] for r in (await call(hass, "list", {}))["resources"]} == {
         "builder-1",
         "builder-2",
@@ -82,3 +88,75 @@ async def test_demo_lab(hass: HomeAssistant) -> None:
     # the pi was asked to shut down with a short press: the simulated board turned off
     assert state(hass, "input_boolean.atx_machine_power") == "off"
     assert state(hass, "sensor.pi_maas_state") == "off"
+
+
+async def test_demo_assist(hass: HomeAssistant, hass_admin_user: User) -> None:
+    """The issue's sentences, asked of the demo lab as shipped (off delay 30 s)."""
+    configuration = load_yaml_dict(CONFIG / "configuration.yaml")
+    for sensor in configuration["template"][0]["binary_sensor"]:
+        if "delay_on" in sensor:
+            sensor["delay_on"] = {"milliseconds": 50}
+    for domain in ("homeassistant", "conversation", "intent"):
+        assert await async_setup_component(hass, domain, {})
+    for domain in ("input_boolean", "template", "automation"):
+        assert await async_setup_component(
+            hass, domain, {domain: configuration[domain]}
+        )
+    demo = seed_module().demo_entry()
+    entry = MockConfigEntry(
+        domain=demo.domain,
+        title=demo.title,
+        data=dict(demo.data),
+        subentries_data=[
+            {
+                "data": dict(sub.data),
+                "subentry_type": sub.subentry_type,
+                "title": sub.title,
+                "unique_id": sub.unique_id,
+            }
+            for sub in demo.subentries.values()
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    me = Context(user_id=hass_admin_user.id)
+    await call(hass, "acquire", {"resource": "builder-1", "holder": "alice"})
+    await until(hass, lambda: state(hass, "sensor.builder_1_state") == "available")
+    answers = {
+        text: await say(hass, text, me)
+        for text in (
+            "is builder-1 available",
+            "who is using builder-1",
+            "how many holders does builder-1 have",
+            "how many people use builder-1",
+            "which lab machines are on",
+            "what is the state of builder-1",
+            "reserve builder-2 for 2 hours",
+            "release builder-2",
+            "turn off builder-1 power",
+        )
+    }
+    until_time = answers["reserve builder-2 for 2 hours"].split("until ")[1][:5]
+    assert answers == {
+        "is builder-1 available": "Yes, builder-1 is available. alice is using it.",
+        "who is using builder-1": "alice is using builder-1.",
+        "how many holders does builder-1 have": "builder-1 has 1 holder.",
+        "how many people use builder-1": "builder-1 has 1 holder.",
+        "which lab machines are on": (
+            "2 lab machines are on: builder-1 and network-switch."
+        ),
+        "what is the state of builder-1": "builder-1 is available.",
+        "reserve builder-2 for 2 hours": (
+            f"Reserved builder-2 for you for 2 hours, until {until_time}. "
+            "It is powering on."
+        ),
+        "release builder-2": (
+            "Released builder-2. It goes off in 1 minute unless somebody takes it."
+        ),
+        "turn off builder-1 power": (
+            "Released, but builder-1 stays on: still used by alice."
+        ),
+    }
+    # builder-2, reserved and released, boots on meanwhile (its off delay runs).
+    await until(hass, lambda: state(hass, "binary_sensor.builder_2_reachable") == "on")

@@ -383,6 +383,8 @@ async def test_sigterm_while_waiting_exits(
     assert result.code == 128 + signal.SIGTERM
     assert result.stdout == ""
     assert "interrupted by signal 15 while acquiring" in result.stderr
+    assert "the server releases what it was giving" in result.stderr
+    assert "ends with its lease" not in result.stderr
 
 
 async def test_sigterm_while_waiting_releases_on_the_server(

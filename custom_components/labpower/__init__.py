@@ -8,6 +8,7 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
+from .assist import async_refresh_assist, async_setup_assist
 from .const import DOMAIN, FILE_KEY_PREFIX, STORAGE_VERSION
 from .coordinator import LabpowerConfigEntry, LabRuntime
 from .frontend import async_register_card
@@ -25,6 +26,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_services(hass)
     async_register_views(hass)
     async_register_websocket(hass)
+    async_setup_assist(hass)
     await async_register_card(hass)
     return True
 
@@ -45,6 +47,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) -> 
     entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     _remove_stale_file_devices(hass, entry)
+    async_refresh_assist(hass)
     return True
 
 
@@ -71,6 +74,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) ->
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         await entry.runtime_data.async_stop()
+        async_refresh_assist(hass)
     return unloaded
 
 

@@ -9,15 +9,14 @@ from typing import override
 from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
 from homeassistant.components.button.const import ButtonDeviceClass
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import DOMAIN
-from .coordinator import POWERED_STATES, LabpowerConfigEntry
+from .coordinator import LabpowerConfigEntry
 from .core.lab import Lab
 from .core.reconciler import Reconciler
 from .entity import ResourceEntity
 from .helpers import labpower_errors
+from .operations import check_cycle
 from .users import async_caller_name, async_is_admin
 
 PARALLEL_UPDATES = 1
@@ -81,31 +80,14 @@ class PowerButton(ResourceEntity, ButtonEntity):
     @override
     async def async_press(self) -> None:
         """Only on a powered resource; others' tokens need an administrator."""
-        lab = self.runtime.lab
-        if lab.state(self.resource) not in POWERED_STATES:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="not_powered",
-                translation_placeholders={"resource": self.resource},
-            )
         user_id = self._context.user_id if self._context else None
-        # Cycling a parent (a stack's relay, the network switch) cuts its children too.
-        others = [
-            token
-            for name in (self.resource, *lab.descendants(self.resource))
-            for token in lab.ledger.tokens(name)
-            if token.user_id != user_id
-        ]
-        if others and not await async_is_admin(self.hass, self._context):
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="held_by_others",
-                translation_placeholders={
-                    "resource": self.resource,
-                    "count": str(len(others)),
-                },
-            )
+        check_cycle(
+            self.runtime,
+            self.resource,
+            user_id,
+            admin=await async_is_admin(self.hass, self._context),
+        )
         cause = await async_caller_name(self.hass, self._context)
         await self.entity_description.press_fn(
-            lab, self.resource, f"pressed by {cause}"
+            self.runtime.lab, self.resource, f"pressed by {cause}"
         )

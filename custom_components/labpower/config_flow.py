@@ -54,6 +54,7 @@ from .const import (
     CONF_MIN_OFF_TIME,
     CONF_NOTIFY_ON_BATTERY,
     CONF_OFF_DELAY,
+    CONF_OFF_NOW,
     CONF_ON_SPACING,
     CONF_OUTLET_COUNT,
     CONF_OUTLETS,
@@ -378,6 +379,7 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
             CONF_DEFAULT_TTL: _POLICY_DEFAULTS.default_ttl,
             CONF_MAX_TTL: _POLICY_DEFAULTS.max_ttl,
             CONF_GRACEFUL_OFF: _POLICY_DEFAULTS.graceful_off,
+            CONF_OFF_NOW: _POLICY_DEFAULTS.off_now,
             **self._data,
             **(user_input or {}),
         }
@@ -446,6 +448,9 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         for key in _DURATIONS:
             fields[vol.Required(key)] = _SECONDS
         fields[vol.Required(CONF_GRACEFUL_OFF)] = selector.BooleanSelector()
+        fields[vol.Optional(CONF_OFF_NOW, default=_POLICY_DEFAULTS.off_now)] = (
+            selector.BooleanSelector()
+        )
         if others := self._other_resources():
             fields[vol.Optional(CONF_DEPENDS_ON)] = selector.SelectSelector(
                 selector.SelectSelectorConfig(

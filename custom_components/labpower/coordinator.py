@@ -53,6 +53,7 @@ from .const import (
     CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
     CONF_OFF_DELAY,
+    CONF_OFF_NOW,
     CONF_ON_SPACING,
     CONF_OUTLET_COUNT,
     CONF_OUTLETS,
@@ -158,6 +159,7 @@ def policy_from_data(data: Mapping[str, Any]) -> ResourcePolicy:
         default_ttl=float(data.get(CONF_DEFAULT_TTL, default.default_ttl)),
         max_ttl=float(data.get(CONF_MAX_TTL, default.max_ttl)),
         graceful_off=bool(data.get(CONF_GRACEFUL_OFF, default.graceful_off)),
+        off_now=bool(data.get(CONF_OFF_NOW, default.off_now)),
     )
 
 

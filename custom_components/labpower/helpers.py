@@ -17,17 +17,16 @@ from .core.model import (
     LabsLoadingError,
     ResourceFaultError,
     TokenRevokedError,
-    WaitTimeoutError,
 )
 from .core.switching import SwitchError
 
-# Lab errors that are not the caller's mistake: the devices or the machines failed.
+# Lab errors that are not the caller's mistake: the devices or the machines failed. A
+# wait that ran out is the answer to the caller's own timeout (HA's REST API: 400, not 500).
 _DEVICE_ERRORS = (
     AcquireRefusedError,
     LabsLoadingError,
     ResourceFaultError,
     TokenRevokedError,
-    WaitTimeoutError,
 )
 
 

@@ -12,12 +12,15 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 
 from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN, FILE_KEY_PREFIX
-from .coordinator import LabRuntime, iso_time, known_to_lab_file
+from .coordinator import POWERED_STATES, LabRuntime, iso_time, known_to_lab_file
 from .core.labfile import LabFileError, load_lab_file
 from .core.model import (
+    CycleRefusedError,
     LabError,
     LabsLoadingError,
     NotEnoughFreeError,
+    NotPoweredError,
+    ResourceFaultError,
     ResourceState,
     TokenKind,
     UnknownResourceError,
@@ -229,10 +232,16 @@ async def async_acquire(
     # All or nothing, across labs too: check everything before taking anything.
     for runtime, _ in by_lab.values():
         runtime.lab.check_accepting()
-    if kind is TokenKind.LEASE:
-        for runtime, names in by_lab.values():
-            for name in names:
-                runtime.lab.ledger.validate_ttl(name, ttl)
+    for runtime, names in by_lab.values():
+        lab = runtime.lab
+        for name in names:
+            if kind is TokenKind.LEASE:
+                lab.ledger.validate_ttl(name, ttl)
+            # A token on a broken machine helps nobody: say so now, not after a wait.
+            for broken in (name, *lab.ancestors(name)):
+                reconciler = lab.reconciler(broken)
+                if reconciler.state is ResourceState.FAULT:
+                    raise ResourceFaultError(broken, reconciler.reason or "fault")
     taken: Taken = []
     for runtime, names in by_lab.values():
         tokens = runtime.lab.acquire(names, holder, kind=kind, ttl=ttl, user_id=user_id)
@@ -258,6 +267,50 @@ async def async_acquire(
             runtime.lab.release([token.id])
         raise
     return taken
+
+
+async def async_release_tokens(
+    hass: HomeAssistant, token_ids: Iterable[str], *, power_off: bool, who: str
+) -> int:
+    """Release tokens (twice is fine); with power_off, as a power client's off.
+
+    A power-off leaves each resource off at once where nobody else holds it (see
+    Lab.power_off) and raises HeldByOthersError, after releasing, where somebody does.
+    """
+    owners = [
+        (token_id, await async_found(hass, partial(lab_of_token, hass, token_id)))
+        for token_id in token_ids
+    ]
+    released = 0
+    for token_id, runtime in owners:
+        lab = runtime.lab
+        if power_off and lab.ledger.is_live(token_id):
+            resource = lab.ledger.get(token_id).resource
+            released += len(lab.power_off(resource, [token_id], f"turned off by {who}"))
+        else:
+            released += len(lab.release([token_id]))
+    return released
+
+
+def check_cycle(
+    runtime: LabRuntime, name: str, user_id: str | None, *, admin: bool
+) -> None:
+    """Refuse to cycle (or reset) a resource that is off, or that others use.
+
+    Cycling a parent (a stack's relay, the network switch) cuts its children too, so
+    their holders count; an administrator may cycle all the same.
+    """
+    lab = runtime.lab
+    if lab.state(name) not in POWERED_STATES:
+        raise NotPoweredError(name)
+    others = [
+        token.holder
+        for resource in (name, *lab.descendants(name))
+        for token in lab.ledger.tokens(resource)
+        if token.user_id != user_id
+    ]
+    if others and not admin:
+        raise CycleRefusedError(name, list(dict.fromkeys(others)))
 
 
 def token_view(runtime: LabRuntime, token: UsageToken) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from .operations import (
     async_acquire,
     async_all_runtimes,
     async_found,
+    async_release_tokens,
     async_reload_lab_files,
     lab_of_token,
     locate,
@@ -52,6 +53,8 @@ ATTR_TOKEN = "token"
 ATTR_LABELS = "labels"
 ATTR_COUNT = "count"
 ATTR_LAB = "lab"
+ATTR_POWER_OFF = "power_off"
+POWER_OFF_NOW = "now"
 MAX_POOL = 1000
 
 WAIT_NONE = "none"
@@ -79,7 +82,12 @@ ACQUIRE_SCHEMA = vol.Schema(
     }
 )
 RELOAD_SCHEMA = vol.Schema({vol.Optional(ATTR_LAB): _NAMES})
-RELEASE_SCHEMA = vol.Schema({vol.Required(ATTR_TOKEN): _NAMES})
+RELEASE_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_TOKEN): _NAMES,
+        vol.Optional(ATTR_POWER_OFF): vol.In([POWER_OFF_NOW]),
+    }
+)
 RENEW_SCHEMA = vol.Schema(
     {vol.Required(ATTR_TOKEN): cv.string, vol.Optional(ATTR_TTL): _SECONDS}
 )
@@ -174,15 +182,12 @@ async def _acquire(call: ServiceCall) -> ServiceResponse:
 
 @labpower_errors
 async def _release(call: ServiceCall) -> ServiceResponse:
-    hass = call.hass
-    token_ids: list[str] = call.data[ATTR_TOKEN]
-    owners = [
-        (token_id, await async_found(hass, partial(lab_of_token, hass, token_id)))
-        for token_id in token_ids
-    ]
-    released = 0
-    for token_id, runtime in owners:
-        released += len(runtime.lab.release([token_id]))
+    released = await async_release_tokens(
+        call.hass,
+        call.data[ATTR_TOKEN],
+        power_off=ATTR_POWER_OFF in call.data,
+        who=await async_caller_name(call.hass, call.context),
+    )
     return {"released": released}
 
 

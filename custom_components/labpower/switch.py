@@ -83,23 +83,17 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
     @labpower_errors
     @override
     async def async_turn_off(self, **kwargs: Any) -> None:
-        """Release the hold this switch took for the user; refuse while others remain."""
+        """Release the user's hold: an off for a power client (see Lab.power_off).
+
+        While others still hold the resource, it stays on and the error names them.
+        """
         user_id = self._context.user_id if self._context else None
         holder = await async_caller_name(self.hass, self._context)
         lab = self.runtime.lab
-        lab.release(
-            token.id for token in lab.ledger.find_hold(self.resource, user_id, holder)
+        holds = lab.ledger.find_hold(self.resource, user_id, holder)
+        lab.power_off(
+            self.resource, [token.id for token in holds], f"turned off by {holder}"
         )
-        remaining = lab.ledger.holder_count(self.resource)
-        if remaining:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="holders_remain",
-                translation_placeholders={
-                    "resource": self.resource,
-                    "count": str(remaining),
-                },
-            )
 
 
 class OutletSwitch(PduEntity, SwitchEntity):

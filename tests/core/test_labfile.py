@@ -96,6 +96,7 @@ def test_documented_example_expands() -> None:
         "default_ttl": 3600.0,
         "max_ttl": 28800.0,
         "graceful_off": True,
+        "off_now": True,
         "labels": ["pi", "rack1"],
         "depends_on": ["stack2"],
     }

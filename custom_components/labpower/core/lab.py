@@ -25,6 +25,7 @@ from .ledger import Clock, Ledger
 from .model import (
     AcquireRefusedError,
     DependencyCycleError,
+    HeldByOthersError,
     PowerAction,
     PowerState,
     ResourceFaultError,
@@ -363,6 +364,44 @@ class Lab(ReconcilerHooks):
             self._emit(EventKind.PERSIST)
         return released
 
+    def power_off(
+        self, name: str, token_ids: Iterable[str], cause: str
+    ) -> list[UsageToken]:
+        """An explicit off from a client that owns the machine's power (a switch, MAAS).
+
+        Releases the client's tokens. Left with no token and no resource depending on
+        it, the resource goes off at once (graceful first where it can), skipping the
+        off delay, when its policy says `off_now`; it is seen off before it powers on
+        again, so an off, then an on, is a power cycle. Otherwise the tokens are
+        released all the same and HeldByOthersError names who keeps it on.
+        """
+        managed = self._get(name)
+        released = self.release(token_ids)
+        if claims := self.claims(name):
+            raise HeldByOthersError(name, claims)
+        if (
+            managed.spec.policy.off_now
+            and managed.reconciler.power is not PowerState.OFF
+            and self.ledger.request_off(name, cause)
+        ):
+            self._emit(EventKind.PERSIST)
+            self._emit(EventKind.HOLDERS_CHANGED, name)  # what it should be changed
+            self._kick(managed)
+            self._propagate((name,))
+        return released
+
+    def claims(self, name: str) -> list[str]:
+        """Who keeps a resource on: its holders, and the resources that need it."""
+        self._get(name)
+        holders = [token.holder for token in self.ledger.tokens(name)]
+        if self.ledger.has_demand(name):
+            holders.extend(
+                child
+                for child in self._children.get(name, ())
+                if self._needs.get(child, False)
+            )
+        return list(dict.fromkeys(holders))
+
     def renew(self, token_id: str, ttl: float | None = None) -> UsageToken:
         """Extend a lease."""
         token = self.ledger.renew(token_id, ttl)
@@ -444,7 +483,10 @@ class Lab(ReconcilerHooks):
             async with asyncio.timeout(timeout):
                 while True:
                     pending = [
-                        n for n in names if self.state(n) is not ResourceState.AVAILABLE
+                        n
+                        for n in names
+                        if self.state(n) is not ResourceState.AVAILABLE
+                        or self.ledger.off_requested(n)  # it goes off first
                     ]
                     if not pending:
                         return
@@ -562,6 +604,11 @@ class Lab(ReconcilerHooks):
     def state_changed(self, resource: str) -> None:
         """Tell listeners, wake waiters; update what it needs, kick children it unblocks."""
         self._emit(EventKind.STATE_CHANGED, resource)
+        if (
+            self.ledger.off_requested(resource)
+            and self._resources[resource].reconciler.power is PowerState.OFF
+        ):
+            self._off_seen(resource)
         self._wake_waiters(resource)
         if self._starting:
             return
@@ -624,10 +671,21 @@ class Lab(ReconcilerHooks):
 
     def powered_off(self, resource: str) -> None:
         """Start min_off_time; parents it no longer needs may start their off delay."""
+        requested = self.ledger.off_requested(resource)
         self.ledger.note_off(resource)
         self._emit(EventKind.PERSIST)
+        if requested:
+            self._off_seen(resource)
         if not self._starting:
             self._propagate((resource,))
+
+    def _off_seen(self, resource: str) -> None:
+        """A requested off is done: whoever acquired meanwhile has it powered on."""
+        self.ledger.clear_off_request(resource)
+        self._emit(EventKind.PERSIST)
+        self._emit(EventKind.HOLDERS_CHANGED, resource)
+        if self.ledger.wants_on(resource):
+            self._kick(self._resources[resource])
 
     def config_error(self, resource: str, error: ConfigurationSwitchError) -> None:
         """Report a configuration error for a repair issue."""

@@ -52,6 +52,7 @@ from ..const import (
     CONF_MIN_OFF_TIME,
     CONF_NOTIFY_ON_BATTERY,
     CONF_OFF_DELAY,
+    CONF_OFF_NOW,
     CONF_ON_SPACING,
     CONF_OUTLET_COUNT,
     CONF_OUTLETS,
@@ -332,6 +333,7 @@ _DURATIONS: Final = {
     CONF_DEFAULT_TTL: "default_ttl",
     CONF_MAX_TTL: "max_ttl",
 }
+_SWITCHES: Final = {CONF_GRACEFUL_OFF: "graceful_off", CONF_OFF_NOW: "off_now"}
 
 # The order here is the order of the keys in the subentry data.
 _RESOURCE_FIELDS: Final[dict[str, _Field]] = {
@@ -361,6 +363,7 @@ _RESOURCE_FIELDS: Final[dict[str, _Field]] = {
     CONF_CHECK_ENTITY: _TEXT_FIELD,
     **dict.fromkeys(_DURATIONS, _SECONDS_FIELD),
     CONF_GRACEFUL_OFF: _Field(_BOOL),
+    CONF_OFF_NOW: _Field(_BOOL),
     CONF_LABELS: _LIST_FIELD,
     CONF_POWER_W: _Field(_FLOAT, low=0),
     CONF_METER_ENTITY: _TEXT_FIELD,
@@ -434,6 +437,7 @@ _COMMON_FIELDS: Final = frozenset(
         CONF_CHECKER,
         *_DURATIONS,
         CONF_GRACEFUL_OFF,
+        CONF_OFF_NOW,
         CONF_LABELS,
         CONF_POWER_W,
         CONF_METER_ENTITY,
@@ -1055,11 +1059,12 @@ class _Parser:
                 if key in fields
                 else getattr(_POLICY_DEFAULTS, attribute)
             )
-        data[CONF_GRACEFUL_OFF] = (
-            fields[CONF_GRACEFUL_OFF][0]
-            if CONF_GRACEFUL_OFF in fields
-            else _POLICY_DEFAULTS.graceful_off
-        )
+        for key, attribute in _SWITCHES.items():
+            data[key] = (
+                fields[key][0]
+                if key in fields
+                else getattr(_POLICY_DEFAULTS, attribute)
+            )
         if labels := fields.get(CONF_LABELS, ((), 0))[0]:
             data[CONF_LABELS] = list(dict.fromkeys(label for label, _ in labels))
         for key in (CONF_POWER_W, CONF_METER_ENTITY):

@@ -46,6 +46,8 @@ class Ledger:
         self._demand: set[str] = set()
         # Forced off: losing the last child's demand starts no off delay.
         self._forced: set[str] = set()
+        # A power client asked for off: not wanted on until it is seen off (persisted).
+        self._off_requested: set[str] = set()
         # While set (a UPS runs on battery), off delays are skipped: idle means off.
         self.shedding = False
 
@@ -73,6 +75,7 @@ class Ledger:
         self._last_cause.pop(resource, None)
         self._demand.discard(resource)
         self._forced.discard(resource)
+        self._off_requested.discard(resource)
         return revoked
 
     @property
@@ -235,7 +238,12 @@ class Ledger:
     # Desired state
 
     def wants_on(self, resource: str) -> bool:
-        """True while a live token exists, a child needs it, or the off delay runs."""
+        """True while a live token exists, a child needs it, or the off delay runs.
+
+        Never while a requested off has not been seen yet (see request_off).
+        """
+        if resource in self._off_requested:
+            return False
         if self._by_resource.get(resource) or resource in self._demand:
             return True
         off_at = self._off_at.get(resource)
@@ -286,6 +294,30 @@ class Ledger:
         """Record that the resource was seen going off (starts min_off_time)."""
         self._last_off[resource] = self._clock()
         self._forced.discard(resource)
+        self._off_requested.discard(resource)
+
+    def request_off(self, resource: str, cause: str) -> bool:
+        """Power off now, skipping the off delay, if no token and no child holds it.
+
+        Until it is seen off (note_off, or clear_off_request when it already is), the
+        resource is not wanted on, whoever acquires it: an off then an on is a power
+        cycle. Returns whether the request was taken.
+        """
+        self.policy(resource)
+        if self._by_resource.get(resource) or resource in self._demand:
+            return False
+        self._off_at[resource] = self._clock()
+        self._off_requested.add(resource)
+        self._last_cause[resource] = cause
+        return True
+
+    def off_requested(self, resource: str) -> bool:
+        """Whether a requested off has not been seen yet."""
+        return resource in self._off_requested
+
+    def clear_off_request(self, resource: str) -> None:
+        """The resource is known to be off: a requested off is done."""
+        self._off_requested.discard(resource)
 
     def last_off(self, resource: str) -> float | None:
         """When the resource was last seen going off, if ever (persisted)."""
@@ -309,6 +341,7 @@ class Ledger:
             "last_off": dict(self._last_off),
             "released": dict(self._released),
             "last_cause": dict(self._last_cause),
+            "off_requested": sorted(self._off_requested),
         }
 
     def load(self, data: dict[str, Any]) -> list[UsageToken]:
@@ -331,6 +364,9 @@ class Ledger:
         self._last_off.update({k: v for k, v in data["last_off"].items() if k in known})
         self._last_cause.update(
             {k: v for k, v in data.get("last_cause", {}).items() if k in known}
+        )
+        self._off_requested.update(
+            name for name in data.get("off_requested", ()) if name in known
         )
         self._released.update(data["released"])
         return orphans

@@ -95,6 +95,8 @@ class ResourcePolicy:
     default_ttl: float = 3600.0
     max_ttl: float = 86400.0
     graceful_off: bool = True
+    # An explicit off from a power client (a switch, MAAS) skips the off delay.
+    off_now: bool = True
 
 
 class LabError(Exception):
@@ -255,3 +257,40 @@ class AcquireRefusedError(LabError):
     def __init__(self, reason: str) -> None:
         """Say why."""
         super().__init__(f"No new tokens: {reason}", reason=reason)
+
+
+class HeldByOthersError(LabError):
+    """An off that others' tokens, or resources depending on it, keep from happening."""
+
+    key = "holders_remain"
+    template = "{resource} stays on: still used by {holders}"
+
+    def __init__(self, resource: str, holders: list[str]) -> None:
+        """Name the resource and whoever keeps it on."""
+        names = ", ".join(holders)
+        super().__init__(
+            self.template.format(resource=resource, holders=names),
+            resource=resource,
+            count=str(len(holders)),
+            holders=names,
+        )
+        self.holders = holders
+
+
+class CycleRefusedError(HeldByOthersError):
+    """A power cycle refused: others use the resource (or what depends on it)."""
+
+    key = "held_by_others"
+    template = (
+        "{resource} is in use by {holders}: only an administrator can cycle it now"
+    )
+
+
+class NotPoweredError(LabError):
+    """A power cycle or reset of a resource that is not powered."""
+
+    key = "not_powered"
+
+    def __init__(self, resource: str) -> None:
+        """Name the resource."""
+        super().__init__(f"{resource} is not powered", resource=resource)

@@ -1,0 +1,1 @@
+"""Re-implementations of power clients nobody here wrote, from their public sources."""

@@ -593,8 +593,10 @@ async def test_intellinet_wrong_credentials_raise_a_repair(
     assert issue.translation_placeholders["unit"] == "pdu-b"
     assert state(hass, "switch.pdu_b_outlet_2") == STATE_UNAVAILABLE
     assert not intellinet.calls(path="/status.xml")  # nothing past the refusal
-    await call(hass, "acquire", {"resource": "b-1", "holder": "ci"})
-    await until(hass, lambda: state(hass, "sensor.b_1_state") == "fault")
+    # The resource is in fault already: an acquire is refused with the reason.
+    with pytest.raises(HomeAssistantError, match="refused the credentials"):
+        await call(hass, "acquire", {"resource": "b-1", "holder": "ci"})
+    assert state(hass, "sensor.b_1_state") == "fault"
     reason = hass.states.get("sensor.b_1_state").attributes["reason"]
     assert "refused the credentials" in reason
     assert not any(intellinet.on)  # the control page would have answered: not asked
@@ -664,8 +666,9 @@ async def test_gude_session_login_raises_a_repair(hass: HomeAssistant) -> None:
         assert issue.translation_placeholders["unit"] == "pdu-g"
         assert "Basic Auth compatible" in issue.translation_placeholders["detail"]
         assert state(hass, "switch.pdu_g_outlet_1") == STATE_UNAVAILABLE
-        await call(hass, "acquire", {"resource": "g-1", "holder": "ci"})
-        await until(hass, lambda: state(hass, "sensor.g_1_state") == "fault")
+        with pytest.raises(HomeAssistantError, match="login page"):
+            await call(hass, "acquire", {"resource": "g-1", "holder": "ci"})
+        assert state(hass, "sensor.g_1_state") == "fault"
         assert "login page" in hass.states.get("sensor.g_1_state").attributes["reason"]
         # the unit's own repair, not one per resource fed by it
         assert [

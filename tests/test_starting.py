@@ -75,10 +75,11 @@ async def test_nothing_switched_before_home_assistant_runs(
 
 
 async def _lab_not_loaded_yet(hass: HomeAssistant) -> Any:
-    """Labpower's actions and API registered, its lab entry not loaded yet."""
+    """Home Assistant starting: the actions and API registered, the lab not loaded yet."""
     await setup_relays(hass, "builder-1")
     assert await async_setup_component(hass, "http", {})
     assert await async_setup_component(hass, DOMAIN, {})
+    hass.set_state(CoreState.starting)
     entry = lab_entry(resource_data("builder-1"))
     entry.add_to_hass(hass)
     assert entry.state is ConfigEntryState.NOT_LOADED
@@ -96,13 +97,17 @@ async def test_actions_wait_for_labs_still_loading(hass: HomeAssistant) -> None:
     listed = await asyncio.wait_for(listing, 10)
     assert [r["name"] for r in listed["resources"]] == ["builder-1"]
     [token] = (await asyncio.wait_for(acquiring, 10))["tokens"]
-    # A release right after a restart finds the token once its lab is back.
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    releasing = asyncio.create_task(call(hass, "release", {"token": token["token"]}))
-    await asyncio.sleep(0.3)
-    assert not releasing.done()
-    assert await hass.config_entries.async_setup(entry.entry_id)
+    # A release while the lab reloads finds the token once the lab is back.
+    async with entry.setup_lock:
+        assert await hass.config_entries.async_unload(entry.entry_id, _lock=False)
+        releasing = asyncio.create_task(
+            call(hass, "release", {"token": token["token"]})
+        )
+        await asyncio.sleep(0.3)
+        assert not releasing.done()
+        assert await hass.config_entries.async_setup(entry.entry_id, _lock=False)
     assert (await asyncio.wait_for(releasing, 10)) == {"released": 1}
+    hass.set_state(CoreState.running)
 
 
 async def test_labs_that_stay_loading_get_try_again(
@@ -139,6 +144,7 @@ async def test_unknown_stays_unknown_once_labs_loaded(
 ) -> None:
     entry = await _lab_not_loaded_yet(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
+    hass.set_state(CoreState.running)
     client = await hass_client()
     response = await client.get("/api/labpower/resources/nope")
     assert response.status == HTTPStatus.NOT_FOUND

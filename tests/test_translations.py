@@ -63,6 +63,7 @@ def test_exceptions_translated() -> None:
                 "cycle",
                 "dependency",
                 "holders",
+                "labs",
             }
 
 

@@ -34,6 +34,12 @@ from homeassistant.components.lovelace.dashboard import (
     DASHBOARDS_STORAGE_VERSION,
 )
 from homeassistant.config_entries import ConfigEntry, ConfigSubentryData
+from homeassistant.const import __version__ as HA_VERSION
+from homeassistant.helpers.issue_registry import (
+    STORAGE_KEY as ISSUES_STORAGE_KEY,
+    STORAGE_VERSION_MAJOR as ISSUES_STORAGE_VERSION,
+    STORAGE_VERSION_MINOR as ISSUES_STORAGE_MINOR_VERSION,
+)
 from homeassistant.util import dt as dt_util
 
 # The demo serves on the loopback interface only, never on every interface.
@@ -208,6 +214,29 @@ def write_dashboard(config_dir: Path) -> None:
     )
 
 
+def write_dismissed_notices(config_dir: Path) -> None:
+    """Dismiss HA's notice that running it from a virtual environment is deprecated.
+
+    The demo runs Home Assistant from the project's venv on purpose (that is what a
+    developer's checkout is); the notice is about the install method, not about labpower,
+    and would be the only repair the demo shows. It stays under *Show ignored repairs*.
+    """
+    notice = {
+        "created": dt_util.utcnow().isoformat(),
+        "dismissed_version": HA_VERSION,
+        "domain": "homeassistant",
+        "is_persistent": False,
+        "issue_id": "deprecated_method",
+    }
+    _write_store(
+        config_dir,
+        ISSUES_STORAGE_KEY,
+        ISSUES_STORAGE_VERSION,
+        {"issues": [notice]},
+        ISSUES_STORAGE_MINOR_VERSION,
+    )
+
+
 def main(config_dir: str, port: int = PORT) -> None:
     """Seed <config_dir>: HTTP always, the demo lab and dashboard unless entries exist."""
     directory = Path(config_dir)
@@ -222,6 +251,7 @@ def main(config_dir: str, port: int = PORT) -> None:
         config_entries.STORAGE_VERSION_MINOR,
     )
     write_dashboard(directory)
+    write_dismissed_notices(directory)
     print(f"Seeded the demo lab into {path}")
 
 

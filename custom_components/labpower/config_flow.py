@@ -117,6 +117,7 @@ from .const import (
     VENDOR_NETIO,
     VENDOR_SNMP,
 )
+from .coordinator import LabpowerConfigEntry
 from .core.graph import find_cycle
 from .core.model import ResourcePolicy
 from .drivers.snmp_profiles import SNMP_PROFILES
@@ -155,7 +156,7 @@ class LabpowerConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @staticmethod
     @callback
-    def async_get_options_flow(config_entry: ConfigEntry) -> LabOptionsFlow:
+    def async_get_options_flow(config_entry: LabpowerConfigEntry) -> LabOptionsFlow:
         """Lab-wide settings."""
         return LabOptionsFlow()
 

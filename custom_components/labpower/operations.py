@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 
 from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN, FILE_KEY_PREFIX
@@ -42,10 +42,9 @@ _POOLABLE = _POWERED | {ResourceState.OFF}
 # Assistant starting, a lab reloading) before it answers "try again" instead.
 LOAD_WAIT = 30.0
 _LOAD_POLL = 0.1
-# States of an enabled lab entry from which it is expected to load by itself.
+# States of an enabled lab entry on its way to loaded (a lab file retried, a reload).
 _LOADING_STATES = frozenset(
     {
-        ConfigEntryState.NOT_LOADED,
         ConfigEntryState.SETUP_IN_PROGRESS,
         ConfigEntryState.SETUP_RETRY,
         ConfigEntryState.UNLOAD_IN_PROGRESS,
@@ -61,11 +60,22 @@ def runtimes(hass: HomeAssistant) -> list[LabRuntime]:
 
 
 def labs_loading(hass: HomeAssistant) -> list[str]:
-    """The names of enabled labs that have not loaded yet but are expected to."""
+    """The names of enabled labs that have not loaded yet but are about to.
+
+    A lab not loaded at all is about to while Home Assistant starts, or while it is
+    reloaded (its setup lock is held from the unload to the setup).
+    """
     return [
         entry.title
         for entry in hass.config_entries.async_entries(DOMAIN)
-        if entry.disabled_by is None and entry.state in _LOADING_STATES
+        if entry.disabled_by is None
+        and (
+            entry.state in _LOADING_STATES
+            or (
+                entry.state is ConfigEntryState.NOT_LOADED
+                and (hass.state is not CoreState.running or entry.setup_lock.locked())
+            )
+        )
     ]
 
 

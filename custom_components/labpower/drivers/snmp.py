@@ -323,7 +323,12 @@ class SnmpPduClient:
                 if meter is not None
             ]
             # Optional columns and objects a full read found missing are not asked again.
-            optional = [profile.name_column, *(meter.oid for meter in outlet_meters)]
+            optional = [
+                profile.name_column,
+                profile.module_column,
+                profile.number_column,
+                *(meter.oid for meter in outlet_meters),
+            ]
             columns = [profile.state_column]
             columns.extend(oid for oid in optional if oid and oid not in self._absent)
             scalars = [
@@ -449,6 +454,10 @@ class SnmpPduClient:
         }
         self._known.update(states)
         names = tables.get(profile.name_column or (), {})
+        labels = _labels(
+            tables.get(profile.module_column or (), {}),
+            tables.get(profile.number_column or (), {}),
+        )
 
         def meter(which: Meter | None, number: int) -> float | None:
             if which is None:
@@ -463,6 +472,7 @@ class SnmpPduClient:
             outlets[number] = OutletStatus(
                 state=profile.state(_int(states[number])),
                 name=_text(names.get((number,))),
+                label=labels.get(number),
                 current_a=meter(profile.outlet_current, number),
                 power_w=meter(profile.outlet_power, number),
                 energy_kwh=meter(profile.outlet_energy, number),
@@ -674,6 +684,23 @@ class SnmpPduClient:
             )
         target = f" {dotted(failed)}" if failed is not None else ""
         return PduProtocolError(f"{where}: the unit refused to set{target}: {name}")
+
+
+def _labels(modules: dict[Oid, Any], numbers: dict[Oid, Any]) -> dict[int, str]:
+    """Index -> "unit:outlet" where the table spans daisy-chained units, else nothing.
+
+    A single unit's outlets keep their plain number (its index is the outlet number).
+    """
+    found = {
+        suffix[0]: (module, number)
+        for suffix, raw in modules.items()
+        if len(suffix) == 1
+        and (module := _int(raw)) is not None
+        and (number := _int(numbers.get(suffix))) is not None
+    }
+    if len({module for module, _ in found.values()}) < 2:
+        return {}
+    return {index: f"{module}:{number}" for index, (module, number) in found.items()}
 
 
 def _under(oid: Oid, column: Oid) -> bool:

@@ -623,6 +623,7 @@ async def test_v3_refused_credentials_fail_fast(
 ) -> None:
     agent.load(unit("apc_rpdu2", ["off"]))
     client = make(profile="apc_rpdu2", **options)
+    await client._session()  # the engine (loading MIBs, in the executor) is not timed
     start = time.monotonic()
     with pytest.raises(PduAuthError) as caught:
         await client.read_status()

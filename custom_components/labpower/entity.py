@@ -160,6 +160,11 @@ class PduEntity(CoordinatorEntity[PduCoordinator]):
         found = status.outlets.get(self.outlet) if status else None
         number = (found.label if found else None) or str(self.outlet)
         name = (found.name or "").strip() if found else ""
-        if not name or name.casefold() in (f"outlet {number}", number):
+        on_its_unit = number.rpartition(":")[2]  # a chained unit calls 2:1 "Outlet 1"
+        if not name or name.casefold() in (
+            number,
+            f"outlet {number}",
+            f"outlet {on_its_unit}",
+        ):
             return number
         return f"{number} ({name})"

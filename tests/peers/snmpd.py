@@ -116,10 +116,11 @@ def unit(
                 value = spec.control_value(control, now)
                 values[oid(f"{control.column}.{index}")] = ["integer", str(value)]
         values[oid(f"{spec.status}.{index}")] = ["integer", str(raw)]
+        module, number = members[index - 1]
         if names and spec.names:
-            values[oid(f"{spec.names}.{index}")] = ["string", f"outlet {index}"]
+            # Each unit of a chain names its own outlets "Outlet 1"...
+            values[oid(f"{spec.names}.{index}")] = ["string", f"outlet {number}"]
         if spec.modules and spec.numbers:
-            module, number = members[index - 1]
             values[oid(f"{spec.modules}.{index}")] = ["integer", str(module)]
             values[oid(f"{spec.numbers}.{index}")] = ["integer", str(number)]
     for relative, (kind, value) in (extra or {}).items():

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from custom_components.labpower.core.model import PowerState
-from custom_components.labpower.drivers.pdu import UnitStatus
+from custom_components.labpower.drivers.pdu import PduProtocolError, UnitStatus
 from custom_components.labpower.drivers.snmp import SnmpPduClient
 from custom_components.labpower.drivers.snmp_profiles import PROFILES
 
@@ -183,3 +183,15 @@ async def test_recorded_unit_switches(
     await client.set_outlets(on, True)
     await client.set_outlets([off], False)
     assert pattern(await client.read_status()) == before
+
+
+async def test_recorded_unit_lacks_an_outlet(
+    connect: Callable[..., SnmpPduClient],
+    recorded_units: SnmpsimAgent,  # noqa: F811
+) -> None:
+    # snmpsim answers the SET with noSuchInstance and no error: still a refusal.
+    with pytest.raises(PduProtocolError, match="no outlet 25"):
+        await connect("apc-8641").set_outlets([25], True)
+    assert (
+        recorded_units.value("apc-8641", "1.3.6.1.4.1.318.1.1.26.9.2.4.1.5.25") is None
+    )

@@ -184,12 +184,7 @@ class SnmpAgent:
 
     def snmpget(self, *oids: str, community: str = READ_COMMUNITY) -> list[str]:
         """Values as Net-SNMP's snmpget (the reference client) prints them."""
-        assert SNMPGET is not None
-        done = subprocess.run(  # noqa: S603 - a fixed local binary
-            [SNMPGET, "-v2c", "-c", community, "-On", "-Oqv", "-r0", "-t1", f"{self.host}:{self.port}", *oids],
-            capture_output=True, check=True, timeout=10, text=True, env=_quiet_env(),
-        )  # fmt: skip
-        return done.stdout.splitlines()
+        return snmpget(self.port, *oids, community=community)
 
     def stop(self) -> None:
         """Terminate snmpd (its pass_persist programs end with their pipes)."""
@@ -199,6 +194,46 @@ class SnmpAgent:
 def _quiet_env() -> dict[str, str]:
     # No MIB files: the agent and snmpget work with numeric OIDs only.
     return {**os.environ, "MIBS": "", "MIBDIRS": ""}
+
+
+def snmpget(port: int, *oids: str, community: str = READ_COMMUNITY) -> list[str]:
+    """Values of an agent on 127.0.0.1 as Net-SNMP's snmpget (the reference client) prints them."""
+    assert SNMPGET is not None
+    done = subprocess.run(  # noqa: S603 - a fixed local binary
+        [SNMPGET, "-v2c", "-c", community, "-On", "-Oqv", "-r0", "-t1", f"{HOST}:{port}", *oids],
+        capture_output=True, check=True, timeout=10, text=True, env=_quiet_env(),
+    )  # fmt: skip
+    return done.stdout.splitlines()
+
+
+def await_agent(
+    process: subprocess.Popen[bytes],
+    port: int,
+    log: Path,
+    *,
+    community: str = READ_COMMUNITY,
+    sys_object_id: str,
+    timeout: float,
+) -> None:
+    """Return once the agent on `port` reports this sysObjectID; raise if it exits or not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{process.args[0]} exited with {process.returncode}: "
+                + log.read_text(encoding="utf-8", errors="replace")[-4000:]
+            )
+        try:
+            if snmpget(port, SYS_OBJECT_ID, community=community) == [
+                f".{sys_object_id}"
+            ]:
+                return
+        except subprocess.CalledProcessError:
+            pass
+        if time.monotonic() > deadline:
+            stop_process(process)
+            raise RuntimeError(f"{process.args[0]} does not answer on {HOST}:{port}")
+        time.sleep(0.05)
 
 
 def snmpd_config(agent_port: int, state: Path, sys_object_id: str) -> str:
@@ -245,22 +280,8 @@ def start_snmpd(
     )  # fmt: skip
     agent = SnmpAgent(directory, port, process)
     agent.load({SYS_OBJECT_ID: ["objectid", "." + sys_object_id]})
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"snmpd exited with {process.returncode}: "
-                + log.read_text(encoding="utf-8", errors="replace")
-            )
-        try:
-            if agent.snmpget(SYS_OBJECT_ID) == [f".{sys_object_id}"]:
-                return agent
-        except subprocess.CalledProcessError:
-            pass
-        if time.monotonic() > deadline:
-            agent.stop()
-            raise RuntimeError(f"snmpd does not answer on {HOST}:{port}")
-        time.sleep(0.05)
+    await_agent(process, port, log, sys_object_id=sys_object_id, timeout=timeout)
+    return agent
 
 
 @pytest.fixture(scope="session")

@@ -43,13 +43,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
 from .net import free_port, sockets_allowed, stop_process
 from .pdu_mibs import READS_STATE, VENDORS, Vendor, write
-from .snmpd import HOST, SNMPGET, SYS_OBJECT_ID
+from .snmpd import HOST, SNMPGET, await_agent
 
 RECORDINGS = Path(__file__).parent.parent / "data" / "snmprec"
 RESPONDER = Path(sys.executable).with_name("snmpsim-command-responder")
@@ -63,6 +62,8 @@ UNITS = {
     "tripplite-poweralert": "tripplite_ats",
 }
 _STATE, _COMMAND = "state", "command"
+# The recording the fixture asks to know the responder is up, and what it answers.
+FIRST, FIRST_SYS_OBJECT_ID = "apc-7902b", "1.3.6.1.4.1.318.1.3.4.8"
 
 
 def _padded(oid: str) -> str:
@@ -260,26 +261,15 @@ def start_snmpsim(directory: Path, *, timeout: float = 60.0) -> SnmpsimAgent:
             stderr=subprocess.STDOUT,
             env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"},
         )
-    agent = SnmpsimAgent(directory, port, process, tuple(made))
-    deadline = time.monotonic() + timeout
-    assert SNMPGET is not None
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"snmpsim exited with {process.returncode}: "
-                + log.read_text(encoding="utf-8", errors="replace")[-2000:]
-            )
-        done = subprocess.run(  # noqa: S603 - a fixed local binary
-            [SNMPGET, "-v2c", "-c", next(iter(UNITS)), "-On", "-Oqv", "-r0", "-t1", f"{HOST}:{port}", SYS_OBJECT_ID],
-            capture_output=True, check=False, timeout=10, text=True,
-            env={**os.environ, "MIBS": "", "MIBDIRS": ""},
-        )  # fmt: skip
-        if done.returncode == 0 and done.stdout.startswith(".1.3.6.1.4.1.318"):
-            return agent
-        if time.monotonic() > deadline:
-            agent.stop()
-            raise RuntimeError(f"snmpsim does not answer on {HOST}:{port}")
-        time.sleep(0.1)
+    await_agent(
+        process,
+        port,
+        log,
+        community=FIRST,
+        sys_object_id=FIRST_SYS_OBJECT_ID,
+        timeout=timeout,
+    )
+    return SnmpsimAgent(directory, port, process, tuple(made))
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ One status read is one walk of the vendor's outlet table: a single GETBULK carri
 column, the name and meter columns and the unit's scalars (sysName, model, totals) for
 v2c and v3 (a second one only for units with more outlets than one answer holds); SNMP v1
 has no GETBULK and walks row by row with GETNEXT. A switch is one SET with a varbind per
-outlet. The vendor profile is given, or chosen from the unit's sysObjectID.
+outlet. The vendor profile is given, or chosen from the unit's sysObjectID: among the
+vendor's MIBs (APC's rPDU2, rPDU and MasterSwitch tables; Tripp Lite's PDU, ATS and PowerAlert
+12.04 trees...), the first, newest first, whose outlet table the unit answers.
 
 The SnmpEngine is made once per client, in the executor: making it loads MIB modules from
 disk. Everything after that runs on the event loop.
@@ -373,7 +375,7 @@ class SnmpPduClient:
             what = (
                 f"switch outlets {', '.join(map(str, numbers))} {'on' if on else 'off'}"
             )
-            status, index, _ = await self._request(
+            status, index, answered = await self._request(
                 what,
                 set_cmd,
                 self._write_auth,
@@ -385,6 +387,14 @@ class SnmpPduClient:
             if status:
                 failed = oids[index - 1] if 0 < index <= len(oids) else None
                 raise await self._set_error(what, status, failed)
+            # Some agents (snmpsim among them) answer a SET of an object they lack with
+            # noSuchInstance in place of the value, and no error.
+            missing = [oid for oid, value in answered if not _present(value)]
+            if missing:
+                raise PduProtocolError(
+                    f"{self.description}: {what}: the unit has no {dotted(missing[0])}:"
+                    f" no outlet {missing[0][-1]}, or not the unit's vendor profile"
+                )
 
     async def close(self) -> None:
         """Close the engine's socket (a later call makes a new engine)."""

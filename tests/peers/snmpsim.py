@@ -36,6 +36,7 @@ snmpsim refuses to run as root unless told (`SNMPSIM_ALLOW_ROOT=true`); it liste
 from __future__ import annotations
 
 from collections.abc import Iterator
+import contextlib
 from dataclasses import dataclass
 import os
 from pathlib import Path
@@ -79,6 +80,11 @@ def _pinned(tag: str, value: str) -> str:
     return value
 
 
+def _table(unit: str, which: str) -> str:
+    """The SQLite table that serves a recording's state or command column."""
+    return f"{unit.replace('-', '_')}_{which}"
+
+
 @dataclass(frozen=True)
 class _Outlets:
     """A recording's outlet table split off into SQLite: the rows as first served."""
@@ -91,7 +97,7 @@ class _Outlets:
 
     def table(self, which: str) -> str:
         """The SQLite table of this unit's state or command column."""
-        return f"{self.unit.replace('-', '_')}_{which}"
+        return _table(self.unit, which)
 
 
 def _split(unit: str, vendor: Vendor, lines: list[str]) -> tuple[list[str], _Outlets]:
@@ -110,7 +116,7 @@ def _split(unit: str, vendor: Vendor, lines: list[str]) -> tuple[list[str], _Out
             kept.append(line)
             continue
         if not records[which]:
-            kept.append(f"{columns[which]}|:sql|{unit.replace('-', '_')}_{which}")
+            kept.append(f"{columns[which]}|:sql|{_table(unit, which)}")
         records[which][oid[len(columns[which]) + 1 :]] = (tag, value)
     rows: dict[str, list[tuple[str, str, str, str]]] = {_STATE: [], _COMMAND: []}
     for outlet, (tag, value) in records[_COMMAND].items():
@@ -168,6 +174,13 @@ def _triggers(outlets: _Outlets) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def _database(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to the outlet tables, committed and closed at the end."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        yield db
+
+
 def _load(db: sqlite3.Connection, outlets: _Outlets) -> None:
     """(Re)write a unit's outlet tables as first served, then arm the triggers."""
     triggers = _triggers(outlets)
@@ -202,13 +215,13 @@ class SnmpsimAgent:
 
     def reset(self) -> None:
         """Every unit back to its recorded outlet states."""
-        with sqlite3.connect(self.database) as db:
+        with _database(self.database) as db:
             for outlets in self.outlets:
                 _load(db, outlets)
 
     def value(self, unit: str, oid: str) -> str | None:
         """What the unit's outlet table holds for `oid` now (None: not an outlet object)."""
-        with sqlite3.connect(self.database) as db:
+        with _database(self.database) as db:
             for outlets in self.outlets:
                 if outlets.unit != unit:
                     continue
@@ -232,7 +245,7 @@ def start_snmpsim(directory: Path, *, timeout: float = 60.0) -> SnmpsimAgent:
     data.mkdir()
     database = directory / "outlets.sqlite"
     made: list[_Outlets] = []
-    with sqlite3.connect(database) as db:
+    with _database(database) as db:
         for unit, vendor in UNITS.items():
             lines = (
                 (RECORDINGS / f"{unit}.snmprec")

@@ -242,6 +242,102 @@ async def test_write_semantics_of_the_vendors(
     assert [agent.status("raritan_pdu2", n) for n in (1, 2)] == ["7", "8"]
 
 
+async def test_write_semantics_of_the_newer_trees(
+    agent: SnmpAgent, make: Callable[..., SnmpPduClient]
+) -> None:
+    # Tripp Lite TRIPPLITE-PRODUCTS: turnOn(2) / turnOff(1) on device 1's row; state
+    # reads 2 on, 1 off; the command column always reads 0 (idle).
+    agent.load(unit("tripplite", ["off", "on"]))
+    tripp_lite = make(profile="tripplite")
+    await tripp_lite.set_outlets([1], True)
+    await tripp_lite.set_outlets([2], False)
+    assert agent.writes == [
+        f"{oid('850.1.1.3.2.3.3.1.1.6.1.1')} 2",
+        f"{oid('850.1.1.3.2.3.3.1.1.6.1.2')} 1",
+    ]
+    assert [agent.status("tripplite", n) for n in (1, 2)] == ["2", "1"]
+    assert agent.value(oid("850.1.1.3.2.3.3.1.1.6.1.1")) == "0"
+    # The PowerAlert 12.04 tree: the same values, another place.
+    agent.load(unit("tripplite_legacy", ["off"]))
+    await make(profile="tripplite_legacy").set_outlets([1], True)
+    assert agent.writes == [f"{oid('850.10.2.3.5.1.4.1.1')} 2"]
+    assert agent.status("tripplite_legacy", 1) == "2"
+    # CyberPower ePDU2: immediateOn(1) / immediateOff(2); the control column reads
+    # the outlet state in the same terms.
+    agent.load(unit("cyberpower_epdu2", ["off", "on"]))
+    epdu2 = make(profile="cyberpower_epdu2")
+    await epdu2.set_outlets([1], True)
+    await epdu2.set_outlets([2], False)
+    assert [line.split()[1] for line in agent.writes] == ["1", "2"]
+    assert states(await epdu2.read_status()) == {1: ON, 2: OFF}
+    assert agent.value(oid("3808.1.1.6.6.1.5.1.5.2")) == "2"
+    # Raritan PX (PDU-MIB): outletOperationalState is read and written, 1 on, 0 off.
+    agent.load(unit("raritan_px1", ["off", "on"]))
+    px1 = make(profile="raritan_px1")
+    await px1.set_outlets([1], True)
+    await px1.set_outlets([2], False)
+    assert agent.writes == [
+        f"{oid('13742.4.1.2.2.1.3.1')} 1",
+        f"{oid('13742.4.1.2.2.1.3.2')} 0",
+    ]
+    assert states(await px1.read_status()) == {1: ON, 2: OFF}
+
+
+@pytest.mark.parametrize("vendor", ["apc_rpdu2", "cyberpower_epdu2"])
+async def test_daisy_chained_units_name_outlets_per_unit(
+    vendor: str, agent: SnmpAgent, make: Callable[..., SnmpPduClient]
+) -> None:
+    # Two linked units of 3 and 2 outlets: one table, indexed 1..5 across both.
+    agent.load(unit(vendor, ["on", "off", "on", "off", "on"], chain=[3, 2]))
+    client = make(profile=vendor)
+    status = await client.read_status()
+    assert {n: o.label for n, o in status.outlets.items()} == {
+        1: "1:1",
+        2: "1:2",
+        3: "1:3",
+        4: "2:1",
+        5: "2:2",
+    }
+    # Switching keeps the table's index: 2:1 is row 4.
+    await client.set_outlets([4], True)
+    assert agent.status(vendor, 4) == str(VENDORS[vendor].on)
+    assert states(await client.read_status())[4] is ON
+    # A single unit keeps its plain outlet numbers.
+    agent.load(unit(vendor, ["on", "off"]))
+    single = await make(profile=vendor).read_status()
+    assert [o.label for o in single.outlets.values()] == [None, None]
+
+
+async def test_px1_and_epdu2_meters(
+    agent: SnmpAgent, make: Callable[..., SnmpPduClient]
+) -> None:
+    px1_meters = {
+        "13742.4.1.2.2.1.4.1": ("integer", 1250),  # outletCurrent: mA
+        "13742.4.1.2.2.1.7.1": ("integer", 140),  # outletActivePower: W
+        "13742.4.1.2.2.1.31.1": ("gauge", 123456),  # outletWattHours: Wh
+        "13742.4.1.3.1.3.0": ("integer", 600),  # unitActivePower: W
+        "13742.4.1.1.2.0": ("string", "PX1-SERIAL"),  # serialNumber
+    }
+    agent.load(unit("raritan_px1", ["on"], extra=px1_meters))
+    status = await make(profile="raritan_px1").read_status()
+    outlet = status.outlets[1]
+    assert (outlet.current_a, outlet.power_w, outlet.energy_kwh) == (1.25, 140, 123.456)
+    assert (status.power_w, status.serial) == (600, "PX1-SERIAL")
+    epdu2_meters = {
+        "3808.1.1.6.6.2.4.1.6.1": ("gauge", 7),  # ePDU2OutletMeteredStatusLoad: 0.1 A
+        "3808.1.1.6.6.2.4.1.7.1": ("gauge", 80),  # ActivePower: W
+        "3808.1.1.6.6.2.4.1.11.1": ("gauge", 52),  # Energy: 0.1 kWh
+        "3808.1.1.6.3.4.1.18.1": ("gauge", 95),  # ePDU2DeviceStatusPowerLoad: W
+        "3808.1.1.6.3.4.1.9.1": ("gauge", 1234),  # ePDU2DeviceStatusEnergy: 0.1 kWh
+        "3808.1.1.6.2.2.1.9.1": ("string", "PDU81005"),  # ePDU2IdentModelName
+    }
+    agent.load(unit("cyberpower_epdu2", ["on"], extra=epdu2_meters))
+    status = await make(profile="cyberpower_epdu2").read_status()
+    outlet = status.outlets[1]
+    assert (outlet.current_a, outlet.power_w, outlet.energy_kwh) == (0.7, 80, 5.2)
+    assert (status.power_w, status.energy_kwh, status.model) == (95, 123.4, "PDU81005")
+
+
 # Values no profile lists: unknown, never off
 
 
@@ -254,8 +350,13 @@ async def test_write_semantics_of_the_vendors(
         ("eaton_epdu", 3),  # pending on: not on yet
         ("apc_rpdu2", 0),
         ("raritan_pdu2", 1),
-        ("tripplite", 0),
+        ("tripplite", 0),  # tlpPduOutletState unknown(0)
+        ("tripplite_ats", 0),
+        ("tripplite_legacy", 0),
         ("cyberpower", 99),
+        ("cyberpower_epdu2", 3),
+        ("raritan_px1", -1),  # outletOperationalState error(-1)
+        ("raritan_px1", 2),  # cycling(2): not yet on
     ],
 )
 async def test_values_a_profile_does_not_list_are_unknown(
@@ -321,7 +422,14 @@ async def test_status_of_another_type_is_unknown(
         (("cyberpower",), "cyberpower"),
         (("raritan_pdu2",), "raritan_pdu2"),
         (("eaton_epdu",), "eaton_epdu"),
+        (("cyberpower_epdu2",), "cyberpower_epdu2"),
+        # A unit with both CyberPower trees: ePDU2 sees its daisy-chained units too.
+        (("cyberpower", "cyberpower_epdu2"), "cyberpower_epdu2"),
+        # A first-generation Raritan PX (sysObjectID 13742.4) has PDU-MIB only.
+        (("raritan_px1",), "raritan_px1"),
         (("tripplite",), "tripplite"),
+        (("tripplite_ats",), "tripplite_ats"),
+        (("tripplite_legacy",), "tripplite_legacy"),
     ],
 )
 @pytest.mark.parametrize("version", ["1", "2c"])
@@ -404,12 +512,25 @@ async def test_profile_that_is_not_the_units(
 
 
 def test_candidates() -> None:
+    # Newest MIB first within a vendor: the probe takes the first table a unit answers.
     assert candidates(enterprise("318.1.3.4.5")) == [
         PROFILES["apc_rpdu2"],
         PROFILES["apc_rpdu"],
         PROFILES["apc_masterswitch"],
     ]
-    assert candidates(enterprise("13742.6")) == [PROFILES["raritan_pdu2"]]
+    assert candidates(enterprise("13742.4")) == [
+        PROFILES["raritan_pdu2"],
+        PROFILES["raritan_px1"],
+    ]
+    assert [p.key for p in candidates(enterprise("850.1.1.1"))] == [
+        "tripplite",
+        "tripplite_ats",
+        "tripplite_legacy",
+    ]
+    assert [p.key for p in candidates(enterprise("3808.1.1.6"))] == [
+        "cyberpower_epdu2",
+        "cyberpower",
+    ]
     assert candidates((1, 3, 6, 1, 4, 1)) == []
     assert candidates((1, 3, 6, 1, 2, 1)) == []
     assert dotted(enterprise("534.6")) == "1.3.6.1.4.1.534.6"
@@ -502,6 +623,7 @@ async def test_v3_refused_credentials_fail_fast(
 ) -> None:
     agent.load(unit("apc_rpdu2", ["off"]))
     client = make(profile="apc_rpdu2", **options)
+    await client._session()  # the engine (loading MIBs, in the executor) is not timed
     start = time.monotonic()
     with pytest.raises(PduAuthError) as caught:
         await client.read_status()
@@ -633,8 +755,9 @@ async def test_missing_optional_objects_are_not_asked_again(
     client = make(profile="apc_rpdu2")
     assert states(await client.read_status()) == {1: ON, 2: OFF}
     assert states(await client.read_status()) == {1: ON, 2: OFF}
-    # sysName, power, energy + state, name, current, power, energy; then sysName + 2.
-    assert calls.varbinds("bulk_cmd") == [8, 3]
+    # sysName, model, serial, power, energy + state, name, module, number, current,
+    # power, energy; then sysName and the four columns the unit has.
+    assert calls.varbinds("bulk_cmd") == [12, 5]
 
 
 async def test_walk_that_does_not_end(

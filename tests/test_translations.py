@@ -10,6 +10,7 @@ import yaml
 
 from custom_components.labpower.core import model
 from custom_components.labpower.drivers.icmp import ICMP_UNAVAILABLE
+from custom_components.labpower.drivers.snmp_profiles import SNMP_PROFILES
 from custom_components.labpower.switchers import ENTITY_MISSING
 
 PACKAGE = Path(__file__).parent.parent / "custom_components" / "labpower"
@@ -91,6 +92,11 @@ def test_actions_described() -> None:
     for key in ("kind", "wait"):
         options = services["acquire"]["fields"][key]["selector"]["select"]["options"]
         assert set(options) == set(EN["selector"][key]["options"])
+
+
+def test_snmp_profiles_translated() -> None:
+    # The unit form's selector offers SNMP_PROFILES: each has its label, in that order.
+    assert list(EN["selector"]["snmp_profile"]["options"]) == SNMP_PROFILES
 
 
 def test_flow_fields_described() -> None:

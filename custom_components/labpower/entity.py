@@ -151,11 +151,20 @@ class PduEntity(CoordinatorEntity[PduCoordinator]):
 
     @property
     def outlet_name(self) -> str:
-        """The outlet's number, with the name the unit stores for it ("3 (build-1)")."""
+        """The outlet's number, with the name the unit stores for it ("3 (build-1)").
+
+        On daisy-chained units the number is the unit's and the outlet's ("2:1").
+        """
         assert self.outlet is not None
         status = self.coordinator.data
         found = status.outlets.get(self.outlet) if status else None
+        number = (found.label if found else None) or str(self.outlet)
         name = (found.name or "").strip() if found else ""
-        if not name or name.casefold() in (f"outlet {self.outlet}", str(self.outlet)):
-            return str(self.outlet)
-        return f"{self.outlet} ({name})"
+        on_its_unit = number.rpartition(":")[2]  # a chained unit calls 2:1 "Outlet 1"
+        if not name or name.casefold() in (
+            number,
+            f"outlet {number}",
+            f"outlet {on_its_unit}",
+        ):
+            return number
+        return f"{number} ({name})"

@@ -1130,6 +1130,33 @@ def test_unit_problems() -> None:
     ]
 
 
+def test_snmp_profile_is_one_of_the_drivers() -> None:
+    lab = parse(
+        """\
+        units:
+          - name: tl[1-2]
+            vendor: snmp
+            host: 10.0.0.[7-8]
+            community: public
+            snmp_profile: tripplite_legacy
+        """
+    )
+    assert [unit["snmp_profile"] for unit in lab.units] == ["tripplite_legacy"] * 2
+    [(line, message)] = problems(
+        """\
+        units:
+          - name: tl
+            vendor: snmp
+            host: h
+            community: public
+            snmp_profile: tripplite_old
+        """
+    )
+    assert line == 6
+    assert message.startswith("snmp_profile: 'tripplite_old' is not one of automatic, ")
+    assert "tripplite_legacy" in message
+
+
 def test_bmc_problems() -> None:
     assert problems(
         """\

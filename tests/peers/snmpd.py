@@ -5,7 +5,11 @@ enterprise OID (as snmpd's `pass_persist` program) from a JSON state file, and a
 sysObjectID.0 too (registered with a higher priority than snmpd's own system group), so a
 test turns the agent into another unit by loading another state: `agent.load(unit(...))`.
 A write to an outlet's control object changes its separate status object the way the
-vendor's unit does.
+vendor's unit does. The vendors' trees and what a write does there are in pdu_mibs.py, each
+with its MIB source: APC MasterSwitch, rPDU and rPDU2 (daisy-chained units too: the index
+spans the linked units, Module and Number name each row's unit and outlet), CyberPower ePDU
+and ePDU2, Raritan PX2/PX3 (PDU2-MIB) and PX (PDU-MIB), Eaton ePDU, Tripp Lite
+TRIPPLITE-PRODUCTS PDU and ATS outlet tables (current firmware) and the PowerAlert 12.04 tree.
 
 Access: v1/v2c community `public` reads and `private` writes; v3 users `labadmin`
 (SHA + AES, read-write), `labmd5` (MD5 + DES, read-write) and `labreader` (SHA, no privacy,
@@ -32,6 +36,7 @@ import time
 import pytest
 
 from .net import free_port, sockets_allowed, stop_process
+from .pdu_mibs import VENDORS
 
 HOST = "127.0.0.1"
 SNMPD = shutil.which("snmpd") or "/usr/sbin/snmpd"
@@ -62,50 +67,6 @@ V3_READER = V3User("labreader", "sha", "labauth-secret", writable=False)
 V3_USERS = (V3_ADMIN, V3_MD5, V3_READER)
 
 
-@dataclass(frozen=True)
-class Vendor:
-    """Where a vendor's unit keeps its outlets (OIDs below .1.3.6.1.4.1)."""
-
-    enterprise: int
-    sys_object_id: str
-    status: str
-    controls: tuple[str, ...]  # control columns (Eaton has one for off, one for on)
-    on: int  # what the status column reads
-    off: int
-    names: str | None = None
-
-
-# Transcribed from the vendors' MIBs (shared/reference/devices.md), not from the driver.
-VENDORS: Mapping[str, Vendor] = {
-    "apc_masterswitch": Vendor(
-        318, "318.1.3.4.5", "318.1.1.4.4.2.1.3", ("318.1.1.4.4.2.1.3",), 1, 2,
-        names="318.1.1.4.4.2.1.4",
-    ),
-    "apc_rpdu": Vendor(
-        318, "318.1.3.4.5", "318.1.1.12.3.5.1.1.4", ("318.1.1.12.3.3.1.1.4",), 1, 2,
-        names="318.1.1.12.3.5.1.1.2",
-    ),
-    "apc_rpdu2": Vendor(
-        318, "318.1.3.4.5", "318.1.1.26.9.2.3.1.5", ("318.1.1.26.9.2.4.1.5",), 2, 1,
-        names="318.1.1.26.9.2.3.1.3",
-    ),
-    "cyberpower": Vendor(
-        3808, "3808.1.1.3", "3808.1.1.3.3.5.1.1.4", ("3808.1.1.3.3.3.1.1.4",), 1, 2,
-        names="3808.1.1.3.3.5.1.1.2",
-    ),
-    "raritan_pdu2": Vendor(
-        13742, "13742.6", "13742.6.4.1.2.1.3.1", ("13742.6.4.1.2.1.2.1",), 7, 8,
-        names="13742.6.3.5.3.1.3.1",
-    ),
-    "eaton_epdu": Vendor(
-        534, "534.6.6.7", "534.6.6.7.6.6.1.2.0",
-        ("534.6.6.7.6.6.1.3.0", "534.6.6.7.6.6.1.4.0"), 1, 0,
-        names="534.6.6.7.6.1.1.3.0",
-    ),
-    "tripplite": Vendor(
-        850, "850.1", "850.10.2.3.5.1.2.1", ("850.10.2.3.5.1.4.1",), 2, 1,
-    ),
-}  # fmt: skip
 ENTERPRISE_TREES = sorted({vendor.enterprise for vendor in VENDORS.values()})
 
 type Values = dict[str, list[str]]
@@ -121,14 +82,17 @@ def unit(
     outlets: Sequence[str | int | None],
     *,
     names: bool = True,
+    chain: Sequence[int] | None = None,
     sys_object_id: str | None = "",
     extra: Mapping[str, tuple[str, str | int]] | None = None,
 ) -> Values:
     """The objects of a `vendor` unit with these outlets (1, 2, ...).
 
     Each outlet is "on", "off", a raw status value, or None (the unit has no such
-    outlet). `sys_object_id`: "" the vendor's, None none at all. `extra`: more objects,
-    {OID below .1.3.6.1.4.1: (type, value)}.
+    outlet). `chain`: the outlets of each daisy-chained unit, in order (units 1, 2...),
+    where the vendor's table spans linked units; default one unit. `sys_object_id`: ""
+    the vendor's, None none at all. `extra`: more objects, {OID below .1.3.6.1.4.1:
+    (type, value)}.
     """
     spec = VENDORS[vendor]
     values: Values = {}
@@ -137,22 +101,28 @@ def unit(
             "objectid",
             "." + (sys_object_id or oid(spec.sys_object_id)),
         ]
-    for number, state in enumerate(outlets, start=1):
+    members = [
+        (module, number)
+        for module, size in enumerate(chain or [len(outlets)], start=1)
+        for number in range(1, size + 1)
+    ]
+    for index, state in enumerate(outlets, start=1):
         if state is None:
             continue
+        raw = spec.states.get(state, state) if isinstance(state, str) else state
         for control in spec.controls:
-            values[oid(f"{control}.{number}")] = [
-                "integer",
-                "-1" if vendor == "eaton_epdu" else "0",
-            ]
-        raw = (
-            {"on": spec.on, "off": spec.off}.get(state, state)
-            if isinstance(state, str)
-            else state
-        )
-        values[oid(f"{spec.status}.{number}")] = ["integer", str(raw)]
+            if control.column != spec.status:
+                now = "on" if raw == spec.on else "off"
+                value = spec.control_value(control, now)
+                values[oid(f"{control.column}.{index}")] = ["integer", str(value)]
+        values[oid(f"{spec.status}.{index}")] = ["integer", str(raw)]
+        module, number = members[index - 1]
         if names and spec.names:
-            values[oid(f"{spec.names}.{number}")] = ["string", f"outlet {number}"]
+            # Each unit of a chain names its own outlets "Outlet 1"...
+            values[oid(f"{spec.names}.{index}")] = ["string", f"outlet {number}"]
+        if spec.modules and spec.numbers:
+            values[oid(f"{spec.modules}.{index}")] = ["integer", str(module)]
+            values[oid(f"{spec.numbers}.{index}")] = ["integer", str(number)]
     for relative, (kind, value) in (extra or {}).items():
         values[oid(relative)] = [kind, str(value)]
     return values
@@ -214,12 +184,7 @@ class SnmpAgent:
 
     def snmpget(self, *oids: str, community: str = READ_COMMUNITY) -> list[str]:
         """Values as Net-SNMP's snmpget (the reference client) prints them."""
-        assert SNMPGET is not None
-        done = subprocess.run(  # noqa: S603 - a fixed local binary
-            [SNMPGET, "-v2c", "-c", community, "-On", "-Oqv", "-r0", "-t1", f"{self.host}:{self.port}", *oids],
-            capture_output=True, check=True, timeout=10, text=True, env=_quiet_env(),
-        )  # fmt: skip
-        return done.stdout.splitlines()
+        return snmpget(self.port, *oids, community=community)
 
     def stop(self) -> None:
         """Terminate snmpd (its pass_persist programs end with their pipes)."""
@@ -229,6 +194,46 @@ class SnmpAgent:
 def _quiet_env() -> dict[str, str]:
     # No MIB files: the agent and snmpget work with numeric OIDs only.
     return {**os.environ, "MIBS": "", "MIBDIRS": ""}
+
+
+def snmpget(port: int, *oids: str, community: str = READ_COMMUNITY) -> list[str]:
+    """Values of an agent on 127.0.0.1 as Net-SNMP's snmpget (the reference client) prints them."""
+    assert SNMPGET is not None
+    done = subprocess.run(  # noqa: S603 - a fixed local binary
+        [SNMPGET, "-v2c", "-c", community, "-On", "-Oqv", "-r0", "-t1", f"{HOST}:{port}", *oids],
+        capture_output=True, check=True, timeout=10, text=True, env=_quiet_env(),
+    )  # fmt: skip
+    return done.stdout.splitlines()
+
+
+def await_agent(
+    process: subprocess.Popen[bytes],
+    port: int,
+    log: Path,
+    *,
+    community: str = READ_COMMUNITY,
+    sys_object_id: str,
+    timeout: float,
+) -> None:
+    """Return once the agent on `port` reports this sysObjectID; raise if it exits or not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{process.args[0]} exited with {process.returncode}: "
+                + log.read_text(encoding="utf-8", errors="replace")[-4000:]
+            )
+        try:
+            if snmpget(port, SYS_OBJECT_ID, community=community) == [
+                f".{sys_object_id}"
+            ]:
+                return
+        except subprocess.CalledProcessError:
+            pass
+        if time.monotonic() > deadline:
+            stop_process(process)
+            raise RuntimeError(f"{process.args[0]} does not answer on {HOST}:{port}")
+        time.sleep(0.05)
 
 
 def snmpd_config(agent_port: int, state: Path, sys_object_id: str) -> str:
@@ -275,22 +280,8 @@ def start_snmpd(
     )  # fmt: skip
     agent = SnmpAgent(directory, port, process)
     agent.load({SYS_OBJECT_ID: ["objectid", "." + sys_object_id]})
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"snmpd exited with {process.returncode}: "
-                + log.read_text(encoding="utf-8", errors="replace")
-            )
-        try:
-            if agent.snmpget(SYS_OBJECT_ID) == [f".{sys_object_id}"]:
-                return agent
-        except subprocess.CalledProcessError:
-            pass
-        if time.monotonic() > deadline:
-            agent.stop()
-            raise RuntimeError(f"snmpd does not answer on {HOST}:{port}")
-        time.sleep(0.05)
+    await_agent(process, port, log, sys_object_id=sys_object_id, timeout=timeout)
+    return agent
 
 
 @pytest.fixture(scope="session")

@@ -106,6 +106,7 @@ from ..const import (
     SWITCHER_WOL,
     VENDOR_SNMP,
 )
+from ..drivers.snmp_profiles import SNMP_PROFILES
 from .graph import find_cycle
 from .hostlist import HostlistError, expand
 from .model import ResourcePolicy
@@ -464,7 +465,7 @@ _UNIT_FIELDS: Final[dict[str, _Field]] = {
     CONF_AUTH_KEY: _OPAQUE_FIELD,
     CONF_PRIV_PROTOCOL: _OPAQUE_FIELD,
     CONF_PRIV_KEY: _OPAQUE_FIELD,
-    CONF_SNMP_PROFILE: _TEXT_FIELD,
+    CONF_SNMP_PROFILE: _Field(_TEXT, choices=tuple(SNMP_PROFILES)),
     CONF_OUTLET_COUNT: _Field(_INT, low=1),
     CONF_UPS_ENTITY: _TEXT_FIELD,
 }

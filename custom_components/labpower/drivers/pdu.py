@@ -65,6 +65,7 @@ class OutletStatus:
 
     state: PowerState
     name: str | None = None
+    label: str | None = None  # how the unit numbers it, where not plainly ("2:1")
     current_a: float | None = None
     power_w: float | None = None
     energy_kwh: float | None = None

@@ -4,7 +4,9 @@ One status read is one walk of the vendor's outlet table: a single GETBULK carri
 column, the name and meter columns and the unit's scalars (sysName, model, totals) for
 v2c and v3 (a second one only for units with more outlets than one answer holds); SNMP v1
 has no GETBULK and walks row by row with GETNEXT. A switch is one SET with a varbind per
-outlet. The vendor profile is given, or chosen from the unit's sysObjectID.
+outlet. The vendor profile is given, or chosen from the unit's sysObjectID: among the
+vendor's MIBs (APC's rPDU2, rPDU and MasterSwitch tables; Tripp Lite's PDU, ATS and PowerAlert
+12.04 trees...), the first, newest first, whose outlet table the unit answers.
 
 The SnmpEngine is made once per client, in the executor: making it loads MIB modules from
 disk. Everything after that runs on the event loop.
@@ -50,6 +52,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import errind
 from pysnmp.smi import view
+from pysnmp.smi.compiler import add_mib_compiler
 
 from ..core.model import PowerState
 from ..core.switching import ConfigurationSwitchError, SwitchError
@@ -188,10 +191,16 @@ def _to_thread[T](func: Callable[[], T]) -> Awaitable[T]:
 
 
 def _new_engine() -> Any:
-    """An SnmpEngine with its MIB view loaded (blocking: runs in the executor)."""
+    """An SnmpEngine with its MIB view loaded (blocking: runs in the executor).
+
+    Where pysmi is installed, pysnmp gives the MIB builder a MIB compiler at the first
+    request (building its parser takes about half a second): that happens here too, off
+    the event loop. Without pysmi this adds nothing.
+    """
     engine = SnmpEngine()
     builder = engine.message_dispatcher.mib_instrum_controller.get_mib_builder()
     engine.cache["mibViewController"] = view.MibViewController(builder)
+    add_mib_compiler(builder, ifAvailable=True, ifNotAdded=True)
     return engine
 
 
@@ -323,7 +332,12 @@ class SnmpPduClient:
                 if meter is not None
             ]
             # Optional columns and objects a full read found missing are not asked again.
-            optional = [profile.name_column, *(meter.oid for meter in outlet_meters)]
+            optional = [
+                profile.name_column,
+                profile.module_column,
+                profile.number_column,
+                *(meter.oid for meter in outlet_meters),
+            ]
             columns = [profile.state_column]
             columns.extend(oid for oid in optional if oid and oid not in self._absent)
             scalars = [
@@ -361,7 +375,7 @@ class SnmpPduClient:
             what = (
                 f"switch outlets {', '.join(map(str, numbers))} {'on' if on else 'off'}"
             )
-            status, index, _ = await self._request(
+            status, index, answered = await self._request(
                 what,
                 set_cmd,
                 self._write_auth,
@@ -373,6 +387,14 @@ class SnmpPduClient:
             if status:
                 failed = oids[index - 1] if 0 < index <= len(oids) else None
                 raise await self._set_error(what, status, failed)
+            # Some agents (snmpsim among them) answer a SET of an object they lack with
+            # noSuchInstance in place of the value, and no error.
+            missing = [oid for oid, value in answered if not _present(value)]
+            if missing:
+                raise PduProtocolError(
+                    f"{self.description}: {what}: the unit has no {dotted(missing[0])}:"
+                    f" no outlet {missing[0][-1]}, or not the unit's vendor profile"
+                )
 
     async def close(self) -> None:
         """Close the engine's socket (a later call makes a new engine)."""
@@ -449,6 +471,10 @@ class SnmpPduClient:
         }
         self._known.update(states)
         names = tables.get(profile.name_column or (), {})
+        labels = _labels(
+            tables.get(profile.module_column or (), {}),
+            tables.get(profile.number_column or (), {}),
+        )
 
         def meter(which: Meter | None, number: int) -> float | None:
             if which is None:
@@ -463,6 +489,7 @@ class SnmpPduClient:
             outlets[number] = OutletStatus(
                 state=profile.state(_int(states[number])),
                 name=_text(names.get((number,))),
+                label=labels.get(number),
                 current_a=meter(profile.outlet_current, number),
                 power_w=meter(profile.outlet_power, number),
                 energy_kwh=meter(profile.outlet_energy, number),
@@ -674,6 +701,23 @@ class SnmpPduClient:
             )
         target = f" {dotted(failed)}" if failed is not None else ""
         return PduProtocolError(f"{where}: the unit refused to set{target}: {name}")
+
+
+def _labels(modules: dict[Oid, Any], numbers: dict[Oid, Any]) -> dict[int, str]:
+    """Index -> "unit:outlet" where the table spans daisy-chained units, else nothing.
+
+    A single unit's outlets keep their plain number (its index is the outlet number).
+    """
+    found = {
+        suffix[0]: (module, number)
+        for suffix, raw in modules.items()
+        if len(suffix) == 1
+        and (module := _int(raw)) is not None
+        and (number := _int(numbers.get(suffix))) is not None
+    }
+    if len({module for module, _ in found.values()}) < 2:
+        return {}
+    return {index: f"{module}:{number}" for index, (module, number) in found.items()}
 
 
 def _under(oid: Oid, column: Oid) -> bool:

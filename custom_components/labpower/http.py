@@ -389,7 +389,7 @@ class PowerCycleView(HomeAssistantView):
         """Refused while off or used by others (administrators may); done when on."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        runtime = locate(hass, [name])[name]
+        runtime = await _resource_lab(hass, name)
         check_cycle(runtime, name, user.id, admin=user.is_admin)
         await runtime.lab.power_cycle(name, f"cycled by {user.name or 'REST API'}")
         return self.json(

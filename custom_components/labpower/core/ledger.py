@@ -48,6 +48,8 @@ class Ledger:
         self._forced: set[str] = set()
         # While set (a UPS runs on battery), off delays are skipped: idle means off.
         self.shedding = False
+        # Resources labpower stopped switching until a person acknowledges (the reason).
+        self._halted: dict[str, str] = {}
 
     # Resources
 
@@ -73,6 +75,7 @@ class Ledger:
         self._last_cause.pop(resource, None)
         self._demand.discard(resource)
         self._forced.discard(resource)
+        self._halted.pop(resource, None)
         return revoked
 
     @property
@@ -298,6 +301,18 @@ class Ledger:
             return 0.0
         return max(0.0, last_off + self.policy(resource).min_off_time - self._clock())
 
+    def set_halted(self, resource: str, reason: str | None) -> None:
+        """Record that labpower stopped switching a resource (None: it switches again)."""
+        if reason is None:
+            self._halted.pop(resource, None)
+        else:
+            self._halted[resource] = reason
+
+    @property
+    def halted(self) -> dict[str, str]:
+        """The resources labpower stopped switching, with the reason (persisted)."""
+        return dict(self._halted)
+
     # Persistence
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,6 +324,7 @@ class Ledger:
             "last_off": dict(self._last_off),
             "released": dict(self._released),
             "last_cause": dict(self._last_cause),
+            "halted": dict(self._halted),
         }
 
     def load(self, data: dict[str, Any]) -> list[UsageToken]:
@@ -331,6 +347,9 @@ class Ledger:
         self._last_off.update({k: v for k, v in data["last_off"].items() if k in known})
         self._last_cause.update(
             {k: v for k, v in data.get("last_cause", {}).items() if k in known}
+        )
+        self._halted.update(
+            {k: v for k, v in data.get("halted", {}).items() if k in known}
         )
         self._released.update(data["released"])
         return orphans

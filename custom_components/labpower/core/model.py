@@ -95,6 +95,9 @@ class ResourcePolicy:
     default_ttl: float = 3600.0
     max_ttl: float = 86400.0
     graceful_off: bool = True
+    # Hardware protection: at most this many power changes per 10 minutes (the
+    # reconciler's guard window), whatever their cause; beyond, labpower stops switching.
+    max_transitions: int = 6
 
 
 class LabError(Exception):
@@ -244,3 +247,17 @@ class AcquireRefusedError(LabError):
     def __init__(self, reason: str) -> None:
         """Say why."""
         super().__init__(f"No new tokens: {reason}", reason=reason)
+
+
+class ResourceHaltedError(LabError):
+    """labpower stopped switching the resource until a person acknowledges it."""
+
+    key = "resource_halted"
+
+    def __init__(self, resource: str, reason: str) -> None:
+        """Name the resource and why it was stopped."""
+        super().__init__(
+            f"labpower stopped switching {resource}: {reason}",
+            resource=resource,
+            reason=reason,
+        )

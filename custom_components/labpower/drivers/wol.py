@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import re
+
+from ..core.feeds import normalise_mac
 
 MAGIC_PACKET_SIZE = 102
 DEFAULT_BROADCAST = "255.255.255.255"
 DEFAULT_PORT = 9
 
-# aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff, aabb.ccdd.eeff (Cisco) or aabbccddeeff.
-_MAC_FORMATS = (
-    re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}", re.IGNORECASE),
-    re.compile(r"[0-9a-f]{2}(?:-[0-9a-f]{2}){5}", re.IGNORECASE),
-    re.compile(r"[0-9a-f]{4}(?:\.[0-9a-f]{4}){2}", re.IGNORECASE),
-    re.compile(r"[0-9a-f]{12}", re.IGNORECASE),
-)
-
-
 def parse_mac(mac: str) -> bytes:
     """The 6 bytes of a MAC address; ValueError for anything but the four usual forms."""
-    text = mac.strip()
-    if not any(pattern.fullmatch(text) for pattern in _MAC_FORMATS):
+    normal = normalise_mac(mac)
+    if normal is None:
         raise ValueError(
             f"Not a MAC address: {mac!r} (expected aa:bb:cc:dd:ee:ff, "
             "aa-bb-cc-dd-ee-ff, aabb.ccdd.eeff or aabbccddeeff)"
         )
-    return bytes.fromhex(re.sub(r"[:.\-]", "", text))
+    return bytes.fromhex(normal.replace(":", ""))
 
 
 def format_mac(mac: str) -> str:

@@ -517,7 +517,9 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
             resource=self._data.get(CONF_RESOURCE_NAME, ""),
         )
 
-    def _check_feeds(self, user_input: Mapping[str, Any], errors: dict[str, str]) -> None:
+    def _check_feeds(
+        self, user_input: Mapping[str, Any], errors: dict[str, str]
+    ) -> None:
         """One feed, one owner: refuse an entity, outlet, BMC or MAC another one uses."""
         entry = self._get_entry()
         owners = self._feed_owners()

@@ -513,7 +513,9 @@ class LabRuntime:
                 continue
             names = {use: self._name_in_lab(use) for use in uses}
             LOGGER.error(
-                "%s feeds %s: none of them is switched", target, ", ".join(names.values())
+                "%s feeds %s: none of them is switched",
+                target,
+                ", ".join(names.values()),
             )
             raise_repair(
                 self.hass,

@@ -65,11 +65,7 @@ def feed_owners(
     hass: HomeAssistant, *, lab: str, resource: str
 ) -> dict[FeedTarget, FeedUse]:
     """Who uses each feed target, leaving out the resource `resource` of lab `lab`."""
-    return {
-        use.target: use
-        for use in feed_uses(hass)
-        if use.owner != (lab, resource)
-    }
+    return {use.target: use for use in feed_uses(hass) if use.owner != (lab, resource)}
 
 
 def known_feeds(hass: HomeAssistant, entry: ConfigEntry) -> dict[FeedTarget, str]:

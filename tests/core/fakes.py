@@ -51,6 +51,7 @@ class FakeFeed:
     ignores_commands: bool = False  # acknowledges, state does not follow
     unreadable: bool = False
     graceful_shuts_down: bool = True
+    reads_power: bool = True  # False: its state is inferred (Wake-on-LAN from a check)
     commands: list[str] = field(default_factory=list)
     name: str = "feed"
     stagger_group: str | None = None  # the PDU it hangs on, for staggered power-on
@@ -62,6 +63,7 @@ class FakeFeed:
     def capabilities(self) -> SwitcherCapabilities:
         """What the fake declares."""
         return SwitcherCapabilities(
+            can_read_state=self.reads_power,
             is_toggle=self.toggle,
             can_reset=self.resettable,
             can_shutdown_gracefully=self.graceful,

@@ -105,7 +105,9 @@ def feed_targets(
     found: dict[FeedTarget, str] = {}
     for key in _ENTITY_FIELDS.get(str(switcher), ()):
         if entity := str(data.get(key) or "").strip():
-            found.setdefault(FeedTarget(FeedKind.ENTITY, entity.casefold(), "", entity), key)
+            found.setdefault(
+                FeedTarget(FeedKind.ENTITY, entity.casefold(), "", entity), key
+            )
     if switcher == SWITCHER_PDU:
         for outlet in data.get(CONF_OUTLETS, ()):
             found.setdefault(outlet_target(str(outlet), scope), CONF_OUTLETS)

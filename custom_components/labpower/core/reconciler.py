@@ -152,7 +152,9 @@ class _Progress:
     asked_slot: bool = False  # queued for, or holding, a power-on slot
     halted: str | None = None  # why it stopped acting (until resumed)
     foreign_at: float | None = None  # when something else last switched it
-    correction: str | None = None  # the cause of the action that undoes a foreign change
+    correction: str | None = (
+        None  # the cause of the action that undoes a foreign change
+    )
     transitions: deque[float] = field(default_factory=deque)  # when it switched lately
 
 
@@ -608,7 +610,9 @@ class Reconciler:
             self._halt(reason)
             return False
         _LOGGER.warning("%s: %s; correcting it once", self.name, reason)
-        progress.correction = f"correcting {', '.join(foreign)}, switched by something else"
+        progress.correction = (
+            f"correcting {', '.join(foreign)}, switched by something else"
+        )
         return True
 
     def _may_switch(self, now: float, count: int) -> bool:

@@ -10,6 +10,7 @@ MAGIC_PACKET_SIZE = 102
 DEFAULT_BROADCAST = "255.255.255.255"
 DEFAULT_PORT = 9
 
+
 def parse_mac(mac: str) -> bytes:
     """The 6 bytes of a MAC address; ValueError for anything but the four usual forms."""
     normal = normalise_mac(mac)

@@ -230,10 +230,22 @@ async def test_reload_keeps_tokens_and_refuses_dropping_held(
     with pytest.raises(ServiceValidationError) as err:
         await call(hass, "reload_lab_file", {})
     assert "line 11" in err.value.translation_placeholders["detail"]
-    # a bigger file loads; the token lives on
+    # one feed, one owner: a second resource on stack1's relay is refused
     (config_dir / "labpower.yaml").write_text(
         LAB_FILE.format(pi_off_delay=0)
         + "  - name: extra1\n    power_entity: input_boolean.stack1_relay\n"
+    )
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "reload_lab_file", {})
+    assert err.value.translation_placeholders["detail"].startswith(
+        "labpower.yaml line 19: power_entity 'input_boolean.stack1_relay' of extra1 "
+        "already feeds stack1 (line 9)"
+    )
+    # a bigger file loads; the token lives on
+    hass.states.async_set("input_boolean.extra1_relay", "off")
+    (config_dir / "labpower.yaml").write_text(
+        LAB_FILE.format(pi_off_delay=0)
+        + "  - name: extra1\n    power_entity: input_boolean.extra1_relay\n"
     )
     response = await call(hass, "reload_lab_file", {})
     assert response == {"reloaded": ["Pi lab"]}

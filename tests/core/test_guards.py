@@ -164,8 +164,7 @@ async def test_power_changes_beyond_the_limit_stop_it() -> None:
     assert feed.commands == ["on", "off", "on", "off"]
     assert h.state is ResourceState.FAULT
     reason = (
-        "4 power changes within 10 minutes, the limit is 4: "
-        "stopped to protect the hardware"
+        "more than 4 power changes within 10 minutes: stopped to protect the hardware"
     )
     assert h.reconciler.reason == reason
     assert [e.detail for e in h.kinds(EventKind.HALTED)] == [reason]

@@ -36,6 +36,7 @@ from .model import (
 from .switching import (
     AvailabilityChecker,
     ConfigurationSwitchError,
+    ForeignSwitchError,
     Switcher,
     SwitchError,
 )
@@ -230,6 +231,8 @@ class Reconciler:
             except ConfigurationSwitchError as err:
                 self.hooks.config_error(self.name, err)
                 return self._fault(f"configuration error: {err}")
+            except ForeignSwitchError as err:
+                return self._switched_back(err)
             except SwitchError as err:
                 return self._fault(str(err) or type(err).__name__)
             finally:
@@ -548,7 +551,7 @@ class Reconciler:
                 await self.sleep(backoff[min(attempt - 1, len(backoff) - 1)])
             try:
                 await self._call(self._send(feed, target, graceful=graceful))
-            except ConfigurationSwitchError:
+            except ConfigurationSwitchError, ForeignSwitchError:
                 raise
             except SwitchError as err:
                 error = err
@@ -602,8 +605,20 @@ class Reconciler:
             # labpower asked the machine to shut down: its going off is no surprise
             and not (state is PowerState.OFF and progress.stopping_since is not None)
         ]
-        if not foreign:
-            return True
+        return not foreign or self._foreign(foreign, now)
+
+    def _switched_back(self, err: ForeignSwitchError) -> float:
+        """A switch undone at once by something else: a foreign change like any other."""
+        self._switched(1)  # it did switch, however briefly
+        if err.target is PowerState.ON:
+            self.hooks.powered_off(self.name)  # min_off_time applies to the correction
+        if not self._foreign([err.feed], self.clock()):
+            return self.timing.slow_poll
+        return 0.0
+
+    def _foreign(self, foreign: list[str], now: float) -> bool:
+        """Something else switched these feeds: correct once, halt (False) if again."""
+        progress = self._progress
         reason = f"switched by something else: {', '.join(foreign)}"
         last, progress.foreign_at = progress.foreign_at, now
         if last is not None and now - last < self.timing.guard_window:
@@ -624,8 +639,8 @@ class Reconciler:
         if len(recent) + count <= limit:
             return True
         self._halt(
-            f"{len(recent)} power changes within {self.timing.guard_window / 60:g} "
-            f"minutes, the limit is {limit}: stopped to protect the hardware"
+            f"more than {limit} power changes within "
+            f"{self.timing.guard_window / 60:g} minutes: stopped to protect the hardware"
         )
         return False
 

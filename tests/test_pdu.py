@@ -732,13 +732,7 @@ resources:
     off_delay: 0
 """
     )
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="File lab",
-        data={"name": "File lab"},
-        entry_id="entry_file_lab",
-        options={"lab_file": "labpower.yaml"},
-    )
+    entry = lab_entry(title="File lab", lab_file="labpower.yaml")
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()

@@ -32,14 +32,11 @@ from custom_components.labpower.const import (
 from .conftest import lab_entry, resource_data, setup_relays, until
 from .test_services import advance, call, state
 
+# The policy fields of a resource's details form, as resource_data has them.
 POLICY = {
-    "off_delay": 30,
-    "min_off_time": 0,
-    "start_timeout": 60,
-    "stop_timeout": 30,
-    "default_ttl": 600,
-    "max_ttl": 3600,
-    "graceful_off": True,
+    key: value
+    for key, value in resource_data("x").items()
+    if key not in ("name", "switcher_type", "checker_type", "power_entity")
 }
 RELAY_1 = "input_boolean.builder_1_relay"
 
@@ -366,13 +363,7 @@ async def test_a_lab_file_may_not_take_another_labs_feed(
             "  - name: sneaky\n"
             f"    power_entity: {RELAY_1}\n"
         )
-        other = MockConfigEntry(
-            domain=DOMAIN,
-            title="Rack B",
-            data={"name": "Rack B"},
-            entry_id="entry_rack_b",
-            options={"lab_file": "labpower.yaml"},
-        )
+        other = lab_entry(title="Rack B", lab_file="labpower.yaml")
         other.add_to_hass(hass)
         assert not await hass.config_entries.async_setup(other.entry_id)
         issue = ir.async_get(hass).async_get_issue(
@@ -407,8 +398,10 @@ async def test_a_lab_file_may_not_take_another_labs_feed(
 # Never fight another actor
 
 
-async def _fighting_automation(hass: HomeAssistant) -> None:
-    """An automation that switches builder-1's relay off whenever it goes on."""
+@pytest.fixture
+async def fighting(hass: HomeAssistant, lab: MockConfigEntry) -> MockConfigEntry:
+    """The lab, and an automation that switches builder-1's relay off when it goes on."""
+    assert await async_setup_component(hass, "repairs", {})
     assert await async_setup_component(
         hass,
         "automation",
@@ -427,16 +420,26 @@ async def _fighting_automation(hass: HomeAssistant) -> None:
             }
         },
     )
+    return lab
+
+
+async def fix(client: Any, issue_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open a repair issue's fix flow and confirm it: its form, then its result."""
+    response = await client.post(
+        "/api/repairs/issues/fix", json={"handler": DOMAIN, "issue_id": issue_id}
+    )
+    form = await response.json()
+    response = await client.post(f"/api/repairs/issues/fix/{form['flow_id']}", json={})
+    return form, await response.json()
 
 
 async def test_a_foreign_actor_is_corrected_once_then_a_repair_lets_it_go(
     hass: HomeAssistant,
-    lab: MockConfigEntry,
+    fighting: MockConfigEntry,
     hass_client: ClientSessionGenerator,
     issue_registry: ir.IssueRegistry,
 ) -> None:
-    await _fighting_automation(hass)
-    assert await async_setup_component(hass, "repairs", {})
+    lab = fighting
     halted = async_capture_events(hass, "labpower_halted")
     resumed = async_capture_events(hass, "labpower_resumed")
     relay = RelayLog(hass, RELAY_1)
@@ -469,15 +472,10 @@ async def test_a_foreign_actor_is_corrected_once_then_a_repair_lets_it_go(
     await hass.services.async_call(
         "automation", "turn_off", {"entity_id": "automation.fight"}, blocking=True
     )
-    client = await hass_client()
-    response = await client.post(
-        "/api/repairs/issues/fix", json={"handler": DOMAIN, "issue_id": issue_id}
-    )
-    flow = await response.json()
-    assert flow["step_id"] == "confirm"
-    assert flow["description_placeholders"]["reason"] == reason
-    response = await client.post(f"/api/repairs/issues/fix/{flow['flow_id']}", json={})
-    assert (await response.json())["type"] == "create_entry"
+    form, result = await fix(await hass_client(), issue_id)
+    assert form["step_id"] == "confirm"
+    assert form["description_placeholders"]["reason"] == reason
+    assert result["type"] == "create_entry"
     await until(hass, lambda: state(hass, "sensor.builder_1_state") == "available")
     assert relay.states == ["on", "off", "on", "off", "on"]
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
@@ -488,12 +486,11 @@ async def test_a_foreign_actor_is_corrected_once_then_a_repair_lets_it_go(
 
 async def test_reconfiguring_acknowledges_and_an_unloaded_lab_cannot(
     hass: HomeAssistant,
-    lab: MockConfigEntry,
+    fighting: MockConfigEntry,
     hass_client: ClientSessionGenerator,
     issue_registry: ir.IssueRegistry,
 ) -> None:
-    await _fighting_automation(hass)
-    assert await async_setup_component(hass, "repairs", {})
+    lab = fighting
     await call(hass, "acquire", {"resource": "builder-1", "kind": "hold"})
     await until(hass, lambda: state(hass, "sensor.builder_1_state") == "fault")
     await hass.services.async_call(
@@ -521,13 +518,8 @@ async def test_reconfiguring_acknowledges_and_an_unloaded_lab_cannot(
         translation_placeholders={"resource": "x", "reason": "r"},
         data={"entry_id": "gone", "resource": "x"},
     )
-    client = await hass_client()
-    response = await client.post(
-        "/api/repairs/issues/fix", json={"handler": DOMAIN, "issue_id": "halted_gone_x"}
-    )
-    flow = await response.json()
-    response = await client.post(f"/api/repairs/issues/fix/{flow['flow_id']}", json={})
-    assert (await response.json())["reason"] == "lab_not_loaded"
+    _, result = await fix(await hass_client(), "halted_gone_x")
+    assert result["reason"] == "lab_not_loaded"
 
 
 async def test_the_power_change_limit_through_home_assistant(

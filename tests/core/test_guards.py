@@ -69,6 +69,24 @@ async def test_a_foreign_change_is_corrected_once_then_labpower_stops() -> None:
     assert h.actions()[-1] == (PowerAction.ON, "acquired by jenkins #1")
 
 
+async def test_a_switch_undone_at_once_is_not_resent_as_if_lost() -> None:
+    """An automation that undoes labpower's switch before the command returns."""
+    feed = FakeFeed(name="feed", undone=True)
+    h = harness(feed)
+    h.lab.acquire(["r"], "ci", kind=TokenKind.HOLD)
+    assert await h.step() == 0  # look again at once
+    assert feed.commands == ["on"]  # not sent three times as a lost command would be
+    await h.step()
+    assert h.reconciler.reason == "min_off_time"  # it had power, however briefly
+    h.clock.advance(30)
+    assert await h.step() == h.lab.timing.slow_poll
+    assert feed.commands == ["on", "on"]  # the one correction
+    assert h.lab.halts() == {"r": FOREIGN}
+    h.clock.advance(3600)
+    await h.step()
+    assert feed.commands == ["on", "on"]
+
+
 async def test_a_foreign_change_after_the_window_is_corrected_again() -> None:
     h = harness(min_off_time=0)
     feed = h.feeds[0]

@@ -105,7 +105,6 @@ class EntitySwitcher:
             and after.state == before.state
             and after.state in (STATE_ON, STATE_OFF)
             and after.last_changed > before.last_changed
-            and _entity_state(self._hass, self.entity_id) is not target
         ):
             raise ForeignSwitchError(self.entity_id, target)
 

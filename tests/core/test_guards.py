@@ -87,6 +87,16 @@ async def test_a_switch_undone_at_once_is_not_resent_as_if_lost() -> None:
     assert feed.commands == ["on", "on"]
 
 
+async def test_a_switch_off_undone_at_once_halts_the_second_time() -> None:
+    feed = FakeFeed(name="feed", state=PowerState.ON, undone=True)
+    h = harness(feed)
+    await h.step()  # not wanted: off, at once on again
+    await h.step()  # the correction, undone too
+    assert feed.commands == ["off", "off"]
+    assert h.reconciler.halted == FOREIGN
+    assert feed.state is PowerState.ON  # left as the other actor wants it
+
+
 async def test_a_foreign_change_after_the_window_is_corrected_again() -> None:
     h = harness(min_off_time=0)
     feed = h.feeds[0]

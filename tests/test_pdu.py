@@ -665,7 +665,7 @@ async def test_one_outlet_feeds_one_resource(
         )
     assert not netio.on[1]  # held, but switching it for one would switch the other
     issue = ir.async_get(hass).async_get_issue(
-        DOMAIN, f"feed_shared_{entry.entry_id}_outlet_{entry.entry_id}_pdu-a:2"
+        DOMAIN, f"feed_shared_{entry.entry_id}_outlet_pdu-a:2"
     )
     assert issue is not None
     assert issue.translation_placeholders == {

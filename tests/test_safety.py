@@ -284,7 +284,7 @@ async def test_a_stored_conflict_loads_switches_neither_and_raises_a_repair(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     relay = RelayLog(hass, RELAY_1)
-    issue_id = f"feed_shared_{entry.entry_id}_entity__{RELAY_1}"
+    issue_id = f"feed_shared_{entry.entry_id}_entity_{RELAY_1}"
     issue = issue_registry.async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.translation_placeholders == {
@@ -333,7 +333,7 @@ async def test_a_stored_conflict_across_labs(
     await until(hass, lambda: state(hass, "sensor.builder_1_state") == "fault")
     assert state(hass, "sensor.copy_state") == "fault"
     issue = issue_registry.async_get_issue(
-        DOMAIN, f"feed_shared_{first.entry_id}_entity__{RELAY_1}"
+        DOMAIN, f"feed_shared_{first.entry_id}_entity_{RELAY_1}"
     )
     assert issue is not None
     assert issue.translation_placeholders["resources"] == "builder-1, copy (Rack B)"

@@ -190,7 +190,8 @@ class LabRuntime:
     )  # options + lab file policies
     ups: UpsPolicy = field(init=False)
     host_keys: dict[str, str] = field(default_factory=dict)
-    file_resources: list[dict[str, Any]] = field(default_factory=list)  # the lab file's
+    # The resources the lab file defines (subentry data), for the feed check.
+    file_resources: list[dict[str, Any]] = field(default_factory=list)
     # Resources whose feed another resource uses too: neither is switched.
     blocked: dict[str, SharedFeed] = field(default_factory=dict)
     _listeners: dict[tuple[str | None, Topic], list[CALLBACK_TYPE]] = field(
@@ -519,7 +520,7 @@ class LabRuntime:
             )
             raise_repair(
                 self.hass,
-                f"{prefix}{target.kind}_{target.scope}_{target.key}",
+                f"{prefix}{target.kind}_{target.key}",
                 FEED_SHARED,
                 {"feed": str(target), "resources": ", ".join(names.values())},
             )
@@ -539,7 +540,7 @@ class LabRuntime:
         return blocked
 
     def _name_in_lab(self, use: FeedUse) -> str:
-        """A resource's name, with its lab's where it is another lab's."""
+        """A resource's name, and its lab's name when that is another lab."""
         if use.lab == self.entry.entry_id:
             return use.resource
         return f"{use.resource} ({use.title})"

@@ -153,9 +153,8 @@ class _Progress:
     asked_slot: bool = False  # queued for, or holding, a power-on slot
     halted: str | None = None  # why it stopped acting (until resumed)
     foreign_at: float | None = None  # when something else last switched it
-    correction: str | None = (
-        None  # the cause of the action that undoes a foreign change
-    )
+    # The cause of the action that undoes a foreign change.
+    correction: str | None = None
     transitions: deque[float] = field(default_factory=deque)  # when it switched lately
 
 

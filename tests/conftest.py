@@ -57,13 +57,19 @@ def resource_data(name: str, **overrides: Any) -> dict[str, Any]:
     return data
 
 
-def lab_entry(*resources: dict[str, Any], title: str = "Lab") -> MockConfigEntry:
-    """A Lab config entry with these resources as subentries (stable ids for snapshots)."""
+def lab_entry(
+    *resources: dict[str, Any], title: str = "Lab", **options: Any
+) -> MockConfigEntry:
+    """A Lab config entry with these resources as subentries (stable ids for snapshots).
+
+    `options` are the lab's (`lab_file="labpower.yaml"`).
+    """
     return MockConfigEntry(
         domain=DOMAIN,
         title=title,
         data={"name": title},
         entry_id=f"entry_{title.lower().replace(' ', '_')}",
+        options=options,
         subentries_data=[
             ConfigSubentryDataWithId(
                 data=data,

@@ -14,6 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from .conftest import until
 from .peers.hass_process import seed_module
 from .test_assist import say
+from .test_safety import error_text, resource_form
 from .test_services import call, state
 
 CONFIG = Path(__file__).parent.parent / "config"
@@ -88,6 +89,21 @@ async def test_demo_lab(hass: HomeAssistant) -> None:
     # the pi was asked to shut down with a short press: the simulated board turned off
     assert state(hass, "input_boolean.atx_machine_power") == "off"
     assert state(hass, "sensor.pi_maas_state") == "off"
+
+    # one feed, one owner: a new resource on builder-1's relay is refused, by name
+    result = await resource_form(hass, entry, "builder-3", "entity")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"power_entity": "input_boolean.builder_1_relay", **seed.DEMO_POLICY},
+    )
+    assert result["errors"] == {"power_entity": "feed_in_use"}
+    assert await error_text(
+        hass, "feed_in_use", result["description_placeholders"]
+    ) == (
+        "input_boolean.builder_1_relay already feeds builder-1. A feed powers one "
+        "resource only: if several machines share it (a Pi stack's relay), add it "
+        "as a resource of its own and let them depend on it."
+    )
 
 
 async def test_demo_assist(hass: HomeAssistant, hass_admin_user: User) -> None:

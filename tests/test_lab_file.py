@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.labpower.const import DOMAIN
 
-from .conftest import setup_relays, until
+from .conftest import lab_entry, setup_relays, until
 from .test_services import advance, call, state
 
 PIS = [f"pi{n:02d}" for n in range(1, 49)]
@@ -69,13 +69,7 @@ async def setup_file_lab(
     """Relays for every stack and Pi, the lab file, and a lab that reads it."""
     await setup_relays(hass, *STACKS, *PIS)
     (config_dir / "labpower.yaml").write_text(text)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Pi lab",
-        data={"name": "Pi lab"},
-        entry_id="entry_pi_lab",
-        options={"lab_file": "labpower.yaml", **options},
-    )
+    entry = lab_entry(title="Pi lab", **{"lab_file": "labpower.yaml", **options})
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id) is loads
     await hass.async_block_till_done()
@@ -230,10 +224,22 @@ async def test_reload_keeps_tokens_and_refuses_dropping_held(
     with pytest.raises(ServiceValidationError) as err:
         await call(hass, "reload_lab_file", {})
     assert "line 11" in err.value.translation_placeholders["detail"]
-    # a bigger file loads; the token lives on
+    # one feed, one owner: a second resource on stack1's relay is refused
     (config_dir / "labpower.yaml").write_text(
         LAB_FILE.format(pi_off_delay=0)
         + "  - name: extra1\n    power_entity: input_boolean.stack1_relay\n"
+    )
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "reload_lab_file", {})
+    assert err.value.translation_placeholders["detail"].startswith(
+        "labpower.yaml line 19: power_entity 'input_boolean.stack1_relay' of extra1 "
+        "already feeds stack1 (line 9)"
+    )
+    # a bigger file loads; the token lives on
+    hass.states.async_set("input_boolean.extra1_relay", "off")
+    (config_dir / "labpower.yaml").write_text(
+        LAB_FILE.format(pi_off_delay=0)
+        + "  - name: extra1\n    power_entity: input_boolean.extra1_relay\n"
     )
     response = await call(hass, "reload_lab_file", {})
     assert response == {"reloaded": ["Pi lab"]}

@@ -96,6 +96,7 @@ async def test_dependency_cycle_refused_in_flow(hass: HomeAssistant) -> None:
     assert result["type"] is FlowResultType.ABORT
     await hass.async_block_till_done()  # the reconfigured lab reloads
     # a new resource may depend on both
+    hass.states.async_set("input_boolean.vm_1_relay", "off")
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
     )
@@ -106,7 +107,7 @@ async def test_dependency_cycle_refused_in_flow(hass: HomeAssistant) -> None:
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {
-            "power_entity": "input_boolean.host_1_relay",
+            "power_entity": "input_boolean.vm_1_relay",
             "depends_on": ["host-1"],
             **POLICY,
         },

@@ -778,7 +778,7 @@ async def test_units_and_dual_fed_resource_added_as_users_do(
 async def test_one_outlet_feeds_one_resource(
     hass: HomeAssistant, netio: FakeNetio
 ) -> None:
-    """Two resources on one outlet: the second may not switch it (nor offer it in the UI)."""
+    """Two resources stored on one outlet: neither switches it; the UI offers it no more."""
     entry = await setup_lab(
         hass,
         netio_data(netio),
@@ -792,13 +792,20 @@ async def test_one_outlet_feeds_one_resource(
         ],
     )
     await call(hass, "acquire", {"resource": "first", "holder": "ci"})
-    await until(hass, lambda: state(hass, "sensor.first_state") == "available")
-    await until(
-        hass, lambda: state(hass, "sensor.second_state") in ("fault", "unknown")
+    for name, other in (("first", "second"), ("second", "first")):
+        await until(hass, lambda n=name: state(hass, f"sensor.{n}_state") == "fault")
+        assert hass.states.get(f"sensor.{name}_state").attributes["reason"] == (
+            f"outlet pdu-a:2: also feeds {other}: labpower switches none of them"
+        )
+    assert not netio.on[1]  # held, but switching it for one would switch the other
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, f"feed_shared_{entry.entry_id}_outlet_pdu-a:2"
     )
-    reason = hass.states.get("sensor.second_state").attributes["reason"]
-    assert "it already feeds first" in reason
-    assert netio.on[1]  # the second, not wanted, did not switch it off
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "feed": "outlet pdu-a:2",
+        "resources": "first, second",
+    }
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
     )
@@ -859,13 +866,7 @@ resources:
     off_delay: 0
 """
     )
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="File lab",
-        data={"name": "File lab"},
-        entry_id="entry_file_lab",
-        options={"lab_file": "labpower.yaml"},
-    )
+    entry = lab_entry(title="File lab", lab_file="labpower.yaml")
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()

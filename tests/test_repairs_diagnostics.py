@@ -73,6 +73,7 @@ async def test_start_failures_repair(
             start_timeout=10,
             off_delay=0,
             min_off_time=0,
+            max_transitions=20,  # four starts and three stops in a minute, on purpose
         ),
     )
     issue_id = f"start_failures_{entry.entry_id}_flaky"
@@ -203,7 +204,32 @@ def test_logbook_descriptions(hass: HomeAssistant) -> None:
         )
     )
     assert told["message"] == "told the holders nobody (c)"
+    halted = described["labpower_halted"](
+        Event(
+            "labpower_halted",
+            {
+                "resource": "builder-1",
+                "reason": "switched by something else: input_boolean.builder_1_relay",
+            },
+        )
+    )
+    assert halted == {
+        "name": "builder-1",
+        "message": "is no longer switched by labpower: switched by something else: "
+        "input_boolean.builder_1_relay",
+    }
+    resumed = described["labpower_resumed"](
+        Event(
+            "labpower_resumed",
+            {"resource": "builder-1", "cause": "acknowledged in Repairs"},
+        )
+    )
+    assert resumed["message"] == (
+        "is switched by labpower again (acknowledged in Repairs)"
+    )
     assert set(described) == {
+        "labpower_halted",
+        "labpower_resumed",
         "labpower_power_changed",
         "labpower_token_acquired",
         "labpower_token_released",

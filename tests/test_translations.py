@@ -8,6 +8,7 @@ import re
 
 import yaml
 
+from custom_components.labpower.const import FEED_SHARED, ISSUE_HALTED
 from custom_components.labpower.core import model
 from custom_components.labpower.drivers.icmp import ICMP_UNAVAILABLE
 from custom_components.labpower.drivers.snmp_profiles import SNMP_PROFILES
@@ -35,6 +36,8 @@ def test_exceptions_translated() -> None:
     issues = {
         ENTITY_MISSING,
         ICMP_UNAVAILABLE,
+        FEED_SHARED,
+        ISSUE_HALTED,
         "switcher_misconfigured",
         "start_failures",
     }

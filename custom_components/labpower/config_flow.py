@@ -49,6 +49,7 @@ from .const import (
     CONF_LONG_PRESS,
     CONF_MAC,
     CONF_MAX_PARALLEL_ON,
+    CONF_MAX_TRANSITIONS,
     CONF_MAX_TTL,
     CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
@@ -118,11 +119,13 @@ from .const import (
     VENDOR_SNMP,
 )
 from .coordinator import LabpowerConfigEntry
+from .core.feeds import FeedTarget, FeedUse, feed_targets, outlet_target
 from .core.graph import find_cycle
 from .core.model import ResourcePolicy
 from .drivers.snmp_profiles import SNMP_PROFILES
 from .drivers.ssh import DEFAULT_COMMAND
 from .drivers.wol import magic_packet
+from .feeds import bmc_names, feed_owners
 from .pdus import async_check_pdu
 
 _DURATIONS = (
@@ -281,7 +284,8 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         """Start with nothing chosen."""
         self._data: dict[str, Any] = {}
         self._reconfiguring = False
-        self._cycle_text = ""
+        # What the details form's messages name: a dependency cycle, a feed in use.
+        self._placeholders = {"cycle": "", "feed": "", "owner": "", "lab": ""}
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -355,9 +359,13 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                 if self._reconfiguring:
                     entry = self._get_entry()
                     if entry.state is ConfigEntryState.LOADED:
+                        runtime = entry.runtime_data
                         # A reconfigured machine may have been reinstalled: pin its SSH
                         # host key afresh on the next shutdown.
-                        entry.runtime_data.host_keys.pop(data[CONF_RESOURCE_NAME], None)
+                        runtime.host_keys.pop(data[CONF_RESOURCE_NAME], None)
+                        # Reconfiguring is a person looking at it: labpower switches
+                        # it again if it had stopped.
+                        runtime.lab.resume(data[CONF_RESOURCE_NAME], "reconfigured")
                     return self.async_update_and_abort(
                         entry, self._get_reconfigure_subentry(), data=data
                     )
@@ -381,6 +389,7 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
             CONF_MAX_TTL: _POLICY_DEFAULTS.max_ttl,
             CONF_GRACEFUL_OFF: _POLICY_DEFAULTS.graceful_off,
             CONF_OFF_NOW: _POLICY_DEFAULTS.off_now,
+            CONF_MAX_TRANSITIONS: _POLICY_DEFAULTS.max_transitions,
             **self._data,
             **(user_input or {}),
         }
@@ -392,7 +401,7 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
             errors=errors,
             description_placeholders={
                 "name": self._data[CONF_RESOURCE_NAME],
-                "cycle": self._cycle_text,
+                **self._placeholders,
             },
         )
 
@@ -452,6 +461,9 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         fields[vol.Optional(CONF_OFF_NOW, default=_POLICY_DEFAULTS.off_now)] = (
             selector.BooleanSelector()
         )
+        fields[vol.Optional(CONF_MAX_TRANSITIONS)] = selector.NumberSelector(
+            selector.NumberSelectorConfig(mode=selector.NumberSelectorMode.BOX, step=1)
+        )
         if others := self._other_resources():
             fields[vol.Optional(CONF_DEPENDS_ON)] = selector.SelectSelector(
                 selector.SelectSelectorConfig(
@@ -492,21 +504,42 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
 
     def _outlet_options(self) -> list[str]:
         """The outlets of the lab's PDU units ("unit:N") no other resource uses."""
-        subentries = self._get_entry().subentries.values()
-        used = {
-            outlet
-            for sub in subentries
-            if sub.subentry_type == SUBENTRY_RESOURCE
-            and sub.data[CONF_RESOURCE_NAME] != self._data.get(CONF_RESOURCE_NAME)
-            for outlet in sub.data.get(CONF_OUTLETS, ())
-        }
+        entry = self._get_entry()
+        used = self._feed_owners()
         return [
             option
-            for sub in subentries
+            for sub in entry.subentries.values()
             if sub.subentry_type == SUBENTRY_PDU
             for outlet in range(1, int(sub.data.get(CONF_OUTLET_COUNT) or 0) + 1)
-            if (option := f"{sub.title}:{outlet}") not in used
+            if outlet_target(option := f"{sub.title}:{outlet}", entry.entry_id)
+            not in used
         ]
+
+    def _feed_owners(self) -> dict[FeedTarget, FeedUse]:
+        """Who uses each feed target, in every lab, except this resource."""
+        return feed_owners(
+            self.hass,
+            lab=self._get_entry().entry_id,
+            resource=self._data.get(CONF_RESOURCE_NAME, ""),
+        )
+
+    def _check_feeds(
+        self, user_input: Mapping[str, Any], errors: dict[str, str]
+    ) -> None:
+        """One feed, one owner: refuse an entity, outlet, BMC or MAC another one uses."""
+        entry = self._get_entry()
+        owners = self._feed_owners()
+        data = {CONF_SWITCHER: self._data[CONF_SWITCHER], **user_input}
+        for key, target in feed_targets(
+            data, scope=entry.entry_id, bmc_names=bmc_names(entry)
+        ):
+            if (owner := owners.get(target)) is None or key in errors:
+                continue
+            same_lab = owner.lab == entry.entry_id
+            errors[key] = "feed_in_use" if same_lab else "feed_in_use_other_lab"
+            self._placeholders.update(
+                feed=str(target), owner=owner.resource, lab=owner.title
+            )
 
     def _validate(self, user_input: Mapping[str, Any]) -> dict[str, str]:
         errors: dict[str, str] = {}
@@ -514,7 +547,7 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
             errors[CONF_OUTLETS] = "no_outlets"
         if cycle := self._cycle(list(user_input.get(CONF_DEPENDS_ON, ()))):
             errors[CONF_DEPENDS_ON] = "dependency_cycle"
-            self._cycle_text = " -> ".join(cycle)
+            self._placeholders["cycle"] = " -> ".join(cycle)
         for key in (
             CONF_POWER_ENTITY,
             CONF_RELAY_ENTITY,
@@ -538,6 +571,9 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
             user_input.get(CONF_SSH_PASSWORD) or user_input.get(CONF_SSH_KEY)
         ):
             errors[CONF_SSH_PASSWORD] = "ssh_credentials"
+        if user_input.get(CONF_MAX_TRANSITIONS, 2) < 2:
+            errors[CONF_MAX_TRANSITIONS] = "transitions_too_few"
+        self._check_feeds(user_input, errors)
         for key in (*_DURATIONS, CONF_SHORT_PRESS, CONF_LONG_PRESS):
             if key in user_input and user_input[key] < 0:
                 errors[key] = "negative"

@@ -52,6 +52,7 @@ CONF_DEFAULT_TTL: Final = "default_ttl"
 CONF_MAX_TTL: Final = "max_ttl"
 CONF_GRACEFUL_OFF: Final = "graceful_off"
 CONF_OFF_NOW: Final = "off_now"
+CONF_MAX_TRANSITIONS: Final = "max_transitions"
 CONF_LABELS: Final = "labels"
 CONF_POWER_W: Final = "power_w"
 CONF_METER_ENTITY: Final = "meter_entity"
@@ -68,6 +69,13 @@ EVENT_TOKEN_RELEASED: Final = "labpower_token_released"
 EVENT_TOKEN_EXPIRED: Final = "labpower_token_expired"
 EVENT_TOKEN_REVOKED: Final = "labpower_token_revoked"
 EVENT_POWER_CHANGED: Final = "labpower_power_changed"
+# labpower stopped switching a resource (a foreign actor, the transition limit) / again.
+EVENT_HALTED: Final = "labpower_halted"
+EVENT_RESUMED: Final = "labpower_resumed"
+
+# Repair issues: a feed target configured for several resources; a halted resource.
+FEED_SHARED: Final = "feed_shared"
+ISSUE_HALTED: Final = "halted"
 
 STORAGE_VERSION: Final = 1
 # Start failures in a row before a repair issue is raised.

@@ -49,6 +49,7 @@ from .const import (
     CONF_LED_ENTITY,
     CONF_LONG_PRESS,
     CONF_MAX_PARALLEL_ON,
+    CONF_MAX_TRANSITIONS,
     CONF_MAX_TTL,
     CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
@@ -73,12 +74,16 @@ from .const import (
     DEFAULT_LONG_PRESS,
     DEFAULT_SHORT_PRESS,
     DOMAIN,
+    EVENT_HALTED,
     EVENT_POWER_CHANGED,
+    EVENT_RESUMED,
     EVENT_TOKEN_ACQUIRED,
     EVENT_TOKEN_EXPIRED,
     EVENT_TOKEN_RELEASED,
     EVENT_TOKEN_REVOKED,
+    FEED_SHARED,
     FILE_KEY_PREFIX,
+    ISSUE_HALTED,
     LAB_OPTION_DEFAULTS,
     LOGGER,
     START_FAILURES_FOR_REPAIR,
@@ -91,6 +96,7 @@ from .const import (
     SWITCHER_PDU,
     SWITCHER_WOL,
 )
+from .core.feeds import FeedUse, SharedFeed, shared_feeds
 from .core.lab import EventKind, Lab, LabEvent, ResourceSpec
 from .core.labfile import LabFile, LabFileError, load_lab_file
 from .core.model import LabError, ResourcePolicy, ResourceState
@@ -115,6 +121,7 @@ from .drivers.pdu import (
 )
 from .drivers.tcp import TcpChecker
 from .energy import EnergyTracker
+from .feeds import feed_uses, known_feeds
 from .helpers import config_subentry_of, raise_repair
 from .pdus import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
@@ -160,6 +167,7 @@ def policy_from_data(data: Mapping[str, Any]) -> ResourcePolicy:
         max_ttl=float(data.get(CONF_MAX_TTL, default.max_ttl)),
         graceful_off=bool(data.get(CONF_GRACEFUL_OFF, default.graceful_off)),
         off_now=bool(data.get(CONF_OFF_NOW, default.off_now)),
+        max_transitions=int(data.get(CONF_MAX_TRANSITIONS, default.max_transitions)),
     )
 
 
@@ -186,6 +194,10 @@ class LabRuntime:
     )  # options + lab file policies
     ups: UpsPolicy = field(init=False)
     host_keys: dict[str, str] = field(default_factory=dict)
+    # The resources the lab file defines (subentry data), for the feed check.
+    file_resources: list[dict[str, Any]] = field(default_factory=list)
+    # Resources whose feed another resource uses too: neither is switched.
+    blocked: dict[str, SharedFeed] = field(default_factory=dict)
     _listeners: dict[tuple[str | None, Topic], list[CALLBACK_TYPE]] = field(
         default_factory=dict
     )
@@ -223,6 +235,8 @@ class LabRuntime:
             units.extend((file_key("unit", d), d) for d in lab_file.units)
             resources.extend((file_key("resource", d), d) for d in lab_file.resources)
             self.settings.update(lab_file.policies)
+            self.file_resources = lab_file.resources
+        self.blocked = self._block_shared_feeds()
         uses_icmp = any(data.get(CONF_CHECKER) == CHECKER_ICMP for _, data in resources)
         privileged: bool | None = None
         if uses_icmp:
@@ -280,6 +294,8 @@ class LabRuntime:
             LOGGER.error("Power-on stagger ignored: %s", err)
         self._sync_icmp_issue(needed=uses_icmp)
         self.lab.load(stored)
+        for name, reason in self.lab.halts().items():
+            self._raise_halt_issue(name, reason)  # issues are not kept over a restart
         self.energy.accountant.load(stored.get("energy"))
         if watched:
             self._unsubscribe.append(
@@ -346,7 +362,7 @@ class LabRuntime:
                 partial(
                     load_lab_file,
                     self.hass.config.path(path),
-                    **known_to_lab_file(self.entry),
+                    **known_to_lab_file(self.hass, self.entry),
                 )
             )
         except (LabFileError, OSError) as err:
@@ -429,9 +445,11 @@ class LabRuntime:
         """A resource's definition from its subentry data; the entities it watches."""
         entities: list[str] = []
         checker = self._checker(data, entities)
+        name = data[CONF_RESOURCE_NAME]
+        shared = self.blocked.get(name)
         spec = ResourceSpec(
-            name=data[CONF_RESOURCE_NAME],
-            feeds=self._feeds(data, checker, entities),
+            name=name,
+            feeds=(shared,) if shared else self._feeds(data, checker, entities),
             checker=checker,
             policy=policy_from_data(data),
             labels=frozenset(data.get(CONF_LABELS, [])),
@@ -489,11 +507,59 @@ class LabRuntime:
         unit = self.units.get(unit_name)
         if unit is None:
             return UnusableOutlet(outlet, "the PDU unit does not exist")
-        if (user := unit.fed.get(int(number), resource)) != resource:
-            # Switching it for one would switch the other: only the first may use it.
-            return UnusableOutlet(outlet, f"it already feeds {user}")
         unit.fed[int(number)] = resource
         return PduOutletSwitcher(unit.unit, int(number), unit_name)
+
+    def _block_shared_feeds(self) -> dict[str, SharedFeed]:
+        """Resources whose feed target another resource uses too (one feed, one owner).
+
+        The config flows and the lab file refuse this; a configuration made before that
+        check, or by editing storage, still loads: neither resource is switched, and a
+        repair issue names them. Another loaded lab whose share of such conflicts
+        changed with this one's configuration is reloaded.
+        """
+        own = self.entry.entry_id
+        prefix = f"{FEED_SHARED}_{own}_"
+        for domain, issue_id in list(ir.async_get(self.hass).issues):
+            if domain == DOMAIN and issue_id.startswith(prefix):
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+        shared = shared_feeds(feed_uses(self.hass, (self.entry, self.file_resources)))
+        blocked: dict[str, SharedFeed] = {}
+        for target, uses in shared.items():
+            if not any(use.lab == own for use in uses):
+                continue
+            names = {use: self._name_in_lab(use) for use in uses}
+            LOGGER.error(
+                "%s feeds %s: none of them is switched",
+                target,
+                ", ".join(names.values()),
+            )
+            raise_repair(
+                self.hass,
+                f"{prefix}{target.kind}_{target.key}",
+                FEED_SHARED,
+                {"feed": str(target), "resources": ", ".join(names.values())},
+            )
+            for use in uses:
+                if use.lab == own:
+                    others = [name for other, name in names.items() if other != use]
+                    blocked.setdefault(use.resource, SharedFeed(target, others))
+        for entry in self.hass.config_entries.async_loaded_entries(DOMAIN):
+            involved = {
+                use.resource
+                for uses in shared.values()
+                for use in uses
+                if use.lab == entry.entry_id
+            }
+            if entry.entry_id != own and involved != entry.runtime_data.blocked.keys():
+                self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        return blocked
+
+    def _name_in_lab(self, use: FeedUse) -> str:
+        """A resource's name, and its lab's name when that is another lab."""
+        if use.lab == self.entry.entry_id:
+            return use.resource
+        return f"{use.resource} ({use.title})"
 
     def _forget_unit_issues(self) -> None:
         """A (re)started lab finds its units' problems anew: clear the old issues."""
@@ -667,6 +733,19 @@ class LabRuntime:
         elif kind is EventKind.START_FAILED:
             if event.count >= START_FAILURES_FOR_REPAIR:
                 self._create_issue("start_failures", event.resource, str(event.count))
+        elif kind is EventKind.HALTED:
+            assert event.resource is not None
+            self.hass.bus.async_fire(
+                EVENT_HALTED, {"resource": event.resource, "reason": event.detail}
+            )
+            self._raise_halt_issue(event.resource, str(event.detail))
+        elif kind is EventKind.RESUMED:
+            self.hass.bus.async_fire(
+                EVENT_RESUMED, {"resource": event.resource, "cause": event.cause}
+            )
+            ir.async_delete_issue(
+                self.hass, DOMAIN, self._issue_id(ISSUE_HALTED, event.resource)
+            )
         elif kind is EventKind.RECOVERED:
             for issue in ("start_failures", "entity_missing", "switcher_misconfigured"):
                 ir.async_delete_issue(
@@ -688,6 +767,16 @@ class LabRuntime:
             self._issue_id(issue, resource),
             issue,
             {"resource": str(resource), "detail": str(detail)},
+        )
+
+    def _raise_halt_issue(self, resource: str, reason: str) -> None:
+        """A repair issue whose fix flow (repairs.py) lets labpower switch it again."""
+        raise_repair(
+            self.hass,
+            self._issue_id(ISSUE_HALTED, resource),
+            ISSUE_HALTED,
+            {"resource": resource, "reason": reason},
+            data={"entry_id": self.entry.entry_id, "resource": resource},
         )
 
     def _sync_icmp_issue(self, *, needed: bool) -> None:
@@ -712,8 +801,8 @@ def file_key(kind: str, data: Mapping[str, Any]) -> str:
     return f"{FILE_KEY_PREFIX}{kind}_{data[CONF_RESOURCE_NAME]}"
 
 
-def known_to_lab_file(entry: ConfigEntry) -> dict[str, Any]:
-    """What the UI made, which a lab file may use but not define again."""
+def known_to_lab_file(hass: HomeAssistant, entry: ConfigEntry) -> dict[str, Any]:
+    """What exists outside a lab's file: it may use it but not define it again."""
     subentries = entry.subentries.values()
     return {
         "known_resources": [
@@ -727,12 +816,8 @@ def known_to_lab_file(entry: ConfigEntry) -> dict[str, Any]:
         "known_bmcs": [
             sub.title for sub in subentries if sub.subentry_type == SUBENTRY_BMC
         ],
-        "known_outlets": {
-            outlet: sub.title
-            for sub in subentries
-            if sub.subentry_type == SUBENTRY_RESOURCE
-            for outlet in sub.data.get(CONF_OUTLETS, ())
-        },
+        "known_feeds": known_feeds(hass, entry),
+        "lab": entry.entry_id,
     }
 
 

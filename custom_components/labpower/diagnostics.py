@@ -38,6 +38,7 @@ async def async_get_config_entry_diagnostics(
         resources[name] = {
             "state": reconciler.state.value,
             "reason": reconciler.reason,
+            "halted": reconciler.halted,  # labpower stopped switching it (why)
             "power": reconciler.power.value,
             "available": reconciler.available,
             "feeds": [feed.description for feed in reconciler.feeds],

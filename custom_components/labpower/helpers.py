@@ -16,6 +16,7 @@ from .core.model import (
     LabError,
     LabsLoadingError,
     ResourceFaultError,
+    ResourceHaltedError,
     TokenRevokedError,
 )
 from .core.switching import SwitchError
@@ -26,6 +27,7 @@ _DEVICE_ERRORS = (
     AcquireRefusedError,
     LabsLoadingError,
     ResourceFaultError,
+    ResourceHaltedError,
     TokenRevokedError,
 )
 
@@ -75,13 +77,16 @@ def raise_repair(
     issue_id: str,
     translation_key: str,
     placeholders: dict[str, str] | None = None,
+    *,
+    data: dict[str, str | int | float | None] | None = None,
 ) -> None:
-    """A repair issue the user must act on (not fixable from the Repairs page)."""
+    """A repair issue the user must act on; with `data`, repairs.py offers its fix."""
     ir.async_create_issue(
         hass,
         DOMAIN,
         issue_id,
-        is_fixable=False,
+        is_fixable=data is not None,
+        data=data,
         severity=ir.IssueSeverity.ERROR,
         translation_key=translation_key,
         translation_placeholders=placeholders,

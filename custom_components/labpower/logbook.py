@@ -1,4 +1,4 @@
-"""Logbook entries: who caused each power change and each token change."""
+"""Logbook entries: who caused each power change and each token change, and halts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from homeassistant.core import Event, HomeAssistant, callback
 
 from .const import (
     DOMAIN,
+    EVENT_HALTED,
     EVENT_POWER_CHANGED,
+    EVENT_RESUMED,
     EVENT_TOKEN_ACQUIRED,
     EVENT_TOKEN_EXPIRED,
     EVENT_TOKEN_RELEASED,
@@ -84,7 +86,18 @@ def async_describe_events(
             ),
         }
 
+    @callback
+    def describe_halt(event: Event) -> dict[str, Any]:
+        data = event.data
+        if event.event_type == EVENT_HALTED:
+            message = f"is no longer switched by labpower: {data['reason']}"
+        else:
+            message = f"is switched by labpower again ({data['cause']})"
+        return {LOGBOOK_ENTRY_NAME: data["resource"], LOGBOOK_ENTRY_MESSAGE: message}
+
     async_describe_event(DOMAIN, EVENT_POWER_CHANGED, describe_power)
+    async_describe_event(DOMAIN, EVENT_HALTED, describe_halt)
+    async_describe_event(DOMAIN, EVENT_RESUMED, describe_halt)
     async_describe_event(DOMAIN, EVENT_UPS_POLICY, describe_ups)
     for event_type in _TOKEN_MESSAGES:
         async_describe_event(DOMAIN, event_type, describe_token)

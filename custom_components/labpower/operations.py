@@ -188,7 +188,7 @@ async def async_reload_lab_files(
         path = hass.config.path(runtime.settings[CONF_LAB_FILE])
         try:
             lab_file = await hass.async_add_executor_job(
-                partial(load_lab_file, path, **known_to_lab_file(runtime.entry))
+                partial(load_lab_file, path, **known_to_lab_file(hass, runtime.entry))
             )
         except (LabFileError, OSError) as err:
             raise ServiceValidationError(

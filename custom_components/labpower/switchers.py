@@ -12,6 +12,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceNotFound
 from .core.model import PowerState
 from .core.switching import (
     ConfigurationSwitchError,
+    ForeignSwitchError,
     SwitcherCapabilities,
     TransientSwitchError,
 )
@@ -82,11 +83,30 @@ class EntitySwitcher:
 
     async def turn_on(self) -> None:
         """Turn the entity on."""
-        await _turn(self._hass, self.entity_id, SERVICE_TURN_ON)
+        await self._switch(SERVICE_TURN_ON, PowerState.ON)
 
     async def turn_off(self, *, graceful: bool) -> None:
         """Turn the entity off (an entity has no graceful off)."""
-        await _turn(self._hass, self.entity_id, SERVICE_TURN_OFF)
+        await self._switch(SERVICE_TURN_OFF, PowerState.OFF)
+
+    async def _switch(self, service: str, target: PowerState) -> None:
+        """Call the service; ForeignSwitchError if something switched it back at once.
+
+        An automation triggered by the change may undo it before the call returns,
+        so reading back would find it as it was, as if the command had been lost. The
+        entity's own record tells: it changed (twice) and is back where it was.
+        """
+        before = self._hass.states.get(self.entity_id)
+        await _turn(self._hass, self.entity_id, service)
+        after = self._hass.states.get(self.entity_id)
+        if (
+            before is not None
+            and after is not None
+            and after.state == before.state
+            and after.state in (STATE_ON, STATE_OFF)
+            and after.last_changed > before.last_changed
+        ):
+            raise ForeignSwitchError(self.entity_id, target)
 
     async def reset(self) -> None:
         """Not supported (can_reset is False)."""

@@ -11,6 +11,7 @@ from typing import Any
 from custom_components.labpower.core.model import PowerState
 from custom_components.labpower.core.switching import (
     ConfigurationSwitchError,
+    ForeignSwitchError,
     SwitcherCapabilities,
     TransientSwitchError,
 )
@@ -51,6 +52,8 @@ class FakeFeed:
     ignores_commands: bool = False  # acknowledges, state does not follow
     unreadable: bool = False
     graceful_shuts_down: bool = True
+    reads_power: bool = True  # False: its state is inferred (Wake-on-LAN from a check)
+    undone: bool = False  # something else switches it back before the command returns
     commands: list[str] = field(default_factory=list)
     name: str = "feed"
     stagger_group: str | None = None  # the PDU it hangs on, for staggered power-on
@@ -62,6 +65,7 @@ class FakeFeed:
     def capabilities(self) -> SwitcherCapabilities:
         """What the fake declares."""
         return SwitcherCapabilities(
+            can_read_state=self.reads_power,
             is_toggle=self.toggle,
             can_reset=self.resettable,
             can_shutdown_gracefully=self.graceful,
@@ -94,6 +98,8 @@ class FakeFeed:
     def _apply(self, target: PowerState) -> None:
         if self.ignores_commands:
             return
+        if self.undone:
+            raise ForeignSwitchError(self.name, target)  # and the state stays
         if self.toggle:
             # A press flips whatever the machine is in.
             self.state = (

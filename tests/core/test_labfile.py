@@ -9,6 +9,11 @@ from typing import Any
 
 import pytest
 
+from custom_components.labpower.core.feeds import (
+    FeedKind,
+    FeedTarget,
+    outlet_target,
+)
 from custom_components.labpower.core.labfile import (
     MAX_ERRORS,
     LabFile,
@@ -585,16 +590,122 @@ def test_known_resources_units_and_bmcs_from_the_ui() -> None:
     assert by_name(lab)["pi1"]["outlets"] == ["ui-pdu:16"]
 
 
-def test_outlet_a_ui_resource_uses_is_refused() -> None:
+SHARE_HINT = (
+    ": a feed powers one resource; to share it, make it a resource of its own that "
+    "both depend on"
+)
+
+
+def test_a_feed_used_outside_the_file_is_refused() -> None:
+    """Each kind of feed target, named as the UI or another lab has it (MACs normalised)."""
+    known = {
+        outlet_target("ui-pdu:3", "lab1"): "ui-server (made in the UI)",
+        FeedTarget(FeedKind.ENTITY, "switch.stack_1"): "stack-1 (made in the UI)",
+        FeedTarget(FeedKind.ENTITY, "binary_sensor.led"): "pc (lab Rack B)",
+        FeedTarget(FeedKind.BMC, "ui-bmc", "lab1"): "server (made in the UI)",
+        FeedTarget(FeedKind.MAC, "aa:bb:cc:dd:ee:ff"): "desk (lab Rack B)",
+        # another lab's outlet of the same name is another outlet
+        outlet_target("ui-pdu:4", "lab2"): "elsewhere (lab Rack B)",
+    }
     assert problems(
         """\
         resources:
           - name: pi1
             outlet: ui-pdu:3
+          - name: pi2
+            outlet: ui-pdu:4
+          - name: pi3
+            power_entity: switch.stack_1
+          - name: pc2
+            relay_entity: switch.pc2_button
+            led_entity: binary_sensor.led
+          - name: server2
+            bmc: ui-bmc
+          - name: desk2
+            mac: AA-BB-CC-DD-EE-FF
+            ssh_host: desk2
+            ssh_username: root
+            ssh_password: x
+            host: desk2
         """,
         known_units={"ui-pdu": 16},
-        known_outlets={"ui-pdu:3": "ui-server"},
-    ) == [(3, "outlet 'ui-pdu:3' of pi1 already feeds ui-server (made in the UI)")]
+        known_bmcs=["ui-bmc"],
+        known_feeds=known,
+        lab="lab1",
+    ) == [
+        (
+            3,
+            "outlet 'ui-pdu:3' of pi1 already feeds ui-server (made in the UI)"
+            + SHARE_HINT,
+        ),
+        (
+            7,
+            "power_entity 'switch.stack_1' of pi3 already feeds stack-1 (made in the UI)"
+            + SHARE_HINT,
+        ),
+        (
+            10,
+            "led_entity 'binary_sensor.led' of pc2 already feeds pc (lab Rack B)"
+            + SHARE_HINT,
+        ),
+        (
+            12,
+            "bmc 'ui-bmc' of server2 already feeds server (made in the UI)"
+            + SHARE_HINT,
+        ),
+        (
+            14,
+            "mac 'AA-BB-CC-DD-EE-FF' of desk2 already feeds desk (lab Rack B)"
+            + SHARE_HINT,
+        ),
+    ]
+
+
+def test_one_feed_one_resource_within_the_file() -> None:
+    """Entities (whatever their role), BMCs and MACs: the second user is refused."""
+    assert problems(
+        """\
+        bmcs:
+          - name: bmc1
+            host: 10.0.0.9
+            username: admin
+            password: x
+        resources:
+          - name: stack-1
+            power_entity: switch.stack_1
+          - name: pi1
+            power_entity: switch.stack_1
+          - name: pc
+            relay_entity: switch.button
+            led_entity: binary_sensor.pc_led
+            reset_entity: switch.stack_1
+          - name: server[1-2]
+            bmc: bmc1
+          - name: desk[1-2]
+            mac: aa:bb:cc:dd:ee:ff
+            ssh_host: desk
+            ssh_username: root
+            ssh_password: x
+            host: desk
+        """
+    ) == [
+        (
+            10,
+            "power_entity 'switch.stack_1' of pi1 already feeds stack-1 (line 7)"
+            + SHARE_HINT,
+        ),
+        (
+            14,
+            "reset_entity 'switch.stack_1' of pc already feeds stack-1 (line 7)"
+            + SHARE_HINT,
+        ),
+        (16, "bmc 'bmc1' of server2 already feeds server1 (line 15)" + SHARE_HINT),
+        (
+            18,
+            "mac 'aa:bb:cc:dd:ee:ff' of desk2 already feeds desk1 (line 17)"
+            + SHARE_HINT,
+        ),
+    ]
 
 
 # Mistakes, each with its line
@@ -703,7 +814,7 @@ def test_one_outlet_feeds_one_resource() -> None:
         """
         )
     ) == [
-        (13, "outlet 'pdu1:2' of b already feeds a2 (line 10)"),
+        (13, "outlet 'pdu1:2' of b already feeds a2 (line 10)" + SHARE_HINT),
         (15, "give either 'outlet' or 'outlets', not both"),
     ]
 

@@ -1,11 +1,17 @@
 """Property-based stateful test of the ledger and reconcilers against a simple model.
 
-Random interleavings of acquire / release / renew / clock advance / switch failure / restart.
-Invariants: never switched off while a live token exists (nothing here forces), holder counts
-match the model and are never negative, no toggle is pressed on an unknown state, and every
-token is eventually released or expired. Dependencies: plug and button depend on stack; a
-child is switched on only while its parent is available, a parent is switched off only
-while every child is known off, and after convergence a powered child has a powered parent.
+Random interleavings of acquire / release / renew / clock advance / switch failure / restart,
+a foreign actor switching the machines, an administrator's force_off and a person
+acknowledging a halt. Invariants: a resource with a live token is switched off only by
+force_off (which revokes the tokens first), and power-cycled at most once per foreign
+change (labpower's power-ons within one hold are at most one plus the foreign changes);
+nothing is switched while labpower has stopped switching a resource, nor more often than
+its limit per window since it was last acknowledged, nor on within min_off_time; holder
+counts match the model and are never negative; no toggle is pressed on an unknown state;
+every token is eventually released or expired. Dependencies: plug and button depend on
+stack; a child is switched on only while its parent is available, a parent is switched off
+only while every child is known off, and after convergence a powered child has a powered
+parent.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from custom_components.labpower.core.lab import Lab, ResourceSpec
+from custom_components.labpower.core.lab import EventKind, Lab, LabEvent, ResourceSpec
 from custom_components.labpower.core.model import (
     InvalidTtlError,
+    PowerAction,
     PowerState,
     ResourcePolicy,
     ResourceState,
@@ -43,6 +50,7 @@ POLICY = ResourcePolicy(
     stop_timeout=20,
     default_ttl=100,
     max_ttl=500,
+    max_transitions=3,
 )
 
 
@@ -55,17 +63,29 @@ class ModelToken:
     expires: float | None
 
 
+# How many power changes each reported action is (the forced off ends a shutdown).
+WEIGHT = {PowerAction.FORCED_OFF: 0, PowerAction.CYCLE: 2, PowerAction.RESET: 0}
+
+
 class GuardedFeed(FakeFeed):
     """A feed that records every violation of the safety rules it witnesses."""
 
     lab: Lab | None = None
     resource: str = ""
     violations: list[str] | None = None
+    held_ons: dict[str, int] | None = None  # power-ons while held, per resource
+
+    def _check_not_halted(self) -> None:
+        assert self.lab is not None
+        assert self.violations is not None
+        if self.lab.reconciler(self.resource).halted is not None:
+            self.violations.append(f"{self.resource} switched while halted")
 
     async def turn_off(self, *, graceful: bool) -> None:
         """Power off only while nobody holds the resource and its children are off."""
         assert self.lab is not None
         assert self.violations is not None
+        self._check_not_halted()
         if self.lab.ledger.holder_count(self.resource):
             self.violations.append(f"{self.resource} switched off with live tokens")
         for child in self.lab.children(self.resource):
@@ -77,12 +97,18 @@ class GuardedFeed(FakeFeed):
         """No press on an unknown state; power on only once the parents are available."""
         assert self.lab is not None
         assert self.violations is not None
+        assert self.held_ons is not None
+        self._check_not_halted()
         if self.toggle and self.unreadable:
             self.violations.append(f"{self.resource} pressed on an unknown state")
         for parent in self.lab.parents(self.resource):
             if self.lab.state(parent) is not ResourceState.AVAILABLE:
                 self.violations.append(f"{self.resource} switched on before {parent}")
+        if self.lab.ledger.min_off_remaining(self.resource) > 0:
+            self.violations.append(f"{self.resource} switched on within min_off_time")
         await super().turn_on()
+        if self.lab.ledger.holder_count(self.resource):
+            self.held_ons[self.resource] += 1
 
 
 class LabMachine(RuleBasedStateMachine):
@@ -96,6 +122,12 @@ class LabMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
         self.violations: list[str] = []
+        # Per resource, in the current hold (live tokens all along): labpower's power-ons
+        # and the foreign changes; and labpower's power changes since acknowledged.
+        self.held: dict[str, bool] = dict.fromkeys(RESOURCES, False)
+        self.held_ons: dict[str, int] = dict.fromkeys(RESOURCES, 0)
+        self.foreign: dict[str, int] = dict.fromkeys(RESOURCES, 0)
+        self.changes: dict[str, list[float]] = {name: [] for name in RESOURCES}
         self.feeds = {
             "plug": GuardedFeed(name="plug"),
             "button": GuardedFeed(name="button", toggle=True, graceful=True),
@@ -104,12 +136,16 @@ class LabMachine(RuleBasedStateMachine):
         for name, feed in self.feeds.items():
             feed.resource = name
             feed.violations = self.violations
+            feed.held_ons = self.held_ons
         self.model: dict[str, ModelToken] = {}
         self.gone: set[str] = set()
         self.lab = self._new_lab()
 
     def _new_lab(self) -> Lab:
-        lab = Lab(clock=self.clock, listener=lambda event: None, sleep=self.clock.sleep)
+        # The count of power changes starts afresh with the process (it is not stored).
+        for changes in self.changes.values():
+            changes.clear()
+        lab = Lab(clock=self.clock, listener=self._listen, sleep=self.clock.sleep)
         for feed in self.feeds.values():
             feed.lab = lab
         lab.add_all(
@@ -122,6 +158,20 @@ class LabMachine(RuleBasedStateMachine):
             for name, feed in self.feeds.items()
         )
         return lab
+
+    def _listen(self, event: LabEvent) -> None:
+        name = event.resource
+        if event.kind is EventKind.HOLDERS_CHANGED and name is not None:
+            held = self.lab.ledger.holder_count(name) > 0
+            if held != self.held[name]:  # a hold begins or ends
+                self.held[name] = held
+                self.held_ons[name] = self.foreign[name] = 0
+        elif event.kind is EventKind.POWER_CHANGED and name is not None:
+            assert event.action is not None
+            weight = WEIGHT.get(event.action, 1)
+            self.changes[name].extend([self.clock.now] * weight)
+        elif event.kind is EventKind.RESUMED and name is not None:
+            self.changes[name].clear()
 
     def run(self, coro: object) -> None:
         """Run a coroutine on the machine's loop."""
@@ -199,10 +249,42 @@ class LabMachine(RuleBasedStateMachine):
         self.feeds[resource].unreadable = unreadable
 
     @rule(resource=st.sampled_from(RESOURCES))
-    def someone_flips_the_machine(self, resource: str) -> None:
-        """The machine changes state by itself (a crash, a person at the rack)."""
+    def foreign_actor(self, resource: str) -> None:
+        """Something else switches the machine: a person, an automation, a crash."""
         feed = self.feeds[resource]
         feed.state = PowerState.OFF if feed.state is PowerState.ON else PowerState.ON
+        self.foreign[resource] += 1
+        # Home Assistant pushes the entity's change: the resource's pass runs at once.
+        self.run(self.lab.reconciler(resource).reconcile_once())
+
+    @rule(resource=st.sampled_from(RESOURCES))
+    def short_job(self, resource: str) -> None:
+        """A CI job: a lease, the machine powered, the lease released, the off delay run."""
+        token = self.lab.acquire([resource], "short job")[0]
+        for name in (*self.lab.ancestors(resource), resource):
+            self.run(self.lab.reconciler(name).reconcile_once())
+        self.lab.release([token.id])
+        self.gone.add(token.id)
+        self.clock.advance(POLICY.off_delay)
+        self._expire()
+        self.run(self.lab.reconciler(resource).reconcile_once())
+
+    @rule(resource=st.sampled_from(RESOURCES))
+    def force_off(self, resource: str) -> None:
+        """An administrator forces it off: its tokens and its children's are revoked."""
+        targets = {resource, *self.lab.descendants(resource)}
+        revoked = {token.id for token in self.lab.force_off(resource, "admin")}
+        for token_id, token in list(self.model.items()):
+            if token.resource in targets:
+                assert token_id in revoked
+                del self.model[token_id]
+                self.gone.add(token_id)
+
+    @rule(resource=st.sampled_from(RESOURCES))
+    def acknowledge(self, resource: str) -> None:
+        """A person acknowledges that labpower stopped switching it (if it had)."""
+        halted = self.lab.reconciler(resource).halted is not None
+        assert self.lab.resume(resource, "acknowledged") is halted
 
     @rule()
     def restart(self) -> None:
@@ -223,6 +305,7 @@ class LabMachine(RuleBasedStateMachine):
             feed.unreadable = False
         for _ in range(12):
             for resource in RESOURCES:
+                self.lab.resume(resource, "acknowledged")
                 self.run(self.lab.reconciler(resource).reconcile_once())
             self.clock.advance(self.lab.timing.fault_retry + 1)
             self._expire()
@@ -246,6 +329,21 @@ class LabMachine(RuleBasedStateMachine):
     def no_safety_violation(self) -> None:
         """Nothing switched off with live tokens, no press on an unknown state."""
         assert self.violations == []
+
+    @invariant()
+    def held_resources_cycled_once_per_foreign_change_at_most(self) -> None:
+        """Within a hold, one power-on, and one more per foreign change at most."""
+        for resource in RESOURCES:
+            assert self.held_ons[resource] <= 1 + self.foreign[resource], resource
+
+    @invariant()
+    def power_changes_within_the_limit(self) -> None:
+        """At most max_transitions power changes in any window since acknowledged."""
+        window = self.lab.timing.guard_window
+        for resource, times in self.changes.items():
+            for start in times:
+                within = sum(1 for t in times if start <= t < start + window)
+                assert within <= POLICY.max_transitions, (resource, times)
 
     def teardown(self) -> None:
         """Every token is eventually released or expired."""

@@ -72,6 +72,8 @@ class EventKind(StrEnum):
     CONFIG_ERROR = "config_error"
     START_FAILED = "start_failed"
     RECOVERED = "recovered"
+    HALTED = "halted"  # labpower stopped switching it (detail: why)
+    RESUMED = "resumed"  # a person acknowledged a halt (cause: who)
     PERSIST = "persist"
 
 
@@ -236,7 +238,7 @@ class Lab(ReconcilerHooks):
             self._children.setdefault(parent, {})[name] = None
         self._need_count.setdefault(name, 0)
         self.ledger.set_policy(name, spec.policy)
-        self._resources[name] = _Managed(
+        managed = self._resources[name] = _Managed(
             spec=spec,
             reconciler=Reconciler(
                 name=name,
@@ -254,6 +256,8 @@ class Lab(ReconcilerHooks):
                 if (group := getattr(feed, "stagger_group", None))
             ),
         )
+        if (reason := self.ledger.halted.get(name)) is not None:
+            managed.reconciler.restore_halt(reason)
         if parents:
             dirty.append(name)
 
@@ -282,6 +286,8 @@ class Lab(ReconcilerHooks):
                 token=token,
                 cause="resource removed",
             )
+        for name, reason in self.ledger.halted.items():
+            self._resources[name].reconciler.restore_halt(reason)
 
     # Life cycle
 
@@ -457,12 +463,33 @@ class Lab(ReconcilerHooks):
             if tokens or target == name:
                 self._emit(EventKind.HOLDERS_CHANGED, target)
             revoked.extend(tokens)
+        for target in targets:
+            self.resume(target, cause)  # an administrator decided: switch it again
         self._emit(EventKind.PERSIST)
         for target in targets:
             self._kick(self._resources[target])
             self._wake_waiters(target)
         self._propagate(targets)
         return revoked
+
+    def resume(self, name: str, cause: str) -> bool:
+        """A person acknowledged that labpower stopped switching a resource: switch again.
+
+        Returns False when it was not stopped.
+        """
+        managed = self._get(name)
+        if not managed.reconciler.resume():
+            return False
+        _LOGGER.info("%s: switched again (%s)", name, cause)
+        self.ledger.set_halted(name, None)
+        self._emit(EventKind.RESUMED, name, cause=cause)
+        self._emit(EventKind.PERSIST)
+        self._kick(managed)
+        return True
+
+    def halts(self) -> dict[str, str]:
+        """The resources labpower stopped switching, with the reason."""
+        return self.ledger.halted
 
     async def wait_available(
         self,
@@ -700,6 +727,12 @@ class Lab(ReconcilerHooks):
     def recovered(self, resource: str) -> None:
         """Report a resource that left its fault."""
         self._emit(EventKind.RECOVERED, resource)
+
+    def halted(self, resource: str, reason: str) -> None:
+        """Remember (across restarts) and report that labpower stopped switching it."""
+        self.ledger.set_halted(resource, reason)
+        self._emit(EventKind.HALTED, resource, detail=reason)
+        self._emit(EventKind.PERSIST)
 
     # Internals
 

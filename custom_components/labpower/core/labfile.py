@@ -47,6 +47,7 @@ from ..const import (
     CONF_LONG_PRESS,
     CONF_MAC,
     CONF_MAX_PARALLEL_ON,
+    CONF_MAX_TRANSITIONS,
     CONF_MAX_TTL,
     CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
@@ -107,6 +108,7 @@ from ..const import (
     VENDOR_SNMP,
 )
 from ..drivers.snmp_profiles import SNMP_PROFILES
+from .feeds import FeedTarget, feed_targets, normalise_mac
 from .graph import find_cycle
 from .hostlist import HostlistError, expand
 from .model import ResourcePolicy
@@ -129,11 +131,6 @@ _BOOL_TAG: Final = _TAG + "bool"
 _NULL_TAG: Final = _TAG + "null"
 _MERGE_TAG: Final = _TAG + "merge"
 _SECRET_TAG: Final = "!secret"
-_MAC = re.compile(
-    r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}|[0-9a-f]{2}(?:-[0-9a-f]{2}){5}"
-    r"|[0-9a-f]{4}(?:\.[0-9a-f]{4}){2}|[0-9a-f]{12}",
-    re.IGNORECASE,
-)
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 # What an unquoted `[1-8]` leaves of itself once YAML has read it as a list.
 _RANGE_BODY = re.compile(r"[0-9][0-9 ,-]*")
@@ -201,7 +198,8 @@ def load_lab_file(
     known_resources: Iterable[str] = (),
     known_units: Mapping[str, int | None] | None = None,
     known_bmcs: Iterable[str] = (),
-    known_outlets: Mapping[str, str] | None = None,
+    known_feeds: Mapping[FeedTarget, str] | None = None,
+    lab: str = "",
 ) -> LabFile:
     """Read and check the lab file at `path` (blocking I/O: run it in an executor).
 
@@ -225,7 +223,8 @@ def load_lab_file(
         known_resources=known_resources,
         known_units=known_units,
         known_bmcs=known_bmcs,
-        known_outlets=known_outlets,
+        known_feeds=known_feeds,
+        lab=lab,
     )
 
 
@@ -237,32 +236,36 @@ def parse_lab_file(
     known_resources: Iterable[str] = (),
     known_units: Mapping[str, int | None] | None = None,
     known_bmcs: Iterable[str] = (),
-    known_outlets: Mapping[str, str] | None = None,
+    known_feeds: Mapping[FeedTarget, str] | None = None,
+    lab: str = "",
 ) -> LabFile:
     """Parse, expand and check a lab file's text; LabFileError lists what is wrong.
 
     `filename` prefixes the messages. `secrets` resolves `!secret name` values.
     `known_resources`, `known_units` (name -> outlet count, None if unknown) and
     `known_bmcs` are what exists outside this file (made in the UI): the file may refer
-    to them but not define them again. `known_outlets` ("pdu1:3" -> resource) are
-    outlets UI-made resources use: one outlet never feeds two resources.
+    to them but not define them again. `known_feeds` are the feed targets (core/feeds.py)
+    that resources outside this file use, each with who uses it ("builder-1 (made in the
+    UI)"): one feed never feeds two resources. `lab` is the id of the file's lab, the scope
+    of its outlets and BMCs.
     """
     parser = _Parser(
         secrets or {},
         set(known_resources),
         dict(known_units or {}),
         set(known_bmcs),
-        dict(known_outlets or {}),
+        dict(known_feeds or {}),
+        lab=lab,
     )
     try:
-        lab = parser.parse(text)
+        parsed = parser.parse(text)
     except _TooManyError:
         raise LabFileError(
             _by_line(parser.problems), filename, truncated=True
         ) from None
     if parser.problems:
         raise LabFileError(_by_line(parser.problems), filename)
-    return lab
+    return parsed
 
 
 def _by_line(problems: list[LabFileProblem]) -> list[LabFileProblem]:
@@ -365,6 +368,7 @@ _RESOURCE_FIELDS: Final[dict[str, _Field]] = {
     **dict.fromkeys(_DURATIONS, _SECONDS_FIELD),
     CONF_GRACEFUL_OFF: _Field(_BOOL),
     CONF_OFF_NOW: _Field(_BOOL),
+    CONF_MAX_TRANSITIONS: _Field(_INT, low=2),
     CONF_LABELS: _LIST_FIELD,
     CONF_POWER_W: _Field(_FLOAT, low=0),
     CONF_METER_ENTITY: _TEXT_FIELD,
@@ -439,6 +443,7 @@ _COMMON_FIELDS: Final = frozenset(
         *_DURATIONS,
         CONF_GRACEFUL_OFF,
         CONF_OFF_NOW,
+        CONF_MAX_TRANSITIONS,
         CONF_LABELS,
         CONF_POWER_W,
         CONF_METER_ENTITY,
@@ -550,10 +555,14 @@ class _Parser:
         known_resources: set[str],
         known_units: dict[str, int | None],
         known_bmcs: set[str],
-        known_outlets: dict[str, str],
+        known_feeds: dict[FeedTarget, str],
+        *,
+        lab: str,
     ) -> None:
         self.problems: list[LabFileProblem] = []
-        self._known_outlets = known_outlets
+        # Who uses each feed target: outside the file, then the file's resources so far.
+        self._feed_users = known_feeds
+        self._lab = lab
         self._seen: set[tuple[int | None, str]] = set()
         self._secrets = secrets
         self._known_resources = known_resources
@@ -617,13 +626,9 @@ class _Parser:
             "resource",
             self._known_resources,
         )
-        outlet_users: dict[tuple[str, int], tuple[str, int | None]] = {}
-        for ref, user in self._known_outlets.items():
-            unit_name, _, number = ref.rpartition(":")
-            outlet_users[unit_name, int(number)] = (user, None)
         depends: dict[str, list[_Located]] = {}
         for entry in entries:
-            if (built := self._resource(entry, defaults, outlet_users)) is not None:
+            if (built := self._resource(entry, defaults)) is not None:
                 lab.resources.append(built[0])
                 depends[entry.name] = built[1]
         self._check_dependencies(entries, depends)
@@ -1004,7 +1009,6 @@ class _Parser:
         self,
         entry: _Entry,
         defaults: Mapping[str, _Located],
-        outlet_users: dict[tuple[str, int], tuple[str, int | None]],
     ) -> tuple[dict[str, Any], list[_Located]] | None:
         """A resource's subentry data and its dependencies (each with its line)."""
         own = _given(entry.fields)
@@ -1068,7 +1072,7 @@ class _Parser:
             )
         if labels := fields.get(CONF_LABELS, ((), 0))[0]:
             data[CONF_LABELS] = list(dict.fromkeys(label for label, _ in labels))
-        for key in (CONF_POWER_W, CONF_METER_ENTITY):
+        for key in (CONF_MAX_TRANSITIONS, CONF_POWER_W, CONF_METER_ENTITY):
             if key in fields:
                 data[key] = fields[key][0]
         depends: list[_Located] = fields.get(CONF_DEPENDS_ON, ([], 0))[0]
@@ -1077,7 +1081,7 @@ class _Parser:
         self._check_ttls(entry, fields, data)
         if CONF_MAC in data:
             mac, line = fields[CONF_MAC]
-            if not _MAC.fullmatch(mac.strip()):
+            if normalise_mac(mac) is None:
                 self.error(
                     line, f"mac: '{mac}' is not a MAC address (aa:bb:cc:dd:ee:ff)"
                 )
@@ -1088,9 +1092,38 @@ class _Parser:
                     line,
                     f"bmc: no BMC named '{bmc}'" + _suggest(bmc, self._bmc_names),
                 )
+        lines = {key: line for key, (_, line) in fields.items()}
         if CONF_OUTLETS in data:
-            data[CONF_OUTLETS] = self._outlets(entry, data[CONF_OUTLETS], outlet_users)
+            outlets = self._outlets(entry, data[CONF_OUTLETS])
+            data[CONF_OUTLETS] = [outlet for outlet, _ in outlets]
+            lines.update(outlets)
+        self._claim_feeds(entry, data, lines)
         return data, depends
+
+    def _claim_feeds(
+        self, entry: _Entry, data: Mapping[str, Any], lines: Mapping[str, int]
+    ) -> None:
+        """One feed, one owner: refuse a feed target that another resource uses.
+
+        `lines` gives the line of each field, and of each outlet ("pdu1:3").
+        """
+        for key, target in feed_targets(data, scope=self._lab):
+            value = data[key]
+            if key == CONF_OUTLETS:
+                value = target.label.removeprefix("outlet ")
+                line, what = lines.get(value, entry.line), CONF_OUTLET
+            else:
+                line, what = lines.get(key, entry.line), key
+            user = self._feed_users.get(target)
+            if user is None:
+                self._feed_users[target] = f"{entry.name} (line {entry.line})"
+                continue
+            self.error(
+                line,
+                f"{what} '{value}' of {entry.name} already feeds {user}: a feed powers "
+                "one resource; to share it, make it a resource of its own that both "
+                "depend on",
+            )
 
     def _choose(
         self,
@@ -1176,10 +1209,9 @@ class _Parser:
         self,
         entry: _Entry,
         located: list[_Located],
-        outlet_users: dict[tuple[str, int], tuple[str, int | None]],
-    ) -> list[str]:
-        """`pdu1:3` items, each checked, in the form the UI stores: "pdu1:3"."""
-        outlets: list[str] = []
+    ) -> list[tuple[str, int]]:
+        """`pdu1:3` items, each checked, in the form the UI stores ("pdu1:3"), with lines."""
+        outlets: list[tuple[str, int]] = []
         mine: set[tuple[str, int]] = set()
         for text, line in located:
             unit, colon, number = text.rpartition(":")
@@ -1208,16 +1240,8 @@ class _Parser:
             if key in mine:
                 self.error(line, f"outlet '{text}' is given twice for {entry.name}")
                 continue
-            if (user := outlet_users.get(key)) is not None:
-                where = "made in the UI" if user[1] is None else f"line {user[1]}"
-                self.error(
-                    line,
-                    f"outlet '{text}' of {entry.name} already feeds {user[0]} ({where})",
-                )
-                continue
             mine.add(key)
-            outlet_users[key] = (entry.name, entry.line)
-            outlets.append(f"{unit}:{outlet}")
+            outlets.append((f"{unit}:{outlet}", line))
         if not outlets and not located:
             self.error(entry.line, "switcher_type pdu needs at least one outlet")
         return outlets

@@ -50,6 +50,8 @@ class Ledger:
         self._off_requested: set[str] = set()
         # While set (a UPS runs on battery), off delays are skipped: idle means off.
         self.shedding = False
+        # Resources labpower stopped switching until a person acknowledges (the reason).
+        self._halted: dict[str, str] = {}
 
     # Resources
 
@@ -76,6 +78,7 @@ class Ledger:
         self._demand.discard(resource)
         self._forced.discard(resource)
         self._off_requested.discard(resource)
+        self._halted.pop(resource, None)
         return revoked
 
     @property
@@ -330,6 +333,18 @@ class Ledger:
             return 0.0
         return max(0.0, last_off + self.policy(resource).min_off_time - self._clock())
 
+    def set_halted(self, resource: str, reason: str | None) -> None:
+        """Record that labpower stopped switching a resource (None: it switches again)."""
+        if reason is None:
+            self._halted.pop(resource, None)
+        else:
+            self._halted[resource] = reason
+
+    @property
+    def halted(self) -> dict[str, str]:
+        """The resources labpower stopped switching, with the reason (persisted)."""
+        return dict(self._halted)
+
     # Persistence
 
     def to_dict(self) -> dict[str, Any]:
@@ -342,6 +357,7 @@ class Ledger:
             "released": dict(self._released),
             "last_cause": dict(self._last_cause),
             "off_requested": sorted(self._off_requested),
+            "halted": dict(self._halted),
         }
 
     def load(self, data: dict[str, Any]) -> list[UsageToken]:
@@ -367,6 +383,9 @@ class Ledger:
         )
         self._off_requested.update(
             name for name in data.get("off_requested", ()) if name in known
+        )
+        self._halted.update(
+            {k: v for k, v in data.get("halted", {}).items() if k in known}
         )
         self._released.update(data["released"])
         return orphans

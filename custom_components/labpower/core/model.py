@@ -97,6 +97,9 @@ class ResourcePolicy:
     graceful_off: bool = True
     # An explicit off from a power client (a switch, MAAS) skips the off delay.
     off_now: bool = True
+    # Hardware protection: at most this many power changes per 10 minutes (the
+    # reconciler's guard window), whatever their cause; beyond, labpower stops switching.
+    max_transitions: int = 6
 
 
 class LabError(Exception):
@@ -294,3 +297,17 @@ class NotPoweredError(LabError):
     def __init__(self, resource: str) -> None:
         """Name the resource."""
         super().__init__(f"{resource} is not powered", resource=resource)
+
+
+class ResourceHaltedError(LabError):
+    """labpower stopped switching the resource until a person acknowledges it."""
+
+    key = "resource_halted"
+
+    def __init__(self, resource: str, reason: str) -> None:
+        """Name the resource and why it was stopped."""
+        super().__init__(
+            f"labpower stopped switching {resource}: {reason}",
+            resource=resource,
+            reason=reason,
+        )

@@ -4,19 +4,39 @@ One pass observes the feeds (and the availability check), re-reads the desired s
 takes at most one action, verified by reading back. The safety rules of DESIGN.md live here:
 unknown is never off; a toggle is pressed only on a known, different state and never
 re-sent; transient errors are retried with backoff, configuration errors fail fast.
+
+Two guards stop the reconciler (a *halt*: fault, no action at all until a person
+acknowledges it with `resume`), whatever caused the switching:
+
+- Never fight. The reconciler remembers each readable feed's state as it last saw or made
+  it. A feed seen in another state that goes against what is wanted, which labpower did not
+  cause (a graceful shutdown it asked for is its own), was switched by something else: a
+  person, an automation, the plug's own schedule, another resource on the same relay. It
+  is corrected once; a second such change within `Timing.guard_window` halts.
+- Hardware protection. At most `ResourcePolicy.max_transitions` power changes per
+  `Timing.guard_window`: a power-on counts one, a shutdown one (its forced off after the
+  stop timeout is part of it), a power cycle two. The change that would exceed it halts.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 import logging
 
-from .model import PowerAction, PowerState, ResourcePolicy, ResourceState
+from .model import (
+    PowerAction,
+    PowerState,
+    ResourceHaltedError,
+    ResourcePolicy,
+    ResourceState,
+)
 from .switching import (
     AvailabilityChecker,
     ConfigurationSwitchError,
+    ForeignSwitchError,
     Switcher,
     SwitchError,
 )
@@ -44,6 +64,8 @@ class Timing:
     fault_retry: float = 60.0
     cycle_delay: float = 5.0
     start_failures_for_repair: int = 3
+    # Foreign changes and power transitions are counted over this window.
+    guard_window: float = 600.0
 
 
 @dataclass(slots=True)
@@ -111,6 +133,9 @@ class ReconcilerHooks:
     def pass_finished(self, resource: str) -> None:
         """A pass ended (what it wants can lapse by time alone: an off delay ran out)."""
 
+    def halted(self, resource: str, reason: str) -> None:
+        """The reconciler stopped acting on the resource until a person acknowledges it."""
+
 
 class VerificationError(SwitchError):
     """The device acknowledged but its state did not follow."""
@@ -126,6 +151,11 @@ class _Progress:
     counted_failure: bool = False
     had_fault: bool = False
     asked_slot: bool = False  # queued for, or holding, a power-on slot
+    halted: str | None = None  # why it stopped acting (until resumed)
+    foreign_at: float | None = None  # when something else last switched it
+    # The cause of the action that undoes a foreign change.
+    correction: str | None = None
+    transitions: deque[float] = field(default_factory=deque)  # when it switched lately
 
 
 @dataclass(slots=True)
@@ -146,6 +176,10 @@ class Reconciler:
     available: bool | None = None
     _progress: _Progress = field(default_factory=_Progress)
     _read_error: str | None = None  # why a feed could not be read in this pass
+    # Each readable feed's state as last seen or made (by index), and the feeds seen in
+    # another state by the last observation.
+    _known: dict[int, PowerState] = field(default_factory=dict)
+    _changed: list[tuple[str, PowerState]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -173,7 +207,9 @@ class Reconciler:
                 self.hooks.config_error(self.name, err)
                 self._set(ResourceState.UNKNOWN, f"configuration error: {err}")
                 return Observation(PowerState.UNKNOWN, None)
-            if seen.power is PowerState.UNKNOWN:
+            if self._progress.halted is not None:
+                self._set(ResourceState.FAULT, self._progress.halted)
+            elif seen.power is PowerState.UNKNOWN:
                 self._set(ResourceState.UNKNOWN)
             elif seen.power is PowerState.OFF:
                 self._set(ResourceState.OFF)
@@ -194,6 +230,8 @@ class Reconciler:
             except ConfigurationSwitchError as err:
                 self.hooks.config_error(self.name, err)
                 return self._fault(f"configuration error: {err}")
+            except ForeignSwitchError as err:
+                return self._switched_back(err)
             except SwitchError as err:
                 return self._fault(str(err) or type(err).__name__)
             finally:
@@ -206,20 +244,47 @@ class Reconciler:
         """Something about the devices changed: an action held back by a fault may go now."""
         self._progress.fault_until = None
 
+    @property
+    def halted(self) -> str | None:
+        """Why the reconciler stopped acting on the resource (None: it acts)."""
+        return self._progress.halted
+
+    def restore_halt(self, reason: str) -> None:
+        """Stay halted as before a restart (no new report)."""
+        self._progress.halted = reason
+
+    def resume(self) -> bool:
+        """A person acknowledged a halt: act again, counting afresh. False if not halted."""
+        progress = self._progress
+        if progress.halted is None:
+            return False
+        progress.halted = None
+        progress.foreign_at = None
+        progress.correction = None
+        progress.transitions.clear()
+        progress.fault_until = None
+        return True
+
     async def power_cycle(self, cause: str) -> None:
         """Verified off, a delay, verified on (never a device's own cycle)."""
         async with self._lock:
+            self._refuse_if_halted()
+            self._may_switch(self.clock(), 2)  # halts when it would exceed the limit
+            self._refuse_if_halted()
             await self._switch(PowerState.OFF, graceful=False)
+            self._switched(1)
             self.hooks.powered_off(self.name)
             self.hooks.power_action(self.name, PowerAction.CYCLE, cause)
             await self.sleep(self.timing.cycle_delay)
             await self._switch(PowerState.ON, graceful=False)
+            self._switched(1)
             self._progress.starting_since = self.clock()
             self._set(ResourceState.STARTING)
 
     async def reset(self, cause: str) -> None:
         """Reset through the first feed that can."""
         async with self._lock:
+            self._refuse_if_halted()
             feed = next(feed for feed in self.feeds if feed.capabilities.can_reset)
             await self._call(feed.reset())
             self.hooks.power_action(self.name, PowerAction.RESET, cause)
@@ -241,6 +306,13 @@ class Reconciler:
         now = self.clock()
         progress = self._progress
         desired = self.hooks.desired_on(self.name)
+        if progress.halted is not None:
+            self._set(ResourceState.FAULT, progress.halted)
+            return self.timing.slow_poll
+        if not self._tolerate_foreign(desired, now):
+            return self.timing.slow_poll
+        if seen.power is (PowerState.ON if desired else PowerState.OFF):
+            progress.correction = None  # nothing (left) to correct
         if progress.toggle_blocked is not None and progress.toggle_blocked != (
             desired,
             seen.power,
@@ -301,6 +373,8 @@ class Reconciler:
         if wait > 0:
             self._set(ResourceState.OFF, "min_off_time")
             return wait
+        if not self._may_switch(now, 1):
+            return self.timing.slow_poll
         progress.asked_slot = True
         if not self.hooks.power_on_slot(self.name):
             # The lab runs a pass again when the slot is granted.
@@ -312,8 +386,9 @@ class Reconciler:
             progress.asked_slot = False
             self.hooks.power_on_done(self.name)
         # Verified: from now on it counts as powered (its parents stay needed).
+        self._switched(1)
         self.power = PowerState.ON
-        self.hooks.power_action(self.name, PowerAction.ON, self.hooks.cause(self.name))
+        self.hooks.power_action(self.name, PowerAction.ON, self._cause())
         progress.starting_since = self.clock()
         progress.counted_failure = False
         self._set(ResourceState.STARTING)
@@ -353,12 +428,13 @@ class Reconciler:
         graceful = self.policy.graceful_off and all(
             feed.capabilities.can_shutdown_gracefully for feed in self.feeds
         )
+        if progress.stopping_since is None and not self._may_switch(now, 1):
+            return self.timing.slow_poll
         if progress.stopping_since is None and graceful:
             await self._switch_feeds(PowerState.OFF, graceful=True, verify=False)
+            self._switched(1)
             progress.stopping_since = now
-            self.hooks.power_action(
-                self.name, PowerAction.GRACEFUL_OFF, self.hooks.cause(self.name)
-            )
+            self.hooks.power_action(self.name, PowerAction.GRACEFUL_OFF, self._cause())
             self._set(ResourceState.STOPPING)
             return self.timing.fast_poll
         if progress.stopping_since is not None:
@@ -370,9 +446,11 @@ class Reconciler:
             action = PowerAction.OFF
         self._set(ResourceState.STOPPING)
         await self._switch(PowerState.OFF, graceful=False)
+        if action is PowerAction.OFF:
+            self._switched(1)  # a forced off ends the shutdown counted already
         progress.stopping_since = None
         self.power = PowerState.OFF
-        self.hooks.power_action(self.name, action, self.hooks.cause(self.name))
+        self.hooks.power_action(self.name, action, self._cause())
         self.hooks.powered_off(self.name)
         self._set(ResourceState.OFF)
         return self.timing.slow_poll
@@ -382,6 +460,13 @@ class Reconciler:
     async def _observe(self) -> Observation:
         self._read_error = None
         states = [await self._read(feed) for feed in self.feeds]
+        self._changed = []
+        for index, (feed, state) in enumerate(zip(self.feeds, states, strict=True)):
+            if state is PowerState.UNKNOWN or not feed.capabilities.can_read_state:
+                continue  # a feed that cannot read power (Wake-on-LAN) sees no change
+            if self._known.get(index, state) is not state:
+                self._changed.append((feed.description, state))
+            self._known[index] = state
         power = _combine(states)
         available: bool | None = None
         if power is PowerState.ON:
@@ -420,16 +505,18 @@ class Reconciler:
     async def _switch_feeds(
         self, target: PowerState, *, graceful: bool, verify: bool
     ) -> None:
-        for feed in self.feeds:
+        for index, feed in enumerate(self.feeds):
             current = await self._read(feed)
-            if current is target:
-                continue  # idempotent: already there, send nothing
-            if feed.capabilities.is_toggle:
-                await self._press(
-                    feed, current, target, graceful=graceful, verify=verify
-                )
-            else:
-                await self._command(feed, target, graceful=graceful, verify=verify)
+            if current is not target:
+                if feed.capabilities.is_toggle:
+                    await self._press(
+                        feed, current, target, graceful=graceful, verify=verify
+                    )
+                else:
+                    await self._command(feed, target, graceful=graceful, verify=verify)
+            # idempotent: already there, nothing was sent
+            if verify or current is target:
+                self._known[index] = target  # labpower's own change, seen
 
     async def _press(
         self,
@@ -463,7 +550,7 @@ class Reconciler:
                 await self.sleep(backoff[min(attempt - 1, len(backoff) - 1)])
             try:
                 await self._call(self._send(feed, target, graceful=graceful))
-            except ConfigurationSwitchError:
+            except ConfigurationSwitchError, ForeignSwitchError:
                 raise
             except SwitchError as err:
                 error = err
@@ -503,6 +590,83 @@ class Reconciler:
             raise SwitchError(
                 f"no answer within {self.timing.step_timeout:g} s"
             ) from err
+
+    # Guards
+
+    def _tolerate_foreign(self, desired: bool, now: float) -> bool:
+        """Correct a feed something else switched once; halt (False) on a second time."""
+        progress = self._progress
+        wanted = PowerState.ON if desired else PowerState.OFF
+        foreign = [
+            description
+            for description, state in self._changed
+            if state is not wanted
+            # labpower asked the machine to shut down: its going off is no surprise
+            and not (state is PowerState.OFF and progress.stopping_since is not None)
+        ]
+        return not foreign or self._foreign(foreign, now)
+
+    def _switched_back(self, err: ForeignSwitchError) -> float:
+        """A switch undone at once by something else: a foreign change like any other."""
+        self._switched(1)  # it did switch, however briefly
+        if err.target is PowerState.ON:
+            self.hooks.powered_off(self.name)  # min_off_time applies to the correction
+        if not self._foreign([err.feed], self.clock()):
+            return self.timing.slow_poll
+        return 0.0
+
+    def _foreign(self, foreign: list[str], now: float) -> bool:
+        """Something else switched these feeds: correct once, halt (False) if again."""
+        progress = self._progress
+        reason = f"switched by something else: {', '.join(foreign)}"
+        last, progress.foreign_at = progress.foreign_at, now
+        if last is not None and now - last < self.timing.guard_window:
+            self._halt(reason)
+            return False
+        _LOGGER.warning("%s: %s; correcting it once", self.name, reason)
+        progress.correction = (
+            f"correcting {', '.join(foreign)}, switched by something else"
+        )
+        return True
+
+    def _may_switch(self, now: float, count: int) -> bool:
+        """Whether `count` more power changes stay within the limit; else halt (False)."""
+        recent = self._progress.transitions
+        while recent and now - recent[0] >= self.timing.guard_window:
+            recent.popleft()
+        limit = self.policy.max_transitions
+        if len(recent) + count <= limit:
+            return True
+        self._halt(
+            f"more than {limit} power changes within "
+            f"{self.timing.guard_window / 60:g} minutes: stopped to protect the hardware"
+        )
+        return False
+
+    def _switched(self, count: int) -> None:
+        """Count power changes made (verified, or a shutdown asked for)."""
+        self._progress.transitions.extend([self.clock()] * count)
+
+    def _cause(self) -> str:
+        """Who caused the action taken now: a correction, else the desired state's cause."""
+        correction, self._progress.correction = self._progress.correction, None
+        return correction or self.hooks.cause(self.name)
+
+    def _halt(self, reason: str) -> None:
+        progress = self._progress
+        progress.halted = reason
+        progress.correction = None
+        _LOGGER.warning(
+            "%s: %s; labpower stops switching it until a person acknowledges it",
+            self.name,
+            reason,
+        )
+        self._set(ResourceState.FAULT, reason)
+        self.hooks.halted(self.name, reason)
+
+    def _refuse_if_halted(self) -> None:
+        if (reason := self._progress.halted) is not None:
+            raise ResourceHaltedError(self.name, reason)
 
     # State
 

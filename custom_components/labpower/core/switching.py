@@ -36,6 +36,19 @@ class ConfigurationSwitchError(SwitchError):
         self.issue = issue
 
 
+class ForeignSwitchError(SwitchError):
+    """The feed reached the state asked for and something else switched it back at once.
+
+    Retrying would fight whatever did it: the reconciler treats it as a foreign change.
+    """
+
+    def __init__(self, feed: str, target: PowerState) -> None:
+        """Name the feed and the state it was switched back from."""
+        super().__init__(f"{feed} was switched back by something else")
+        self.feed = feed
+        self.target = target
+
+
 class Switcher(Protocol):
     """Switches one feed of a resource.
 

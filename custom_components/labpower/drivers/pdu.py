@@ -291,7 +291,7 @@ class PduOutletSwitcher:
 
 
 class UnusableOutlet(PduOutletSwitcher):
-    """An outlet a resource may not use: its unit is not configured, or it feeds another.
+    """An outlet a resource cannot use: its unit is not configured.
 
     Every call is a configuration error: the resource goes to fault with the reason and
     nothing is switched.

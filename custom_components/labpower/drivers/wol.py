@@ -4,36 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-import re
 
 import wakeonlan
+
+from ..core.feeds import normalise_mac
 
 MAGIC_PACKET_SIZE = 102
 DEFAULT_BROADCAST = wakeonlan.BROADCAST_IP
 DEFAULT_PORT = wakeonlan.DEFAULT_PORT
 
-# aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff, aabb.ccdd.eeff (Cisco) or aabbccddeeff.
-_MAC_FORMATS = (
-    re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}", re.IGNORECASE),
-    re.compile(r"[0-9a-f]{2}(?:-[0-9a-f]{2}){5}", re.IGNORECASE),
-    re.compile(r"[0-9a-f]{4}(?:\.[0-9a-f]{4}){2}", re.IGNORECASE),
-    re.compile(r"[0-9a-f]{12}", re.IGNORECASE),
-)
-
 
 def parse_mac(mac: str) -> bytes:
-    """The 6 bytes of a MAC address; ValueError for anything but the four usual forms.
-
-    Stricter than the library, which takes any 17- or 14-character text with a separator
-    it guesses from its position.
-    """
-    text = mac.strip()
-    if not any(pattern.fullmatch(text) for pattern in _MAC_FORMATS):
+    """The 6 bytes of a MAC address; ValueError for anything but the four usual forms."""
+    normal = normalise_mac(mac)
+    if normal is None:
         raise ValueError(
             f"Not a MAC address: {mac!r} (expected aa:bb:cc:dd:ee:ff, "
             "aa-bb-cc-dd-ee-ff, aabb.ccdd.eeff or aabbccddeeff)"
         )
-    return bytes.fromhex(re.sub(r"[:.\-]", "", text))
+    return bytes.fromhex(normal.replace(":", ""))
 
 
 def format_mac(mac: str) -> str:

@@ -791,13 +791,15 @@ async def test_one_outlet_feeds_one_resource(
             ),
         ],
     )
-    await call(hass, "acquire", {"resource": "first", "holder": "ci"})
+    # Both are in fault at once: an acquire is refused with the reason, nothing switches.
+    with pytest.raises(HomeAssistantError, match="also feeds second"):
+        await call(hass, "acquire", {"resource": "first", "holder": "ci"})
     for name, other in (("first", "second"), ("second", "first")):
         await until(hass, lambda n=name: state(hass, f"sensor.{n}_state") == "fault")
         assert hass.states.get(f"sensor.{name}_state").attributes["reason"] == (
             f"outlet pdu-a:2: also feeds {other}: labpower switches none of them"
         )
-    assert not netio.on[1]  # held, but switching it for one would switch the other
+    assert not netio.on[1]  # switching it for one would switch the other
     issue = ir.async_get(hass).async_get_issue(
         DOMAIN, f"feed_shared_{entry.entry_id}_outlet_pdu-a:2"
     )

@@ -206,12 +206,9 @@ async def test_rack_card_in_chromium(tmp_path: Path) -> None:
             "acquire", {"resource": "builder-2", "holder": "jenkins #1234"}
         )
         # The demo comes with its dashboard and nothing to repair.
-        dashboards, issues = await server.websocket(
-            {"type": "lovelace/dashboards/list"}, {"type": "repairs/list_issues"}
-        )
+        [dashboards] = await server.websocket({"type": "lovelace/dashboards/list"})
         assert DASHBOARD in [d["url_path"] for d in dashboards]
-        shown = [issue for issue in issues["issues"] if not issue["ignored"]]
-        assert shown == [], shown
+        assert await server.repairs_shown() == []
         refused: list[str] = []  # requests to anywhere but 127.0.0.1
         async with chromium() as browser:
             page = await open_dashboard(browser, server, refused)

@@ -98,9 +98,7 @@ async def test_develop_stays_up_on_loopback_only(tmp_path: Path) -> None:
             while not await demo_ready(server):
                 assert time.monotonic() < deadline, tail(log)
                 await asyncio.sleep(0.5)
-            [issues] = await server.websocket({"type": "repairs/list_issues"})
-            shown = [issue for issue in issues["issues"] if not issue["ignored"]]
-            assert shown == [], shown
+            assert await server.repairs_shown() == []
 
             started = time.monotonic()
             while time.monotonic() - started < STAY_UP:

@@ -164,6 +164,11 @@ class Server:
         )
         return str(token)
 
+    async def repairs_shown(self) -> list[dict[str, Any]]:
+        """The repair issues Settings → Repairs shows (ignored ones are hidden there)."""
+        [issues] = await self.websocket({"type": "repairs/list_issues"})
+        return [issue for issue in issues["issues"] if not issue["ignored"]]
+
     def log_tail(self) -> str:
         """The end of Home Assistant's output, for failure messages."""
         return tail(self.log)

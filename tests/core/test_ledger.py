@@ -127,6 +127,35 @@ def test_renew_and_expire(ledger: Ledger, clock: FakeClock) -> None:
     assert ledger.release(short.id) is None
 
 
+def test_hold_with_a_limit_ends_unless_renewed(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    # A limit longer than max_ttl is fine: the lease rules are not a hold's.
+    ui = ledger.acquire("a", "alice", kind=TokenKind.HOLD, user_id="u1", limit=7200)
+    forever = ledger.acquire("a", "bob", kind=TokenKind.HOLD, limit=0)
+    assert ui.expires == clock.now + 7200
+    assert forever.expires is None
+    clock.advance(7000)
+    assert ledger.renew(ui.id) is ui  # no ttl: its limit again
+    assert ui.expires == clock.now + 7200
+    ledger.renew(ui.id, 14400)  # "Keep 4 h more" passes the time it wants
+    assert ui.expires == clock.now + 14400
+    assert ledger.renew(forever.id, 60).expires is None
+    clock.advance(14399)
+    assert ledger.expire() == []
+    clock.advance(1)
+    assert ledger.expire() == [ui]
+    assert ledger.last_cause("a") == "token of alice expired"
+    assert ledger.tokens("a") == [forever]
+    # the limit survives a restart
+    restored = Ledger(clock)
+    restored.set_policy("a", POLICY)
+    again = ledger.acquire("a", "carol", kind=TokenKind.HOLD, limit=60)
+    restored.load(ledger.to_dict())
+    assert restored.get(again.id).limit == 60
+    assert restored.get(forever.id).limit is None
+
+
 def test_min_off_time(ledger: Ledger, clock: FakeClock) -> None:
     assert ledger.min_off_remaining("a") == 0
     ledger.note_off("a")

@@ -16,6 +16,7 @@ class EventKind(StrEnum):
     TOKEN_RELEASED = "token_released"
     TOKEN_EXPIRED = "token_expired"
     TOKEN_REVOKED = "token_revoked"
+    TOKEN_RENEWED = "token_renewed"
     POWER_CHANGED = "power_changed"
     STATE_CHANGED = "state_changed"
     HOLDERS_CHANGED = "holders_changed"

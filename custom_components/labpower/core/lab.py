@@ -303,8 +303,9 @@ class Lab:
         kind: TokenKind = TokenKind.LEASE,
         ttl: float | None = None,
         user_id: str | None = None,
+        limit: float | None = None,
     ) -> list[UsageToken]:
-        """Take a token on each resource: all or none."""
+        """Take a token on each resource: all or none (a hold ends after `limit` s)."""
         self.check_accepting()
         names = list(dict.fromkeys(names))
         if kind is TokenKind.LEASE:
@@ -315,7 +316,9 @@ class Lab:
                 self.ledger.policy(name)
         wanted = {name: self.ledger.wants_on(name) for name in names}
         tokens = [
-            self.ledger.acquire(name, holder, kind=kind, ttl=ttl, user_id=user_id)
+            self.ledger.acquire(
+                name, holder, kind=kind, ttl=ttl, user_id=user_id, limit=limit
+            )
             for name in names
         ]
         for token in tokens:
@@ -378,9 +381,11 @@ class Lab:
         return list(dict.fromkeys(holders))
 
     def renew(self, token_id: str, ttl: float | None = None) -> UsageToken:
-        """Extend a lease."""
+        """Extend a lease (or a hold with a limit)."""
         token = self.ledger.renew(token_id, ttl)
         self._schedule_expiry(token)
+        self._emit(EventKind.TOKEN_RENEWED, token.resource, token=token)
+        self._emit(EventKind.HOLDERS_CHANGED, token.resource)
         self._emit(EventKind.PERSIST)
         return token
 

@@ -96,13 +96,22 @@ class Ledger:
         kind: TokenKind = TokenKind.LEASE,
         ttl: float | None = None,
         user_id: str | None = None,
+        limit: float | None = None,
     ) -> UsageToken:
-        """Issue a token for a resource; a lease gets the default ttl if none is given."""
+        """Issue a token for a resource; a lease gets the default ttl if none is given.
+
+        A hold never expires unless it has a `limit` (seconds, > 0): a hold taken from
+        the UI ends then, unless renewed. The lease rules (max_ttl) do not apply to it.
+        """
         policy = self.policy(resource)
         now = self._clock()
         expires: float | None = None
         if kind is TokenKind.LEASE:
             expires = now + self._check_ttl(resource, policy, ttl)
+        elif limit is not None and limit > 0:
+            expires = now + limit
+        else:
+            limit = None
         token = UsageToken(
             id=secrets.token_urlsafe(16),
             resource=resource,
@@ -111,6 +120,7 @@ class Ledger:
             created=now,
             expires=expires,
             user_id=user_id,
+            limit=None if kind is TokenKind.LEASE else limit,
         )
         self._tokens[token.id] = token
         self._by_resource[resource][token.id] = token
@@ -148,14 +158,21 @@ class Ledger:
             raise UnknownTokenError(token_id)
 
     def renew(self, token_id: str, ttl: float | None = None) -> UsageToken:
-        """Extend a live lease to now + ttl; a hold is returned unchanged."""
+        """Extend a live lease to now + ttl; a hold with a limit to now + ttl or limit.
+
+        A hold without a limit is returned unchanged.
+        """
         token = self._tokens.get(token_id)
         if token is None:
             raise UnknownTokenError(token_id)
         if token.kind is TokenKind.LEASE:
             ttl = self._check_ttl(token.resource, self.policy(token.resource), ttl)
-            token.expires = self._clock() + ttl
-            heapq.heappush(self._expiry_heap, (token.expires, token.id))
+        elif token.limit is None:
+            return token
+        elif ttl is None:
+            ttl = token.limit
+        token.expires = self._clock() + ttl
+        heapq.heappush(self._expiry_heap, (token.expires, token.id))
         return token
 
     def is_live(self, token_id: str) -> bool:

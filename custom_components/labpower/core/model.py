@@ -55,6 +55,8 @@ class UsageToken:
     created: float
     expires: float | None
     user_id: str | None = None
+    # A hold that ends (taken from the UI): its length in seconds, again when renewed.
+    limit: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         """Return the token as plain data (for storage)."""
@@ -66,6 +68,7 @@ class UsageToken:
             "created": self.created,
             "expires": self.expires,
             "user_id": self.user_id,
+            "limit": self.limit,
         }
 
     @classmethod
@@ -73,6 +76,7 @@ class UsageToken:
         """Build a token from what as_dict returned."""
         expires = data["expires"]
         user_id = data.get("user_id")
+        limit = data.get("limit")
         return cls(
             id=str(data["id"]),
             resource=str(data["resource"]),
@@ -81,6 +85,7 @@ class UsageToken:
             created=float(str(data["created"])),
             expires=None if expires is None else float(str(expires)),
             user_id=None if user_id is None else str(user_id),
+            limit=None if limit is None else float(str(limit)),
         )
 
 

@@ -57,6 +57,7 @@ async def test_websocket_resources(
         "power": "switch.builder_1_power",
         "state": "sensor.builder_1_state",
         "holders": "sensor.builder_1_holders",
+        "energy": "sensor.builder_1_energy",
     }
     # The card reads the live values from these entities.
     assert hass.states.get("sensor.builder_1_holders").state == "1"

@@ -40,6 +40,9 @@ async def test_options_set_lab_file_and_policies(
         "shed_idle_on_battery": False,
         "notify_holders_on_battery": True,
         "shutdown_held_on_low_battery": True,
+        "ui_hold_max": 7200,
+        "expiring_warning": 300,
+        "notify_when_available": True,
     }
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], settings
@@ -57,6 +60,8 @@ async def test_options_set_lab_file_and_policies(
     assert stagger.per_group == 2
     assert stagger.spacing == 1.5
     assert entry.runtime_data.settings["shed_idle_on_battery"] is False
+    assert entry.runtime_data.ui_hold_limit() == 7200
+    assert entry.runtime_data.settings["notify_when_available"] is True
 
 
 async def switch_and_host(hass: HomeAssistant) -> MockConfigEntry:

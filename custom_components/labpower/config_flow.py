@@ -40,6 +40,7 @@ from .const import (
     CONF_COMMUNITY,
     CONF_DEFAULT_TTL,
     CONF_DEPENDS_ON,
+    CONF_EXPIRING_WARNING,
     CONF_GRACEFUL_OFF,
     CONF_HOST,
     CONF_LAB_FILE,
@@ -53,6 +54,7 @@ from .const import (
     CONF_MAX_TTL,
     CONF_METER_ENTITY,
     CONF_MIN_OFF_TIME,
+    CONF_NOTIFY_AVAILABLE,
     CONF_NOTIFY_ON_BATTERY,
     CONF_OFF_DELAY,
     CONF_OFF_NOW,
@@ -84,6 +86,7 @@ from .const import (
     CONF_START_TIMEOUT,
     CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
+    CONF_UI_HOLD_MAX,
     CONF_UNIT_NAME,
     CONF_UNIT_PARALLEL_ON,
     CONF_UPS_ENTITIES,
@@ -262,6 +265,9 @@ class LabOptionsFlow(OptionsFlow):
                 vol.Optional(CONF_UPS_ENTITIES): selector.EntitySelector(
                     selector.EntitySelectorConfig(domain="sensor", multiple=True)
                 ),
+                vol.Optional(CONF_UI_HOLD_MAX): _SECONDS,
+                vol.Optional(CONF_EXPIRING_WARNING): _SECONDS,
+                vol.Optional(CONF_NOTIFY_AVAILABLE): selector.BooleanSelector(),
             }
         )
         values = {

@@ -68,6 +68,9 @@ EVENT_TOKEN_ACQUIRED: Final = "labpower_token_acquired"
 EVENT_TOKEN_RELEASED: Final = "labpower_token_released"
 EVENT_TOKEN_EXPIRED: Final = "labpower_token_expired"
 EVENT_TOKEN_REVOKED: Final = "labpower_token_revoked"
+EVENT_TOKEN_RENEWED: Final = "labpower_token_renewed"
+# A token ends soon (the lab's expiring_warning before its expiry; not renewed since).
+EVENT_TOKEN_EXPIRING: Final = "labpower_token_expiring"
 EVENT_POWER_CHANGED: Final = "labpower_power_changed"
 # labpower stopped switching a resource (a foreign actor, the transition limit) / again.
 EVENT_HALTED: Final = "labpower_halted"
@@ -161,6 +164,14 @@ CONF_NOTIFY_ON_BATTERY: Final = "notify_holders_on_battery"
 CONF_SHUTDOWN_ON_LOW_BATTERY: Final = "shutdown_held_on_low_battery"
 # UPS status sensors feeding the whole lab (besides those named on PDU units).
 CONF_UPS_ENTITIES: Final = "ups_entities"
+# Holds taken from the UI (Power switch, rack card, overview) end after this (0: never).
+CONF_UI_HOLD_MAX: Final = "ui_hold_max"
+DEFAULT_UI_HOLD_MAX: Final = 12 * 3600.0
+# How long before a token's end its user is reminded and the expiring event fires.
+CONF_EXPIRING_WARNING: Final = "expiring_warning"
+DEFAULT_EXPIRING_WARNING: Final = 600.0
+# Tell a UI user when the resource they took becomes available.
+CONF_NOTIFY_AVAILABLE: Final = "notify_when_available"
 LAB_OPTION_DEFAULTS: Final[dict[str, object]] = {
     CONF_LAB_FILE: "",
     CONF_MAX_PARALLEL_ON: 0,
@@ -171,5 +182,8 @@ LAB_OPTION_DEFAULTS: Final[dict[str, object]] = {
     CONF_NOTIFY_ON_BATTERY: True,
     CONF_SHUTDOWN_ON_LOW_BATTERY: True,
     CONF_UPS_ENTITIES: [],
+    CONF_UI_HOLD_MAX: DEFAULT_UI_HOLD_MAX,
+    CONF_EXPIRING_WARNING: DEFAULT_EXPIRING_WARNING,
+    CONF_NOTIFY_AVAILABLE: False,
 }
 EVENT_UPS_POLICY: Final = "labpower_ups_policy"

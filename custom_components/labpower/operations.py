@@ -353,11 +353,14 @@ def resource_view(
     if tokens:
         view["tokens"] = [
             {
-                "token": token.id if admin or token.user_id == shown_to else None,
+                "token": token.id if admin or mine else None,
                 "holder": token.holder,
                 "kind": token.kind.value,
+                "since": iso_time(token.created),
                 "expires": iso_time(token.expires),
+                "mine": mine,
             }
             for token in live
+            for mine in (shown_to is not None and token.user_id == shown_to,)
         ]
     return view

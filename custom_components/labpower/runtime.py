@@ -45,6 +45,7 @@ from .const import (
     CONF_CHECKER,
     CONF_LAB_FILE,
     CONF_METER_ENTITY,
+    CONF_UI_HOLD_MAX,
     CONF_UNIT_NAME,
     CONF_UPS_ENTITIES,
     DOMAIN,
@@ -54,6 +55,7 @@ from .const import (
     EVENT_TOKEN_ACQUIRED,
     EVENT_TOKEN_EXPIRED,
     EVENT_TOKEN_RELEASED,
+    EVENT_TOKEN_RENEWED,
     EVENT_TOKEN_REVOKED,
     FEED_SHARED,
     ISSUE_HALTED,
@@ -86,6 +88,7 @@ from .drivers.icmp import (
 from .energy import EnergyTracker
 from .feeds import feed_uses
 from .helpers import config_subentry_of, raise_repair
+from .reminders import Reminders
 from .ups import UpsPolicy
 
 type LabpowerConfigEntry = ConfigEntry[LabRuntime]
@@ -113,6 +116,7 @@ _TOKEN_EVENTS = {
     EventKind.TOKEN_RELEASED: EVENT_TOKEN_RELEASED,
     EventKind.TOKEN_EXPIRED: EVENT_TOKEN_EXPIRED,
     EventKind.TOKEN_REVOKED: EVENT_TOKEN_REVOKED,
+    EventKind.TOKEN_RENEWED: EVENT_TOKEN_RENEWED,
 }
 
 
@@ -138,6 +142,7 @@ class LabRuntime:
         default_factory=dict
     )  # options + lab file policies
     ups: UpsPolicy = field(init=False)
+    reminders: Reminders = field(init=False)
     host_keys: dict[str, str] = field(default_factory=dict)
     # The resources the lab file defines (subentry data), for the feed check.
     file_resources: list[dict[str, Any]] = field(default_factory=list)
@@ -162,6 +167,7 @@ class LabRuntime:
         )
         self.energy = EnergyTracker(self.hass, self.lab, clock)
         self.settings = {**LAB_OPTION_DEFAULTS, **self.entry.options}
+        self.reminders = Reminders(self.hass, self.lab, self.settings, clock)
 
     async def async_start(self) -> None:
         """Build every resource, restore tokens, read real states, then reconcile."""
@@ -289,6 +295,7 @@ class LabRuntime:
         self._unsubscribe.append(
             async_track_time_interval(self.hass, self._tick_energy, ENERGY_INTERVAL)
         )
+        self._unsubscribe.append(self.reminders.start())
 
     async def _async_hass_started(self, _hass: HomeAssistant) -> None:
         """Home Assistant runs: read every resource's real state, then reconcile."""
@@ -545,6 +552,7 @@ class LabRuntime:
 
     def _on_lab_event(self, event: LabEvent) -> None:
         kind = event.kind
+        self.reminders.on_event(event)
         if kind is EventKind.PERSIST:
             self.store.async_delay_save(self._stored, SAVE_DELAY)
         elif kind in _TOKEN_EVENTS:
@@ -655,6 +663,11 @@ class LabRuntime:
     def holders_total(self) -> int:
         """How many live tokens the lab has."""
         return self.lab.ledger.token_count
+
+    def ui_hold_limit(self) -> float | None:
+        """How long a hold taken from the UI lasts (None: until released)."""
+        limit = float(self.settings.get(CONF_UI_HOLD_MAX) or 0)
+        return limit or None
 
 
 def _utc_timestamp() -> float:

@@ -26,7 +26,7 @@ from .core.energy import EnergyCounter
 from .core.model import ResourceState
 from .drivers.pdu import OutletStatus, UnitStatus
 from .entity import LabEntity, PduEntity, ResourceEntity
-from .runtime import LabpowerConfigEntry, LabRuntime, Topic
+from .runtime import LabpowerConfigEntry, LabRuntime, Topic, iso_time
 
 PARALLEL_UPDATES = 0
 
@@ -38,7 +38,9 @@ class ResourceSensorDescription(SensorEntityDescription):
     value_fn: Callable[[LabRuntime, str], str | int | float | None]
     topic: Topic = Topic.ENERGY
     exists_fn: Callable[[LabRuntime, str], bool] = lambda runtime, name: True
-    reason_fn: Callable[[LabRuntime, str], str | None] = lambda runtime, name: None
+    attributes_fn: Callable[[LabRuntime, str], dict[str, Any] | None] = (
+        lambda runtime, name: None
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +49,27 @@ class LabSensorDescription(SensorEntityDescription):
 
     value_fn: Callable[[LabRuntime], int | float]
     topic: Topic = Topic.ENERGY
+
+
+def _reason(reason: str | None) -> dict[str, Any] | None:
+    """Why a resource is in fault (or waits), where there is a reason."""
+    return None if reason is None else {"reason": reason}
+
+
+def holder_list(runtime: LabRuntime, name: str) -> list[dict[str, Any]]:
+    """Who holds a resource, oldest first: holder, kind, since, expires.
+
+    Entity attributes are shown to every user: token ids never go here.
+    """
+    return [
+        {
+            "holder": token.holder,
+            "kind": token.kind.value,
+            "since": iso_time(token.created),
+            "expires": iso_time(token.expires),
+        }
+        for token in runtime.lab.ledger.tokens(name)
+    ]
 
 
 def _energy_fields(key: str) -> dict[str, Any]:
@@ -87,7 +110,9 @@ RESOURCE_SENSORS = (
         options=[state.value for state in ResourceState],
         value_fn=lambda runtime, name: runtime.lab.state(name).value,
         topic=Topic.STATE,
-        reason_fn=lambda runtime, name: runtime.lab.reconciler(name).reason,
+        attributes_fn=lambda runtime, name: _reason(
+            runtime.lab.reconciler(name).reason
+        ),
     ),
     ResourceSensorDescription(
         key="holders",
@@ -95,6 +120,7 @@ RESOURCE_SENSORS = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda runtime, name: runtime.lab.ledger.holder_count(name),
         topic=Topic.HOLDERS,
+        attributes_fn=lambda runtime, name: {"tokens": holder_list(runtime, name)},
     ),
     _resource_energy("energy", lambda counter: counter.energy_kwh),
     _resource_energy("energy_avoided", lambda counter: counter.avoided_kwh),
@@ -229,7 +255,7 @@ class ResourceSensor(ResourceEntity, SensorEntity):
 
     @override
     def shown(self) -> Hashable:
-        return (self.native_value, self.extra_state_attributes)
+        return (self.native_value, repr(self.extra_state_attributes))
 
     @property
     @override
@@ -239,10 +265,9 @@ class ResourceSensor(ResourceEntity, SensorEntity):
 
     @property
     @override
-    def extra_state_attributes(self) -> dict[str, str] | None:
-        """Why a resource is in fault (or waits), where there is a reason."""
-        reason = self.entity_description.reason_fn(self.runtime, self.resource)
-        return None if reason is None else {"reason": reason}
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """The state's reason; the holders' tokens."""
+        return self.entity_description.attributes_fn(self.runtime, self.resource)
 
 
 class LabSensor(LabEntity, SensorEntity):

@@ -72,13 +72,24 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
     @labpower_errors
     @override
     async def async_turn_on(self, **kwargs: Any) -> None:
-        """Take a hold for the calling user (one is enough)."""
+        """Take a hold for the calling user (one is enough; on again renews it).
+
+        The hold ends after the lab's UI hold maximum unless renewed (see reminders.py).
+        """
         user_id = self._context.user_id if self._context else None
         holder = await async_caller_name(self.hass, self._context)
         lab = self.runtime.lab
-        if lab.ledger.find_hold(self.resource, user_id, holder):
+        if held := lab.ledger.find_hold(self.resource, user_id, holder):
+            for token in held:
+                lab.renew(token.id)
             return
-        lab.acquire([self.resource], holder, kind=TokenKind.HOLD, user_id=user_id)
+        lab.acquire(
+            [self.resource],
+            holder,
+            kind=TokenKind.HOLD,
+            user_id=user_id,
+            limit=self.runtime.ui_hold_limit(),
+        )
 
     @labpower_errors
     @override

@@ -20,6 +20,7 @@ _ENTITIES = {
     "power": Platform.SWITCH,
     "state": Platform.SENSOR,
     "holders": Platform.SENSOR,
+    "energy": Platform.SENSOR,
 }
 
 
@@ -36,14 +37,19 @@ def websocket_resources(
     connection: ActiveConnection,
     msg: dict[str, Any],
 ) -> None:
-    """Every resource of every loaded lab: labels, state, holders and its entity ids."""
+    """Every resource of every loaded lab: labels, state, tokens and its entity ids.
+
+    Token ids only of the user's own tokens, or all of them for an administrator (the
+    entities' attributes, which every user sees, carry none).
+    """
     registry = er.async_get(hass)
+    user = connection.user
     resources: list[dict[str, Any]] = []
     for runtime in runtimes(hass):
         for name in runtime.lab.names:
             subentry_id = runtime.subentry_of[name]
             view = resource_view(
-                runtime, name, tokens=False, shown_to=None, admin=False
+                runtime, name, tokens=True, shown_to=user.id, admin=user.is_admin
             )
             view["lab"] = runtime.entry.title
             view["entities"] = {

@@ -10,7 +10,6 @@ from homeassistant.auth.models import User
 from homeassistant.components import persistent_notification
 from homeassistant.core import Context, HomeAssistant, ServiceCall
 from homeassistant.util import dt as dt_util
-import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
@@ -112,7 +111,9 @@ async def test_websocket_gives_ids_to_owners_and_admins(
     admin_token = admin["tokens"][0]["token"]
 
     async def tokens(token: str | None = None) -> list[dict[str, Any]]:
-        client = await hass_ws_client(hass, token) if token else await hass_ws_client(hass)
+        client = (
+            await hass_ws_client(hass, token) if token else await hass_ws_client(hass)
+        )
         await client.send_json_auto_id({"type": "labpower/resources"})
         response = await client.receive_json()
         assert response["success"], response

@@ -209,7 +209,9 @@ class Reminders:
                 continue
             self._told_available.add(token.id)
             title = f"{resource} is available"
-            message = f"{token.holder}: {resource}, which you switched on, is available."
+            message = (
+                f"{token.holder}: {resource}, which you switched on, is available."
+            )
             persistent_notification.async_create(
                 self.hass, message, title, f"labpower_available_{resource}"
             )

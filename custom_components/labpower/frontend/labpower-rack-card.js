@@ -30,6 +30,23 @@ const POSITION = "position";
 const MAX_EMPTY_SLOTS = 48;
 
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+const TICK_MS = 30000; // time left is shown in minutes: redraw twice a minute
+
+/* "45 min", "3 h 20 min", "2 d 4 h"; null for a token without an end. */
+export function timeLeft(expires, now = Date.now()) {
+  if (!expires) return null;
+  const minutes = Math.max(0, Math.ceil((Date.parse(expires) - now) / 60000));
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
+  return hours % 24 ? `${Math.floor(hours / 24)} d ${hours % 24} h` : `${Math.floor(hours / 24)} d`;
+}
+
+/* One token as people read it: "alice (hold, 1 h 5 min left)". */
+export function describeToken(token, now = Date.now()) {
+  const left = timeLeft(token.expires, now);
+  return `${token.holder} (${token.kind}${left === null ? "" : `, ${left} left`})`;
+}
 
 const escape = (text) =>
   String(text).replace(
@@ -205,6 +222,14 @@ const STYLE = `
   .holders { display: inline-flex; align-items: center; gap: 2px; white-space: nowrap; }
   .holders ha-icon { --mdc-icon-size: 16px; }
   .holders[data-count="0"] { opacity: 0.6; }
+  .who {
+    font-size: 0.8rem;
+    color: var(--secondary-text-color);
+    overflow: hidden;
+    text-overflow: ellipsis;
+    white-space: nowrap;
+  }
+  .who:empty { display: none; }
   .empty {
     box-sizing: border-box;
     min-height: 54px;
@@ -240,6 +265,17 @@ class LabpowerRackCard extends HTMLElement {
 
   static getStubConfig() {
     return { group_by: "rack" };
+  }
+
+  connectedCallback() {
+    this._tick = setInterval(() => {
+      this._shown = null; // time left changes without any state change
+      this._render();
+    }, TICK_MS);
+  }
+
+  disconnectedCallback() {
+    clearInterval(this._tick);
   }
 
   static async getConfigElement() {
@@ -400,6 +436,7 @@ class LabpowerRackCard extends HTMLElement {
                 `<span class="name">${escape(slot.resource.name)}</span>` +
                 `<span class="meta"><span class="state"></span>` +
                 `<span class="holders"><ha-icon icon="mdi:account"></ha-icon><span class="count"></span></span></span>` +
+                `<span class="who"></span>` +
                 `</button>`,
           )
           .join("");
@@ -428,7 +465,11 @@ class LabpowerRackCard extends HTMLElement {
       if (formatted && formatted !== stateObj.state) stateText = formatted;
     }
     const holders = holdersObj && /^\d+$/.test(holdersObj.state) ? Number(holdersObj.state) : resource.holders;
-    const reason = stateObj?.attributes?.reason;
+    let reason = stateObj?.attributes?.reason;
+    if (reason && this._hass.formatEntityAttributeValue)
+      reason = this._hass.formatEntityAttributeValue(stateObj, "reason") || reason; // translated
+    const tokens = Array.isArray(holdersObj?.attributes?.tokens) ? holdersObj.attributes.tokens : [];
+    const now = Date.now();
     tile.dataset.state = state;
     tile.dataset.holders = String(holders);
     tile.querySelector(".state").textContent = stateText;
@@ -437,7 +478,19 @@ class LabpowerRackCard extends HTMLElement {
     count.querySelector(".count").textContent = String(holders);
     const holdersText = `${holders} ${holders === 1 ? "holder" : "holders"}`;
     count.title = holdersText;
-    tile.title = [`${resource.name}: ${stateText}`, reason, holdersText].filter(Boolean).join("\n");
+    const first = tokens[0];
+    const firstLeft = first ? timeLeft(first.expires, now) : null;
+    tile.querySelector(".who").textContent = first
+      ? `${first.holder}${firstLeft === null ? "" : ` · ${firstLeft} left`}${tokens.length > 1 ? ` +${tokens.length - 1}` : ""}`
+      : "";
+    tile.title = [
+      `${resource.name}: ${stateText}`,
+      reason,
+      tokens.length ? `${holdersText}:` : holdersText,
+      ...tokens.map((token) => `• ${describeToken(token, now)}`),
+    ]
+      .filter(Boolean)
+      .join("\n");
     tile.setAttribute("aria-label", `${resource.name}, ${stateText}, ${holdersText}`);
   }
 
@@ -538,8 +591,323 @@ class LabpowerRackCardEditor extends HTMLElement {
   }
 }
 
+
+/*
+ * labpower overview card: who holds what, until when, with the actions a user may take.
+ *
+ *   type: custom:labpower-overview-card
+ *   title: Lab overview     # optional
+ *   lab: Demo lab           # optional: only this lab (else a filter offers every lab)
+ *
+ * A row per resource: state (and why), holders with time left, energy today (the energy
+ * sensor's change since midnight, from the recorder's statistics), and Take a hold /
+ * Renew (mine) / Release (mine) / Force off (administrators, confirmed). Filters: lab,
+ * label, mine. Tokens come from labpower/resources (ids only of the user's own tokens,
+ * or all for an administrator), fetched again when a Holders sensor changes.
+ */
+const OVERVIEW = "labpower-overview-card";
+const CONFIRM_MS = 5000;
+const ENERGY_MS = 300000;
+
+/* The resources a filter keeps: {lab, label, mine} (empty: any). */
+export function filterResources(resources, filter) {
+  return resources.filter(
+    (r) =>
+      (!filter.lab || r.lab === filter.lab) &&
+      (!filter.label || (r.labels ?? []).includes(filter.label)) &&
+      (!filter.mine || (r.tokens ?? []).some((t) => t.mine)),
+  );
+}
+
+const OVERVIEW_STYLE = `
+  ${STYLE}
+  .filters { display: flex; flex-wrap: wrap; gap: 8px 12px; align-items: center; margin-bottom: 8px; }
+  .filters select {
+    font: inherit; color: var(--primary-text-color); background: var(--lp-surface);
+    border: 1px solid var(--divider-color, rgba(0,0,0,0.12)); border-radius: 6px; padding: 4px 6px;
+  }
+  .filters label { display: inline-flex; gap: 4px; align-items: center; color: var(--secondary-text-color); }
+  .rows { display: grid; gap: 6px; container-type: inline-size; }
+  .row {
+    --lp-color: var(--lp-unknown);
+    display: grid; gap: 4px 12px; align-items: center;
+    grid-template-columns: minmax(110px, 1.2fr) minmax(90px, 0.8fr) minmax(140px, 2fr) 80px auto;
+    padding: 8px 10px; border-radius: 8px; border-left: 5px solid var(--lp-color);
+    background: color-mix(in srgb, var(--lp-color) 12%, var(--lp-surface));
+  }
+  .row[data-state="off"] { --lp-color: var(--lp-off); }
+  .row[data-state="starting"] { --lp-color: var(--lp-starting); }
+  .row[data-state="available"] { --lp-color: var(--lp-available); }
+  .row[data-state="stopping"] { --lp-color: var(--lp-stopping); }
+  .row[data-state="fault"] { --lp-color: var(--lp-fault); }
+  .row .reason { display: block; font-size: 0.8rem; color: var(--secondary-text-color); }
+  .row .tokens { font-size: 0.9rem; color: var(--primary-text-color); min-width: 0; }
+  .row .tokens div { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  .row .tokens .mine { font-weight: 500; }
+  .row .tokens .nobody { color: var(--secondary-text-color); }
+  .row .energy { font-size: 0.9rem; color: var(--secondary-text-color); text-align: right; }
+  .actions { display: flex; flex-wrap: wrap; gap: 4px; justify-content: flex-end; }
+  .actions button {
+    font: inherit; font-size: 0.85rem; cursor: pointer; border-radius: 6px; padding: 4px 8px;
+    border: 1px solid var(--primary-color); background: transparent; color: var(--primary-color);
+  }
+  .actions button.danger { border-color: var(--error-color, #db4437); color: var(--error-color, #db4437); }
+  .actions button.confirm { background: var(--error-color, #db4437); color: var(--text-primary-color, #fff); }
+  .actions button:disabled { opacity: 0.5; cursor: default; }
+  @container (max-width: 560px) {
+    .row { grid-template-columns: 1fr auto; }
+    .row .tokens { grid-column: 1 / -1; }
+    .row .energy { text-align: left; }
+  }
+`;
+
+class LabpowerOverviewCard extends HTMLElement {
+  constructor() {
+    super();
+    this._config = null;
+    this._hass = null;
+    this._resources = null;
+    this._error = null;
+    this._filter = { lab: "", label: "", mine: false };
+    this._energy = {}; // energy sensor -> kWh today
+    this._holdersSeen = null;
+    this._confirming = null; // resource whose Force off waits for a second click
+    this._busy = false;
+    this.attachShadow({ mode: "open" });
+    this.shadowRoot.addEventListener("click", (ev) => this._clicked(ev));
+    this.shadowRoot.addEventListener("change", (ev) => this._filtered(ev));
+  }
+
+  setConfig(config) {
+    if (!config || typeof config !== "object") throw new Error("Invalid configuration");
+    if (config.lab !== undefined && typeof config.lab !== "string")
+      throw new Error("lab must be the name of a lab");
+    this._config = { ...config };
+    this._filter.lab = config.lab ?? "";
+    this._render();
+  }
+
+  static getStubConfig() {
+    return {};
+  }
+
+  getCardSize() {
+    return 2 + (this._resources?.length ?? 2);
+  }
+
+  getGridOptions() {
+    return { columns: 12, min_columns: 6, min_rows: 3 };
+  }
+
+  connectedCallback() {
+    this._tick = setInterval(() => this._render(), TICK_MS);
+    this._energyTimer = setInterval(() => this._fetchEnergy(), ENERGY_MS);
+  }
+
+  disconnectedCallback() {
+    clearInterval(this._tick);
+    clearInterval(this._energyTimer);
+  }
+
+  set hass(hass) {
+    this._hass = hass;
+    // Token ids come from the websocket: fetch again when any Holders sensor changed.
+    const holders = (this._resources ?? []).map((r) => hass.states[r.entities?.holders]);
+    const changed =
+      this._resources === null ||
+      this._holdersSeen === null ||
+      holders.some((s, i) => s !== this._holdersSeen[i]);
+    this._holdersSeen = holders;
+    if (changed) this._fetch();
+    else this._render();
+  }
+
+  async _fetch() {
+    if (!this._hass || this._fetching) {
+      this._fetchAgain = this._fetching;
+      return;
+    }
+    this._fetching = true;
+    try {
+      const first = this._resources === null;
+      this._resources = (await this._hass.callWS({ type: "labpower/resources" })).resources;
+      this._error = null;
+      this._holdersSeen = this._resources.map((r) => this._hass.states[r.entities?.holders]);
+      if (first) this._fetchEnergy();
+    } catch (err) {
+      this._error = err?.code === "unknown_command" ? "labpower is not loaded." : err?.message ?? String(err);
+    } finally {
+      this._fetching = false;
+    }
+    if (this._fetchAgain) {
+      this._fetchAgain = false;
+      this._fetch();
+      return;
+    }
+    this._render();
+  }
+
+  async _fetchEnergy() {
+    if (!this._hass || !this._resources) return;
+    for (const resource of this._resources) {
+      const id = resource.entities?.energy;
+      if (!id) continue;
+      try {
+        const result = await this._hass.callWS({
+          type: "recorder/statistic_during_period",
+          statistic_id: id,
+          calendar: { period: "day" },
+          types: ["change"],
+        });
+        this._energy[id] = result?.change ?? null;
+      } catch (_err) {
+        this._energy[id] = null; // no recorder: no energy column value
+      }
+    }
+    this._render();
+  }
+
+  _mine(resource) {
+    return (resource.tokens ?? []).filter((t) => t.mine && t.token);
+  }
+
+  _render() {
+    if (!this._config) return;
+    const root = this.shadowRoot;
+    const title = this._config.title;
+    const frame = (body) =>
+      `<style>${OVERVIEW_STYLE}</style><ha-card${title ? ` header="${escape(title)}"` : ""}>` +
+      `<div class="content${title ? "" : " no-header"}">${body}</div></ha-card>`;
+    if (this._error !== null || !this._hass || this._resources === null) {
+      const text = this._error ?? "Loading…";
+      root.innerHTML = frame(`<div class="message${this._error !== null ? " error" : ""}">${escape(text)}</div>`);
+      return;
+    }
+    const focused = root.activeElement?.dataset?.focus;
+    root.innerHTML = frame(this._filters() + `<div class="rows">${this._rows()}</div>`);
+    if (focused) root.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus();
+  }
+
+  _filters() {
+    const labs = [...new Set(this._resources.map((r) => r.lab))].sort(collator.compare);
+    const labels = [...new Set(this._resources.flatMap((r) => r.labels ?? []))].sort(collator.compare);
+    const options = (values, chosen, any) =>
+      `<option value="">${any}</option>` +
+      values.map((v) => `<option value="${escape(v)}"${v === chosen ? " selected" : ""}>${escape(v)}</option>`).join("");
+    const lab = this._config.lab
+      ? ""
+      : `<label>Lab <select data-filter="lab" data-focus="lab">${options(labs, this._filter.lab, "every lab")}</select></label>`;
+    return (
+      `<div class="filters">${lab}` +
+      `<label>Label <select data-filter="label" data-focus="label">${options(labels, this._filter.label, "any")}</select></label>` +
+      `<label><input type="checkbox" data-filter="mine" data-focus="mine"${this._filter.mine ? " checked" : ""}> Mine</label></div>`
+    );
+  }
+
+  _rows() {
+    const states = this._hass.states;
+    const admin = Boolean(this._hass.user?.is_admin);
+    const now = Date.now();
+    const shown = filterResources(this._resources, this._filter).sort((a, b) => collator.compare(a.name, b.name));
+    if (!shown.length) return `<div class="message">No resources match.</div>`;
+    return shown
+      .map((resource) => {
+        const stateObj = states[resource.entities?.state];
+        const holdersObj = states[resource.entities?.holders];
+        let state = stateObj ? stateObj.state : resource.state;
+        if (!STATES.includes(state)) state = "unknown";
+        let stateText = STATE_NAMES[state];
+        if (stateObj && STATES.includes(stateObj.state) && this._hass.formatEntityState)
+          stateText = this._hass.formatEntityState(stateObj) || stateText;
+        let reason = stateObj?.attributes?.reason;
+        if (reason && this._hass.formatEntityAttributeValue)
+          reason = this._hass.formatEntityAttributeValue(stateObj, "reason") || reason;
+        // Holders live from the sensor; "mine" and ids from the websocket (same order).
+        const live = Array.isArray(holdersObj?.attributes?.tokens) ? holdersObj.attributes.tokens : resource.tokens ?? [];
+        const tokens = live.length
+          ? live
+              .map((t, i) => {
+                const mine = resource.tokens?.[i]?.holder === t.holder && resource.tokens[i].mine;
+                return `<div class="${mine ? "mine" : ""}" title="since ${escape(t.since ?? "")}">${escape(describeToken(t, now))}${mine ? " · mine" : ""}</div>`;
+              })
+              .join("")
+          : `<div class="nobody">nobody</div>`;
+        const kwh = this._energy[resource.entities?.energy];
+        const energy = kwh === undefined || kwh === null ? "–" : `${kwh.toFixed(2)} kWh`;
+        const mine = this._mine(resource);
+        const name = escape(resource.name);
+        const button = (action, text, extra = "") =>
+          `<button type="button" data-action="${action}" data-resource="${name}" data-focus="${action}:${name}"${extra}>${text}</button>`;
+        const actions = [];
+        if (!mine.some((t) => t.kind === "hold") && resource.entities?.power) actions.push(button("hold", "Take a hold"));
+        if (mine.some((t) => t.expires)) actions.push(button("renew", "Renew"));
+        if (mine.length) actions.push(button("release", "Release"));
+        if (admin && state !== "off")
+          actions.push(
+            this._confirming === resource.name
+              ? button("force_off", "Confirm force off", ' class="danger confirm"')
+              : button("force_off", "Force off", ' class="danger"'),
+          );
+        return (
+          `<div class="row" data-resource="${name}" data-state="${state}">` +
+          `<div><span class="name">${name}</span><span class="reason">${escape(resource.lab)}</span></div>` +
+          `<div><span class="state">${escape(stateText)}</span>${reason ? `<span class="reason">${escape(reason)}</span>` : ""}</div>` +
+          `<div class="tokens">${tokens}</div>` +
+          `<div class="energy" title="energy today">${energy}</div>` +
+          `<div class="actions">${actions.join("")}</div></div>`
+        );
+      })
+      .join("");
+  }
+
+  _filtered(ev) {
+    const key = ev.target?.dataset?.filter;
+    if (!key) return;
+    this._filter[key] = key === "mine" ? ev.target.checked : ev.target.value;
+    this._render();
+  }
+
+  async _clicked(ev) {
+    const button = ev.composedPath().find((node) => node.dataset?.action);
+    if (!button || this._busy) return;
+    const resource = this._resources?.find((r) => r.name === button.dataset.resource);
+    if (!resource) return;
+    const action = button.dataset.action;
+    if (action === "force_off" && this._confirming !== resource.name) {
+      this._confirming = resource.name;
+      clearTimeout(this._confirmTimer);
+      this._confirmTimer = setTimeout(() => {
+        this._confirming = null;
+        this._render();
+      }, CONFIRM_MS);
+      this._render();
+      return;
+    }
+    this._confirming = null;
+    this._busy = true;
+    try {
+      const mine = this._mine(resource);
+      if (action === "hold") await this._hass.callService("switch", "turn_on", { entity_id: resource.entities.power });
+      else if (action === "renew")
+        for (const t of mine.filter((t) => t.expires)) await this._hass.callService("labpower", "renew", { token: t.token });
+      else if (action === "release")
+        await this._hass.callService("labpower", "release", { token: mine.map((t) => t.token) });
+      else if (action === "force_off") await this._hass.callService("labpower", "force_off", { resource: [resource.name] });
+    } catch (err) {
+      const event = new Event("hass-notification", { bubbles: true, composed: true });
+      event.detail = { message: err?.message ?? String(err) };
+      this.dispatchEvent(event);
+    } finally {
+      this._busy = false;
+    }
+    this._fetch();
+  }
+}
+
 const registerCard = () => {
   if (!window.customElements.get(CARD)) window.customElements.define(CARD, LabpowerRackCard);
+  if (!window.customElements.get(OVERVIEW))
+    window.customElements.define(OVERVIEW, LabpowerOverviewCard);
   if (!window.customElements.get(EDITOR))
     window.customElements.define(EDITOR, LabpowerRackCardEditor);
 };
@@ -557,5 +925,14 @@ if (!window.customCards.some((card) => card.type === CARD)) {
     description: "The lab at a glance: resources by rack, coloured by state, with their holders.",
     preview: true,
     documentationURL: "https://github.com/labpower/labpower#the-lab-at-a-glance-the-rack-card",
+  });
+}
+if (!window.customCards.some((card) => card.type === OVERVIEW)) {
+  window.customCards.push({
+    type: OVERVIEW,
+    name: "labpower overview",
+    description: "Who holds what, until when: renew, release, force off or take a hold.",
+    preview: false,
+    documentationURL: "https://github.com/labpower/labpower#who-holds-what-the-overview-card",
   });
 }

@@ -169,7 +169,8 @@ def write_http(config_dir: Path, port: int = PORT) -> None:
 
 
 def dashboard() -> dict[str, Any]:
-    """The demo's dashboard: the rack card of the demo lab, racks from `rack:` labels."""
+    """The demo's dashboard: the rack card of the demo lab (racks from `rack:` labels),
+    and the overview card: who holds what, until when."""
     return {
         "config": {
             "title": "Lab",
@@ -186,7 +187,15 @@ def dashboard() -> dict[str, Any]:
                             "group_by": "rack",
                         }
                     ],
-                }
+                },
+                {
+                    "title": "Overview",
+                    "path": "overview",
+                    "type": "panel",
+                    "cards": [
+                        {"type": "custom:labpower-overview-card", "title": "Who holds what"}
+                    ],
+                },
             ],
         }
     }

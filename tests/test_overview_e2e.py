@@ -1,0 +1,227 @@
+"""Who holds what, end to end: a real Home Assistant with the demo lab, in a real Chromium.
+
+Ada (the owner) takes a hold from the rack card: her name and the time left show on the
+tile and in the overview card, and Bob (another user, logged in his own browser) sees
+them too. Ada renews and releases from the overview. With a 2-minute UI hold maximum, a
+hold is reminded (a persistent notification) and then released. Screenshots go to a
+temporary folder (scripts/screenshots writes them into docs/images).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+import time
+from typing import Any
+
+from playwright.async_api import Page, expect
+import pytest
+
+from .peers.hass_process import OWNER, Server, home_assistant, screenshot_dir
+from .test_card_e2e import CHROMIUM, chromium, open_logged_in
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium"),
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.timeout(300),  # a 2-minute hold runs out in real time
+]
+
+OVERVIEW = "lab-rack/overview"
+BOB = "Bob"
+
+
+async def login_user(server: Server, name: str, username: str) -> Server:
+    """A non-admin user made through the admin's websocket, logged in: his Server."""
+    [user] = await server.websocket(
+        {"type": "config/auth/create", "name": name, "group_ids": ["system-users"]}
+    )
+    user_id = user["user"]["id"]
+    await server.websocket(
+        {
+            "type": "config/auth_provider/homeassistant/create",
+            "user_id": user_id,
+            "username": username,
+            "password": "overview-test",
+        }
+    )
+    client_id = f"{server.url}/"
+    async with server.session.post(
+        f"{server.url}/auth/login_flow",
+        json={
+            "client_id": client_id,
+            "handler": ["homeassistant", None],
+            "redirect_uri": client_id,
+        },
+    ) as response:
+        flow = await response.json()
+    async with server.session.post(
+        f"{server.url}/auth/login_flow/{flow['flow_id']}",
+        json={
+            "client_id": client_id,
+            "username": username,
+            "password": "overview-test",
+        },
+    ) as response:
+        result = await response.json()
+        assert result.get("type") == "create_entry", result
+    async with server.session.post(
+        f"{server.url}/auth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": result["result"],
+            "client_id": client_id,
+        },
+    ) as response:
+        assert response.status == 200, await response.text()
+        tokens: dict[str, Any] = await response.json()
+    return replace(server, tokens=tokens)
+
+
+async def set_ui_hold_max(server: Server, seconds: float) -> None:
+    """The lab's options flow, through the REST API as the frontend drives it."""
+    [entries] = await server.websocket(
+        {"type": "config_entries/get", "domain": "labpower"}
+    )
+    entry_id = entries[0]["entry_id"]
+    base = f"{server.url}/api/config/config_entries/options/flow"
+    async with server.session.post(
+        base, headers=server.headers, json={"handler": entry_id}
+    ) as response:
+        form = await response.json()
+    values: dict[str, Any] = {}
+    for field in form["data_schema"]:
+        suggested = (field.get("description") or {}).get("suggested_value")
+        if suggested is not None:
+            values[field["name"]] = suggested
+    values["ui_hold_max"] = seconds
+    async with server.session.post(
+        f"{base}/{form['flow_id']}", headers=server.headers, json=values
+    ) as response:
+        done = await response.json()
+        assert done["type"] == "create_entry", done
+
+
+def overview_row(page: Page, name: str) -> Any:
+    return page.locator(f'labpower-overview-card .row[data-resource="{name}"]')
+
+
+async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
+    screenshots = screenshot_dir(tmp_path)
+    async with home_assistant(tmp_path) as server:
+        bob = await login_user(server, BOB, "bob")
+        refused: list[str] = []
+        async with chromium() as browser:
+            ada = await open_logged_in(
+                browser,
+                server,
+                refused,
+                "lab-rack/0",
+                viewport={"width": 1000, "height": 760},
+            )
+            tile = ada.locator('labpower-rack-card .tile[data-resource="builder-1"]')
+            await expect(tile).to_be_visible(timeout=20000)
+            await tile.click()
+            dialog = ada.locator("ha-more-info-dialog")
+            toggle = dialog.locator("ha-control-switch, [role='switch']").first
+            await expect(toggle).to_be_visible(timeout=10000)
+            await toggle.click()
+            # Her name and the time left (the 12 h default) on the tile...
+            await expect(tile.locator(".who")).to_contain_text(OWNER, timeout=10000)
+            await expect(tile.locator(".who")).to_contain_text("left")
+            assert "12 h" in (await tile.locator(".who").inner_text()) or "11 h" in (
+                await tile.locator(".who").inner_text()
+            )
+            title = await tile.get_attribute("title")
+            assert title is not None
+            assert f"• {OWNER} (hold, " in title
+            await ada.keyboard.press("Escape")
+
+            # ...and in the overview, with Renew and Release for her.
+            await ada.goto(f"{server.url}/{OVERVIEW}")
+            row = overview_row(ada, "builder-1")
+            await expect(row.locator(".tokens")).to_contain_text(OWNER, timeout=20000)
+            await expect(row.locator(".tokens")).to_contain_text("mine")
+            await expect(row.locator('[data-action="renew"]')).to_be_visible()
+            await ada.locator("labpower-overview-card").screenshot(
+                path=screenshots / "overview-card.png", animations="disabled"
+            )
+
+            # Bob sees Ada's hold, without actions on it (no Renew/Release, no Force off).
+            bobs = await open_logged_in(
+                browser, bob, refused, OVERVIEW, viewport={"width": 390, "height": 844}
+            )
+            bob_row = overview_row(bobs, "builder-1")
+            await expect(bob_row.locator(".tokens")).to_contain_text(
+                OWNER, timeout=20000
+            )
+            await expect(bob_row.locator('[data-action="renew"]')).to_have_count(0)
+            await expect(bob_row.locator('[data-action="force_off"]')).to_have_count(0)
+            await expect(bob_row.locator('[data-action="hold"]')).to_be_visible()
+            card = bobs.locator("labpower-overview-card")
+            overflow = await card.evaluate(
+                "card => { const c = card.shadowRoot.querySelector('ha-card');"
+                " return c.scrollWidth - c.clientWidth; }"
+            )
+            assert overflow <= 0
+            await card.screenshot(
+                path=screenshots / "overview-card-phone.png", animations="disabled"
+            )
+
+            # Renew from the overview moves the expiry; Release ends the hold.
+            before = await server.get("/api/labpower/resources/builder-1")
+            await asyncio.sleep(1.1)
+            await row.locator('[data-action="renew"]').click()
+            await ada.wait_for_timeout(1500)
+            after = await server.get("/api/labpower/resources/builder-1")
+            assert after["tokens"][0]["expires"] > before["tokens"][0]["expires"]
+            await row.locator('[data-action="release"]').click()
+            await expect(row.locator(".tokens")).to_contain_text(
+                "nobody", timeout=10000
+            )
+            await expect(bob_row.locator(".tokens")).to_contain_text(
+                "nobody", timeout=10000
+            )
+
+            # Dark theme.
+            dark = await open_logged_in(
+                browser,
+                server,
+                refused,
+                OVERVIEW,
+                viewport={"width": 1000, "height": 760},
+                color_scheme="dark",
+            )
+            await expect(overview_row(dark, "builder-2")).to_be_visible(timeout=20000)
+            await dark.locator("labpower-overview-card").screenshot(
+                path=screenshots / "overview-card-dark.png", animations="disabled"
+            )
+
+            # A 2-minute maximum: reminded (a persistent notification), then released.
+            await set_ui_hold_max(server, 120)
+            await asyncio.sleep(3)  # the lab reloads
+            await server.get("/api/labpower/resources/ci-runner")
+            await bobs.goto(f"{server.url}/{OVERVIEW}")
+            bob_ci = overview_row(bobs, "ci-runner")
+            await bob_ci.locator('[data-action="hold"]').click(timeout=20000)
+            await expect(bob_ci.locator(".tokens")).to_contain_text(BOB, timeout=10000)
+            await expect(bob_ci.locator(".tokens")).to_contain_text("2 min left")
+            started = time.monotonic()
+            reminded = False
+            while time.monotonic() - started < 150:
+                [notes] = await server.websocket(
+                    {"type": "persistent_notification/get"}
+                )
+                if any("ci-runner" in n["title"] for n in notes):
+                    reminded = True
+                resource = await server.get("/api/labpower/resources/ci-runner")
+                if resource["holders"] == 0:
+                    break
+                await asyncio.sleep(2)
+            assert reminded, "no reminder before the end"
+            assert resource["holders"] == 0, "not released after its maximum"
+            await expect(bob_ci.locator(".tokens")).to_contain_text(
+                "nobody", timeout=10000
+            )
+            assert refused == [], refused

@@ -9,6 +9,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.models import User
 from homeassistant.components import persistent_notification
 from homeassistant.core import Context, HomeAssistant, ServiceCall
+from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -312,3 +313,34 @@ async def test_told_when_available(
     # a resource already available when taken: nothing to tell
     await _switch(hass, "turn_on", hass_admin_user)
     assert len(sent) == 1
+
+
+async def test_power_changes_name_who_and_the_child(hass: HomeAssistant) -> None:
+    """Each power change carries its cause and the resource's device (its Activity)."""
+    await setup_relays(hass, "switch-1", "host-1")
+    entry = lab_entry(
+        resource_data("switch-1"), resource_data("host-1", depends_on=["switch-1"])
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    power = async_capture_events(hass, "labpower_power_changed")
+    await call(hass, "acquire", {"resource": "host-1", "holder": "alice"})
+    for _ in range(5):
+        await hass.async_block_till_done()
+    assert state(hass, "input_boolean.host_1_relay") == "on"
+    devices = dr.async_get(hass)
+
+    def device(name: str) -> str:
+        found = devices.async_get_device_by_identifier(
+            ("labpower", f"sub_{name}"), entry.entry_id
+        )
+        assert found is not None
+        return found.id
+
+    assert [
+        (e.data["resource"], e.data["cause"], e.data["device_id"]) for e in power
+    ] == [
+        ("switch-1", "needed by host-1 (acquired by alice)", device("switch-1")),
+        ("host-1", "acquired by alice", device("host-1")),
+    ]

@@ -21,7 +21,7 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.helpers.event import (
     async_call_later,
     async_track_state_change_event,
@@ -354,6 +354,18 @@ class LabRuntime:
             kept.append(replace(spec, depends_on=parents))
         return kept
 
+    def device_id_of(self, name: str | None) -> str | None:
+        """The resource's device (its logbook entries show on the device's page)."""
+        key = self.subentry_of.get(name or "")
+        device = (
+            None
+            if key is None
+            else dr.async_get(self.hass).async_get_device_by_identifier(
+                (DOMAIN, key), self.entry.entry_id
+            )
+        )
+        return None if device is None else device.id
+
     def config_subentry_id(self, name: str) -> str | None:
         """The subentry a resource's entities belong to (None: defined in the lab file)."""
         return config_subentry_of(self.subentry_of[name])
@@ -567,6 +579,7 @@ class LabRuntime:
                     "expires": iso_time(token.expires),
                     "user_id": token.user_id,
                     "cause": event.cause,
+                    "device_id": self.device_id_of(token.resource),
                 },
             )
         elif kind is EventKind.POWER_CHANGED:
@@ -577,6 +590,7 @@ class LabRuntime:
                     "resource": event.resource,
                     "action": event.action.value,
                     "cause": event.cause,
+                    "device_id": self.device_id_of(event.resource),
                 },
             )
         elif kind is EventKind.STATE_CHANGED:

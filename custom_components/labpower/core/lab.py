@@ -198,7 +198,7 @@ class Lab:
             self._halt(old)
             self._gate.withdraw(name)
             if self._needs.pop(name, False):
-                dirty.extend(p for p in self._parents[name] if self._count(p, -1))
+                dirty.extend(p for p in self._parents[name] if self._count(p, -1, name))
             for parent in self._parents[name]:
                 del self._children[parent][name]
         parents = tuple(dict.fromkeys(spec.depends_on))
@@ -621,15 +621,20 @@ class Lab:
                 continue
             self._needs[name] = need
             delta = 1 if need else -1
-            todo.extend(p for p in parents if self._count(p, delta))
+            todo.extend(p for p in parents if self._count(p, delta, name))
 
-    def _count(self, parent: str, delta: int) -> bool:
-        """Change how many children need `parent`; True when its demand flipped."""
+    def _count(self, parent: str, delta: int, child: str) -> bool:
+        """Change how many children need `parent`; True when its demand flipped.
+
+        The flip names the child (and what changed it) for the parent's logbook entry.
+        """
         count = self._need_count.get(parent, 0) + delta
         self._need_count[parent] = count
         if (count > 0) == (count - delta > 0):
             return False
         ledger = self.ledger
+        needed = "needed by" if count > 0 else "no longer needed by"
+        ledger.set_cause(parent, f"{needed} {child} ({ledger.last_cause(child)})")
         was, deadline = ledger.wants_on(parent), ledger.off_deadline(parent)
         ledger.set_demand(parent, count > 0)
         managed = self._resources[parent]

@@ -58,6 +58,16 @@ def _phone(hass: HomeAssistant, user: User, device: str) -> list[ServiceCall]:
     return async_mock_service(hass, "notify", f"mobile_app_{device.lower()}")
 
 
+async def _answer(hass: HomeAssistant, action: str, user: User) -> None:
+    """The phone's answer to an actionable notification, as the mobile app fires it."""
+    hass.bus.async_fire(
+        "mobile_app_notification_action",
+        {"action": action},
+        context=Context(user_id=user.id),
+    )
+    await hass.async_block_till_done()
+
+
 async def test_holders_sensor_lists_tokens_without_ids(
     hass: HomeAssistant,
     hass_admin_user: User,
@@ -212,20 +222,10 @@ async def test_phone_keeps_or_releases(
     keep, release = (a["action"] for a in actions)
 
     # another user's phone cannot answer for the holder
-    hass.bus.async_fire(
-        "mobile_app_notification_action",
-        {"action": release},
-        context=Context(user_id=hass_read_only_user.id),
-    )
-    await hass.async_block_till_done()
+    await _answer(hass, release, hass_read_only_user)
     assert state(hass, HOLDERS) == "1"
 
-    hass.bus.async_fire(
-        "mobile_app_notification_action",
-        {"action": keep},
-        context=Context(user_id=hass_admin_user.id),
-    )
-    await hass.async_block_till_done()
+    await _answer(hass, keep, hass_admin_user)
     [token] = hass.states.get(HOLDERS).attributes["tokens"]  # type: ignore[union-attr]
     left = dt_util.parse_datetime(token["expires"]) - dt_util.utcnow()  # type: ignore[operator]
     assert left == timedelta(hours=4, seconds=599)
@@ -234,21 +234,11 @@ async def test_phone_keeps_or_releases(
     await advance(hass, freezer, 4 * 3600)
     assert len(sent) == 2
     release = sent[1].data["data"]["actions"][1]["action"]
-    hass.bus.async_fire(
-        "mobile_app_notification_action",
-        {"action": release},
-        context=Context(user_id=hass_admin_user.id),
-    )
-    await hass.async_block_till_done()
+    await _answer(hass, release, hass_admin_user)
     assert state(hass, HOLDERS) == "0"
     # an answer to a hold that is gone does nothing
-    hass.bus.async_fire(
-        "mobile_app_notification_action",
-        {"action": keep},
-        context=Context(user_id=hass_admin_user.id),
-    )
-    hass.bus.async_fire("mobile_app_notification_action", {"action": "OTHER"})
-    await hass.async_block_till_done()
+    await _answer(hass, keep, hass_admin_user)
+    await _answer(hass, "OTHER", hass_admin_user)
     assert state(hass, HOLDERS) == "0"
 
 

@@ -57,9 +57,8 @@ async def advance(
     await hass.async_block_till_done()
 
 
-@pytest.mark.usefixtures("lab")
 async def test_acquire_release_cycle(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, lab: MockConfigEntry
 ) -> None:
     acquired = async_capture_events(hass, "labpower_token_acquired")
     released = async_capture_events(hass, "labpower_token_released")
@@ -86,7 +85,9 @@ async def test_acquire_release_cycle(
         "resource": "builder-1",
         "action": "on",
         "cause": "acquired by jenkins #7",
+        "device_id": lab.runtime_data.device_id_of("builder-1"),
     }
+    assert power[0].data["device_id"] is not None
 
     assert await call(hass, "release", {"token": token["token"]}) == {"released": 1}
     assert await call(hass, "release", {"token": [token["token"]]}) == {"released": 0}

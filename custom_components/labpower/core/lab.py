@@ -270,11 +270,15 @@ class Lab(ReconcilerHooks):
         """Change the power-on limits (None: no limit); slots in use stay in use."""
         self._gate.set_policy(policy)
 
-    def load(self, data: dict[str, Any] | None) -> None:
-        """Restore persisted ledger state (call after adding resources, before start)."""
-        if not data:
+    def load(
+        self, data: dict[str, Any] | None, journal: Iterable[list[Any]] = ()
+    ) -> None:
+        """Restore persisted ledger state and the journal after it (call after adding
+        resources, before start)."""
+        journal = list(journal)
+        if not data and not journal:
             return
-        for token in self.ledger.load(data):
+        for token in self.ledger.load(data or self.ledger.to_dict(), journal):
             _LOGGER.warning(
                 "Token of %s for removed resource %s released",
                 token.holder,
@@ -417,6 +421,8 @@ class Lab(ReconcilerHooks):
 
     def check_accepting(self) -> None:
         """Raise AcquireRefusedError while the lab gives out no new tokens."""
+        if self.ledger.frozen is not None:
+            raise AcquireRefusedError(self.ledger.frozen)
         if self._refusal is not None:
             raise AcquireRefusedError(self._refusal)
 
@@ -486,6 +492,19 @@ class Lab(ReconcilerHooks):
         self._emit(EventKind.PERSIST)
         self._kick(managed)
         return True
+
+    def confirm_unknown(self, cause: str) -> list[str]:
+        """An administrator confirmed that the stored tokens are lost: resources kept
+        as found are managed again (off after their off delay if nobody holds them).
+        """
+        kept = self.ledger.confirm_unknown()
+        for name in kept:
+            self.ledger.set_cause(name, cause)
+            self._emit(EventKind.HOLDERS_CHANGED, name)
+            self._kick(self._resources[name])
+        self._propagate(kept)
+        self._emit(EventKind.PERSIST)
+        return kept
 
     def halts(self) -> dict[str, str]:
         """The resources labpower stopped switching, with the reason."""
@@ -631,11 +650,13 @@ class Lab(ReconcilerHooks):
     def state_changed(self, resource: str) -> None:
         """Tell listeners, wake waiters; update what it needs, kick children it unblocks."""
         self._emit(EventKind.STATE_CHANGED, resource)
-        if (
-            self.ledger.off_requested(resource)
-            and self._resources[resource].reconciler.power is PowerState.OFF
-        ):
+        off = self._resources[resource].reconciler.power is PowerState.OFF
+        if off and self.ledger.off_requested(resource):
             self._off_seen(resource)
+        if off and self.ledger.is_kept(resource):
+            # Kept as found after a lost store: a machine seen off holds nothing.
+            self.ledger.forget_kept(resource)
+            self._emit(EventKind.PERSIST)
         self._wake_waiters(resource)
         if self._starting:
             return

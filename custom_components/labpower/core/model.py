@@ -113,6 +113,16 @@ class LabError(Exception):
         self.placeholders = placeholders
 
 
+class StoredStateError(LabError):
+    """A stored ledger state (or journal) that cannot be loaded: says what is wrong."""
+
+    key = "stored_state_invalid"
+
+    def __init__(self, detail: str) -> None:
+        """What is wrong with it."""
+        super().__init__(f"Stored state not loaded: {detail}", detail=detail)
+
+
 class LabsLoadingError(LabError):
     """Labs are still loading (Home Assistant is starting): ask again in a moment."""
 

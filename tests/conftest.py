@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Generator
+import json
+from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryDataWithId
@@ -28,6 +30,27 @@ from custom_components.labpower.const import (
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Snapshots with Home Assistant's serializer (ids and times left out)."""
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def hass_config_dir(hass_tmp_config_dir: str) -> str:
+    """Each test its own configuration folder: a lab's journal and store are files."""
+    return hass_tmp_config_dir
+
+
+def stored_lab(hass: HomeAssistant, entry_id: str) -> dict[str, Any] | None:
+    """The data of a lab's store file as written (None: there is none)."""
+    path = Path(hass.config.path(".storage", f"{DOMAIN}.{entry_id}"))
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())["data"]
+    return data
+
+
+def lab_files(hass: HomeAssistant, entry_id: str) -> set[str]:
+    """The names of a lab's storage files (store, good copy, journal segments)."""
+    key = f"{DOMAIN}.{entry_id}"
+    return {path.name for path in Path(hass.config.path(".storage")).glob(f"{key}*")}
 
 
 @pytest.fixture(autouse=True)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
-from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
 from .assist import async_refresh_assist, async_setup_assist
-from .const import DOMAIN, FILE_KEY_PREFIX, STORAGE_VERSION
+from .const import DOMAIN, FILE_KEY_PREFIX
 from .coordinator import LabpowerConfigEntry, LabRuntime
 from .frontend import async_register_card
 from .http import async_register_views
 from .services import async_setup_services
+from .storage import async_remove_storage
 from .websocket import async_register_websocket
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -80,6 +80,4 @@ async def async_unload_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) ->
 
 async def async_remove_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) -> None:
     """Forget a removed Lab's stored tokens."""
-    await Store[dict[str, object]](
-        hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}"
-    ).async_remove()
+    await async_remove_storage(hass, entry.entry_id)

@@ -28,7 +28,6 @@ from homeassistant.helpers.event import (
     async_track_time_interval,
 )
 from homeassistant.helpers.start import async_at_started
-from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .bmcs import bmc_client, wol_switcher
@@ -87,7 +86,6 @@ from .const import (
     LAB_OPTION_DEFAULTS,
     LOGGER,
     START_FAILURES_FOR_REPAIR,
-    STORAGE_VERSION,
     SUBENTRY_BMC,
     SUBENTRY_PDU,
     SUBENTRY_RESOURCE,
@@ -124,6 +122,7 @@ from .energy import EnergyTracker
 from .feeds import feed_uses, known_feeds
 from .helpers import config_subentry_of, raise_repair
 from .pdus import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
+from .storage import LabStorage
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 from .ups import UpsPolicy
 
@@ -139,9 +138,6 @@ class Topic(StrEnum):
 
 
 ENERGY_INTERVAL = timedelta(seconds=60)
-# Changes are written within this many seconds (and at once on unload): a burst of token
-# changes makes one write, not one each (see benchmarks/).
-SAVE_DELAY = 1.0
 
 POWERED_STATES = frozenset(
     {ResourceState.STARTING, ResourceState.AVAILABLE, ResourceState.STOPPING}
@@ -179,7 +175,7 @@ class LabRuntime:
     entry: LabpowerConfigEntry
     lab_device_id: str
     lab: Lab = field(init=False)
-    store: Store[dict[str, Any]] = field(init=False)
+    storage: LabStorage = field(init=False)
     icmp: IcmpSweeper = field(init=False)
     energy: EnergyTracker = field(init=False)
     subentry_of: dict[str, str] = field(default_factory=dict)  # resource -> subentry id
@@ -212,8 +208,8 @@ class LabRuntime:
             timing=Timing(start_failures_for_repair=START_FAILURES_FOR_REPAIR),
             scheduler=self,
         )
-        self.store = Store(
-            self.hass, STORAGE_VERSION, f"{DOMAIN}.{self.entry.entry_id}"
+        self.storage = LabStorage(
+            self.hass, self.entry.entry_id, self.entry.title, self.lab, self._stored
         )
         self.energy = EnergyTracker(self.hass, self.lab, clock)
         self.settings = {**LAB_OPTION_DEFAULTS, **self.entry.options}
@@ -243,7 +239,7 @@ class LabRuntime:
             with contextlib.suppress(IcmpUnavailableError):
                 privileged = await detect_privileged()
         self.icmp = IcmpSweeper(privileged=privileged)
-        stored = await self.store.async_load() or {}
+        stored = await self.storage.async_read()
         self.host_keys.update(stored.get("host_keys", {}))
         bmcs: list[tuple[str, Mapping[str, Any]]] = [
             (sub.subentry_id, sub.data)
@@ -293,10 +289,10 @@ class LabRuntime:
         except LabError as err:
             LOGGER.error("Power-on stagger ignored: %s", err)
         self._sync_icmp_issue(needed=uses_icmp)
-        self.lab.load(stored)
+        self.energy.accountant.load(stored.get("energy"))
+        await self.storage.async_restore()
         for name, reason in self.lab.halts().items():
             self._raise_halt_issue(name, reason)  # issues are not kept over a restart
-        self.energy.accountant.load(stored.get("energy"))
         if watched:
             self._unsubscribe.append(
                 async_track_state_change_event(
@@ -413,7 +409,7 @@ class LabRuntime:
             unsubscribe()
         await self.lab.stop()
         self.energy.tick_all()
-        await self.store.async_save(self._stored())
+        await self.storage.async_close()
         for client in self.bmcs.values():
             await client.close()
         for unit in self.units.values():
@@ -431,7 +427,7 @@ class LabRuntime:
     def _tick_energy(self, _now: datetime) -> None:
         self.energy.tick_all()
         self._notify(self.lab.names, Topic.ENERGY)
-        self.store.async_delay_save(self._stored, SAVE_DELAY)
+        self.storage.save_soon()
 
     @callback
     def _meter_changed(self, event: Event[EventStateChangedData]) -> None:
@@ -620,7 +616,7 @@ class LabRuntime:
     def _remember_host_key(self, resource: str, key: str) -> None:
         """Pin an SSH host key seen on first use (stored with the ledger)."""
         self.host_keys[resource] = key
-        self.store.async_delay_save(self._stored, SAVE_DELAY)
+        self.storage.save_soon()
 
     async def _async_poll_bmc_power(self, _now: datetime | None = None) -> None:
         """Read each BMC's draw once, for the resources it feeds; energy integrates it."""
@@ -685,7 +681,7 @@ class LabRuntime:
     def _on_lab_event(self, event: LabEvent) -> None:
         kind = event.kind
         if kind is EventKind.PERSIST:
-            self.store.async_delay_save(self._stored, SAVE_DELAY)
+            self.storage.changed()
         elif kind in _TOKEN_EVENTS:
             token = event.token
             assert token is not None

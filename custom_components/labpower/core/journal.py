@@ -155,13 +155,13 @@ class DurableFiles:
             found.complete = not existing and base_generation == 0
         newest = max([base_generation, *segments])
         for generation in range(base_generation, newest + 1):
-            path = segments.get(generation)
-            if path is None:
+            segment = segments.get(generation)
+            if segment is None:
                 if generation < newest:
                     found.problems.append(f"journal {generation}: missing")
                     found.complete = False
                 continue
-            batches, problem = self._read_segment(path)
+            batches, problem = self._read_segment(segment)
             found.batches.extend(batches)
             if problem is not None:
                 found.problems.append(f"journal {generation}: {problem}")

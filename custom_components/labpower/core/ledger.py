@@ -59,7 +59,7 @@ class Ledger:
         self._kept: set[str] = set()
         # Why no token may be taken (a store too new to write over), if so.
         self.frozen: str | None = None
-        self._unknown = False
+        self._unknown: str | None = None
         # Changes not yet journaled (see drain_changes): tokens put, tokens dropped
         # (with when), resources whose own fields changed.
         self._put: set[str] = set()
@@ -152,7 +152,7 @@ class Ledger:
         """Release a token; None when it was already released or expired."""
         token = self._tokens.get(token_id)
         if token is None:
-            if token_id in self._released or self._unknown:
+            if token_id in self._released or self._unknown is not None:
                 return None
             raise UnknownTokenError(token_id)
         self._drop(token, f"released by {token.holder}")
@@ -163,7 +163,7 @@ class Ledger:
         if (
             token_id not in self._tokens
             and token_id not in self._released
-            and not self._unknown
+            and self._unknown is None
         ):
             raise UnknownTokenError(token_id)
 
@@ -380,22 +380,22 @@ class Ledger:
 
     # Tokens lost with the store
 
-    def mark_unknown(self, resources: Iterable[str]) -> None:
+    def mark_unknown(self, resources: Iterable[str], reason: str) -> None:
         """The stored tokens were lost: keep these resources as found, refuse no id.
 
         Until confirm_unknown, each kept resource is wanted on (it is never switched
         off; one seen off is let go with forget_kept), and releasing an unknown token
         id succeeds: it may have been one of the lost tokens.
         """
-        self._unknown = True
+        self._unknown = reason
         for name in resources:
             if name in self._policies:
                 self._kept.add(name)
                 self._touched.add(name)
 
     @property
-    def unknown(self) -> bool:
-        """Whether tokens were lost and no administrator confirmed yet (persisted)."""
+    def unknown(self) -> str | None:
+        """What was lost, while no administrator confirmed it (persisted)."""
         return self._unknown
 
     @property
@@ -418,7 +418,7 @@ class Ledger:
         start their off delay. Returns the resources that were kept.
         """
         kept = sorted(self._kept)
-        self._unknown = False
+        self._unknown = None
         self._kept.clear()
         for name in kept:
             self._touched.add(name)
@@ -442,6 +442,11 @@ class Ledger:
             "kept": sorted(self._kept),
             "unknown": self._unknown,
         }
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether changes wait for drain_changes."""
+        return bool(self._put or self._dropped or self._touched)
 
     def drain_changes(self) -> list[Any]:
         """The changes since the last drain, as journal records (see replay).
@@ -513,7 +518,7 @@ class Ledger:
             {k: v for k, v in data.get("halted", {}).items() if k in known}
         )
         self._kept.update(name for name in data.get("kept", ()) if name in known)
-        self._unknown = self._unknown or bool(data.get("unknown"))
+        self._unknown = self._unknown or data.get("unknown") or None
         return orphans
 
     # Internals
@@ -603,6 +608,8 @@ def _check_state(data: dict[str, Any]) -> None:
             isinstance(v, str) for v in mapping.values()
         ):
             raise TypeError(f"{key} is not a map of texts")
+    if not isinstance(data.get("unknown"), (str, type(None))):
+        raise TypeError("unknown is not a text")
     for key in ("off_requested", "kept"):
         names = data.get(key, [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

@@ -123,6 +123,16 @@ class StoredStateError(LabError):
         super().__init__(f"Stored state not loaded: {detail}", detail=detail)
 
 
+class StoreWriteError(LabError):
+    """A change could not be written to disk: it is not acknowledged."""
+
+    key = "store_write_failed"
+
+    def __init__(self, detail: str) -> None:
+        """Why the write failed."""
+        super().__init__(f"Not written to disk: {detail}", detail=detail)
+
+
 class LabsLoadingError(LabError):
     """Labs are still loading (Home Assistant is starting): ask again in a moment."""
 

@@ -409,11 +409,11 @@ class LabRuntime:
             unsubscribe()
         await self.lab.stop()
         self.energy.tick_all()
-        await self.storage.async_close()
         for client in self.bmcs.values():
             await client.close()
         for unit in self.units.values():
             await unit.async_shutdown()
+        await self.storage.async_close()
 
     def _stored(self) -> dict[str, Any]:
         """What the store holds: the ledger, the energy counters, pinned SSH host keys."""

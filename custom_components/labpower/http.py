@@ -26,6 +26,7 @@ from .core.model import (
     NotEnoughFreeError,
     PowerState,
     ResourceFaultError,
+    StoreWriteError,
     TokenKind,
     UnknownResourceError,
     UnknownTokenError,
@@ -61,6 +62,7 @@ _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     WaitTimeoutError: HTTPStatus.GATEWAY_TIMEOUT,
     AcquireRefusedError: HTTPStatus.SERVICE_UNAVAILABLE,
     LabsLoadingError: HTTPStatus.SERVICE_UNAVAILABLE,
+    StoreWriteError: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 # Seconds a client is told to wait before asking again while labs are loading.
 _RETRY_AFTER: dict[type[LabError], str] = {LabsLoadingError: str(round(LOAD_WAIT))}
@@ -353,7 +355,9 @@ class RenewView(HomeAssistantView):
         _only(body, {"ttl"})
         ttl = _number(body, "ttl")
         runtime = await _token_lab(hass, token)
-        return self.json(token_view(runtime, runtime.lab.renew(token, ttl)))
+        renewed = runtime.lab.renew(token, ttl)
+        await runtime.storage.async_committed()
+        return self.json(token_view(runtime, renewed))
 
 
 class ForceOffView(HomeAssistantView):
@@ -375,6 +379,7 @@ class ForceOffView(HomeAssistantView):
             )
         runtime = await _resource_lab(hass, name)
         revoked = runtime.lab.force_off(name, f"forced off by {user.name}")
+        await runtime.storage.async_committed()
         return self.json({"revoked": len(revoked)})
 
 
@@ -445,13 +450,17 @@ class MaasView(HomeAssistantView):
             if not holds:
                 lab.acquire([name], MAAS_HOLDER, kind=TokenKind.HOLD, user_id=user.id)
         elif action == "off":
-            lab.power_off(
-                name, [token.id for token in holds], f"turned off by {MAAS_HOLDER}"
-            )
+            try:
+                lab.power_off(
+                    name, [token.id for token in holds], f"turned off by {MAAS_HOLDER}"
+                )
+            finally:
+                await runtime.storage.async_committed()
         else:
             return error_response(
                 HTTPStatus.NOT_FOUND, "not_found", f"No MAAS action {action}"
             )
+        await runtime.storage.async_committed()
         return self.json({"status": _maas_status(lab.reconciler(name).power)})
 
     @json_errors

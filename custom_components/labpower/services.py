@@ -41,6 +41,7 @@ from .operations import (
     runtimes,
     token_view,
 )
+from .storage import async_committed
 from .users import async_caller_name, async_is_admin
 
 ATTR_RESOURCE = "resource"
@@ -197,6 +198,7 @@ async def _renew(call: ServiceCall) -> ServiceResponse:
     token_id: str = call.data[ATTR_TOKEN]
     runtime = await async_found(hass, partial(lab_of_token, hass, token_id))
     token = runtime.lab.renew(token_id, call.data.get(ATTR_TTL))
+    await runtime.storage.async_committed()
     return {"tokens": [token_view(runtime, token)]}
 
 
@@ -230,6 +232,7 @@ async def _force_off(call: ServiceCall) -> ServiceResponse:
     revoked = 0
     for name, runtime in located.items():
         revoked += len(runtime.lab.force_off(name, f"forced off by {who}"))
+    await async_committed(runtime.storage for runtime in located.values())
     return {"revoked": revoked}
 
 

@@ -17,7 +17,7 @@ confirm; a snapshot of a newer version is left untouched, the lab loads read-onl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -212,7 +212,9 @@ class LabStorage:
         """The ledger changed: journal it now (it is answered once on disk)."""
         if self._task is None:
             self._task = self.hass.async_create_background_task(
-                self._async_run(), f"{DOMAIN} journal {self.entry_id}", eager_start=False
+                self._async_run(),
+                f"{DOMAIN} journal {self.entry_id}",
+                eager_start=False,
             )
         else:
             self._again = True
@@ -310,6 +312,13 @@ class LabStorage:
         await self.hass.async_add_executor_job(self.files.close)
 
 
+async def async_committed(storages: Iterable[LabStorage]) -> None:
+    """Return once every change of these labs is on disk (each lab once)."""
+    await asyncio.gather(
+        *(storage.async_committed() for storage in dict.fromkeys(storages))
+    )
+
+
 def storage_files(hass: HomeAssistant, entry_id: str) -> DurableFiles:
     """The files of a lab's store (in Home Assistant's storage directory)."""
     return DurableFiles(
@@ -320,4 +329,3 @@ def storage_files(hass: HomeAssistant, entry_id: str) -> DurableFiles:
 async def async_remove_storage(hass: HomeAssistant, entry_id: str) -> None:
     """Delete a removed lab's files."""
     await hass.async_add_executor_job(storage_files(hass, entry_id).remove)
-

@@ -79,6 +79,7 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
         if lab.ledger.find_hold(self.resource, user_id, holder):
             return
         lab.acquire([self.resource], holder, kind=TokenKind.HOLD, user_id=user_id)
+        await self.runtime.storage.async_committed()
 
     @labpower_errors
     @override
@@ -91,9 +92,12 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
         holder = await async_caller_name(self.hass, self._context)
         lab = self.runtime.lab
         holds = lab.ledger.find_hold(self.resource, user_id, holder)
-        lab.power_off(
-            self.resource, [token.id for token in holds], f"turned off by {holder}"
-        )
+        try:
+            lab.power_off(
+                self.resource, [token.id for token in holds], f"turned off by {holder}"
+            )
+        finally:
+            await self.runtime.storage.async_committed()
 
 
 class OutletSwitch(PduEntity, SwitchEntity):

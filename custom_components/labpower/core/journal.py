@@ -135,7 +135,7 @@ class DurableFiles:
                 found.problems.append(f"{name}: written by version {err.version}")
                 found.complete = False
                 return found
-            except (OSError, ValueError) as err:
+            except (OSError, TypeError, ValueError) as err:
                 found.problems.append(f"{name}: {err}")
                 continue
             copies.append((_generation(data), name, data))
@@ -181,10 +181,10 @@ class DurableFiles:
         except ValueError:
             raise ValueError("not valid JSON (truncated or damaged)") from None
         if not isinstance(envelope, dict) or not isinstance(envelope.get("data"), dict):
-            raise ValueError("not a labpower store")
+            raise TypeError("not a labpower store")
         version = envelope.get("version")
         if not isinstance(version, int):
-            raise ValueError(f"unknown version {version!r}")
+            raise TypeError(f"unknown version {version!r}")
         if version > self.version:
             raise NewerVersionError(path.name, version)
         data: dict[str, Any] = envelope["data"]
@@ -261,11 +261,11 @@ class DurableFiles:
             os.close(fd)
         previous: int | None = None
         if self._snapshot_readable(self.store_path):
-            os.replace(self.store_path, self.good_path)
+            self.store_path.replace(self.good_path)
             previous = self.generation
         elif self.store_path.exists():  # damaged: kept aside, never the good copy
-            os.replace(self.store_path, self.directory / f"{self.key}.damaged")
-        os.replace(temporary, self.store_path)
+            self.store_path.replace(self.directory / f"{self.key}.damaged")
+        temporary.replace(self.store_path)
         self._sync_directory()
         self.generation = generation
         self.journal_bytes = 0

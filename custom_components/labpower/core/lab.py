@@ -273,8 +273,7 @@ class Lab(ReconcilerHooks):
     def load(
         self, data: dict[str, Any] | None, journal: Iterable[list[Any]] = ()
     ) -> None:
-        """Restore persisted ledger state and the journal after it (call after adding
-        resources, before start)."""
+        """Restore persisted state and its journal (after adding resources, before start)."""
         journal = list(journal)
         if not data and not journal:
             return
@@ -494,8 +493,9 @@ class Lab(ReconcilerHooks):
         return True
 
     def confirm_unknown(self, cause: str) -> list[str]:
-        """An administrator confirmed that the stored tokens are lost: resources kept
-        as found are managed again (off after their off delay if nobody holds them).
+        """An administrator confirmed the lost tokens: manage kept resources again.
+
+        Those nobody holds go off after their off delay.
         """
         kept = self.ledger.confirm_unknown()
         for name in kept:

@@ -11,9 +11,8 @@ from typing import Any
 
 from .model import (
     InvalidTtlError,
-    LabError,
-    StoredStateError,
     ResourcePolicy,
+    StoredStateError,
     TokenKind,
     UnknownResourceError,
     UnknownTokenError,
@@ -414,8 +413,9 @@ class Ledger:
             self._touched.add(resource)
 
     def confirm_unknown(self) -> list[str]:
-        """An administrator confirmed the loss: kept resources with no token nor demand
-        start their off delay. Returns the resources that were kept.
+        """An administrator confirmed the loss; returns the resources that were kept.
+
+        Kept resources with no token nor demand start their off delay.
         """
         kept = sorted(self._kept)
         self._unknown = None
@@ -628,30 +628,37 @@ def replay(data: dict[str, Any], journal: Iterable[list[Any]]) -> dict[str, Any]
     released = dict(data["released"])
     maps = {key: dict(data.get(key, {})) for key in _MAP_FIELDS}
     sets = {key: set(data.get(key, ())) for key in _SET_FIELDS}
-    try:
-        for batch in batches:
-            for record in batch:
-                match record:
-                    case ["put", dict() as raw]:
-                        tokens[str(raw["id"])] = raw
-                    case ["drop", str() as token_id, at] if _number(at):
-                        tokens.pop(token_id, None)
-                        released[token_id] = at
-                    case ["res", str() as name, dict() as fields]:
-                        for key in _MAP_FIELDS:
-                            if fields.get(key) is None:
-                                maps[key].pop(name, None)
-                            else:
-                                maps[key][name] = fields[key]
-                        for key in _SET_FIELDS:
-                            if fields.get(key):
-                                sets[key].add(name)
-                            else:
-                                sets[key].discard(name)
-                    case _:
-                        raise ValueError(f"unknown journal record {record!r:.80}")
-    except (KeyError, TypeError, ValueError) as err:
-        raise StoredStateError(f"journal: {err}") from None
+
+    def apply(record: Any) -> bool:
+        match record:
+            case ["put", dict() as raw]:
+                tokens[str(raw["id"])] = raw
+            case ["drop", str() as token_id, at] if _number(at):
+                tokens.pop(token_id, None)
+                released[token_id] = at
+            case ["res", str() as name, dict() as fields]:
+                for key in _MAP_FIELDS:
+                    if fields.get(key) is None:
+                        maps[key].pop(name, None)
+                    else:
+                        maps[key][name] = fields[key]
+                for key in _SET_FIELDS:
+                    if fields.get(key):
+                        sets[key].add(name)
+                    else:
+                        sets[key].discard(name)
+            case _:
+                return False
+        return True
+
+    for batch in batches:
+        for record in batch:
+            try:
+                applied = apply(record)
+            except KeyError, TypeError:
+                applied = False
+            if not applied:
+                raise StoredStateError(f"journal: unknown record {record!r:.80}")
     return {
         **data,
         "tokens": list(tokens.values()),

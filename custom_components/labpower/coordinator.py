@@ -135,6 +135,8 @@ class Topic(StrEnum):
     STATE = "state"  # power, availability, state and reason
     HOLDERS = "holders"  # tokens: holder counts and what the resource should be
     ENERGY = "energy"  # energy counters
+    # token changes on disk: what an answered request changed (one per group commit)
+    COMMITTED = "committed"
 
 
 ENERGY_INTERVAL = timedelta(seconds=60)
@@ -211,6 +213,7 @@ class LabRuntime:
         self.storage = LabStorage(
             self.hass, self.entry.entry_id, self.entry.title, self.lab, self._stored
         )
+        self.storage.on_commit = lambda: self._notify((), Topic.COMMITTED)
         self.energy = EnergyTracker(self.hass, self.lab, clock)
         self.settings = {**LAB_OPTION_DEFAULTS, **self.entry.options}
 

@@ -6,13 +6,17 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable, Generator
 import json
 from pathlib import Path
+import shutil
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    get_test_config_dir,
+)
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
@@ -33,9 +37,14 @@ def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
 
 
 @pytest.fixture
-def hass_config_dir(hass_tmp_config_dir: str) -> str:
-    """Each test its own configuration folder: a lab's journal and store are files."""
-    return hass_tmp_config_dir
+def hass_config_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Each test its own configuration folder: a lab's journal and store are files.
+
+    Not the test's tmp_path, which end-to-end tests make a configuration of their own.
+    """
+    directory = tmp_path_factory.mktemp("hass_config")
+    shutil.copytree(get_test_config_dir(), directory, symlinks=True, dirs_exist_ok=True)
+    return str(directory)
 
 
 def stored_lab(hass: HomeAssistant, entry_id: str) -> dict[str, Any] | None:

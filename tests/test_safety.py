@@ -114,6 +114,7 @@ async def test_a_second_resource_on_builder_1s_relay_is_refused(
         },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()  # the reload it causes, before teardown
 
 
 async def test_reconfigure_refuses_anothers_feed_and_keeps_its_own(
@@ -132,6 +133,7 @@ async def test_reconfigure_refuses_anothers_feed_and_keeps_its_own(
         else:
             assert result["errors"] == {"power_entity": "feed_in_use"}
             assert result["description_placeholders"]["owner"] == "builder-1"
+    await hass.async_block_till_done()  # the reload it causes, before teardown
 
 
 async def test_a_feed_of_another_lab_is_refused_naming_the_lab(

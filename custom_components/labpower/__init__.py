@@ -9,9 +9,9 @@ from homeassistant.helpers.typing import ConfigType
 
 from .assist import async_refresh_assist, async_setup_assist
 from .const import DOMAIN, FILE_KEY_PREFIX
-from .coordinator import LabpowerConfigEntry, LabRuntime
 from .frontend import async_register_card
 from .http import async_register_views
+from .runtime import LabpowerConfigEntry, LabRuntime
 from .services import async_setup_services
 from .storage import async_remove_storage
 from .websocket import async_register_websocket

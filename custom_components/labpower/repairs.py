@@ -14,7 +14,7 @@ from .const import DOMAIN
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
 
-    from .coordinator import LabRuntime
+    from .runtime import LabRuntime
 
 ACKNOWLEDGED = "acknowledged in Repairs"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryDataWithId
@@ -22,6 +22,8 @@ from custom_components.labpower.const import (
     DOMAIN,
     SUBENTRY_RESOURCE,
 )
+
+from .peers.ipmi_sim import Sim, start_sim
 
 
 @pytest.fixture
@@ -119,3 +121,18 @@ async def until(
         while not predicate():
             await asyncio.sleep(0.05)
             await hass.async_block_till_done()
+
+
+@pytest.fixture(scope="module")
+def ipmi_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    """One ipmi_sim for the whole test module."""
+    sim = start_sim(tmp_path_factory.mktemp("ipmi_sim"))
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(ipmi_sim: Sim) -> Sim:
+    """The simulator with a fresh chassis: off, an OS that shuts down on a soft off."""
+    ipmi_sim.reset_chassis()
+    return ipmi_sim

@@ -18,8 +18,8 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.labpower.const import DOMAIN, SUBENTRY_BMC, SUBENTRY_RESOURCE
 
 from .conftest import lab_entry, resource_data
-from .test_ipmi import Sim, ipmi_sim  # noqa: F401 - the module's simulator fixture
-from .test_services import advance, call, state
+from .peers.ha import advance, call, state
+from .peers.ipmi_sim import Sim
 
 HOST = "127.0.0.1"
 
@@ -75,13 +75,6 @@ async def _setup(hass: HomeAssistant, sim: Sim, **bmc: Any) -> MockConfigEntry:
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
-
-
-@pytest.fixture
-def sim(ipmi_sim: Sim) -> Sim:  # noqa: F811
-    """A fresh chassis: off, an OS that shuts down on a soft off."""
-    ipmi_sim.reset_chassis()
-    return ipmi_sim
 
 
 @pytest.mark.usefixtures("socket_enabled")

@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.labpower.frontend import CARD_PATH, CARD_URL
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import call
+from .peers.ha import call
 
 VERSION = json.loads(
     (CARD_PATH.parent.parent / "manifest.json").read_text(encoding="utf-8")

@@ -29,7 +29,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from .clients.labgrid import HomeAssistantException, HomeAssistantPowerDriver
 from .clients.maas import PowerActionError, PowerError, WebhookPowerDriver
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import advance, call, state
+from .peers.ha import advance, call, state
 
 DEFAULTS = {"off_delay": 300, "min_off_time": 10}
 

@@ -12,17 +12,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
 
 from .conftest import lab_entry, resource_data, setup_relays
-
-POLICY = {
-    "off_delay": 60,
-    "min_off_time": 5,
-    "start_timeout": 120,
-    "stop_timeout": 60,
-    "default_ttl": 600,
-    "max_ttl": 3600,
-    "graceful_off": True,
-    "off_now": True,
-}
+from .peers.flows import POLICY
 
 
 async def test_create_lab(hass: HomeAssistant) -> None:

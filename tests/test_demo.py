@@ -12,10 +12,9 @@ from homeassistant.util.yaml import load_yaml_dict
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from .conftest import until
+from .peers.flows import error_text, resource_form
+from .peers.ha import call, say, state
 from .peers.hass_process import seed_module
-from .test_assist import say
-from .test_safety import error_text, resource_form
-from .test_services import call, state
 
 CONFIG = Path(__file__).parent.parent / "config"
 

@@ -26,7 +26,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import call, state
+from .peers.ha import call, state
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.common import async_capture_events
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import advance, state
+from .peers.ha import advance, state
 
 type Api = Callable[..., Awaitable[ClientResponse]]
 

@@ -23,7 +23,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, setup_relays, until
-from .test_services import advance, call, state
+from .peers.ha import advance, call, state
 
 PIS = [f"pi{n:02d}" for n in range(1, 49)]
 STACKS = [f"stack{n}" for n in range(1, 13)]

@@ -38,9 +38,9 @@ from custom_components.labpower.const import (
 from custom_components.labpower.drivers.pdu import PduUnreachableError
 
 from .conftest import lab_entry, resource_data, until
+from .peers.flows import POLICY, unit_flow
+from .peers.ha import call, state
 from .peers.pdu_http import HOST, FakeGude, FakeIntellinet, FakeNetio
-from .test_config_flow import POLICY
-from .test_services import call, state
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -108,18 +108,6 @@ def dual_fed(name: str = "server-1", **overrides: Any) -> dict[str, Any]:
         outlets=["pdu-a:1", "pdu-b:1"],
         off_delay=0,
         **overrides,
-    )
-
-
-async def unit_flow(
-    hass: HomeAssistant, entry: MockConfigEntry, first: dict[str, Any]
-) -> Any:
-    """Start adding a unit: its name, vendor and address (the first form)."""
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
-    )
-    return await hass.config_entries.subentries.async_configure(
-        result["flow_id"], first
     )
 
 

@@ -22,7 +22,7 @@ from custom_components.labpower.const import DOMAIN
 from custom_components.labpower.drivers.icmp import IcmpUnavailableError
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import advance, call, state
+from .peers.ha import advance, call, state
 
 
 async def _setup(hass: HomeAssistant, *resources: dict[str, Any]) -> MockConfigEntry:

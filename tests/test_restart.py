@@ -18,7 +18,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import call, state
+from .peers.ha import call, state
 
 RESOURCES = (
     resource_data("held", off_delay=0),

@@ -1,0 +1,50 @@
+"""Home Assistant as a test drives it: call an action, read a state, let time pass, ask Assist."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components import conversation
+from homeassistant.core import Context, HomeAssistant
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+from custom_components.labpower.const import DOMAIN
+
+
+async def call(
+    hass: HomeAssistant,
+    service: str,
+    data: dict[str, Any],
+    context: Context | None = None,
+) -> Any:
+    """Call a labpower action and return its response."""
+    return await hass.services.async_call(
+        DOMAIN, service, data, blocking=True, return_response=True, context=context
+    )
+
+
+def state(hass: HomeAssistant, entity_id: str) -> str:
+    """An entity's state."""
+    current = hass.states.get(entity_id)
+    assert current is not None, entity_id
+    return current.state
+
+
+async def advance(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float
+) -> None:
+    """Let time pass for the lab."""
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+
+async def say(hass: HomeAssistant, text: str, context: Context | None = None) -> str:
+    """What Assist answers."""
+    result = await conversation.async_converse(
+        hass, text, None, context or Context(), None
+    )
+    speech: str = result.response.speech["plain"]["speech"]
+    return speech

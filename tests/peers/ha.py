@@ -1,4 +1,4 @@
-"""Home Assistant as a test drives it: call an action, read a state, let time pass, ask Assist."""
+"""Home Assistant as a test drives it: set a lab up, call an action, read a state, wait, ask."""
 
 from __future__ import annotations
 
@@ -8,9 +8,22 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import conversation
 from homeassistant.core import Context, HomeAssistant
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from custom_components.labpower.const import DOMAIN
+
+
+async def setup_integration(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> MockConfigEntry:
+    """Add a lab's entry and set it up (conftest's `init_integration` does it for most)."""
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
 
 
 async def call(

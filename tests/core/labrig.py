@@ -6,7 +6,8 @@ reconciler pass by pass (reconciler and guard tests).
 
 from __future__ import annotations
 
-from custom_components.labpower.core.lab import EventKind, Lab, LabEvent, ResourceSpec
+from custom_components.labpower.core.events import EventKind, LabEvent
+from custom_components.labpower.core.lab import Lab, ResourceSpec
 from custom_components.labpower.core.model import (
     PowerAction,
     PowerState,

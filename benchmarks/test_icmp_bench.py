@@ -66,9 +66,7 @@ async def icmplib_per_host(addresses: list[str], privileged: bool) -> dict[str, 
 
     async def one(address: str) -> bool:
         async with limit:
-            host = await async_ping(
-                address, count=1, timeout=2, privileged=privileged
-            )
+            host = await async_ping(address, count=1, timeout=2, privileged=privileged)
             return bool(host.is_alive)
 
     alive = await asyncio.gather(*(one(address) for address in addresses))
@@ -78,7 +76,11 @@ async def icmplib_per_host(addresses: list[str], privileged: bool) -> dict[str, 
 async def icmplib_multiping(addresses: list[str], privileged: bool) -> dict[str, Any]:
     """async_multiping over every host."""
     answers = await async_multiping(
-        addresses, count=1, timeout=2, concurrent_tasks=CONCURRENT, privileged=privileged
+        addresses,
+        count=1,
+        timeout=2,
+        concurrent_tasks=CONCURRENT,
+        privileged=privileged,
     )
     return {host.address: host.is_alive for host in answers}
 

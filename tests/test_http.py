@@ -11,12 +11,13 @@ from aiohttp import ClientResponse
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN, User
 from homeassistant.core import HomeAssistant
+import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import async_capture_events
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import advance, state
+from .test_services import advance, call, state
 
 type Api = Callable[..., Awaitable[ClientResponse]]
 
@@ -277,3 +278,89 @@ async def test_maas_webhook_flow(
     await error_of(await ci("GET", "/maas/builder-1/status"), 404)
     # 400, not 404: MAAS's driver reads a 404 as success (see tests/maas.py)
     await error_of(await ci("GET", "/maas/nope/query"), 400)
+
+
+# issue 15: the action accepted these, the REST API refused them; now both refuse them,
+# naming the same field (issue 20: kind [] / {} was a 500 with a traceback).
+_BAD_ACQUIRES = [
+    ({"ttl": True}, "ttl"),
+    ({"ttl": "60"}, "ttl"),
+    ({"ttl": 1e-320}, "ttl"),
+    ({"timeout": 10_000_000, "wait": True}, "timeout"),
+    ({"holder": "x" * 10_000}, "holder"),
+    ({"holder": "x" * 1_000_000}, "holder"),
+    ({"kind": []}, "kind"),
+    ({"kind": {}}, "kind"),
+]
+
+
+def _as_action(body: dict[str, Any]) -> dict[str, Any]:
+    """A REST body as the action's data (the action's wait is a word)."""
+    return {**body, "wait": "available"} if body.get("wait") is True else body
+
+
+@pytest.mark.usefixtures("lab_http")
+@pytest.mark.parametrize(("body", "field"), _BAD_ACQUIRES)
+async def test_action_and_rest_refuse_alike(
+    hass: HomeAssistant,
+    ci: Api,
+    body: dict[str, Any],
+    field: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with pytest.raises(vol.Invalid) as err:
+        await call(hass, "acquire", {"resource": "builder-1", **_as_action(body)})
+    assert [list(e.path) for e in err.value.errors] == [[field]]
+    error = await error_of(
+        await ci("POST", "/resources/builder-1/tokens", json=body), 400
+    )
+    assert error["field"] == field
+    assert "Traceback" not in caplog.text
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.builder_1_holders") == "0"
+
+
+@pytest.mark.usefixtures("lab_http")
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"count": True}, "count"),
+        ({"count": 1001}, "count"),
+        ({"count": 2.0}, "count"),
+        *_BAD_ACQUIRES,
+    ],
+)
+async def test_pool_action_and_rest_refuse_alike(
+    hass: HomeAssistant, ci: Api, body: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(vol.Invalid) as err:
+        await call(hass, "acquire", {"labels": ["arm64"], **_as_action(body)})
+    assert [list(e.path) for e in err.value.errors] == [[field]]
+    error = await error_of(
+        await ci("POST", "/tokens", json={"labels": ["arm64"], **body}), 400
+    )
+    assert error["field"] == field
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_renew_refuses_alike(hass: HomeAssistant, ci: Api) -> None:
+    token = (await (await ci("POST", "/resources/builder-1/tokens")).json())["token"]
+    for ttl in (True, "60", 0.5, 10**12):
+        with pytest.raises(vol.Invalid):
+            await call(hass, "renew", {"token": token, "ttl": ttl})
+        error = await error_of(
+            await ci("POST", f"/tokens/{token}/renew", json={"ttl": ttl}), 400
+        )
+        assert error["field"] == "ttl"
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_holder_loses_control_characters(hass: HomeAssistant, ci: Api) -> None:
+    response = await ci(
+        "POST", "/resources/builder-1/tokens", json={"holder": "job\n[ERROR] 7\x1b"}
+    )
+    assert (await response.json())["holder"] == "job[ERROR] 7"
+    [token] = (
+        await call(hass, "acquire", {"resource": "builder-2", "holder": "job\r\n8\x00"})
+    )["tokens"]
+    assert token["holder"] == "job8"

@@ -869,7 +869,11 @@ def token(value: Any) -> str:
 
 def label_list(value: Any) -> list[str]:
     """A non-empty JSON list of names (the REST API's pool labels)."""
-    if not isinstance(value, list) or not value:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(item, str) for item in value)
+    ):
         raise FieldInvalid("labels_invalid", "expected a non-empty list of labels")
     return names(value)
 

@@ -15,6 +15,7 @@ import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import async_capture_events
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from yarl import URL
 
 from .conftest import lab_entry, resource_data, setup_relays
 from .test_services import advance, call, state
@@ -69,17 +70,19 @@ async def admin(
 
 
 @pytest.fixture
-async def ci(
-    hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
-    hass_admin_user: User,
-) -> Api:
-    """Requests as a non-admin CI user with a long-lived token (the admin is the owner)."""
+async def ci_token(hass: HomeAssistant, hass_admin_user: User) -> str:
+    """A long-lived token of a non-admin CI user (the admin is the owner)."""
     user = await hass.auth.async_create_user("ci bot", group_ids=["system-users"])
     refresh = await hass.auth.async_create_refresh_token(
         user, client_name="ci", token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
     )
-    return await _api(hass_client_no_auth, hass.auth.async_create_access_token(refresh))
+    return hass.auth.async_create_access_token(refresh)
+
+
+@pytest.fixture
+async def ci(hass_client_no_auth: ClientSessionGenerator, ci_token: str) -> Api:
+    """Requests as the non-admin CI user."""
+    return await _api(hass_client_no_auth, ci_token)
 
 
 async def error_of(response: ClientResponse, status: int) -> dict[str, Any]:
@@ -364,3 +367,56 @@ async def test_holder_loses_control_characters(hass: HomeAssistant, ci: Api) -> 
         await call(hass, "acquire", {"resource": "builder-2", "holder": "job\r\n8\x00"})
     )["tokens"]
     assert token["holder"] == "job8"
+
+
+@pytest.mark.usefixtures("lab_http")
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code", "allow"),
+    [
+        # what HA's security filter lets through reaches labpower: a JSON answer
+        ("GET", "/resources/%2e%2e", 404, "unknown_resource", None),
+        ("POST", "/resources/%2e%2e", 405, "method_not_allowed", "GET"),
+        ("DELETE", "/tokens/%2e%2e", 404, "unknown_token", None),
+        ("GET", "/tokens/%2e%2e", 405, "method_not_allowed", "DELETE"),
+        ("PUT", "/resources", 405, "method_not_allowed", "GET"),
+        ("PATCH", "/maas/builder-1/on", 405, "method_not_allowed", "GET, POST"),
+        ("GET", "/nothing", 404, "not_found", None),
+        ("POST", "/resources/builder-1/nothing", 404, "not_found", None),
+        ("GET", "/", 404, "not_found", None),
+    ],
+)
+async def test_path_errors_are_json(
+    hass_client_no_auth: ClientSessionGenerator,
+    ci_token: str,
+    *,
+    method: str,
+    path: str,
+    status: int,
+    code: str,
+    allow: str | None,
+) -> None:
+    client = await hass_client_no_auth()
+    response = await client.request(
+        method,
+        URL(f"/api/labpower{path}", encoded=True),  # as sent: no client normalising
+        headers={"Authorization": f"Bearer {ci_token}"},
+    )
+    assert (await error_of(response, status))["code"] == code
+    assert response.headers.get("Allow") == allow
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_security_filter_answers_before_labpower(
+    hass_client_no_auth: ClientSessionGenerator, ci_token: str
+) -> None:
+    # Path traversal (`../` and its encodings): HA's filter refuses it in text/plain,
+    # before any view, as docs/openapi.yaml's Filtered response says.
+    client = await hass_client_no_auth()
+    for path in ("/resources/..%2F", "/resources/%2e%2e%2f/tokens", "/tokens/..%2F"):
+        response = await client.request(
+            "GET",
+            URL(f"/api/labpower{path}", encoded=True),
+            headers={"Authorization": f"Bearer {ci_token}"},
+        )
+        assert response.status == 400
+        assert response.content_type == "text/plain"

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import functools
 from functools import partial
 from http import HTTPStatus
+import re
 from typing import Any
 
 from aiohttp import web
@@ -428,6 +429,46 @@ class MaasView(HomeAssistantView):
         return self.json({"status": _maas_status(runtime.lab.reconciler(name).power)})
 
 
+_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+class FallbackView(HomeAssistantView):
+    """Any other URL or method under /api/labpower/: a JSON 404 or 405, as documented."""
+
+    url = "/api/labpower/{path:.*}"
+    name = "api:labpower:fallback"
+
+    async def _answer(self, request: web.Request, path: str) -> web.Response:
+        allowed = sorted(
+            {
+                method.upper()
+                for view in VIEWS
+                if _pattern(view.url).fullmatch(request.path)
+                for method in _METHODS
+                if hasattr(view, method)
+            }
+        )
+        if allowed:
+            response = error_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                f"{request.method} is not allowed here; use {', '.join(allowed)}",
+            )
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        return error_response(
+            HTTPStatus.NOT_FOUND, "not_found", "No such labpower API path"
+        )
+
+    get = post = put = patch = delete = _answer
+
+
+@functools.cache
+def _pattern(url: str) -> re.Pattern[str]:
+    """A view's URL as a pattern of paths ({name} is one path segment)."""
+    return re.compile(re.sub(r"\{[^}]+\}", "[^/]+", url))
+
+
 VIEWS = (
     ResourcesView,
     ResourceView,
@@ -439,9 +480,11 @@ VIEWS = (
     PowerCycleView,
     MaasView,
 )
+# Registered last: it answers only what no view above does.
+_FALLBACK = FallbackView
 
 
 def async_register_views(hass: HomeAssistant) -> None:
     """Serve the REST API."""
-    for view in VIEWS:
+    for view in (*VIEWS, _FALLBACK):
         hass.http.register_view(view())

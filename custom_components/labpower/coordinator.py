@@ -84,7 +84,6 @@ from .const import (
     FEED_SHARED,
     FILE_KEY_PREFIX,
     ISSUE_HALTED,
-    LAB_OPTION_DEFAULTS,
     LOGGER,
     START_FAILURES_FOR_REPAIR,
     STORAGE_VERSION,
@@ -124,6 +123,7 @@ from .energy import EnergyTracker
 from .feeds import feed_uses, known_feeds
 from .helpers import config_subentry_of, raise_repair
 from .pdus import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
+from .schema import LAB_OPTION_DEFAULTS
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 from .ups import UpsPolicy
 

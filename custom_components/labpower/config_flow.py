@@ -20,7 +20,7 @@ from homeassistant.core import callback
 from homeassistant.helpers import selector
 import probatio as vol
 
-from .bmcs import async_check_bmc
+from .build import async_check_bmc, async_check_pdu
 from .const import (
     CONF_BMC,
     CONF_BMC_NAME,
@@ -52,7 +52,6 @@ from .coordinator import LabpowerConfigEntry
 from .core.feeds import FeedTarget, FeedUse, feed_targets, outlet_target
 from .core.graph import find_cycle
 from .feeds import bmc_names, feed_owners
-from .pdus import async_check_pdu
 from .schema import (
     BMC_FIELDS,
     CHECKER_FIELDS,

@@ -11,8 +11,9 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 
+from .build import known_to_lab_file
 from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN, FILE_KEY_PREFIX
-from .coordinator import POWERED_STATES, LabRuntime, iso_time, known_to_lab_file
+from .coordinator import POWERED_STATES, LabRuntime, iso_time
 from .core.labfile import LabFileError, load_lab_file
 from .core.model import (
     CycleRefusedError,

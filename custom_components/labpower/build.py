@@ -144,6 +144,17 @@ def policy_from_data(data: Mapping[str, Any]) -> ResourcePolicy:
     )
 
 
+def subentry_data(
+    entry: ConfigEntry, subentry_type: str
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """The stored data of a lab's subentries of one type, keyed by subentry id."""
+    return [
+        (sub.subentry_id, sub.data)
+        for sub in entry.subentries.values()
+        if sub.subentry_type == subentry_type
+    ]
+
+
 def file_key(kind: str, data: Mapping[str, Any]) -> str:
     """The stable key (device identifier) of a unit or resource the lab file defines."""
     return f"{FILE_KEY_PREFIX}{kind}_{data[CONF_RESOURCE_NAME]}"

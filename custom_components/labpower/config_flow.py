@@ -48,10 +48,10 @@ from .const import (
     SWITCHER_BMC,
     SWITCHER_PDU,
 )
-from .coordinator import LabpowerConfigEntry
 from .core.feeds import FeedTarget, FeedUse, feed_targets, outlet_target
 from .core.graph import find_cycle
 from .feeds import bmc_names, feed_owners
+from .runtime import LabpowerConfigEntry
 from .schema import (
     BMC_FIELDS,
     CHECKER_FIELDS,

@@ -17,7 +17,6 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util.json import json_loads
 import probatio as vol
 
-from .coordinator import LabRuntime
 from .core.model import (
     AcquireRefusedError,
     HeldByOthersError,
@@ -46,6 +45,7 @@ from .operations import (
     resource_view,
     token_view,
 )
+from .runtime import LabRuntime
 from .schema import (
     ACQUIRE_REST_SCHEMA,
     ATTR_COUNT,

@@ -13,7 +13,6 @@ from homeassistant.exceptions import ServiceValidationError
 
 from .build import known_to_lab_file
 from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN, FILE_KEY_PREFIX
-from .coordinator import POWERED_STATES, LabRuntime, iso_time
 from .core.labfile import LabFileError, load_lab_file
 from .core.model import (
     CycleRefusedError,
@@ -28,6 +27,7 @@ from .core.model import (
     UnknownTokenError,
     UsageToken,
 )
+from .runtime import POWERED_STATES, LabRuntime, iso_time
 
 type Taken = list[tuple[LabRuntime, UsageToken]]
 

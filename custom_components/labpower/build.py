@@ -125,7 +125,7 @@ from .feeds import known_feeds
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 
 if TYPE_CHECKING:
-    from .pdus import PduCoordinator
+    from .coordinator import PduCoordinator
 
 
 def policy_from_data(data: Mapping[str, Any]) -> ResourcePolicy:

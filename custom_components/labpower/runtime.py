@@ -64,6 +64,7 @@ from .const import (
     SUBENTRY_PDU,
     SUBENTRY_RESOURCE,
 )
+from .coordinator import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
 from .core.feeds import FeedUse, SharedFeed, shared_feeds
 from .core.lab import EventKind, Lab, LabEvent, ResourceSpec
 from .core.labfile import LabFile, LabFileError, load_lab_file
@@ -83,7 +84,6 @@ from .drivers.icmp import (
 from .energy import EnergyTracker
 from .feeds import feed_uses
 from .helpers import config_subentry_of, raise_repair
-from .pdus import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
 from .schema import LAB_OPTION_DEFAULTS
 from .ups import UpsPolicy
 

@@ -1,8 +1,8 @@
-"""The REST API under /api/labpower/ (see docs/openapi.yaml), and MAAS's webhook endpoints."""
+"""The REST API under /api/labpower/ (see docs/openapi.yaml)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 import functools
 from functools import partial
 from http import HTTPStatus
@@ -24,7 +24,6 @@ from .core.model import (
     LabError,
     LabsLoadingError,
     NotEnoughFreeError,
-    PowerState,
     ResourceFaultError,
     TokenKind,
     UnknownResourceError,
@@ -62,8 +61,6 @@ from .schema import (
     token as valid_token,
 )
 
-MAAS_HOLDER = "MAAS"
-
 _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     UnknownResourceError: HTTPStatus.NOT_FOUND,
     UnknownTokenError: HTTPStatus.NOT_FOUND,
@@ -81,7 +78,7 @@ _FIELD_OF: dict[type[LabError], str] = {InvalidTtlError: "ttl"}
 type Handler = Callable[..., Awaitable[web.Response]]
 
 
-async def _resource_lab(hass: HomeAssistant, name: str) -> LabRuntime:
+async def resource_lab(hass: HomeAssistant, name: str) -> LabRuntime:
     """The lab of a resource, once labs still loading have loaded."""
     return (await async_found(hass, partial(locate, hass, [name])))[name]
 
@@ -232,7 +229,7 @@ class ResourceView(HomeAssistantView):
         """The resource with its tokens."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        runtime = await _resource_lab(hass, name)
+        runtime = await resource_lab(hass, name)
         return self.json(
             resource_view(
                 runtime, name, tokens=True, shown_to=user.id, admin=user.is_admin
@@ -336,7 +333,7 @@ class ForceOffView(HomeAssistantView):
                 "admin_required",
                 "Only administrators may force off",
             )
-        runtime = await _resource_lab(hass, name)
+        runtime = await resource_lab(hass, name)
         revoked = runtime.lab.force_off(name, f"forced off by {user.name}")
         return self.json({"revoked": len(revoked)})
 
@@ -352,7 +349,7 @@ class PowerCycleView(HomeAssistantView):
         """Refused while off or used by others (administrators may); done when on."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        runtime = await _resource_lab(hass, name)
+        runtime = await resource_lab(hass, name)
         check_cycle(runtime, name, user.id, admin=user.is_admin)
         await runtime.lab.power_cycle(name, f"cycled by {user.name or 'REST API'}")
         return self.json(
@@ -360,73 +357,6 @@ class PowerCycleView(HomeAssistantView):
                 runtime, name, tokens=True, shown_to=user.id, admin=user.is_admin
             )
         )
-
-
-def _maas_status(runtime_state: PowerState) -> str:
-    if runtime_state is PowerState.ON:
-        return "running"
-    if runtime_state is PowerState.OFF:
-        return "stopped"
-    return "unknown"
-
-
-async def _maas_located(hass: HomeAssistant, name: str) -> LabRuntime:
-    """The resource's lab; an unknown one is a 400, which MAAS reports.
-
-    MAAS's webhook driver takes a 404 for a missing trailing slash: it asks again with
-    one, but then reads the first answer as a success (see tests/maas.py).
-    """
-    try:
-        return await _resource_lab(hass, name)
-    except UnknownResourceError as err:
-        raise BadRequestError(str(err)) from None
-
-
-class MaasView(HomeAssistantView):
-    """MAAS's webhook power driver: on takes MAAS's hold, off is a power client's off."""
-
-    url = "/api/labpower/maas/{name}/{action}"
-    name = "api:labpower:maas"
-
-    @json_errors
-    async def post(self, request: web.Request, name: str, action: str) -> web.Response:
-        """On or off; idempotent, as MAAS re-sends until the query agrees.
-
-        Off releases MAAS's hold and powers off at once; while others hold the machine
-        it stays on and the answer is a 409 naming them.
-        """
-        hass: HomeAssistant = request.app[KEY_HASS]
-        user: User = request[KEY_HASS_USER]
-        runtime = await _maas_located(hass, name)
-        lab = runtime.lab
-        holds = [
-            t
-            for t in lab.ledger.tokens(name)
-            if t.holder == MAAS_HOLDER and t.kind is TokenKind.HOLD
-        ]
-        if action == "on":
-            if not holds:
-                lab.acquire([name], MAAS_HOLDER, kind=TokenKind.HOLD, user_id=user.id)
-        elif action == "off":
-            lab.power_off(
-                name, [token.id for token in holds], f"turned off by {MAAS_HOLDER}"
-            )
-        else:
-            return error_response(
-                HTTPStatus.NOT_FOUND, "not_found", f"No MAAS action {action}"
-            )
-        return self.json({"status": _maas_status(lab.reconciler(name).power)})
-
-    @json_errors
-    async def get(self, request: web.Request, name: str, action: str) -> web.Response:
-        """Query: {"status": "running"} or {"status": "stopped"} (MAAS's default regexes)."""
-        hass: HomeAssistant = request.app[KEY_HASS]
-        if action != "query":
-            return error_response(
-                HTTPStatus.NOT_FOUND, "not_found", f"No MAAS query {action}"
-            )
-        runtime = await _maas_located(hass, name)
-        return self.json({"status": _maas_status(runtime.lab.reconciler(name).power)})
 
 
 _METHODS = ("get", "post", "put", "patch", "delete")
@@ -438,11 +368,15 @@ class FallbackView(HomeAssistantView):
     url = "/api/labpower/{path:.*}"
     name = "api:labpower:fallback"
 
+    def __init__(self, views: Iterable[type[HomeAssistantView]]) -> None:
+        """Answer for the paths of these views (their methods go into Allow)."""
+        self._views = tuple(views)
+
     async def _answer(self, request: web.Request, path: str) -> web.Response:
         allowed = sorted(
             {
                 method.upper()
-                for view in VIEWS
+                for view in self._views
                 if _pattern(view.url).fullmatch(request.path)
                 for method in _METHODS
                 if hasattr(view, method)
@@ -469,7 +403,7 @@ def _pattern(url: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"\{[^}]+\}", "[^/]+", url))
 
 
-VIEWS = (
+VIEWS: tuple[type[HomeAssistantView], ...] = (
     ResourcesView,
     ResourceView,
     TokensView,
@@ -478,13 +412,15 @@ VIEWS = (
     RenewView,
     ForceOffView,
     PowerCycleView,
-    MaasView,
 )
-# Registered last: it answers only what no view above does.
-_FALLBACK = FallbackView
 
 
-def async_register_views(hass: HomeAssistant) -> None:
-    """Serve the REST API."""
-    for view in (*VIEWS, _FALLBACK):
+def async_register_views(hass: HomeAssistant, *others: type[HomeAssistantView]) -> None:
+    """Serve the REST API and the other views under /api/labpower/ (MAAS's webhook).
+
+    The fallback is registered last: it answers only what no view before it does.
+    """
+    views: tuple[type[HomeAssistantView], ...] = (*VIEWS, *others)
+    for view in views:
         hass.http.register_view(view())
+    hass.http.register_view(FallbackView(views))

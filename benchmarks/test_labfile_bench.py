@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from custom_components.labpower.core.lab import Lab, ResourceSpec
-from custom_components.labpower.core.labfile import (
+from custom_components.labpower.labfile import (
     LabFile,
     LabFileError,
     load_lab_file,

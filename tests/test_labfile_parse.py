@@ -14,7 +14,7 @@ from custom_components.labpower.core.feeds import (
     FeedTarget,
     outlet_target,
 )
-from custom_components.labpower.core.labfile import (
+from custom_components.labpower.labfile import (
     MAX_ERRORS,
     LabFile,
     LabFileError,
@@ -23,7 +23,7 @@ from custom_components.labpower.core.labfile import (
     parse_lab_file,
 )
 
-DOCS = Path(__file__).parents[2] / "docs" / "labfile.md"
+DOCS = Path(__file__).parents[1] / "docs" / "labfile.md"
 SECRETS = {
     "pdu1_password": "pdu-secret",
     "pdu2_community": "private",

@@ -8,7 +8,6 @@ import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -56,7 +55,6 @@ from .const import (
     CONF_OFF_DELAY,
     CONF_OFF_NOW,
     CONF_ON_SPACING,
-    CONF_OUTLET_COUNT,
     CONF_OUTLETS,
     CONF_PORT,
     CONF_POWER_ENTITY,
@@ -98,7 +96,6 @@ from .const import (
 )
 from .core.feeds import FeedUse, SharedFeed, shared_feeds
 from .core.lab import EventKind, Lab, LabEvent, ResourceSpec
-from .core.labfile import LabFile, LabFileError, load_lab_file
 from .core.model import LabError, ResourcePolicy, ResourceState
 from .core.reconciler import Timing
 from .core.stagger import StaggerPolicy
@@ -121,8 +118,9 @@ from .drivers.pdu import (
 )
 from .drivers.tcp import TcpChecker
 from .energy import EnergyTracker
-from .feeds import feed_uses, known_feeds
+from .feeds import feed_uses
 from .helpers import config_subentry_of, raise_repair
+from .labfile import LabFile, LabFileError, async_load
 from .pdus import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 from .ups import UpsPolicy
@@ -358,13 +356,7 @@ class LabRuntime:
             ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             return None
         try:
-            lab_file = await self.hass.async_add_executor_job(
-                partial(
-                    load_lab_file,
-                    self.hass.config.path(path),
-                    **known_to_lab_file(self.hass, self.entry),
-                )
-            )
+            lab_file = await async_load(self.hass, self.entry, self.hass.config.path(path))
         except (LabFileError, OSError) as err:
             # Starting without the file would drop its resources' tokens and devices
             # and leave their machines as they are, unmanaged: wait for a good file.
@@ -799,26 +791,6 @@ class LabRuntime:
 def file_key(kind: str, data: Mapping[str, Any]) -> str:
     """The stable key (device identifier) of a unit or resource the lab file defines."""
     return f"{FILE_KEY_PREFIX}{kind}_{data[CONF_RESOURCE_NAME]}"
-
-
-def known_to_lab_file(hass: HomeAssistant, entry: ConfigEntry) -> dict[str, Any]:
-    """What exists outside a lab's file: it may use it but not define it again."""
-    subentries = entry.subentries.values()
-    return {
-        "known_resources": [
-            sub.title for sub in subentries if sub.subentry_type == SUBENTRY_RESOURCE
-        ],
-        "known_units": {
-            sub.title: sub.data.get(CONF_OUTLET_COUNT) or None
-            for sub in subentries
-            if sub.subentry_type == SUBENTRY_PDU
-        },
-        "known_bmcs": [
-            sub.title for sub in subentries if sub.subentry_type == SUBENTRY_BMC
-        ],
-        "known_feeds": known_feeds(hass, entry),
-        "lab": entry.entry_id,
-    }
 
 
 def stagger_policy(settings: Mapping[str, Any]) -> StaggerPolicy:

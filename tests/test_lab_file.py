@@ -401,8 +401,10 @@ def _merge_bomb() -> str:
             "line 3: nested more than 32 deep",
         ),
         (
-            "resources:\n  - name: pi[1-99999]\n"
-            "    power_entity: input_boolean.pi[1-99999]_relay\n",
+            (
+                "resources:\n  - name: pi[1-99999]\n"
+                "    power_entity: input_boolean.pi[1-99999]_relay\n"
+            ),
             "line 2: name: bad range: 'pi[1-99999]' gives more than 10,000 values",
         ),
         (
@@ -486,8 +488,11 @@ async def test_names_are_checked_against_every_lab(
 async def test_lab_file_rules_are_the_flows(
     hass: HomeAssistant, config_dir: Path
 ) -> None:
-    """max_parallel_on 0 is no limit (as in the options); `pdu:a` and a blank host are
-    refused, as the PDU and resource flows refuse them (name_colon, host_empty)."""
+    """The lab file's rules are the flows': 0 parallel power-ons, `pdu:a`, blank hosts.
+
+    max_parallel_on 0 is no limit (as in the options); `pdu:a` and a blank host are
+    refused, as the PDU and resource flows refuse them (name_colon, host_empty).
+    """
     text = LAB_FILE.format(pi_off_delay=0).replace(
         "max_parallel_on: 4", "max_parallel_on: 0"
     )

@@ -356,7 +356,9 @@ class LabRuntime:
             ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             return None
         try:
-            lab_file = await async_load(self.hass, self.entry, self.hass.config.path(path))
+            lab_file = await async_load(
+                self.hass, self.entry, self.hass.config.path(path)
+            )
         except (LabFileError, OSError) as err:
             # Starting without the file would drop its resources' tokens and devices
             # and leave their machines as they are, unmanaged: wait for a good file.

@@ -27,7 +27,7 @@ from annotatedyaml.loader import FastSafeLoader
 from annotatedyaml.objects import NodeDictClass, NodeStrClass
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from .const import (
     BMC_IPMI,
@@ -354,7 +354,7 @@ def _load_secrets(path: Path, filename: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise _fail(f"cannot read {path.name}: {err}", filename) from err
     try:
-        secrets = annotatedyaml.parse_yaml(text)
+        secrets: Any = annotatedyaml.parse_yaml(text)
     except (annotatedyaml.YAMLException, yaml.YAMLError) as err:
         raise _fail(f"{path.name} is not valid YAML: {err}", filename) from err
     if secrets is None:

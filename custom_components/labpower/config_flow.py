@@ -20,7 +20,7 @@ from homeassistant.core import callback
 from homeassistant.helpers import selector
 import probatio as vol
 
-from .bmcs import async_check_bmc
+from .build import async_check_bmc, async_check_pdu
 from .const import (
     BMC_IPMI,
     BMC_PROTOCOLS,
@@ -126,7 +126,6 @@ from .drivers.snmp_profiles import SNMP_PROFILES
 from .drivers.ssh import DEFAULT_COMMAND
 from .drivers.wol import magic_packet
 from .feeds import bmc_names, feed_owners
-from .pdus import async_check_pdu
 
 _DURATIONS = (
     CONF_OFF_DELAY,

@@ -30,47 +30,20 @@ from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
-from .bmcs import bmc_client, wol_switcher
+from .build import (
+    ResourceBuilder,
+    bmc_client,
+    file_key,
+    stagger_policy,
+)
 from .const import (
-    CHECKER_ENTITY,
     CHECKER_ICMP,
-    CHECKER_TCP,
-    CONF_BMC,
     CONF_BMC_NAME,
-    CONF_CHECK_ENTITY,
     CONF_CHECKER,
-    CONF_DEFAULT_TTL,
-    CONF_DEPENDS_ON,
-    CONF_GRACEFUL_OFF,
-    CONF_HOST,
     CONF_LAB_FILE,
-    CONF_LABELS,
-    CONF_LED_ENTITY,
-    CONF_LONG_PRESS,
-    CONF_MAX_PARALLEL_ON,
-    CONF_MAX_TRANSITIONS,
-    CONF_MAX_TTL,
     CONF_METER_ENTITY,
-    CONF_MIN_OFF_TIME,
-    CONF_OFF_DELAY,
-    CONF_OFF_NOW,
-    CONF_ON_SPACING,
-    CONF_OUTLETS,
-    CONF_PORT,
-    CONF_POWER_ENTITY,
-    CONF_POWER_W,
-    CONF_RELAY_ENTITY,
-    CONF_RESET_ENTITY,
-    CONF_RESOURCE_NAME,
-    CONF_SHORT_PRESS,
-    CONF_START_TIMEOUT,
-    CONF_STOP_TIMEOUT,
-    CONF_SWITCHER,
     CONF_UNIT_NAME,
-    CONF_UNIT_PARALLEL_ON,
     CONF_UPS_ENTITIES,
-    DEFAULT_LONG_PRESS,
-    DEFAULT_SHORT_PRESS,
     DOMAIN,
     EVENT_HALTED,
     EVENT_POWER_CHANGED,
@@ -80,7 +53,6 @@ from .const import (
     EVENT_TOKEN_RELEASED,
     EVENT_TOKEN_REVOKED,
     FEED_SHARED,
-    FILE_KEY_PREFIX,
     ISSUE_HALTED,
     LAB_OPTION_DEFAULTS,
     LOGGER,
@@ -89,40 +61,27 @@ from .const import (
     SUBENTRY_BMC,
     SUBENTRY_PDU,
     SUBENTRY_RESOURCE,
-    SWITCHER_BMC,
-    SWITCHER_BUTTON,
-    SWITCHER_PDU,
-    SWITCHER_WOL,
 )
 from .core.feeds import FeedUse, SharedFeed, shared_feeds
 from .core.lab import EventKind, Lab, LabEvent, ResourceSpec
-from .core.model import LabError, ResourcePolicy, ResourceState
+from .core.model import LabError, ResourceState
 from .core.reconciler import Timing
-from .core.stagger import StaggerPolicy
 from .core.switching import (
-    AvailabilityChecker,
     ConfigurationSwitchError,
-    Switcher,
     SwitchError,
 )
-from .drivers.bmc import BmcClient, BmcSwitcher
+from .drivers.bmc import BmcClient
 from .drivers.icmp import (
     ICMP_UNAVAILABLE,
     IcmpSweeper,
     IcmpUnavailableError,
     detect_privileged,
 )
-from .drivers.pdu import (
-    PduOutletSwitcher,
-    UnusableOutlet,
-)
-from .drivers.tcp import TcpChecker
 from .energy import EnergyTracker
 from .feeds import feed_uses
 from .helpers import config_subentry_of, raise_repair
 from .labfile import LabFile, LabFileError, async_load
 from .pdus import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
-from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 from .ups import UpsPolicy
 
 type LabpowerConfigEntry = ConfigEntry[LabRuntime]
@@ -151,22 +110,6 @@ _TOKEN_EVENTS = {
     EventKind.TOKEN_EXPIRED: EVENT_TOKEN_EXPIRED,
     EventKind.TOKEN_REVOKED: EVENT_TOKEN_REVOKED,
 }
-
-
-def policy_from_data(data: Mapping[str, Any]) -> ResourcePolicy:
-    """The resource policy stored in a subentry (defaults where a field is absent)."""
-    default = ResourcePolicy()
-    return ResourcePolicy(
-        off_delay=float(data.get(CONF_OFF_DELAY, default.off_delay)),
-        min_off_time=float(data.get(CONF_MIN_OFF_TIME, default.min_off_time)),
-        start_timeout=float(data.get(CONF_START_TIMEOUT, default.start_timeout)),
-        stop_timeout=float(data.get(CONF_STOP_TIMEOUT, default.stop_timeout)),
-        default_ttl=float(data.get(CONF_DEFAULT_TTL, default.default_ttl)),
-        max_ttl=float(data.get(CONF_MAX_TTL, default.max_ttl)),
-        graceful_off=bool(data.get(CONF_GRACEFUL_OFF, default.graceful_off)),
-        off_now=bool(data.get(CONF_OFF_NOW, default.off_now)),
-        max_transitions=int(data.get(CONF_MAX_TRANSITIONS, default.max_transitions)),
-    )
 
 
 @dataclass(slots=True)
@@ -269,8 +212,19 @@ class LabRuntime:
             self.units[unit.name_of_unit] = unit
         watched: dict[str, list[str]] = {}
         specs: list[ResourceSpec] = []
+        build = ResourceBuilder(
+            self.hass,
+            self.icmp,
+            self.units,
+            self.bmcs,
+            self.bmc_keys,
+            self.blocked,
+            self.host_keys,
+            self._remember_host_key,
+            self.bmc_of,
+        )
         for key, data in resources:
-            spec, entities = self._spec(data)
+            spec, entities = build.spec(data)
             specs.append(spec)
             self.subentry_of[spec.name] = key
             self.name_of[key] = spec.name
@@ -435,75 +389,6 @@ class LabRuntime:
                 self.energy.tick(name)
                 self._notify([name], Topic.ENERGY)
 
-    def _spec(self, data: Mapping[str, Any]) -> tuple[ResourceSpec, list[str]]:
-        """A resource's definition from its subentry data; the entities it watches."""
-        entities: list[str] = []
-        checker = self._checker(data, entities)
-        name = data[CONF_RESOURCE_NAME]
-        shared = self.blocked.get(name)
-        spec = ResourceSpec(
-            name=name,
-            feeds=(shared,) if shared else self._feeds(data, checker, entities),
-            checker=checker,
-            policy=policy_from_data(data),
-            labels=frozenset(data.get(CONF_LABELS, [])),
-            power_w=data.get(CONF_POWER_W),
-            depends_on=tuple(data.get(CONF_DEPENDS_ON, ())),
-        )
-        return spec, entities
-
-    def _feeds(
-        self,
-        data: Mapping[str, Any],
-        checker: AvailabilityChecker | None,
-        entities: list[str],
-    ) -> tuple[Switcher, ...]:
-        name = data[CONF_RESOURCE_NAME]
-        switcher_type = data[CONF_SWITCHER]
-        if switcher_type == SWITCHER_PDU:
-            return tuple(self._outlet(name, outlet) for outlet in data[CONF_OUTLETS])
-        if switcher_type == SWITCHER_BMC:
-            # The UI stores the BMC's subentry id, the lab file its name.
-            bmc = self.bmc_keys.get(data[CONF_BMC], data[CONF_BMC])
-            self.bmc_of[name] = bmc
-            return (BmcSwitcher(self.bmcs[bmc]),)
-        if switcher_type == SWITCHER_WOL:
-            if checker is None:
-                raise ConfigurationSwitchError(
-                    "Wake-on-LAN needs an availability check"
-                )
-            return (
-                wol_switcher(
-                    data,
-                    checker,
-                    known_host_key=self.host_keys.get(name),
-                    on_first_key=lambda key: self._remember_host_key(name, key),
-                ),
-            )
-        switcher: ButtonSwitcher | EntitySwitcher
-        if switcher_type == SWITCHER_BUTTON:
-            switcher = ButtonSwitcher(
-                self.hass,
-                relay_entity=data[CONF_RELAY_ENTITY],
-                led_entity=data[CONF_LED_ENTITY],
-                reset_entity=data.get(CONF_RESET_ENTITY),
-                short_press=float(data.get(CONF_SHORT_PRESS, DEFAULT_SHORT_PRESS)),
-                long_press=float(data.get(CONF_LONG_PRESS, DEFAULT_LONG_PRESS)),
-            )
-        else:
-            switcher = EntitySwitcher(self.hass, data[CONF_POWER_ENTITY])
-        entities.extend(switcher.entities)
-        return (switcher,)
-
-    def _outlet(self, resource: str, outlet: str) -> Switcher:
-        """The feed of "unit:N"; a feed that reports the missing unit if it is gone."""
-        unit_name, _, number = outlet.rpartition(":")
-        unit = self.units.get(unit_name)
-        if unit is None:
-            return UnusableOutlet(outlet, "the PDU unit does not exist")
-        unit.fed[int(number)] = resource
-        return PduOutletSwitcher(unit.unit, int(number), unit_name)
-
     def _block_shared_feeds(self) -> dict[str, SharedFeed]:
         """Resources whose feed target another resource uses too (one feed, one owner).
 
@@ -596,20 +481,6 @@ class LabRuntime:
                 self._notify(changed, Topic.ENERGY)
 
         return update
-
-    def _checker(
-        self, data: Mapping[str, Any], entities: list[str]
-    ) -> AvailabilityChecker | None:
-        match data.get(CONF_CHECKER):
-            case value if value == CHECKER_ICMP:
-                return self.icmp.checker(data[CONF_HOST])
-            case value if value == CHECKER_TCP:
-                return TcpChecker(data[CONF_HOST], int(data[CONF_PORT]))
-            case value if value == CHECKER_ENTITY:
-                entity_checker = EntityChecker(self.hass, data[CONF_CHECK_ENTITY])
-                entities.extend(entity_checker.entities)
-                return entity_checker
-        return None
 
     def _remember_host_key(self, resource: str, key: str) -> None:
         """Pin an SSH host key seen on first use (stored with the ledger)."""
@@ -788,20 +659,6 @@ class LabRuntime:
     def holders_total(self) -> int:
         """How many live tokens the lab has."""
         return self.lab.ledger.token_count
-
-
-def file_key(kind: str, data: Mapping[str, Any]) -> str:
-    """The stable key (device identifier) of a unit or resource the lab file defines."""
-    return f"{FILE_KEY_PREFIX}{kind}_{data[CONF_RESOURCE_NAME]}"
-
-
-def stagger_policy(settings: Mapping[str, Any]) -> StaggerPolicy:
-    """The staggered power-on limits of the lab's settings (0 means no limit)."""
-    return StaggerPolicy(
-        max_parallel=int(settings.get(CONF_MAX_PARALLEL_ON) or 0) or None,
-        per_group=int(settings.get(CONF_UNIT_PARALLEL_ON) or 0) or None,
-        spacing=float(settings.get(CONF_ON_SPACING) or 0.0),
-    )
 
 
 def _utc_timestamp() -> float:

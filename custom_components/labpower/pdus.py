@@ -1,63 +1,36 @@
-"""PDU units, built from their subentries: the client, the unit and its coordinator."""
+"""PDU units: the coordinator of a unit's status, and the repair issues about its login."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
+from .build import pdu_client
 from .const import (
-    CONF_AUTH_KEY,
-    CONF_AUTH_PROTOCOL,
-    CONF_COMMUNITY,
-    CONF_HOST,
     CONF_OUTLET_COUNT,
-    CONF_PASSWORD,
-    CONF_PORT,
-    CONF_PRIV_KEY,
-    CONF_PRIV_PROTOCOL,
-    CONF_SNMP_PROFILE,
-    CONF_SNMP_VERSION,
     CONF_UNIT_NAME,
     CONF_UPS_ENTITY,
-    CONF_USERNAME,
     CONF_VENDOR,
-    CONF_WRITE_COMMUNITY,
-    CONF_WRITE_PASSWORD,
-    CONF_WRITE_USERNAME,
     DOMAIN,
     LOGGER,
     PDU_POLL_SECONDS,
-    SNMP_AUTOMATIC,
-    VENDOR_DLI,
-    VENDOR_GUDE,
-    VENDOR_INTELLINET,
-    VENDOR_NETIO,
 )
 from .core.model import PowerState
 from .core.switching import ConfigurationSwitchError, SwitchError
-from .drivers.dli import DliClient
-from .drivers.gude import GudeClient
-from .drivers.intellinet import IntellinetClient
-from .drivers.netio import NetioClient
 from .drivers.pdu import (
     PDU_AUTH,
     PDU_LOGIN_PAGE,
     PDU_READ_ONLY,
-    PduAuthError,
-    PduClient,
-    PduLoginPageError,
     PduReadOnlyError,
     PduUnit,
     UnitStatus,
 )
-from .drivers.snmp import SnmpPduClient, udp_port_refuses
 from .helpers import config_subentry_of, raise_repair
 
 # Repair issues about a unit's credentials and login (raised and cleared by the unit
@@ -73,79 +46,6 @@ def unit_issue_id(issue: str, entry_id: str, key: str) -> str:
 
 # A status this fresh serves every outlet of the unit (outlets poll on shared ticks).
 STATUS_MAX_AGE = 1.5
-
-
-def pdu_client(hass: HomeAssistant, data: Mapping[str, Any]) -> PduClient:
-    """The protocol client of a PDU unit subentry (HA's shared HTTP session)."""
-    vendor = data[CONF_VENDOR]
-    host = data[CONF_HOST]
-    port = data.get(CONF_PORT)
-    port = None if port is None else int(port)
-    if vendor in _HTTP_CLIENTS:
-        session = async_get_clientsession(hass)
-        username = data.get(CONF_USERNAME) or ""
-        password = data.get(CONF_PASSWORD) or ""
-        if vendor == VENDOR_NETIO:
-            return NetioClient(
-                session,
-                host,
-                port,
-                username=username,
-                password=password,
-                write_username=data.get(CONF_WRITE_USERNAME) or None,
-                write_password=data.get(CONF_WRITE_PASSWORD) or None,
-            )
-        return _HTTP_CLIENTS[vendor](
-            session, host, port, username=username, password=password
-        )
-    return SnmpPduClient(
-        host,
-        port or 161,
-        version=data.get(CONF_SNMP_VERSION, "2c"),
-        community=data.get(CONF_COMMUNITY) or "public",
-        write_community=data.get(CONF_WRITE_COMMUNITY) or None,
-        username=data.get(CONF_USERNAME) or None,
-        auth_protocol=data.get(CONF_AUTH_PROTOCOL) or None,
-        auth_key=data.get(CONF_AUTH_KEY) or None,
-        priv_protocol=data.get(CONF_PRIV_PROTOCOL) or None,
-        priv_key=data.get(CONF_PRIV_KEY) or None,
-        profile=data.get(CONF_SNMP_PROFILE) or SNMP_AUTOMATIC,
-        executor=hass.async_add_executor_job,
-    )
-
-
-_HTTP_CLIENTS: dict[str, Callable[..., PduClient]] = {
-    VENDOR_INTELLINET: IntellinetClient,
-    VENDOR_NETIO: NetioClient,
-    VENDOR_GUDE: GudeClient,
-    VENDOR_DLI: DliClient,
-}
-
-
-async def async_check_pdu(
-    hass: HomeAssistant, data: Mapping[str, Any]
-) -> tuple[str | None, UnitStatus | None]:
-    """Connect and read the unit's status; the form's error key when that fails."""
-    try:
-        client = pdu_client(hass, data)
-    except ConfigurationSwitchError:
-        return "pdu_misconfigured", None
-    try:
-        return None, await client.read_status()
-    except PduAuthError:
-        return "invalid_auth", None
-    except PduLoginPageError:
-        return "login_page", None
-    except ConfigurationSwitchError:
-        return "pdu_misconfigured", None
-    except SwitchError as err:
-        if getattr(err, "no_answer", False) and not await udp_port_refuses(
-            data[CONF_HOST], int(data.get(CONF_PORT) or 161)
-        ):
-            return "snmp_no_answer", None
-        return "cannot_connect", None
-    finally:
-        await client.close()
 
 
 class PduCoordinator(DataUpdateCoordinator[UnitStatus | None]):

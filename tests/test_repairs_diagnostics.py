@@ -109,7 +109,7 @@ async def test_icmp_unavailable_repair(
 ) -> None:
     await setup_relays(hass, "pinged")
     with patch(
-        "custom_components.labpower.coordinator.detect_privileged",
+        "custom_components.labpower.runtime.detect_privileged",
         side_effect=IcmpUnavailableError,
     ):
         await _setup(

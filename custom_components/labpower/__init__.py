@@ -10,9 +10,9 @@ from homeassistant.helpers.typing import ConfigType
 
 from .assist import async_refresh_assist, async_setup_assist
 from .const import DOMAIN, FILE_KEY_PREFIX, STORAGE_VERSION
-from .coordinator import LabpowerConfigEntry, LabRuntime
 from .frontend import async_register_card
 from .http import async_register_views
+from .runtime import LabpowerConfigEntry, LabRuntime
 from .services import async_setup_services
 from .websocket import async_register_websocket
 

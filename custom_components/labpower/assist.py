@@ -34,9 +34,9 @@ from homeassistant.util.hass_dict import HassKey
 import probatio as vol
 
 from .const import DOMAIN
-from .coordinator import POWERED_STATES, LabRuntime
 from .core.model import LabError, ResourceState, TokenKind
 from .operations import async_acquire, runtimes
+from .runtime import POWERED_STATES, LabRuntime
 from .users import async_caller_name
 
 DATA_ASSIST: HassKey[LabAssist] = HassKey(f"{DOMAIN}_assist")

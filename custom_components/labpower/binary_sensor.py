@@ -15,10 +15,10 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_state_change_event
 
 from .chain import feed_health, ups_entities_of
-from .coordinator import LabpowerConfigEntry, Topic
 from .core.model import ResourceState
 from .drivers.pdu import PduOutletSwitcher
 from .entity import ResourceEntity
+from .runtime import LabpowerConfigEntry, Topic
 
 PARALLEL_UPDATES = 0
 

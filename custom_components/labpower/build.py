@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
@@ -136,6 +137,17 @@ def policy_from_data(data: Mapping[str, Any]) -> ResourcePolicy:
         off_now=bool(data.get(CONF_OFF_NOW, default.off_now)),
         max_transitions=int(data.get(CONF_MAX_TRANSITIONS, default.max_transitions)),
     )
+
+
+def subentry_data(
+    entry: ConfigEntry, subentry_type: str
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """The stored data of a lab's subentries of one type, keyed by subentry id."""
+    return [
+        (sub.subentry_id, sub.data)
+        for sub in entry.subentries.values()
+        if sub.subentry_type == subentry_type
+    ]
 
 
 def file_key(kind: str, data: Mapping[str, Any]) -> str:

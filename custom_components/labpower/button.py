@@ -11,12 +11,12 @@ from homeassistant.components.button.const import ButtonDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import LabpowerConfigEntry
 from .core.lab import Lab
 from .core.reconciler import Reconciler
 from .entity import ResourceEntity
 from .helpers import labpower_errors
 from .operations import check_cycle
+from .runtime import LabpowerConfigEntry
 from .users import async_caller_name, async_is_admin
 
 PARALLEL_UPDATES = 1

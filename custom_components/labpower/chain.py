@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 
-from .coordinator import LabRuntime
 from .core.model import PowerState
 from .drivers.pdu import PduOutletSwitcher, UnusableOutlet
+from .runtime import LabRuntime
 from .ups import UpsLevel, ups_level
 
 

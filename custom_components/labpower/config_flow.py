@@ -118,7 +118,6 @@ from .const import (
     VENDOR_NETIO,
     VENDOR_SNMP,
 )
-from .coordinator import LabpowerConfigEntry
 from .core.feeds import FeedTarget, FeedUse, feed_targets, outlet_target
 from .core.graph import find_cycle
 from .core.model import ResourcePolicy
@@ -126,6 +125,7 @@ from .drivers.snmp_profiles import SNMP_PROFILES
 from .drivers.ssh import DEFAULT_COMMAND
 from .drivers.wol import magic_packet
 from .feeds import bmc_names, feed_owners
+from .runtime import LabpowerConfigEntry
 
 _DURATIONS = (
     CONF_OFF_DELAY,

@@ -7,7 +7,7 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .coordinator import LabpowerConfigEntry, iso_time
+from .runtime import LabpowerConfigEntry, iso_time
 
 TO_REDACT = {
     "id",

@@ -12,8 +12,8 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
-from .coordinator import LabRuntime, Topic
 from .pdus import PduCoordinator
+from .runtime import LabRuntime, Topic
 
 TOTALS_DELAY = 1.0
 

@@ -16,7 +16,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util.json import json_loads
 
-from .coordinator import LabRuntime
 from .core.model import (
     AcquireRefusedError,
     HeldByOthersError,
@@ -45,6 +44,7 @@ from .operations import (
     resource_view,
     token_view,
 )
+from .runtime import LabRuntime
 
 MAAS_HOLDER = "MAAS"
 POWER_OFF_NOW = "now"

@@ -12,7 +12,6 @@ from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 
 from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN, FILE_KEY_PREFIX
-from .coordinator import POWERED_STATES, LabRuntime, iso_time
 from .core.model import (
     CycleRefusedError,
     LabError,
@@ -27,6 +26,7 @@ from .core.model import (
     UsageToken,
 )
 from .labfile import LabFileError, async_load
+from .runtime import POWERED_STATES, LabRuntime, iso_time
 
 type Taken = list[tuple[LabRuntime, UsageToken]]
 

@@ -22,11 +22,11 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import LabpowerConfigEntry, LabRuntime, Topic
 from .core.energy import EnergyCounter
 from .core.model import ResourceState
 from .drivers.pdu import OutletStatus, UnitStatus
 from .entity import LabEntity, PduEntity, ResourceEntity
+from .runtime import LabpowerConfigEntry, LabRuntime, Topic
 
 PARALLEL_UPDATES = 0
 

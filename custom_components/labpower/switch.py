@@ -12,11 +12,11 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
-from .coordinator import POWERED_STATES, LabpowerConfigEntry, Topic
 from .core.model import PowerState, ResourceState, TokenKind
 from .entity import PduEntity, ResourceEntity
 from .helpers import labpower_errors
 from .pdus import PduCoordinator
+from .runtime import POWERED_STATES, LabpowerConfigEntry, Topic
 from .users import async_caller_name
 
 PARALLEL_UPDATES = 0

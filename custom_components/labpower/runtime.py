@@ -1,9 +1,9 @@
-"""The Lab coordinator: the core Lab wired to Home Assistant (storage, events, repairs)."""
+"""The lab runtime: the core Lab wired to Home Assistant (storage, events, repairs)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable
 import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -35,6 +35,7 @@ from .build import (
     bmc_client,
     file_key,
     stagger_policy,
+    subentry_data,
 )
 from .const import (
     CHECKER_ICMP,
@@ -162,16 +163,8 @@ class LabRuntime:
     async def async_start(self) -> None:
         """Build every resource, restore tokens, read real states, then reconcile."""
         lab_file = await self._async_load_lab_file()
-        units: list[tuple[str, Mapping[str, Any]]] = [
-            (sub.subentry_id, sub.data)
-            for sub in self.entry.subentries.values()
-            if sub.subentry_type == SUBENTRY_PDU
-        ]
-        resources: list[tuple[str, Mapping[str, Any]]] = [
-            (sub.subentry_id, sub.data)
-            for sub in self.entry.subentries.values()
-            if sub.subentry_type == SUBENTRY_RESOURCE
-        ]
+        units = subentry_data(self.entry, SUBENTRY_PDU)
+        resources = subentry_data(self.entry, SUBENTRY_RESOURCE)
         if lab_file is not None:
             units.extend((file_key("unit", d), d) for d in lab_file.units)
             resources.extend((file_key("resource", d), d) for d in lab_file.resources)
@@ -186,11 +179,7 @@ class LabRuntime:
         self.icmp = IcmpSweeper(privileged=privileged)
         stored = await self.store.async_load() or {}
         self.host_keys.update(stored.get("host_keys", {}))
-        bmcs: list[tuple[str, Mapping[str, Any]]] = [
-            (sub.subentry_id, sub.data)
-            for sub in self.entry.subentries.values()
-            if sub.subentry_type == SUBENTRY_BMC
-        ]
+        bmcs = subentry_data(self.entry, SUBENTRY_BMC)
         if lab_file is not None:
             bmcs.extend((file_key("bmc", data), data) for data in lab_file.bmcs)
         for key, data in bmcs:

@@ -30,6 +30,7 @@ import time
 import aiohttp
 import pytest
 
+from custom_components.labpower.coordinator import STATUS_MAX_AGE
 from custom_components.labpower.core.lab import EventKind, Lab, LabEvent, ResourceSpec
 from custom_components.labpower.core.model import (
     ResourcePolicy,
@@ -38,7 +39,6 @@ from custom_components.labpower.core.model import (
 )
 from custom_components.labpower.core.reconciler import Timing
 from custom_components.labpower.drivers.pdu import PduOutletSwitcher, PduUnit
-from custom_components.labpower.pdus import STATUS_MAX_AGE
 from tests.peers.pdu_http import FakeIntellinet, FakeNetio, FakePdu
 
 from .conftest import Row

@@ -120,7 +120,7 @@ from .drivers.wol_ssh import WolSshSwitcher
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 
 if TYPE_CHECKING:
-    from .pdus import PduCoordinator
+    from .coordinator import PduCoordinator
 
 
 def policy_from_data(data: Mapping[str, Any]) -> ResourcePolicy:

@@ -12,7 +12,7 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
-from .pdus import PduCoordinator
+from .coordinator import PduCoordinator
 from .runtime import LabRuntime, Topic
 
 TOTALS_DELAY = 1.0

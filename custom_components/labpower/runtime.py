@@ -63,6 +63,7 @@ from .const import (
     SUBENTRY_PDU,
     SUBENTRY_RESOURCE,
 )
+from .coordinator import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
 from .core.feeds import FeedUse, SharedFeed, shared_feeds
 from .core.lab import EventKind, Lab, LabEvent, ResourceSpec
 from .core.model import LabError, ResourceState
@@ -82,7 +83,6 @@ from .energy import EnergyTracker
 from .feeds import feed_uses
 from .helpers import config_subentry_of, raise_repair
 from .labfile import LabFile, LabFileError, async_load
-from .pdus import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
 from .ups import UpsPolicy
 
 type LabpowerConfigEntry = ConfigEntry[LabRuntime]

@@ -12,10 +12,10 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
+from .coordinator import PduCoordinator
 from .core.model import PowerState, ResourceState, TokenKind
 from .entity import PduEntity, ResourceEntity
 from .helpers import labpower_errors
-from .pdus import PduCoordinator
 from .runtime import POWERED_STATES, LabpowerConfigEntry, Topic
 from .users import async_caller_name
 

@@ -1,4 +1,4 @@
-"""The REST API under /api/labpower/ (see docs/openapi.yaml), and MAAS's webhook endpoints."""
+"""The REST API under /api/labpower/ (see docs/openapi.yaml)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from .core.model import (
     LabError,
     LabsLoadingError,
     NotEnoughFreeError,
-    PowerState,
     ResourceFaultError,
     TokenKind,
     UnknownResourceError,
@@ -46,7 +45,6 @@ from .operations import (
 )
 from .runtime import LabRuntime
 
-MAAS_HOLDER = "MAAS"
 POWER_OFF_NOW = "now"
 DEFAULT_WAIT_TIMEOUT = 600.0
 MAX_WAIT_TIMEOUT = 86400.0
@@ -69,7 +67,7 @@ _FIELD_OF: dict[type[LabError], str] = {InvalidTtlError: "ttl"}
 type Handler = Callable[..., Awaitable[web.Response]]
 
 
-async def _resource_lab(hass: HomeAssistant, name: str) -> LabRuntime:
+async def resource_lab(hass: HomeAssistant, name: str) -> LabRuntime:
     """The lab of a resource, once labs still loading have loaded."""
     return (await async_found(hass, partial(locate, hass, [name])))[name]
 
@@ -251,7 +249,7 @@ class ResourceView(HomeAssistantView):
         """The resource with its tokens."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        runtime = await _resource_lab(hass, name)
+        runtime = await resource_lab(hass, name)
         return self.json(
             resource_view(
                 runtime, name, tokens=True, shown_to=user.id, admin=user.is_admin
@@ -373,7 +371,7 @@ class ForceOffView(HomeAssistantView):
                 "admin_required",
                 "Only administrators may force off",
             )
-        runtime = await _resource_lab(hass, name)
+        runtime = await resource_lab(hass, name)
         revoked = runtime.lab.force_off(name, f"forced off by {user.name}")
         return self.json({"revoked": len(revoked)})
 
@@ -389,7 +387,7 @@ class PowerCycleView(HomeAssistantView):
         """Refused while off or used by others (administrators may); done when on."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        runtime = await _resource_lab(hass, name)
+        runtime = await resource_lab(hass, name)
         check_cycle(runtime, name, user.id, admin=user.is_admin)
         await runtime.lab.power_cycle(name, f"cycled by {user.name or 'REST API'}")
         return self.json(
@@ -397,73 +395,6 @@ class PowerCycleView(HomeAssistantView):
                 runtime, name, tokens=True, shown_to=user.id, admin=user.is_admin
             )
         )
-
-
-def _maas_status(runtime_state: PowerState) -> str:
-    if runtime_state is PowerState.ON:
-        return "running"
-    if runtime_state is PowerState.OFF:
-        return "stopped"
-    return "unknown"
-
-
-async def _maas_located(hass: HomeAssistant, name: str) -> LabRuntime:
-    """The resource's lab; an unknown one is a 400, which MAAS reports.
-
-    MAAS's webhook driver takes a 404 for a missing trailing slash: it asks again with
-    one, but then reads the first answer as a success (see tests/maas.py).
-    """
-    try:
-        return await _resource_lab(hass, name)
-    except UnknownResourceError as err:
-        raise BadRequestError(str(err)) from None
-
-
-class MaasView(HomeAssistantView):
-    """MAAS's webhook power driver: on takes MAAS's hold, off is a power client's off."""
-
-    url = "/api/labpower/maas/{name}/{action}"
-    name = "api:labpower:maas"
-
-    @json_errors
-    async def post(self, request: web.Request, name: str, action: str) -> web.Response:
-        """On or off; idempotent, as MAAS re-sends until the query agrees.
-
-        Off releases MAAS's hold and powers off at once; while others hold the machine
-        it stays on and the answer is a 409 naming them.
-        """
-        hass: HomeAssistant = request.app[KEY_HASS]
-        user: User = request[KEY_HASS_USER]
-        runtime = await _maas_located(hass, name)
-        lab = runtime.lab
-        holds = [
-            t
-            for t in lab.ledger.tokens(name)
-            if t.holder == MAAS_HOLDER and t.kind is TokenKind.HOLD
-        ]
-        if action == "on":
-            if not holds:
-                lab.acquire([name], MAAS_HOLDER, kind=TokenKind.HOLD, user_id=user.id)
-        elif action == "off":
-            lab.power_off(
-                name, [token.id for token in holds], f"turned off by {MAAS_HOLDER}"
-            )
-        else:
-            return error_response(
-                HTTPStatus.NOT_FOUND, "not_found", f"No MAAS action {action}"
-            )
-        return self.json({"status": _maas_status(lab.reconciler(name).power)})
-
-    @json_errors
-    async def get(self, request: web.Request, name: str, action: str) -> web.Response:
-        """Query: {"status": "running"} or {"status": "stopped"} (MAAS's default regexes)."""
-        hass: HomeAssistant = request.app[KEY_HASS]
-        if action != "query":
-            return error_response(
-                HTTPStatus.NOT_FOUND, "not_found", f"No MAAS query {action}"
-            )
-        runtime = await _maas_located(hass, name)
-        return self.json({"status": _maas_status(runtime.lab.reconciler(name).power)})
 
 
 VIEWS = (
@@ -475,7 +406,6 @@ VIEWS = (
     RenewView,
     ForceOffView,
     PowerCycleView,
-    MaasView,
 )
 
 

@@ -31,7 +31,8 @@ import aiohttp
 import pytest
 
 from custom_components.labpower.coordinator import STATUS_MAX_AGE
-from custom_components.labpower.core.lab import EventKind, Lab, LabEvent, ResourceSpec
+from custom_components.labpower.core.events import EventKind, LabEvent
+from custom_components.labpower.core.lab import Lab, ResourceSpec
 from custom_components.labpower.core.model import (
     ResourcePolicy,
     ResourceState,

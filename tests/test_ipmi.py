@@ -29,7 +29,8 @@ from pyipmi.errors import (
 )
 import pytest
 
-from custom_components.labpower.core.lab import EventKind, Lab, LabEvent, ResourceSpec
+from custom_components.labpower.core.events import EventKind, LabEvent
+from custom_components.labpower.core.lab import Lab, ResourceSpec
 from custom_components.labpower.core.model import (
     PowerAction,
     PowerState,

@@ -16,7 +16,8 @@ from typing import Any
 import asyncssh
 import pytest
 
-from custom_components.labpower.core.lab import EventKind, Lab, LabEvent, ResourceSpec
+from custom_components.labpower.core.events import EventKind, LabEvent
+from custom_components.labpower.core.lab import Lab, ResourceSpec
 from custom_components.labpower.core.model import (
     PowerAction,
     PowerState,

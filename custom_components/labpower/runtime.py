@@ -64,8 +64,9 @@ from .const import (
     SUBENTRY_RESOURCE,
 )
 from .coordinator import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_issue_id
+from .core.events import EventKind, LabEvent
 from .core.feeds import FeedUse, SharedFeed, shared_feeds
-from .core.lab import EventKind, Lab, LabEvent, ResourceSpec
+from .core.lab import Lab, ResourceSpec
 from .core.model import LabError, ResourceState
 from .core.reconciler import Timing
 from .core.switching import (

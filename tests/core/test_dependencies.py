@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from custom_components.labpower.core.lab import EventKind, Lab, ResourceSpec
+from custom_components.labpower.core.events import EventKind
+from custom_components.labpower.core.lab import Lab, ResourceSpec
 from custom_components.labpower.core.model import (
     DependencyCycleError,
     LabError,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.labpower.core.lab import EventKind, Lab, ResourceSpec
+from custom_components.labpower.core.events import EventKind
+from custom_components.labpower.core.lab import Lab, ResourceSpec
 from custom_components.labpower.core.model import (
     PowerAction,
     PowerState,

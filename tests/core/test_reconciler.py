@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from custom_components.labpower.core.lab import EventKind, Lab, LabEvent, ResourceSpec
+from custom_components.labpower.core.events import EventKind, LabEvent
+from custom_components.labpower.core.lab import Lab, ResourceSpec
 from custom_components.labpower.core.model import (
     PowerAction,
     PowerState,

@@ -28,7 +28,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from custom_components.labpower.core.lab import EventKind, Lab, LabEvent, ResourceSpec
+from custom_components.labpower.core.events import EventKind, LabEvent
+from custom_components.labpower.core.lab import Lab, ResourceSpec
 from custom_components.labpower.core.model import (
     InvalidTtlError,
     PowerAction,

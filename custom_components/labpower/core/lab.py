@@ -16,17 +16,17 @@ import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 import contextlib
 from dataclasses import dataclass, field
-from enum import StrEnum
 import logging
 from typing import Any, Protocol
 
+from .events import EventKind, LabEvent, Listener
 from .graph import children_first, find_cycle
+from .hooks import LabHooks
 from .ledger import Clock, Ledger
 from .model import (
     AcquireRefusedError,
     DependencyCycleError,
     HeldByOthersError,
-    PowerAction,
     PowerState,
     ResourceFaultError,
     ResourcePolicy,
@@ -38,9 +38,9 @@ from .model import (
     UsageToken,
     WaitTimeoutError,
 )
-from .reconciler import Reconciler, ReconcilerHooks, Sleep, Timing
+from .reconciler import Reconciler, Sleep, Timing
 from .stagger import PowerOnGate, StaggerPolicy
-from .switching import AvailabilityChecker, ConfigurationSwitchError, Switcher
+from .switching import AvailabilityChecker, Switcher
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,38 +59,6 @@ class ResourceSpec:
     depends_on: tuple[str, ...] = ()
 
 
-class EventKind(StrEnum):
-    """What happened in the lab."""
-
-    TOKEN_ACQUIRED = "token_acquired"
-    TOKEN_RELEASED = "token_released"
-    TOKEN_EXPIRED = "token_expired"
-    TOKEN_REVOKED = "token_revoked"
-    POWER_CHANGED = "power_changed"
-    STATE_CHANGED = "state_changed"
-    HOLDERS_CHANGED = "holders_changed"
-    CONFIG_ERROR = "config_error"
-    START_FAILED = "start_failed"
-    RECOVERED = "recovered"
-    HALTED = "halted"  # labpower stopped switching it (detail: why)
-    RESUMED = "resumed"  # a person acknowledged a halt (cause: who)
-    PERSIST = "persist"
-
-
-@dataclass(frozen=True, slots=True)
-class LabEvent:
-    """One thing that happened, for the glue to turn into events, entities and repairs."""
-
-    kind: EventKind
-    resource: str | None = None
-    token: UsageToken | None = None
-    action: PowerAction | None = None
-    cause: str | None = None
-    detail: str | None = None
-    count: int = 0
-
-
-type Listener = Callable[[LabEvent], None]
 type Cancel = Callable[[], None]
 
 
@@ -129,7 +97,7 @@ class _Managed:
     groups: frozenset[str] = frozenset()  # stagger groups of its feeds (PDUs)
 
 
-class Lab(ReconcilerHooks):
+class Lab:
     """Reference-counting coordinator of a lab's resources."""
 
     def __init__(
@@ -164,6 +132,7 @@ class Lab(ReconcilerHooks):
         self._need_count: dict[str, int] = {}
         self._needs: dict[str, bool] = {}  # whether it counts in its parents' need
         self._starting = False
+        self._hooks = LabHooks(self)
         self._gate = PowerOnGate(
             stagger,
             call_later=self._scheduler.call_later,
@@ -245,7 +214,7 @@ class Lab(ReconcilerHooks):
                 policy=spec.policy,
                 feeds=spec.feeds,
                 checker=spec.checker,
-                hooks=self,
+                hooks=self._hooks,
                 clock=self.clock,
                 sleep=self._sleep,
                 timing=self.timing,
@@ -618,121 +587,10 @@ class Lab(ReconcilerHooks):
         """Reset the machine through its reset line."""
         await self._get(name).reconciler.reset(cause)
 
-    # Reconciler hooks
-
-    def cause(self, resource: str) -> str:
-        """Who last changed what a resource should be."""
-        return self.ledger.last_cause(resource)
-
-    def min_off_remaining(self, resource: str) -> float:
-        """Seconds until a resource may be switched on again."""
-        return self.ledger.min_off_remaining(resource)
-
-    def state_changed(self, resource: str) -> None:
-        """Tell listeners, wake waiters; update what it needs, kick children it unblocks."""
-        self._emit(EventKind.STATE_CHANGED, resource)
-        if (
-            self.ledger.off_requested(resource)
-            and self._resources[resource].reconciler.power is PowerState.OFF
-        ):
-            self._off_seen(resource)
-        self._wake_waiters(resource)
-        if self._starting:
-            return
-        self._propagate((resource,))
-        if self._resources[resource].reconciler.power is PowerState.OFF:
-            # A parent that waited for its children to go off may go now.
-            for parent in self._parents.get(resource, ()):
-                self._kick(self._resources[parent])
-        children = self._children.get(resource)
-        if (
-            children
-            and self._resources[resource].reconciler.state is ResourceState.AVAILABLE
-        ):
-            for child in children:
-                managed = self._resources[child]
-                if managed.reconciler.power is not PowerState.ON and (
-                    self.ledger.wants_on(child)
-                ):
-                    self._kick(managed)
-
-    def child_not_off(self, resource: str) -> str | None:
-        """A child whose power is not known to be off (on, mixed or unknown), or None."""
-        for child in self._children.get(resource, ()):
-            if self._resources[child].reconciler.power is not PowerState.OFF:
-                return child
-        return None
-
-    def parents_ready(self, resource: str) -> str | None:
-        """None when every parent is available, else the first parent that is not."""
-        for parent in self._parents.get(resource, ()):
-            if self._resources[parent].reconciler.state is not ResourceState.AVAILABLE:
-                return parent
-        return None
-
-    def power_on_slot(self, resource: str) -> bool:
-        """Ask the power-on gate for a slot: True granted, False queued."""
-        return self._gate.request(resource, self._resources[resource].groups)
-
-    def power_on_done(self, resource: str) -> None:
-        """The switch-on ran: its slot is freed after the spacing."""
-        self._gate.done(resource)
-
-    def power_on_withdrawn(self, resource: str) -> None:
-        """Leave the gate's queue (or free an unused slot)."""
-        self._gate.withdraw(resource)
-
-    def pass_finished(self, resource: str) -> None:
-        """Re-derive what the resource needs: its off delay may have run out."""
-        if not self._starting:
-            self._propagate((resource,))
-
     def _wake_waiters(self, resource: str) -> None:
         for future in self._waiters.get(resource, ()):
             if not future.done():
                 future.set_result(None)
-
-    def power_action(self, resource: str, action: PowerAction, cause: str) -> None:
-        """Report a verified power action."""
-        self._emit(EventKind.POWER_CHANGED, resource, action=action, cause=cause)
-
-    def powered_off(self, resource: str) -> None:
-        """Start min_off_time; parents it no longer needs may start their off delay."""
-        requested = self.ledger.off_requested(resource)
-        self.ledger.note_off(resource)
-        self._emit(EventKind.PERSIST)
-        if requested:
-            self._off_seen(resource)
-        if not self._starting:
-            self._propagate((resource,))
-
-    def _off_seen(self, resource: str) -> None:
-        """A requested off is done: whoever acquired meanwhile has it powered on."""
-        self.ledger.clear_off_request(resource)
-        self._emit(EventKind.PERSIST)
-        self._emit(EventKind.HOLDERS_CHANGED, resource)
-        if self.ledger.wants_on(resource):
-            self._kick(self._resources[resource])
-
-    def config_error(self, resource: str, error: ConfigurationSwitchError) -> None:
-        """Report a configuration error for a repair issue."""
-        self._emit(
-            EventKind.CONFIG_ERROR, resource, detail=str(error), cause=error.issue
-        )
-
-    def start_failed(self, resource: str, failures: int) -> None:
-        """Report a resource that did not become available in time."""
-        self._emit(EventKind.START_FAILED, resource, count=failures)
-
-    def recovered(self, resource: str) -> None:
-        """Report a resource that left its fault."""
-        self._emit(EventKind.RECOVERED, resource)
-
-    def halted(self, resource: str, reason: str) -> None:
-        """Remember (across restarts) and report that labpower stopped switching it."""
-        self.ledger.set_halted(resource, reason)
-        self._emit(EventKind.HALTED, resource, detail=reason)
-        self._emit(EventKind.PERSIST)
 
     # Internals
 

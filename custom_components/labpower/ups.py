@@ -27,10 +27,10 @@ from .const import (
     CONF_SHED_ON_BATTERY,
     CONF_SHUTDOWN_ON_LOW_BATTERY,
     EVENT_UPS_POLICY,
-    LAB_OPTION_DEFAULTS,
     LOGGER,
 )
 from .core.lab import Lab
+from .schema import LAB_OPTION_DEFAULTS
 
 
 class UpsLevel(IntEnum):

@@ -24,7 +24,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-from custom_components.labpower.const import LAB_OPTION_DEFAULTS
+from custom_components.labpower.schema import LAB_OPTION_DEFAULTS
 from custom_components.labpower.ups import UpsLevel, ups_level
 
 from .conftest import lab_entry, resource_data, setup_relays, until

@@ -75,6 +75,7 @@ async def test_bmc_flow_tests_before_saving(hass: HomeAssistant, sim: Sim) -> No
         (bmc_data(sim, password="wrong"), {"base": "invalid_auth"}),
         (bmc_data(sim, port=1), {"base": "cannot_connect"}),
         (bmc_data(sim, name=" "), {"name": "name_empty"}),
+        (bmc_data(sim, name="b\x00mc"), {"name": "name_invalid"}),
     ):
         result = await hass.config_entries.subentries.async_configure(
             result["flow_id"], data

@@ -133,6 +133,10 @@ async def test_unit_flow_reads_before_saving(
     for first, error in (
         ({"name": " ", "vendor": "netio", "host": HOST}, {"name": "name_empty"}),
         ({"name": "a:b", "vendor": "netio", "host": HOST}, {"name": "name_colon"}),
+        (
+            {"name": "p" * 256, "vendor": "netio", "host": HOST},
+            {"name": "name_invalid"},
+        ),
         ({"name": "pdu-a", "vendor": "netio", "host": " "}, {"host": "host_empty"}),
     ):
         result = await hass.config_entries.subentries.async_configure(

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+import time
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import conversation
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import (
+    Context,
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    callback,
+)
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
@@ -61,3 +69,32 @@ async def say(hass: HomeAssistant, text: str, context: Context | None = None) ->
     )
     speech: str = result.response.speech["plain"]["speech"]
     return speech
+
+
+class SwitchLog:
+    """When each relay turned on or off (HA time)."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Follow every relay."""
+        self.events: list[tuple[datetime, str, str]] = []
+        self.real: list[tuple[float, str, str]] = []  # loop time
+        hass.bus.async_listen("state_changed", self._changed)
+
+    @callback
+    def _changed(self, event: Event[EventStateChangedData]) -> None:
+        entity_id = event.data["entity_id"]
+        new = event.data["new_state"]
+        old = event.data["old_state"]
+        if (
+            entity_id.startswith("input_boolean.")
+            and new is not None
+            and old is not None
+            and new.state != old.state
+        ):
+            name = entity_id.removeprefix("input_boolean.").removesuffix("_relay")
+            self.events.append((dt_util.utcnow(), name, new.state))
+            self.real.append((time.monotonic(), name, new.state))
+
+    def order(self, state: str) -> list[str]:
+        """The relays that turned to `state`, in order."""
+        return [name for _, name, seen in self.events if seen == state]

@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.labpower.assist import join_names, parse_hours, spoken
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import advance, call, state
+from .peers.ha import advance, call, say, state
 
 
 @pytest.fixture
@@ -40,15 +40,6 @@ async def assist_lab(hass: HomeAssistant) -> MockConfigEntry:
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
-
-
-async def say(hass: HomeAssistant, text: str, context: Context | None = None) -> str:
-    """What Assist answers."""
-    result = await conversation.async_converse(
-        hass, text, None, context or Context(), None
-    )
-    speech: str = result.response.speech["plain"]["speech"]
-    return speech
 
 
 @pytest.mark.usefixtures("assist_lab")

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 from homeassistant.auth.models import User
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 from homeassistant.util.yaml import load_yaml_dict
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from .conftest import until
+from .peers.flows import error_text, resource_form
+from .peers.ha import call, say, state
 from .peers.hass_process import seed_module
-from .test_assist import say
-from .test_safety import error_text, resource_form
-from .test_services import call, state
 
 CONFIG = Path(__file__).parent.parent / "config"
 
@@ -76,7 +80,9 @@ async def test_demo_lab(hass: HomeAssistant) -> None:
     assert (
         state(hass, "input_boolean.atx_machine_power") == "on"
     )  # the front panel was pressed
-    await asyncio.sleep(1.1)  # lab totals follow within a second
+    # lab totals follow within a second (a timer on HA's scheduler)
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=1.1))
+    await hass.async_block_till_done()
     assert state(hass, "sensor.demo_lab_resources_on") == "3"
 
     await call(hass, "release", {"token": [t["token"] for t in response["tokens"]]})

@@ -27,7 +27,7 @@ from custom_components.labpower.core.ledger import replay
 from custom_components.labpower.storage import ISSUE_LOST, ISSUE_NEWER, ISSUE_RECOVERED
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import call, state
+from .peers.ha import call, state
 
 RESOURCES = (
     resource_data("held", off_delay=0),

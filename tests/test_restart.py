@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, lab_files, resource_data, setup_relays, stored_lab
-from .test_services import call, state
+from .peers.ha import call, state
 
 RESOURCES = (
     resource_data("held", off_delay=0),

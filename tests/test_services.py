@@ -27,34 +27,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, resource_data, setup_relays
-
-
-async def call(
-    hass: HomeAssistant,
-    service: str,
-    data: dict[str, Any],
-    context: Context | None = None,
-) -> Any:
-    """Call a labpower action and return its response."""
-    return await hass.services.async_call(
-        DOMAIN, service, data, blocking=True, return_response=True, context=context
-    )
-
-
-def state(hass: HomeAssistant, entity_id: str) -> str:
-    """An entity's state."""
-    current = hass.states.get(entity_id)
-    assert current is not None, entity_id
-    return current.state
-
-
-async def advance(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float
-) -> None:
-    """Let time pass for the lab."""
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+from .peers.ha import advance, call, state
 
 
 @pytest.mark.usefixtures("lab")

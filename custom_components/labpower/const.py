@@ -150,7 +150,8 @@ CONF_DEPENDS_ON: Final = "depends_on"
 FILE_KEY_PREFIX: Final = "file_"
 PDU_POLL_SECONDS: Final = 30
 
-# Lab-wide settings (the Lab entry's options; a lab file's `policies:` overrides them).
+# Lab-wide settings (the Lab entry's options; a lab file's `policies:` overrides them;
+# their defaults: schema.py).
 CONF_LAB_FILE: Final = "lab_file"
 CONF_MAX_PARALLEL_ON: Final = "max_parallel_on"
 CONF_UNIT_PARALLEL_ON: Final = "per_unit_parallel_on"
@@ -161,15 +162,4 @@ CONF_NOTIFY_ON_BATTERY: Final = "notify_holders_on_battery"
 CONF_SHUTDOWN_ON_LOW_BATTERY: Final = "shutdown_held_on_low_battery"
 # UPS status sensors feeding the whole lab (besides those named on PDU units).
 CONF_UPS_ENTITIES: Final = "ups_entities"
-LAB_OPTION_DEFAULTS: Final[dict[str, object]] = {
-    CONF_LAB_FILE: "",
-    CONF_MAX_PARALLEL_ON: 0,
-    CONF_UNIT_PARALLEL_ON: 0,
-    CONF_ON_SPACING: 0.0,
-    CONF_REFUSE_ON_BATTERY: True,
-    CONF_SHED_ON_BATTERY: True,
-    CONF_NOTIFY_ON_BATTERY: True,
-    CONF_SHUTDOWN_ON_LOW_BATTERY: True,
-    CONF_UPS_ENTITIES: [],
-}
 EVENT_UPS_POLICY: Final = "labpower_ups_policy"

@@ -86,8 +86,3 @@ class MaasView(HomeAssistantView):
             )
         runtime = await _maas_located(hass, name)
         return self.json({"status": _maas_status(runtime.lab.reconciler(name).power)})
-
-
-def async_register_maas_view(hass: HomeAssistant) -> None:
-    """Serve MAAS's webhook endpoints."""
-    hass.http.register_view(MaasView())

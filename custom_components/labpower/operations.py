@@ -11,9 +11,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 
-from .build import known_to_lab_file
 from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN, FILE_KEY_PREFIX
-from .core.labfile import LabFileError, load_lab_file
 from .core.model import (
     CycleRefusedError,
     LabError,
@@ -27,6 +25,7 @@ from .core.model import (
     UnknownTokenError,
     UsageToken,
 )
+from .labfile import LabFileError, async_load
 from .runtime import POWERED_STATES, LabRuntime, iso_time
 from .storage import async_committed
 
@@ -189,9 +188,7 @@ async def async_reload_lab_files(
     for runtime in chosen:
         path = hass.config.path(runtime.settings[CONF_LAB_FILE])
         try:
-            lab_file = await hass.async_add_executor_job(
-                partial(load_lab_file, path, **known_to_lab_file(hass, runtime.entry))
-            )
+            lab_file = await async_load(hass, runtime.entry, path, claim=False)
         except (LabFileError, OSError) as err:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,

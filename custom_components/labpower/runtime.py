@@ -8,7 +8,6 @@ import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -34,7 +33,6 @@ from .build import (
     ResourceBuilder,
     bmc_client,
     file_key,
-    known_to_lab_file,
     stagger_policy,
     subentry_data,
 )
@@ -56,7 +54,6 @@ from .const import (
     EVENT_TOKEN_REVOKED,
     FEED_SHARED,
     ISSUE_HALTED,
-    LAB_OPTION_DEFAULTS,
     LOGGER,
     START_FAILURES_FOR_REPAIR,
     SUBENTRY_BMC,
@@ -67,7 +64,6 @@ from .coordinator import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_is
 from .core.events import EventKind, LabEvent
 from .core.feeds import FeedUse, SharedFeed, shared_feeds
 from .core.lab import Lab, ResourceSpec
-from .core.labfile import LabFile, LabFileError, load_lab_file
 from .core.model import LabError, ResourceState
 from .core.reconciler import Timing
 from .core.switching import (
@@ -84,6 +80,8 @@ from .drivers.icmp import (
 from .energy import EnergyTracker
 from .feeds import feed_uses
 from .helpers import config_subentry_of, raise_repair
+from .labfile import LabFile, LabFileError, async_load
+from .schema import LAB_OPTION_DEFAULTS
 from .storage import LabStorage
 from .ups import UpsPolicy
 
@@ -301,12 +299,8 @@ class LabRuntime:
             ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             return None
         try:
-            lab_file = await self.hass.async_add_executor_job(
-                partial(
-                    load_lab_file,
-                    self.hass.config.path(path),
-                    **known_to_lab_file(self.hass, self.entry),
-                )
+            lab_file = await async_load(
+                self.hass, self.entry, self.hass.config.path(path)
             )
         except (LabFileError, OSError) as err:
             # Starting without the file would drop its resources' tokens and devices

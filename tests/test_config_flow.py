@@ -405,3 +405,4 @@ async def test_options_refusals(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options["max_parallel_on"] == 0
     assert entry.options["refuse_acquire_on_battery"] is True
+    await hass.async_block_till_done()  # the reload the new options cause

@@ -340,6 +340,77 @@ async def test_action_throughput(hass: HomeAssistant, report: list[Row]) -> None
     )
 
 
+# 1b. Durability: answered once on disk, against the coalesced save it replaced
+
+DURABLE_CLIENTS = 100
+DURABLE_RESOURCES = 50
+DURABLE_ROUND_SECONDS = 1.5
+DURABLE_ROUNDS = 3
+
+
+@pytest.mark.usefixtures("enable_custom_integrations")
+async def test_durable_throughput(hass: HomeAssistant, report: list[Row]) -> None:
+    """Concurrent acquire+release pairs, each change on disk before it is answered.
+
+    Against the same lab answering at once and writing within a second (as before).
+    """
+    names = NAMES[:DURABLE_RESOURCES]
+    await setup_booleans(hass, [relay_id(name) for name in names])
+    entry = lab_entry(names, "Durable lab")
+    entry.add_to_hass(hass)
+    await setup_lab(hass, entry)
+    storage = entry.runtime_data.storage
+
+    async def clients(seconds: float) -> tuple[Rate, int, int]:
+        done = 0
+        deadline = time.perf_counter() + seconds
+
+        async def client(first: int) -> None:
+            nonlocal done
+            i = first
+            while time.perf_counter() < deadline:
+                await acquire_release(hass, names[i % len(names)])
+                i += DURABLE_CLIENTS
+                done += 1
+
+        commits = storage.commits
+        watch = Stopwatch()
+        await asyncio.gather(*(client(k) for k in range(DURABLE_CLIENTS)))
+        await hass.async_block_till_done()
+        return Rate.of(done, watch), storage.commits - commits, done
+
+    rates: dict[bool, list[Rate]] = {True: [], False: []}
+    fsyncs = pairs = 0
+    try:
+        for durable in (True, False):  # warm-up: every relay on once
+            storage.acknowledge_on_disk = durable
+            await clients(0.3)
+        for _ in range(DURABLE_ROUNDS):
+            for durable in (True, False):
+                storage.acknowledge_on_disk = durable
+                value, commits, done = await clients(DURABLE_ROUND_SECONDS)
+                rates[durable].append(value)
+                if durable:
+                    fsyncs += commits
+                    pairs += done
+    finally:
+        storage.acknowledge_on_disk = True
+    assert entry.runtime_data.lab.ledger.token_count == 0
+    durable_rate, coalesced = Rate.median(rates[True]), Rate.median(rates[False])
+    ratio = durable_rate.wall / coalesced.wall
+    report.append(
+        Row(
+            4,
+            f"HA actions, {DURABLE_CLIENTS} concurrent callers: on disk when answered",
+            rate(durable_rate.wall, " pairs/s"),
+            f"coalesced save {rate(coalesced.wall, ' pairs/s')}",
+            f"{ratio:.2f}",
+            f"{fsyncs / max(pairs, 1) / 2:.3f} fsyncs per change",
+            "",
+        )
+    )
+
+
 # 2. The ledger alone
 
 

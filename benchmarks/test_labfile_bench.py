@@ -17,13 +17,13 @@ import pytest
 import yaml
 
 from custom_components.labpower.core.lab import Lab, ResourceSpec
-from custom_components.labpower.core.labfile import (
+from custom_components.labpower.core.model import ResourcePolicy
+from custom_components.labpower.labfile import (
     LabFile,
     LabFileError,
     load_lab_file,
     parse_lab_file,
 )
-from custom_components.labpower.core.model import ResourcePolicy
 from tests.core.fakes import FakeClock, FakeFeed
 
 from .conftest import Row

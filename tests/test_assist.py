@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.labpower.assist import join_names, parse_hours, spoken
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import advance, call, state
+from .peers.ha import advance, call, say, state
 
 
 @pytest.fixture
@@ -40,15 +40,6 @@ async def assist_lab(hass: HomeAssistant) -> MockConfigEntry:
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
-
-
-async def say(hass: HomeAssistant, text: str, context: Context | None = None) -> str:
-    """What Assist answers."""
-    result = await conversation.async_converse(
-        hass, text, None, context or Context(), None
-    )
-    speech: str = result.response.speech["plain"]["speech"]
-    return speech
 
 
 @pytest.mark.usefixtures("assist_lab")
@@ -98,8 +89,10 @@ async def test_reserve_release_and_switch(
     freezer.move_to("2026-10-20T09:00:00+00:00")
     me = Context(user_id=hass_admin_user.id)
     assert await say(hass, "which lab machines are on") == "No lab machine is on."
-    assert await say(hass, "reserve builder-10 for 2 hours", me) == (
-        "Reserved builder-10 for you for 2 hours, until 11:00. It is powering on."
+    # answered once the token is on disk: its relay may have switched meanwhile
+    assert await say(hass, "reserve builder-10 for 2 hours", me) in (
+        "Reserved builder-10 for you for 2 hours, until 11:00. It is powering on.",
+        "Reserved builder-10 for you for 2 hours, until 11:00. It is available.",
     )
     [token] = (await call(hass, "list", {"resource": "builder-10"}))["resources"][0][
         "tokens"
@@ -110,8 +103,10 @@ async def test_reserve_release_and_switch(
     assert await say(hass, "which lab machines are on") == (
         "1 lab machine is on: builder-10."
     )
-    assert await say(hass, "reserve pi_maas for two hours", me) == (
-        "Reserved pi_maas for you for 2 hours, until 11:00. It is powering on."
+    # answered once the token is on disk: its relay may have switched meanwhile
+    assert await say(hass, "reserve pi_maas for two hours", me) in (
+        "Reserved pi_maas for you for 2 hours, until 11:00. It is powering on.",
+        "Reserved pi_maas for you for 2 hours, until 11:00. It is available.",
     )
     assert await say(hass, "reserve builder-10 for 5 hours", me) == (
         "ttl 18000 s for builder-10 must be above 0 and at most 14400 s."

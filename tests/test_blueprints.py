@@ -14,27 +14,24 @@ from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
     async_capture_events,
     async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import call, state
+from .peers.ha import call, state
 
 BLUEPRINTS = Path(__file__).parent.parent / "blueprints"
 
 
 @pytest.fixture
-async def lab_with_blueprints(hass: HomeAssistant, tmp_path: Path) -> None:
-    """A lab, and the blueprints where Home Assistant looks for them."""
+def lab_with_blueprints(
+    hass: HomeAssistant, tmp_path: Path, init_integration: MockConfigEntry
+) -> None:
+    """The lab, and the blueprints where Home Assistant looks for them."""
     shutil.copytree(BLUEPRINTS, tmp_path / "blueprints")
     hass.config.config_dir = str(tmp_path)
-    await setup_relays(hass, "builder-1", "builder-2")
-    entry = lab_entry(resource_data("builder-1"), resource_data("builder-2"))
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
 
 
 async def _automation(hass: HomeAssistant, path: str, inputs: dict[str, Any]) -> None:

@@ -18,8 +18,8 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.labpower.const import DOMAIN, SUBENTRY_BMC, SUBENTRY_RESOURCE
 
 from .conftest import lab_entry, resource_data
-from .test_ipmi import Sim, ipmi_sim  # noqa: F401 - the module's simulator fixture
-from .test_services import advance, call, state
+from .peers.ha import advance, call, setup_integration, state
+from .peers.ipmi_sim import Sim
 
 HOST = "127.0.0.1"
 
@@ -40,21 +40,18 @@ def bmc_data(sim: Sim, **overrides: Any) -> dict[str, Any]:
     }
 
 
-async def _setup(hass: HomeAssistant, sim: Sim, **bmc: Any) -> MockConfigEntry:
-    resource = resource_data(
-        "server-1",
-        switcher_type="bmc",
-        bmc="sub_bmc",
-        off_delay=0,
-        min_off_time=0,
-        stop_timeout=30,
-    )
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Lab",
-        data={"name": "Lab"},
-        entry_id="entry_lab",
-        subentries_data=[
+def bmc_lab(sim: Sim, **bmc: Any) -> MockConfigEntry:
+    """A lab of server-1, switched by bmc-1 (the simulator's BMC)."""
+    return lab_entry(
+        resource_data(
+            "server-1",
+            switcher_type="bmc",
+            bmc="sub_bmc",
+            off_delay=0,
+            min_off_time=0,
+            stop_timeout=30,
+        ),
+        subentries=(
             ConfigSubentryDataWithId(
                 data=bmc_data(sim, **bmc),
                 subentry_id="sub_bmc",
@@ -62,26 +59,8 @@ async def _setup(hass: HomeAssistant, sim: Sim, **bmc: Any) -> MockConfigEntry:
                 title="bmc-1",
                 unique_id=None,
             ),
-            ConfigSubentryDataWithId(
-                data=resource,
-                subentry_id="sub_server-1",
-                subentry_type=SUBENTRY_RESOURCE,
-                title="server-1",
-                unique_id="server-1",
-            ),
-        ],
+        ),
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
-
-
-@pytest.fixture
-def sim(ipmi_sim: Sim) -> Sim:  # noqa: F811
-    """A fresh chassis: off, an OS that shuts down on a soft off."""
-    ipmi_sim.reset_chassis()
-    return ipmi_sim
 
 
 @pytest.mark.usefixtures("socket_enabled")
@@ -96,6 +75,7 @@ async def test_bmc_flow_tests_before_saving(hass: HomeAssistant, sim: Sim) -> No
         (bmc_data(sim, password="wrong"), {"base": "invalid_auth"}),
         (bmc_data(sim, port=1), {"base": "cannot_connect"}),
         (bmc_data(sim, name=" "), {"name": "name_empty"}),
+        (bmc_data(sim, name="b\x00mc"), {"name": "name_invalid"}),
     ):
         result = await hass.config_entries.subentries.async_configure(
             result["flow_id"], data
@@ -205,7 +185,7 @@ async def test_resource_flow_bmc_and_wol_choices(hass: HomeAssistant) -> None:
 async def test_bmc_switched_resource(
     hass: HomeAssistant, sim: Sim, freezer: FrozenDateTimeFactory
 ) -> None:
-    await _setup(hass, sim)
+    await setup_integration(hass, bmc_lab(sim))
     power = async_capture_events(hass, "labpower_power_changed")
     assert state(hass, "sensor.server_1_state") == "off"
     assert state(hass, "button.server_1_reset") == "unknown"  # a BMC can reset
@@ -233,7 +213,7 @@ async def test_bmc_forced_off_when_the_os_ignores_it(
     hass: HomeAssistant, sim: Sim, freezer: FrozenDateTimeFactory
 ) -> None:
     sim.reset_chassis(power="1", soft_off="ignore")
-    await _setup(hass, sim)
+    await setup_integration(hass, bmc_lab(sim))
     power = async_capture_events(hass, "labpower_power_changed")
     await hass.async_block_till_done()
     assert state(hass, "sensor.server_1_state") == "stopping"
@@ -248,7 +228,7 @@ async def test_bmc_forced_off_when_the_os_ignores_it(
 async def test_wrong_credentials_raise_a_repair_issue(
     hass: HomeAssistant, sim: Sim, issue_registry: ir.IssueRegistry
 ) -> None:
-    entry = await _setup(hass, sim, password="wrong")
+    entry = await setup_integration(hass, bmc_lab(sim, password="wrong"))
     assert state(hass, "sensor.server_1_state") == "fault"
     issue = issue_registry.async_get_issue(
         DOMAIN, f"bmc_auth_{entry.entry_id}_server-1"

@@ -8,6 +8,8 @@ from homeassistant.components.frontend import DATA_EXTRA_MODULE_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
     WebSocketGenerator,
@@ -15,31 +17,28 @@ from pytest_homeassistant_custom_component.typing import (
 
 from custom_components.labpower.frontend import CARD_PATH, CARD_URL
 
-from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import call
+from .conftest import lab_entry, resource_data
+from .peers.ha import call, setup_integration
 
 VERSION = json.loads(
     (CARD_PATH.parent.parent / "manifest.json").read_text(encoding="utf-8")
 )["version"]
 
 
-async def _lab(hass: HomeAssistant) -> None:
+@pytest.fixture
+def mock_config_entry() -> MockConfigEntry:
     """builder-1 in rack A at slot 2, builder-2 unracked."""
-    await setup_relays(hass, "builder-1", "builder-2")
-    entry = lab_entry(
+    return lab_entry(
         resource_data("builder-1", labels=["rack:A", "position:A/2", "amd64"]),
         resource_data("builder-2"),
         title="Rack lab",
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
 
 
+@pytest.mark.usefixtures("init_integration")
 async def test_websocket_resources(
     hass: HomeAssistant, hass_ws_client: WebSocketGenerator
 ) -> None:
-    await _lab(hass)
     await call(hass, "acquire", {"resource": "builder-1", "holder": "ci"})
     await hass.async_block_till_done()
     client = await hass_ws_client(hass)
@@ -65,11 +64,11 @@ async def test_websocket_resources(
     assert resources["builder-2"]["state"] == "off"
 
 
+@pytest.mark.usefixtures("init_integration")
 async def test_websocket_follows_renamed_entities(
     hass: HomeAssistant, hass_ws_client: WebSocketGenerator
 ) -> None:
     """Entity ids come from the registry (by unique id), so a rename is followed."""
-    await _lab(hass)
     registry = er.async_get(hass)
     registry.async_update_entity(
         "switch.builder_2_power", new_entity_id="switch.rack_b_slot_1"
@@ -94,10 +93,10 @@ async def test_websocket_without_labs(
     assert response["result"] == {"resources": []}
 
 
+@pytest.mark.usefixtures("init_integration")
 async def test_card_is_served(
     hass: HomeAssistant, hass_client: ClientSessionGenerator
 ) -> None:
-    await _lab(hass)
     client = await hass_client()
     response = await client.get(f"{CARD_URL}?v={VERSION}")
     assert response.status == 200
@@ -108,9 +107,11 @@ async def test_card_is_served(
     assert "window.customCards" in body
 
 
-async def test_card_is_loaded_by_the_frontend(hass: HomeAssistant) -> None:
+async def test_card_is_loaded_by_the_frontend(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
     """With the frontend, every page loads the card's module (with the version)."""
     assert await async_setup_component(hass, "frontend", {})
-    await _lab(hass)
+    await setup_integration(hass, mock_config_entry)
     urls = hass.data[DATA_EXTRA_MODULE_URL].urls
     assert f"{CARD_URL}?v={VERSION}" in urls

@@ -28,8 +28,8 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from .clients.labgrid import HomeAssistantException, HomeAssistantPowerDriver
 from .clients.maas import PowerActionError, PowerError, WebhookPowerDriver
-from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import advance, call, state
+from .conftest import resource_data
+from .peers.ha import advance, call, state
 
 DEFAULTS = {"off_delay": 300, "min_off_time": 10}
 
@@ -54,19 +54,22 @@ async def _user_token(hass: HomeAssistant, name: str) -> str:
 
 
 @pytest.fixture
-async def lab(hass: HomeAssistant) -> MockConfigEntry:
+def lab_resources() -> list[dict[str, Any]]:
     """dut-1 and dut-2 (default off delay); shared-1 keeps its off delay for clients."""
-    await setup_relays(hass, "dut-1", "dut-2", "shared-1")
-    entry = lab_entry(
+    return [
         resource_data("dut-1", **DEFAULTS),
         resource_data("dut-2", **DEFAULTS),
         resource_data("shared-1", **DEFAULTS, off_now=False),
-    )
-    entry.add_to_hass(hass)
+    ]
+
+
+@pytest.fixture
+async def lab(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> MockConfigEntry:
+    """The lab, and Home Assistant's REST API the clients also use."""
     assert await async_setup_component(hass, "api", {})
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
+    return init_integration
 
 
 @pytest.fixture

@@ -7,22 +7,13 @@ from typing import Any
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
 
 from .conftest import lab_entry, resource_data, setup_relays
-
-POLICY = {
-    "off_delay": 60,
-    "min_off_time": 5,
-    "start_timeout": 120,
-    "stop_timeout": 60,
-    "default_ttl": 600,
-    "max_ttl": 3600,
-    "graceful_off": True,
-    "off_now": True,
-}
+from .peers.flows import POLICY
 
 
 async def test_create_lab(hass: HomeAssistant) -> None:
@@ -100,6 +91,7 @@ async def test_add_entity_resource_with_tcp_check(hass: HomeAssistant) -> None:
         "switcher_type": "entity",
         "checker_type": "tcp",
         **details,
+        "max_transitions": 6,  # schema.py's default, stored as the others are
     }
 
 
@@ -285,3 +277,132 @@ async def test_reconfigure_while_the_lab_is_not_loaded(hass: HomeAssistant) -> N
     )
     assert result["type"] is FlowResultType.ABORT
     assert entry.subentries["sub_builder-1"].data["off_delay"] == 5
+
+
+async def _details_form(
+    hass: HomeAssistant, switcher: str, checker: str
+) -> tuple[MockConfigEntry, str]:
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+    result = await _start_resource_flow(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "box-1", "switcher_type": switcher, "checker_type": checker},
+    )
+    assert result["step_id"] == "details"
+    return entry, result["flow_id"]
+
+
+_WOL_DETAILS = {
+    "mac": "aa:bb:cc:dd:ee:01",
+    "wol_address": "255.255.255.255",
+    "wol_port": 9,
+    "ssh_host": "box-1.lab",
+    "ssh_port": 22,
+    "ssh_username": "root",
+    "ssh_password": "pw",
+    "ssh_command": "poweroff",
+    "host": "box-1.lab",
+    "port": 22,
+    **POLICY,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "errors"),
+    [
+        ({"mac": "aa:bb"}, {"mac": "invalid_mac"}),
+        ({"ssh_host": "  "}, {"ssh_host": "host_empty"}),
+        ({"wol_address": ""}, {"wol_address": "host_empty"}),
+        ({"host": "\t"}, {"host": "host_empty"}),
+        ({"ssh_command": " "}, {"ssh_command": "empty"}),
+        ({"ssh_password": ""}, {"ssh_password": "ssh_credentials"}),
+        ({"stop_timeout": -1}, {"stop_timeout": "negative"}),
+        ({"off_delay": 400 * 86400}, {"off_delay": "too_long"}),
+        ({"max_ttl": 0}, {"max_ttl": "ttl_zero"}),
+        ({"max_ttl": 60}, {"max_ttl": "max_ttl_below_default"}),
+        ({"max_transitions": 1}, {"max_transitions": "transitions_too_few"}),
+        ({"max_transitions": 5000}, {"max_transitions": "transitions_too_few"}),
+    ],
+)
+async def test_wol_details_refusals(
+    hass: HomeAssistant, change: dict[str, Any], errors: dict[str, str]
+) -> None:
+    entry, flow_id = await _details_form(hass, "wol", "tcp")
+    result = await hass.config_entries.subentries.async_configure(
+        flow_id, {**_WOL_DETAILS, **change}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    result = await hass.config_entries.subentries.async_configure(flow_id, _WOL_DETAILS)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    data = next(iter(entry.subentries.values())).data
+    assert (data["wol_port"], data["ssh_port"], data["port"]) == (9, 22, 22)
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [("", "name_empty"), (" \n ", "name_empty"), ("x" * 256, "name_invalid")],
+)
+@pytest.mark.parametrize("domain", [None, "resource"])
+async def test_name_refusals(
+    hass: HomeAssistant, domain: str | None, name: str, error: str
+) -> None:
+    if domain is None:
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_USER}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"name": name}
+        )
+    else:
+        entry = lab_entry()
+        entry.add_to_hass(hass)
+        result = await _start_resource_flow(hass, entry)
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"],
+            {"name": name, "switcher_type": "entity", "checker_type": "none"},
+        )
+    assert result["errors"] == {"name": error}
+
+
+async def test_wol_needs_a_checker(hass: HomeAssistant) -> None:
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+    result = await _start_resource_flow(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "box-1", "switcher_type": "wol", "checker_type": "none"},
+    )
+    assert result["errors"] == {"checker_type": "wol_needs_check"}
+
+
+@pytest.mark.parametrize(
+    ("change", "errors"),
+    [
+        ({"on_spacing": -1}, {"on_spacing": "negative"}),
+        ({"on_spacing": 400 * 86400}, {"on_spacing": "too_long"}),
+        ({"max_parallel_on": 20000}, {"max_parallel_on": "out_of_range"}),
+        ({"lab_file": "missing.yaml"}, {"lab_file": "lab_file_missing"}),
+    ],
+)
+async def test_options_refusals(
+    hass: HomeAssistant, change: dict[str, Any], errors: dict[str, str]
+) -> None:
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"max_parallel_on": 0, **change}
+    )
+    assert result["errors"] == errors
+    # 0 is "no limit"; what is left out takes schema.py's defaults
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"max_parallel_on": 0}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options["max_parallel_on"] == 0
+    assert entry.options["refuse_acquire_on_battery"] is True
+    await hass.async_block_till_done()  # the reload the new options cause

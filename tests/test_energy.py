@@ -10,7 +10,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import advance, call, state
+from .peers.ha import advance, call, state
 
 
 def kwh(hass: HomeAssistant, entity_id: str) -> float:

@@ -26,8 +26,8 @@ from playwright.async_api import (
 )
 import pytest
 
+from .peers.chromium import CHROMIUM, DEMO, chromium, open_logged_in
 from .peers.hass_process import Server, home_assistant, screenshot_dir
-from .test_card_e2e import CHROMIUM, DEMO, chromium, open_logged_in
 
 pytestmark = [
     pytest.mark.e2e,

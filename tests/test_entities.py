@@ -26,26 +26,21 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import call, state
+from .peers.ha import call, state
 
 
 @pytest.mark.parametrize(
-    "platform",
+    "init_integration",
     [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH],
+    indirect=True,
 )
 async def test_entities_snapshot(
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,
-    platform: Platform,
+    init_integration: MockConfigEntry,
 ) -> None:
-    await setup_relays(hass, "builder-1", "builder-2")
-    entry = lab_entry(resource_data("builder-1"), resource_data("builder-2"))
-    entry.add_to_hass(hass)
-    with patch("custom_components.labpower.PLATFORMS", [platform]):
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
-    await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
+    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
 
 
 async def _turn(hass: HomeAssistant, service: str, user: User) -> None:

@@ -11,12 +11,14 @@ from aiohttp import ClientResponse
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN, User
 from homeassistant.core import HomeAssistant
+import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import async_capture_events
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from yarl import URL
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import advance, state
+from .peers.ha import advance, call, state
 
 type Api = Callable[..., Awaitable[ClientResponse]]
 
@@ -68,17 +70,19 @@ async def admin(
 
 
 @pytest.fixture
-async def ci(
-    hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
-    hass_admin_user: User,
-) -> Api:
-    """Requests as a non-admin CI user with a long-lived token (the admin is the owner)."""
+async def ci_token(hass: HomeAssistant, hass_admin_user: User) -> str:
+    """A long-lived token of a non-admin CI user (the admin is the owner)."""
     user = await hass.auth.async_create_user("ci bot", group_ids=["system-users"])
     refresh = await hass.auth.async_create_refresh_token(
         user, client_name="ci", token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
     )
-    return await _api(hass_client_no_auth, hass.auth.async_create_access_token(refresh))
+    return hass.auth.async_create_access_token(refresh)
+
+
+@pytest.fixture
+async def ci(hass_client_no_auth: ClientSessionGenerator, ci_token: str) -> Api:
+    """Requests as the non-admin CI user."""
+    return await _api(hass_client_no_auth, ci_token)
 
 
 async def error_of(response: ClientResponse, status: int) -> dict[str, Any]:
@@ -277,3 +281,142 @@ async def test_maas_webhook_flow(
     await error_of(await ci("GET", "/maas/builder-1/status"), 404)
     # 400, not 404: MAAS's driver reads a 404 as success (see tests/maas.py)
     await error_of(await ci("GET", "/maas/nope/query"), 400)
+
+
+# issue 15: the action accepted these, the REST API refused them; now both refuse them,
+# naming the same field (issue 20: kind [] / {} was a 500 with a traceback).
+_BAD_ACQUIRES = [
+    ({"ttl": True}, "ttl"),
+    ({"ttl": "60"}, "ttl"),
+    ({"ttl": 1e-320}, "ttl"),
+    ({"timeout": 10_000_000, "wait": True}, "timeout"),
+    ({"holder": "x" * 10_000}, "holder"),
+    ({"holder": "x" * 1_000_000}, "holder"),
+    ({"kind": []}, "kind"),
+    ({"kind": {}}, "kind"),
+]
+
+
+def _as_action(body: dict[str, Any]) -> dict[str, Any]:
+    """A REST body as the action's data (the action's wait is a word)."""
+    return {**body, "wait": "available"} if body.get("wait") is True else body
+
+
+@pytest.mark.usefixtures("lab_http")
+@pytest.mark.parametrize(("body", "field"), _BAD_ACQUIRES)
+async def test_action_and_rest_refuse_alike(
+    hass: HomeAssistant,
+    ci: Api,
+    body: dict[str, Any],
+    field: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with pytest.raises(vol.Invalid) as err:
+        await call(hass, "acquire", {"resource": "builder-1", **_as_action(body)})
+    assert [list(e.path) for e in err.value.errors] == [[field]]
+    error = await error_of(
+        await ci("POST", "/resources/builder-1/tokens", json=body), 400
+    )
+    assert error["field"] == field
+    assert "Traceback" not in caplog.text
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.builder_1_holders") == "0"
+
+
+@pytest.mark.usefixtures("lab_http")
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"count": True}, "count"),
+        ({"count": 1001}, "count"),
+        ({"count": 2.0}, "count"),
+        *_BAD_ACQUIRES,
+    ],
+)
+async def test_pool_action_and_rest_refuse_alike(
+    hass: HomeAssistant, ci: Api, body: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(vol.Invalid) as err:
+        await call(hass, "acquire", {"labels": ["arm64"], **_as_action(body)})
+    assert [list(e.path) for e in err.value.errors] == [[field]]
+    error = await error_of(
+        await ci("POST", "/tokens", json={"labels": ["arm64"], **body}), 400
+    )
+    assert error["field"] == field
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_renew_refuses_alike(hass: HomeAssistant, ci: Api) -> None:
+    token = (await (await ci("POST", "/resources/builder-1/tokens")).json())["token"]
+    for ttl in (True, "60", 0.5, 10**12):
+        with pytest.raises(vol.Invalid):
+            await call(hass, "renew", {"token": token, "ttl": ttl})
+        error = await error_of(
+            await ci("POST", f"/tokens/{token}/renew", json={"ttl": ttl}), 400
+        )
+        assert error["field"] == "ttl"
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_holder_loses_control_characters(hass: HomeAssistant, ci: Api) -> None:
+    response = await ci(
+        "POST", "/resources/builder-1/tokens", json={"holder": "job\n[ERROR] 7\x1b"}
+    )
+    assert (await response.json())["holder"] == "job[ERROR] 7"
+    [token] = (
+        await call(hass, "acquire", {"resource": "builder-2", "holder": "job\r\n8\x00"})
+    )["tokens"]
+    assert token["holder"] == "job8"
+
+
+@pytest.mark.usefixtures("lab_http")
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code", "allow"),
+    [
+        # what HA's security filter lets through reaches labpower: a JSON answer
+        ("GET", "/resources/%2e%2e", 404, "unknown_resource", None),
+        ("POST", "/resources/%2e%2e", 405, "method_not_allowed", "GET"),
+        ("DELETE", "/tokens/%2e%2e", 404, "unknown_token", None),
+        ("GET", "/tokens/%2e%2e", 405, "method_not_allowed", "DELETE"),
+        ("PUT", "/resources", 405, "method_not_allowed", "GET"),
+        ("PATCH", "/maas/builder-1/on", 405, "method_not_allowed", "GET, POST"),
+        ("GET", "/nothing", 404, "not_found", None),
+        ("POST", "/resources/builder-1/nothing", 404, "not_found", None),
+        ("GET", "/", 404, "not_found", None),
+    ],
+)
+async def test_path_errors_are_json(
+    hass_client_no_auth: ClientSessionGenerator,
+    ci_token: str,
+    *,
+    method: str,
+    path: str,
+    status: int,
+    code: str,
+    allow: str | None,
+) -> None:
+    client = await hass_client_no_auth()
+    response = await client.request(
+        method,
+        URL(f"/api/labpower{path}", encoded=True),  # as sent: no client normalising
+        headers={"Authorization": f"Bearer {ci_token}"},
+    )
+    assert (await error_of(response, status))["code"] == code
+    assert response.headers.get("Allow") == allow
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_security_filter_answers_before_labpower(
+    hass_client_no_auth: ClientSessionGenerator, ci_token: str
+) -> None:
+    # Path traversal (`../` and its encodings): HA's filter refuses it in text/plain,
+    # before any view, as docs/openapi.yaml's Filtered response says.
+    client = await hass_client_no_auth()
+    for path in ("/resources/..%2F", "/resources/%2e%2e%2f/tokens", "/tokens/..%2F"):
+        response = await client.request(
+            "GET",
+            URL(f"/api/labpower{path}", encoded=True),
+            headers={"Authorization": f"Bearer {ci_token}"},
+        )
+        assert response.status == 400
+        assert response.content_type == "text/plain"

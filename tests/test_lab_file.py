@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
-import time
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
-from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -22,8 +19,8 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.labpower.const import DOMAIN
 
-from .conftest import lab_entry, setup_relays, until
-from .test_services import advance, call, state
+from .conftest import lab_entry, resource_data, setup_relays, until
+from .peers.ha import SwitchLog, advance, call, state
 
 PIS = [f"pi{n:02d}" for n in range(1, 49)]
 STACKS = [f"stack{n}" for n in range(1, 13)]
@@ -74,35 +71,6 @@ async def setup_file_lab(
     assert await hass.config_entries.async_setup(entry.entry_id) is loads
     await hass.async_block_till_done()
     return entry
-
-
-class SwitchLog:
-    """When each relay turned on or off (HA time)."""
-
-    def __init__(self, hass: HomeAssistant) -> None:
-        """Follow every relay."""
-        self.events: list[tuple[datetime, str, str]] = []
-        self.real: list[tuple[float, str, str]] = []  # loop time
-        hass.bus.async_listen("state_changed", self._changed)
-
-    @callback
-    def _changed(self, event: Event[EventStateChangedData]) -> None:
-        entity_id = event.data["entity_id"]
-        new = event.data["new_state"]
-        old = event.data["old_state"]
-        if (
-            entity_id.startswith("input_boolean.")
-            and new is not None
-            and old is not None
-            and new.state != old.state
-        ):
-            name = entity_id.removeprefix("input_boolean.").removesuffix("_relay")
-            self.events.append((dt_util.utcnow(), name, new.state))
-            self.real.append((time.monotonic(), name, new.state))
-
-    def order(self, state: str) -> list[str]:
-        """The relays that turned to `state`, in order."""
-        return [name for _, name, seen in self.events if seen == state]
 
 
 async def run_for(
@@ -358,3 +326,162 @@ async def test_low_battery_shuts_down_children_first(
     assert state(hass, "sensor.pi07_state") == "off"
     listed = await call(hass, "list", {"resource": ["pi07", "pi08"]})
     assert [r["holders"] for r in listed["resources"]] == [0, 0]
+
+
+def _alias_bomb() -> str:
+    """Nine levels of ten aliases each inside a resource's labels: 10**9 labels."""
+    levels = ["&l0 x"] + [
+        f"&l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, 10)
+    ]
+    return (
+        "resources:\n"
+        "  - name: bomb\n"
+        "    power_entity: input_boolean.stack1_relay\n"
+        f"    labels: [{', '.join(levels)}]\n"
+    )
+
+
+def _merge_bomb() -> str:
+    """Each mapping merges the one before it twice: 2**40 keys once flattened."""
+    lines = ["defaults:", "  meter_entity: null", "resources:"]
+    lines.append("  - &m0 {name: m, power_entity: input_boolean.stack1_relay}")
+    lines.extend(f"  - &m{n} {{<<: [*m{n - 1}, *m{n - 1}]}}" for n in range(1, 41))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (_alias_bomb(), "line 4: aliases expand to more than 1,000,000 values"),
+        (
+            "".join(
+                f"  - name: n{i}x[1-99999]\n    power_entity: switch.n\n"
+                for i in range(20)
+            ).join(["resources:\n", ""]),
+            "line 2: name: bad range: 'n0x[1-99999]' gives more than 10,000 values",
+        ),
+        (_merge_bomb(), "line 21: aliases expand to more than 1,000,000 values"),
+        (
+            "resources:\n  - name: deep\n    labels: "
+            + "[" * 100_000
+            + "]" * 100_000
+            + "\n",
+            "line 3: nested more than 32 deep",
+        ),
+        (
+            (
+                "resources:\n  - name: pi[1-99999]\n"
+                "    power_entity: input_boolean.pi[1-99999]_relay\n"
+            ),
+            "line 2: name: bad range: 'pi[1-99999]' gives more than 10,000 values",
+        ),
+        (
+            "".join(
+                f"  - name: n{i}x[1-9999]\n    power_entity: switch.n{i}x[1-9999]\n"
+                for i in range(3)
+            ).join(["resources:\n", ""]),
+            "line 6: the file defines more than 20,000 names",
+        ),
+    ],
+    ids=["alias bomb", "20 x 99,999", "merge bomb", "100,000 deep", "typo", "names"],
+)
+async def test_hostile_lab_files_are_refused_and_ha_lives(
+    hass: HomeAssistant, config_dir: Path, text: str, expected: str
+) -> None:
+    """The attacks of issue 20: each a translated error with its line; HA carries on."""
+    await setup_file_lab(hass, config_dir, LAB_FILE.format(pi_off_delay=0))
+    await call(hass, "acquire", {"resource": "pi07", "holder": "ci"})
+    (config_dir / "labpower.yaml").write_text(text)
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "reload_lab_file", {})
+    assert err.value.translation_key == "lab_file_invalid"
+    detail = err.value.translation_placeholders["detail"]
+    assert f"labpower.yaml {expected}" in detail
+    assert "Pi lab" in str(err.value)  # the translated message
+    # the lab runs on what it had: the token lives, the states are there
+    listed = await call(hass, "list", {"resource": ["pi07"]})
+    assert listed["resources"][0]["holders"] == 1
+    assert state(hass, "sensor.stack1_state") in ("off", "available")
+
+
+async def test_too_big_a_file_is_refused(hass: HomeAssistant, config_dir: Path) -> None:
+    """A file larger than the bound is not read into memory beyond it."""
+    await setup_file_lab(hass, config_dir, LAB_FILE.format(pi_off_delay=0))
+    (config_dir / "labpower.yaml").write_text("# " + "x" * (4 * 1024 * 1024))
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "reload_lab_file", {})
+    assert err.value.translation_placeholders["detail"] == (
+        "labpower.yaml: larger than 4,194,304 bytes"
+    )
+
+
+async def test_names_are_checked_against_every_lab(
+    hass: HomeAssistant, config_dir: Path
+) -> None:
+    """A name another lab has (made in the UI, or by its file) is refused with its line."""
+    other = lab_entry(resource_data("pi07"), title="Other")
+    other.add_to_hass(hass)
+    await setup_relays(hass, "pi07")
+    entry = await setup_file_lab(
+        hass, config_dir, LAB_FILE.format(pi_off_delay=0), loads=False
+    )
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "lab_file_invalid_entry_pi_lab")
+    assert issue is not None
+    assert issue.translation_placeholders["detail"] == (
+        "labpower.yaml line 13: resource 'pi07' already exists outside the lab file "
+        "(in lab Other)"
+    )
+    # another lab's file: the second to define stack1 is refused
+    await hass.config_entries.async_remove(other.entry_id)
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    (config_dir / "second.yaml").write_text(
+        "resources:\n  - name: Stack1\n    power_entity: input_boolean.pi07_relay\n"
+    )
+    second = lab_entry(title="Second", lab_file="second.yaml")
+    second.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(second.entry_id)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "lab_file_invalid_entry_second")
+    assert issue is not None
+    assert issue.translation_placeholders["detail"] == (
+        "second.yaml line 2: resource 'Stack1' already exists outside the lab file "
+        "(in lab Pi lab)"
+    )
+    listed = await call(hass, "list", {"resource": ["stack1"]})
+    assert [r["name"] for r in listed["resources"]] == ["stack1"]
+
+
+async def test_lab_file_rules_are_the_flows(
+    hass: HomeAssistant, config_dir: Path
+) -> None:
+    """The lab file's rules are the flows': 0 parallel power-ons, `pdu:a`, blank hosts.
+
+    max_parallel_on 0 is no limit (as in the options); `pdu:a` and a blank host are
+    refused, as the PDU and resource flows refuse them (name_colon, host_empty).
+    """
+    text = LAB_FILE.format(pi_off_delay=0).replace(
+        "max_parallel_on: 4", "max_parallel_on: 0"
+    )
+    entry = await setup_file_lab(hass, config_dir, text)
+    assert entry.runtime_data.settings["max_parallel_on"] == 0
+    cases = {
+        "units:\n  - name: pdu:a\n    vendor: netio\n    host: 10.0.0.5\n": (
+            "line 2: name: 'pdu:a' cannot contain a colon (outlets are written name:N)"
+        ),
+        "resources:\n  - name: h\n    power_entity: switch.h\n    host: ' '\n": (
+            "line 4: host: cannot be empty"
+        ),
+        (
+            "resources:\n  - name: w\n    mac: aa:bb:cc:dd:ee:ff\n    ssh_host: ''\n"
+            "    ssh_username: root\n    ssh_password: pw\n    host: w.lab\n"
+        ): "line 4: ssh_host: cannot be empty",
+    }
+    for bad, expected in cases.items():
+        (config_dir / "labpower.yaml").write_text(bad)
+        with pytest.raises(ServiceValidationError) as err:
+            await call(hass, "reload_lab_file", {})
+        assert err.value.translation_placeholders["detail"] == (
+            f"labpower.yaml {expected}"
+        )

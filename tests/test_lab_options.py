@@ -16,8 +16,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
 
 from .conftest import lab_entry, resource_data, setup_relays, until
-from .test_config_flow import POLICY
-from .test_services import call, state
+from .peers.flows import POLICY
+from .peers.ha import call, state
 
 
 async def test_options_set_lab_file_and_policies(

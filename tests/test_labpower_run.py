@@ -24,7 +24,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from .conftest import lab_entry, resource_data, setup_relays
+from .conftest import resource_data
 
 SCRIPT = str(Path(__file__).parent.parent / "bin" / "labpower-run")
 SENSOR = "binary_sensor.slow_1_up"
@@ -61,26 +61,16 @@ class Env:
     client: TestClient
 
 
-async def setup_lab(hass: HomeAssistant) -> MockConfigEntry:
-    """builder-1/2 (labelled arm), x86-1, and slow-1 that is up when SENSOR is on."""
-    await setup_relays(hass, "builder-1", "builder-2", "x86-1", "slow-1")
+@pytest.fixture
+def lab_resources(hass: HomeAssistant) -> list[dict[str, Any]]:
+    """builder-1/2 (labelled arm), x86-1, and slow-1 that is up when SENSOR is on (off)."""
     hass.states.async_set(SENSOR, "off")
-    entry = lab_entry(
+    return [
         resource_data("builder-1", labels=["arm", "big"]),
         resource_data("builder-2", labels=["arm"]),
         resource_data("x86-1", labels=["x86"]),
         resource_data("slow-1", checker_type="entity", check_entity=SENSOR),
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
-
-
-@pytest.fixture
-async def lab(hass: HomeAssistant) -> MockConfigEntry:
-    """The lab of setup_lab."""
-    return await setup_lab(hass)
+    ]
 
 
 @pytest.fixture

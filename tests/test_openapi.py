@@ -49,7 +49,7 @@ from schemathesis.specs.openapi.checks import (
 )
 import yaml
 
-from .conftest import lab_entry, resource_data, setup_relays
+from .conftest import resource_data
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,23 +110,20 @@ async def _user_token(hass: HomeAssistant, name: str) -> str:
     return hass.auth.async_create_access_token(refresh)
 
 
-async def _setup_lab(hass: HomeAssistant) -> None:
+@pytest.fixture
+def lab_resources() -> list[dict[str, Any]]:
     """Relays (input_boolean) and checker none: powered means available, at once.
 
     builder-1/2 (x86_64) and pi-1/2 (arm64, pi-2 also gpio) are drawn by name; rack-1 to 5
     (rack) only by the pool, so that it still finds free resources late in the run.
     """
-    await setup_relays(hass, *NAMES[:4], *RACKS)
-    entry = lab_entry(
+    return [
         resource_data("builder-1", labels=["x86_64"]),
         resource_data("builder-2", labels=["x86_64"]),
         resource_data("pi-1", labels=["arm64"]),
         resource_data("pi-2", labels=["arm64", "gpio"]),
         *(resource_data(rack, labels=["rack"]) for rack in RACKS),
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    ]
 
 
 def _is_count(value: Any) -> bool:
@@ -266,13 +263,12 @@ def _fuzz(run: Run) -> None:
 
 
 @pytest.mark.filterwarnings(RANDOM_RACE)
-@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.usefixtures("socket_enabled", "init_integration")
 async def test_api_conforms_to_openapi(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     hass_access_token: str,
 ) -> None:
-    await _setup_lab(hass)
     client = await hass_client()
     users = {"admin": hass_access_token, "ci": await _user_token(hass, "ci bot")}
     run = Run(base_url=str(client.make_url("")).rstrip("/"), users=users)
@@ -332,14 +328,13 @@ def _paths() -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.usefixtures("socket_enabled", "init_integration")
 @pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "Basic e30="])
 async def test_every_path_needs_a_token(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
     authorization: str | None,
 ) -> None:
-    await _setup_lab(hass)
     client = await hass_client_no_auth()
     headers = {} if authorization is None else {"Authorization": authorization}
     paths = _paths()
@@ -353,7 +348,7 @@ async def test_every_path_needs_a_token(
     assert holders.state == "0"
 
 
-@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.usefixtures("socket_enabled", "init_integration")
 @pytest.mark.parametrize(
     ("path", "body"),
     [
@@ -398,7 +393,6 @@ async def test_bodies_json_cannot_carry_are_refused(
     hass: HomeAssistant, hass_client: ClientSessionGenerator, path: str, body: bytes
 ) -> None:
     """Found around the schemathesis run: what hypothesis's JSON never contains."""
-    await _setup_lab(hass)
     client = await hass_client()
     response = await client.post(
         f"/api/labpower{path}",

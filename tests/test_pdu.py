@@ -38,9 +38,9 @@ from custom_components.labpower.const import (
 from custom_components.labpower.drivers.pdu import PduUnreachableError
 
 from .conftest import lab_entry, resource_data, until
+from .peers.flows import POLICY, unit_flow
+from .peers.ha import call, setup_integration, state
 from .peers.pdu_http import HOST, FakeGude, FakeIntellinet, FakeNetio
-from .test_config_flow import POLICY
-from .test_services import call, state
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -111,50 +111,13 @@ def dual_fed(name: str = "server-1", **overrides: Any) -> dict[str, Any]:
     )
 
 
-async def unit_flow(
-    hass: HomeAssistant, entry: MockConfigEntry, first: dict[str, Any]
-) -> Any:
-    """Start adding a unit: its name, vendor and address (the first form)."""
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_PDU), context={"source": SOURCE_USER}
-    )
-    return await hass.config_entries.subentries.async_configure(
-        result["flow_id"], first
-    )
-
-
-async def setup_lab(
-    hass: HomeAssistant,
-    *units: dict[str, Any],
-    resources: list[dict[str, Any]],
-    **options: Any,
+def pdu_lab(
+    *units: dict[str, Any], resources: list[dict[str, Any]], **options: Any
 ) -> MockConfigEntry:
-    """A lab with these units and resources (and lab options), set up."""
-    entry = lab_entry(*resources)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=entry.title,
-        data=dict(entry.data),
-        entry_id=entry.entry_id,
-        options=options,
-        subentries_data=[
-            *(unit_subentry(data) for data in units),
-            *(
-                ConfigSubentryDataWithId(
-                    data=dict(sub.data),
-                    subentry_id=sub.subentry_id,
-                    subentry_type=sub.subentry_type,
-                    title=sub.title,
-                    unique_id=sub.unique_id,
-                )
-                for sub in entry.subentries.values()
-            ),
-        ],
+    """A lab with these units and resources (and lab options)."""
+    return lab_entry(
+        *resources, subentries=tuple(unit_subentry(data) for data in units), **options
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
 
 
 async def test_unit_flow_reads_before_saving(
@@ -170,6 +133,10 @@ async def test_unit_flow_reads_before_saving(
     for first, error in (
         ({"name": " ", "vendor": "netio", "host": HOST}, {"name": "name_empty"}),
         ({"name": "a:b", "vendor": "netio", "host": HOST}, {"name": "name_colon"}),
+        (
+            {"name": "p" * 256, "vendor": "netio", "host": HOST},
+            {"name": "name_invalid"},
+        ),
         ({"name": "pdu-a", "vendor": "netio", "host": " "}, {"host": "host_empty"}),
     ):
         result = await hass.config_entries.subentries.async_configure(
@@ -214,7 +181,7 @@ async def test_unit_reconfigure_takes_new_credentials(
     hass: HomeAssistant, netio: FakeNetio
 ) -> None:
     """The fix for a refused password: reconfigure, tested before it is saved."""
-    entry = await setup_lab(hass, netio_data(netio), resources=[])
+    entry = await setup_integration(hass, pdu_lab(netio_data(netio), resources=[]))
     netio.accounts["reader"] = ("new-secret", False)
     result = await entry.start_subentry_reconfigure_flow(hass, "sub_pdu-a")
     result = await hass.config_entries.subentries.async_configure(
@@ -249,7 +216,7 @@ async def test_resource_flow_offers_outlets(
         {"name": "server-1", "switcher_type": "pdu", "checker_type": "none"},
     )
     assert result["errors"] == {"switcher_type": "no_pdu"}
-    entry = await setup_lab(hass, netio_data(netio), resources=[])
+    entry = await setup_integration(hass, pdu_lab(netio_data(netio), resources=[]))
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
     )
@@ -277,11 +244,13 @@ async def test_dual_fed_resource_end_to_end(
     hass: HomeAssistant, netio: FakeNetio, intellinet: FakeIntellinet
 ) -> None:
     """Fed by outlets of two units: acquire turns both on, release both off."""
-    await setup_lab(
+    await setup_integration(
         hass,
-        netio_data(netio),
-        intellinet_data(intellinet),
-        resources=[dual_fed()],
+        pdu_lab(
+            netio_data(netio),
+            intellinet_data(intellinet),
+            resources=[dual_fed()],
+        ),
     )
     assert state(hass, "sensor.server_1_state") == "off"
     response = await call(
@@ -337,7 +306,7 @@ async def test_free_outlet_is_switched_by_hand(
     hass: HomeAssistant, netio: FakeNetio
 ) -> None:
     """An outlet that feeds nothing is an ordinary switch, verified by reading back."""
-    await setup_lab(hass, netio_data(netio), resources=[])
+    await setup_integration(hass, pdu_lab(netio_data(netio), resources=[]))
     assert state(hass, "switch.pdu_a_outlet_3") == STATE_OFF
     await hass.services.async_call(
         "switch", "turn_on", {"entity_id": "switch.pdu_a_outlet_3"}, blocking=True
@@ -352,7 +321,7 @@ async def test_outlet_that_does_not_follow_is_reported(
     hass: HomeAssistant, netio: FakeNetio
 ) -> None:
     """The unit acknowledges and its relay does not follow: the read-back says so."""
-    await setup_lab(hass, netio_data(netio), resources=[])
+    await setup_integration(hass, pdu_lab(netio_data(netio), resources=[]))
     netio.ignore_commands = True
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
@@ -369,10 +338,12 @@ async def test_read_only_account_raises_a_repair(
     hass: HomeAssistant, netio: FakeNetio
 ) -> None:
     """Switching with an account that may only read: a translated error and a repair."""
-    await setup_lab(
+    await setup_integration(
         hass,
-        netio_data(netio, write_username="", write_password=""),
-        resources=[],
+        pdu_lab(
+            netio_data(netio, write_username="", write_password=""),
+            resources=[],
+        ),
     )
     with pytest.raises(Exception, match=r"read-only|403") as err:
         await hass.services.async_call(
@@ -394,14 +365,20 @@ async def test_unit_gone_faults_its_resources_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A unit that disappears: its entities unavailable, its resources fault, others fine."""
-    await setup_lab(
+    await setup_integration(
         hass,
-        netio_data(netio),
-        intellinet_data(intellinet),
-        resources=[
-            resource_data("a-1", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=0),
-            resource_data("b-1", switcher_type="pdu", outlets=["pdu-b:2"], off_delay=0),
-        ],
+        pdu_lab(
+            netio_data(netio),
+            intellinet_data(intellinet),
+            resources=[
+                resource_data(
+                    "a-1", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=0
+                ),
+                resource_data(
+                    "b-1", switcher_type="pdu", outlets=["pdu-b:2"], off_delay=0
+                ),
+            ],
+        ),
     )
     await call(hass, "acquire", {"resource": ["a-1", "b-1"], "holder": "ci"})
     await until(
@@ -435,7 +412,9 @@ async def test_wrong_credentials_raise_a_repair(
     hass: HomeAssistant, netio: FakeNetio
 ) -> None:
     """A unit that refuses the password: unavailable and a repair issue to fix it."""
-    await setup_lab(hass, netio_data(netio, password="changed"), resources=[])
+    await setup_integration(
+        hass, pdu_lab(netio_data(netio, password="changed"), resources=[])
+    )
     # outlets as configured, unavailable while the unit refuses
     assert state(hass, "switch.pdu_a_outlet_1") == STATE_UNAVAILABLE
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "pdu_auth_entry_lab_sub_pdu-a")
@@ -453,7 +432,7 @@ async def test_unit_entities(
 ) -> None:
     """The unit's device: an outlet switch per outlet and its measurements."""
     with patch("custom_components.labpower.PLATFORMS", [platform]):
-        entry = await setup_lab(hass, netio_data(netio), resources=[])
+        entry = await setup_integration(hass, pdu_lab(netio_data(netio), resources=[]))
     await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
 
 
@@ -477,18 +456,22 @@ async def test_ups_on_battery_policy(hass: HomeAssistant, netio: FakeNetio) -> N
     steps = async_capture_events(hass, "labpower_ups_policy")
     revoked = async_capture_events(hass, "labpower_token_revoked")
     unit = netio_data(netio, ups_entity="sensor.ups1_status")
-    await setup_lab(
+    await setup_integration(
         hass,
-        unit,
-        resources=[
-            resource_data(
-                "held", switcher_type="pdu", outlets=["pdu-a:1"], off_delay=0
-            ),
-            resource_data(
-                "idle", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=600
-            ),
-            resource_data("new", switcher_type="pdu", outlets=["pdu-a:3"], off_delay=0),
-        ],
+        pdu_lab(
+            unit,
+            resources=[
+                resource_data(
+                    "held", switcher_type="pdu", outlets=["pdu-a:1"], off_delay=0
+                ),
+                resource_data(
+                    "idle", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=600
+                ),
+                resource_data(
+                    "new", switcher_type="pdu", outlets=["pdu-a:3"], off_delay=0
+                ),
+            ],
+        ),
     )
     await call(hass, "acquire", {"resource": "held", "holder": "ci job 1"})
     response = await call(hass, "acquire", {"resource": "idle", "holder": "ci job 2"})
@@ -580,12 +563,16 @@ async def test_intellinet_wrong_credentials_raise_a_repair(
     hass: HomeAssistant, intellinet: FakeIntellinet
 ) -> None:
     """The status page answers anyone; the start page refuses: a repair, until fixed."""
-    await setup_lab(
+    await setup_integration(
         hass,
-        intellinet_data(intellinet, password="changed"),
-        resources=[
-            resource_data("b-1", switcher_type="pdu", outlets=["pdu-b:2"], off_delay=0)
-        ],
+        pdu_lab(
+            intellinet_data(intellinet, password="changed"),
+            resources=[
+                resource_data(
+                    "b-1", switcher_type="pdu", outlets=["pdu-b:2"], off_delay=0
+                )
+            ],
+        ),
     )
     issue_id = "pdu_auth_entry_lab_sub_pdu-b"
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
@@ -650,14 +637,16 @@ async def test_gude_unit_flow_in_each_dialect(hass: HomeAssistant) -> None:
 async def test_gude_session_login_raises_a_repair(hass: HomeAssistant) -> None:
     """The login page instead of data: one repair for the unit, cleared once it answers."""
     async with FakeGude(firmware="session") as gude:
-        await setup_lab(
+        await setup_integration(
             hass,
-            gude_data(gude),
-            resources=[
-                resource_data(
-                    "g-1", switcher_type="pdu", outlets=["pdu-g:1"], off_delay=0
-                )
-            ],
+            pdu_lab(
+                gude_data(gude),
+                resources=[
+                    resource_data(
+                        "g-1", switcher_type="pdu", outlets=["pdu-g:1"], off_delay=0
+                    )
+                ],
+            ),
         )
         issue_id = "pdu_login_page_entry_lab_sub_pdu-g"
         issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
@@ -691,7 +680,9 @@ async def test_diagnostics_redact_unit_secrets(
     hass: HomeAssistant, hass_client: ClientSessionGenerator, netio: FakeNetio
 ) -> None:
     """Units appear in diagnostics with their request counts; credentials do not."""
-    entry = await setup_lab(hass, netio_data(netio), resources=[dual_fed()])
+    entry = await setup_integration(
+        hass, pdu_lab(netio_data(netio), resources=[dual_fed()])
+    )
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     text = str(diagnostics)
     assert "read-secret" not in text
@@ -779,17 +770,19 @@ async def test_one_outlet_feeds_one_resource(
     hass: HomeAssistant, netio: FakeNetio
 ) -> None:
     """Two resources stored on one outlet: neither switches it; the UI offers it no more."""
-    entry = await setup_lab(
+    entry = await setup_integration(
         hass,
-        netio_data(netio),
-        resources=[
-            resource_data(
-                "first", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=0
-            ),
-            resource_data(
-                "second", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=0
-            ),
-        ],
+        pdu_lab(
+            netio_data(netio),
+            resources=[
+                resource_data(
+                    "first", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=0
+                ),
+                resource_data(
+                    "second", switcher_type="pdu", outlets=["pdu-a:2"], off_delay=0
+                ),
+            ],
+        ),
     )
     # Both are in fault at once: an acquire is refused with the reason, nothing switches.
     with pytest.raises(HomeAssistantError, match="also feeds second"):
@@ -831,10 +824,12 @@ async def test_unit_with_invalid_settings(hass: HomeAssistant) -> None:
         "auth_key": "short",
         "outlet_count": 8,
     }
-    await setup_lab(
+    await setup_integration(
         hass,
-        unit,
-        resources=[resource_data("r", switcher_type="pdu", outlets=["pdu-v3:1"])],
+        pdu_lab(
+            unit,
+            resources=[resource_data("r", switcher_type="pdu", outlets=["pdu-v3:1"])],
+        ),
     )
     issue = ir.async_get(hass).async_get_issue(
         DOMAIN, "pdu_invalid_entry_lab_sub_pdu-v3"
@@ -894,15 +889,17 @@ resources:
 async def test_per_unit_power_on_limit(hass: HomeAssistant, netio: FakeNetio) -> None:
     """One power-on at a time on this unit, 0.3 s apart: four outlets, four requests."""
     spacing = 0.3
-    await setup_lab(
+    await setup_integration(
         hass,
-        netio_data(netio),
-        resources=[
-            resource_data(f"n{n}", switcher_type="pdu", outlets=[f"pdu-a:{n}"])
-            for n in range(1, 5)
-        ],
-        per_unit_parallel_on=1,
-        on_spacing=spacing,
+        pdu_lab(
+            netio_data(netio),
+            resources=[
+                resource_data(f"n{n}", switcher_type="pdu", outlets=[f"pdu-a:{n}"])
+                for n in range(1, 5)
+            ],
+            per_unit_parallel_on=1,
+            on_spacing=spacing,
+        ),
     )
     before = len(netio.calls(method="POST"))
     await call(hass, "acquire", {"resource": ["n1", "n2", "n3", "n4"], "holder": "ci"})

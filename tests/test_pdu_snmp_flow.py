@@ -11,6 +11,8 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
 from .conftest import lab_entry
+from .peers.flows import unit_flow
+from .peers.ha import state
 from .peers.net import free_port
 from .peers.snmpd import (  # noqa: F401 - fixtures
     HOST,
@@ -24,8 +26,6 @@ from .peers.snmpsim import (  # noqa: F401 - fixtures
     recorded_units,
     snmpsim_agent,
 )
-from .test_pdu import unit_flow
-from .test_services import state
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 

@@ -8,17 +8,15 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant import loader
 from homeassistant.core import Event, HomeAssistant
-from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     async_capture_events,
-    async_fire_time_changed,
     async_test_home_assistant,
 )
 
 from custom_components.labpower.const import DOMAIN
 
-from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import call, state
+from .conftest import lab_entry, lab_files, resource_data, setup_relays, stored_lab
+from .peers.ha import call, state
 
 RESOURCES = (
     resource_data("held", off_delay=0),
@@ -46,7 +44,9 @@ async def test_restart_keeps_tokens_and_power(
     assert state(hass, "input_boolean.leased_relay") == "on"
     # Home Assistant stops: the entry unloads and writes its ledger.
     assert await hass.config_entries.async_unload(entry.entry_id)
-    assert hass_storage[f"{DOMAIN}.{entry.entry_id}"]["data"]["version"] == 1
+    stored = stored_lab(hass, entry.entry_id)
+    assert stored is not None
+    assert stored["version"] == 1
 
     # Down for two minutes: the lease expires meanwhile. The relays keep their power.
     freezer.tick(timedelta(minutes=2))
@@ -88,22 +88,19 @@ async def test_restart_keeps_tokens_and_power(
         await hass2.async_stop(force=True)
 
 
-async def test_remove_entry_forgets_storage(
-    hass: HomeAssistant, hass_storage: dict[str, Any]
-) -> None:
+async def test_remove_entry_forgets_storage(hass: HomeAssistant) -> None:
     await setup_relays(hass, "held")
     entry = lab_entry(resource_data("held"))
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await call(hass, "acquire", {"resource": "held"})
     await hass.async_block_till_done()
-    assert f"{DOMAIN}.{entry.entry_id}" not in hass_storage  # written within a second
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=2))
-    await hass.async_block_till_done()
-    assert f"{DOMAIN}.{entry.entry_id}" in hass_storage
+    key = f"{DOMAIN}.{entry.entry_id}"
+    # the store, its good copy and the journal the acquire went to
+    assert lab_files(hass, entry.entry_id) == {key, f"{key}.good", f"{key}.journal.2"}
     assert await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
-    assert f"{DOMAIN}.{entry.entry_id}" not in hass_storage
+    assert not lab_files(hass, entry.entry_id)
 
 
 async def test_removed_resource_releases_its_tokens(hass: HomeAssistant) -> None:

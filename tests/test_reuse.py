@@ -38,6 +38,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.labpower.const import DOMAIN, EVENT_POWER_CHANGED
 
 from .conftest import lab_entry, resource_data
+from .peers.ha import setup_integration
 from .peers.mqtt import HOST, Broker, Recorder
 from .peers.net import sockets_allowed
 from .peers.tasmota import DISCOVERY_PREFIX, TasmotaPlug
@@ -92,15 +93,6 @@ def record_states(hass: HomeAssistant, entity_id: str) -> list[str]:
 
     async_track_state_change_event(hass, entity_id, changed)
     return seen
-
-
-async def setup_lab(hass: HomeAssistant, data: dict[str, Any]) -> MockConfigEntry:
-    """A loaded Lab with one resource."""
-    entry = lab_entry(data)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
 
 
 async def acquire(hass: HomeAssistant, resource: str, **extra: Any) -> dict[str, Any]:
@@ -279,8 +271,9 @@ async def test_simulated_plug_speaks_like_the_firmware(
 async def test_tasmota_plug_powered_through_mqtt(
     hass: HomeAssistant, tasmota_switch: str, plug: TasmotaPlug, bus: Recorder
 ) -> None:
-    await setup_lab(
-        hass, resource_data("bench", power_entity=tasmota_switch, off_delay=1)
+    await setup_integration(
+        hass,
+        lab_entry(resource_data("bench", power_entity=tasmota_switch, off_delay=1)),
     )
     assert state_of(hass, BENCH_STATE) == "off"
     assert plug.power_commands() == []
@@ -318,8 +311,9 @@ async def test_tasmota_plug_powered_through_mqtt(
 async def test_tasmota_plug_offline_is_unknown_never_off(
     hass: HomeAssistant, tasmota_switch: str, plug: TasmotaPlug, bus: Recorder
 ) -> None:
-    await setup_lab(
-        hass, resource_data("bench", power_entity=tasmota_switch, off_delay=0)
+    await setup_integration(
+        hass,
+        lab_entry(resource_data("bench", power_entity=tasmota_switch, off_delay=0)),
     )
     assert state_of(hass, BENCH_STATE) == "off"
     seen = record_states(hass, BENCH_STATE)
@@ -415,9 +409,11 @@ async def test_sispm_outlet_through_command_line(
     )
     await hass.async_block_till_done()
     assert state_of(hass, "switch.usb_outlet_1") == STATE_OFF
-    await setup_lab(
+    await setup_integration(
         hass,
-        resource_data("usb-box", power_entity="switch.usb_outlet_1", off_delay=300),
+        lab_entry(
+            resource_data("usb-box", power_entity="switch.usb_outlet_1", off_delay=300)
+        ),
     )
     assert state_of(hass, "sensor.usb_box_state") == "off"
 

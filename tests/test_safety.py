@@ -14,7 +14,6 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, call
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.translation import async_get_translations
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -30,7 +29,8 @@ from custom_components.labpower.const import (
 )
 
 from .conftest import lab_entry, resource_data, setup_relays, until
-from .test_services import advance, call, state
+from .peers.flows import error_text, resource_form
+from .peers.ha import advance, call, state
 
 # The policy fields of a resource's details form, as resource_data has them.
 POLICY = {
@@ -39,30 +39,6 @@ POLICY = {
     if key not in ("name", "switcher_type", "checker_type", "power_entity")
 }
 RELAY_1 = "input_boolean.builder_1_relay"
-
-
-async def error_text(
-    hass: HomeAssistant, key: str, placeholders: dict[str, Any]
-) -> str:
-    """A resource form's error as the UI shows it (English)."""
-    strings = await async_get_translations(hass, "en", "config_subentries", [DOMAIN])
-    template = strings[f"component.{DOMAIN}.config_subentries.resource.error.{key}"]
-    return template.format(**placeholders)
-
-
-async def resource_form(
-    hass: HomeAssistant, entry: MockConfigEntry, name: str, switcher: str
-) -> dict[str, Any]:
-    """A new resource's details form."""
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_RESOURCE), context={"source": SOURCE_USER}
-    )
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"],
-        {"name": name, "switcher_type": switcher, "checker_type": "none"},
-    )
-    assert result["step_id"] == "details"
-    return dict(result)
 
 
 class RelayLog:
@@ -114,6 +90,7 @@ async def test_a_second_resource_on_builder_1s_relay_is_refused(
         },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()  # the reload it causes, before teardown
 
 
 async def test_reconfigure_refuses_anothers_feed_and_keeps_its_own(
@@ -132,6 +109,7 @@ async def test_reconfigure_refuses_anothers_feed_and_keeps_its_own(
         else:
             assert result["errors"] == {"power_entity": "feed_in_use"}
             assert result["description_placeholders"]["owner"] == "builder-1"
+    await hass.async_block_till_done()  # the reload it causes, before teardown
 
 
 async def test_a_feed_of_another_lab_is_refused_naming_the_lab(

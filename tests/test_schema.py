@@ -135,7 +135,7 @@ def test_resource_union_refuses_fields_of_other_types() -> None:
         ({"off_delay": True}, "not_number", "off_delay"),
         ({"max_transitions": 1}, "transitions_too_few", "max_transitions"),
         ({"max_transitions": 2.5}, "not_whole", "max_transitions"),
-        ({"name": "  "}, "empty", "name"),
+        ({"name": "  "}, "name_empty", "name"),
         ({"name": "x" * 256}, "name_invalid", "name"),
         ({"power_entity": "not an entity"}, "entity_invalid", "power_entity"),
         ({"graceful_off": "yes"}, "not_boolean", "graceful_off"),

@@ -26,7 +26,7 @@ from custom_components.labpower import operations
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import call, state
+from .peers.ha import call, state
 
 
 async def test_nothing_switched_before_home_assistant_runs(

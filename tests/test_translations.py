@@ -12,6 +12,7 @@ from custom_components.labpower.const import FEED_SHARED, ISSUE_HALTED
 from custom_components.labpower.core import model
 from custom_components.labpower.drivers.icmp import ICMP_UNAVAILABLE
 from custom_components.labpower.drivers.snmp_profiles import SNMP_PROFILES
+from custom_components.labpower.storage import ISSUE_LOST, ISSUE_NEWER, ISSUE_RECOVERED
 from custom_components.labpower.switchers import ENTITY_MISSING
 
 PACKAGE = Path(__file__).parent.parent / "custom_components" / "labpower"
@@ -40,6 +41,9 @@ def test_exceptions_translated() -> None:
         ISSUE_HALTED,
         "switcher_misconfigured",
         "start_failures",
+        ISSUE_LOST,
+        ISSUE_NEWER,
+        ISSUE_RECOVERED,
     }
     exceptions = set(EN["exceptions"])
     assert {"holders_remain", "not_powered", "held_by_others"} <= lab_errors
@@ -68,6 +72,7 @@ def test_exceptions_translated() -> None:
                 "dependency",
                 "holders",
                 "labs",
+                "detail",
             }
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
-from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
 from .assist import async_refresh_assist, async_setup_assist
-from .const import DOMAIN, FILE_KEY_PREFIX, STORAGE_VERSION
+from .const import DOMAIN, FILE_KEY_PREFIX
 from .frontend import async_register_card
 from .http import async_register_views
-from .maas import async_register_maas_view
+from .maas import MaasView
 from .runtime import LabpowerConfigEntry, LabRuntime
 from .services import async_setup_services
+from .storage import async_remove_storage
 from .websocket import async_register_websocket
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -25,8 +25,7 @@ PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the labpower actions, the REST API (with MAAS's) and the rack card."""
     async_setup_services(hass)
-    async_register_views(hass)
-    async_register_maas_view(hass)
+    async_register_views(hass, MaasView)
     async_register_websocket(hass)
     async_setup_assist(hass)
     await async_register_card(hass)
@@ -82,6 +81,4 @@ async def async_unload_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) ->
 
 async def async_remove_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) -> None:
     """Forget a removed Lab's stored tokens."""
-    await Store[dict[str, object]](
-        hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}"
-    ).async_remove()
+    await async_remove_storage(hass, entry.entry_id)

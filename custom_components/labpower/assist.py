@@ -241,6 +241,7 @@ class ReleaseIntent(_ResourceIntent):
         if not mine:
             return f"You hold nothing on {found.name}."
         lab.release(mine)
+        await found.runtime.storage.async_committed()
         if claims := lab.claims(found.name):
             return f"Released {found.name}. It stays on for {join_names(claims)}."
         off_at = lab.ledger.off_deadline(found.name)

@@ -42,7 +42,6 @@ from .const import (
     CONF_OFF_DELAY,
     CONF_OFF_NOW,
     CONF_ON_SPACING,
-    CONF_OUTLET_COUNT,
     CONF_OUTLETS,
     CONF_PASSWORD,
     CONF_PORT,
@@ -79,9 +78,6 @@ from .const import (
     DEFAULT_SHORT_PRESS,
     FILE_KEY_PREFIX,
     SNMP_AUTOMATIC,
-    SUBENTRY_BMC,
-    SUBENTRY_PDU,
-    SUBENTRY_RESOURCE,
     SWITCHER_BMC,
     SWITCHER_BUTTON,
     SWITCHER_PDU,
@@ -121,7 +117,6 @@ from .drivers.snmp import SnmpPduClient, udp_port_refuses
 from .drivers.ssh import DEFAULT_COMMAND, SshShutdown
 from .drivers.tcp import TcpChecker
 from .drivers.wol_ssh import WolSshSwitcher
-from .feeds import known_feeds
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 
 if TYPE_CHECKING:
@@ -158,26 +153,6 @@ def subentry_data(
 def file_key(kind: str, data: Mapping[str, Any]) -> str:
     """The stable key (device identifier) of a unit or resource the lab file defines."""
     return f"{FILE_KEY_PREFIX}{kind}_{data[CONF_RESOURCE_NAME]}"
-
-
-def known_to_lab_file(hass: HomeAssistant, entry: ConfigEntry) -> dict[str, Any]:
-    """What exists outside a lab's file: it may use it but not define it again."""
-    subentries = entry.subentries.values()
-    return {
-        "known_resources": [
-            sub.title for sub in subentries if sub.subentry_type == SUBENTRY_RESOURCE
-        ],
-        "known_units": {
-            sub.title: sub.data.get(CONF_OUTLET_COUNT) or None
-            for sub in subentries
-            if sub.subentry_type == SUBENTRY_PDU
-        },
-        "known_bmcs": [
-            sub.title for sub in subentries if sub.subentry_type == SUBENTRY_BMC
-        ],
-        "known_feeds": known_feeds(hass, entry),
-        "lab": entry.entry_id,
-    }
 
 
 def stagger_policy(settings: Mapping[str, Any]) -> StaggerPolicy:

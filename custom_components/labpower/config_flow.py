@@ -22,135 +22,60 @@ import probatio as vol
 
 from .build import async_check_bmc, async_check_pdu
 from .const import (
-    BMC_IPMI,
-    BMC_PROTOCOLS,
-    CHECKER_ENTITY,
-    CHECKER_ICMP,
-    CHECKER_NONE,
-    CHECKER_TCP,
-    CHECKER_TYPES,
-    CONF_AUTH_KEY,
-    CONF_AUTH_PROTOCOL,
     CONF_BMC,
-    CONF_BMC_AUTH,
     CONF_BMC_NAME,
     CONF_CHECK_ENTITY,
     CONF_CHECKER,
-    CONF_CIPHER_SUITE,
-    CONF_COMMUNITY,
-    CONF_DEFAULT_TTL,
     CONF_DEPENDS_ON,
-    CONF_EXPIRING_WARNING,
-    CONF_GRACEFUL_OFF,
-    CONF_HOST,
     CONF_LAB_FILE,
     CONF_LAB_NAME,
-    CONF_LABELS,
     CONF_LED_ENTITY,
-    CONF_LONG_PRESS,
-    CONF_MAC,
-    CONF_MAX_PARALLEL_ON,
-    CONF_MAX_TRANSITIONS,
-    CONF_MAX_TTL,
     CONF_METER_ENTITY,
-    CONF_MIN_OFF_TIME,
-    CONF_NOTIFY_AVAILABLE,
-    CONF_NOTIFY_ON_BATTERY,
-    CONF_OFF_DELAY,
-    CONF_OFF_NOW,
-    CONF_ON_SPACING,
     CONF_OUTLET_COUNT,
     CONF_OUTLETS,
     CONF_PASSWORD,
-    CONF_PORT,
     CONF_POWER_ENTITY,
-    CONF_POWER_W,
-    CONF_PRIV_KEY,
-    CONF_PRIV_PROTOCOL,
-    CONF_PROTOCOL,
-    CONF_REFUSE_ON_BATTERY,
     CONF_RELAY_ENTITY,
     CONF_RESET_ENTITY,
     CONF_RESOURCE_NAME,
-    CONF_SHED_ON_BATTERY,
-    CONF_SHORT_PRESS,
-    CONF_SHUTDOWN_ON_LOW_BATTERY,
-    CONF_SNMP_PROFILE,
-    CONF_SNMP_VERSION,
-    CONF_SSH_COMMAND,
-    CONF_SSH_HOST,
-    CONF_SSH_KEY,
-    CONF_SSH_PASSWORD,
-    CONF_SSH_PORT,
-    CONF_SSH_USERNAME,
-    CONF_START_TIMEOUT,
-    CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
-    CONF_UI_HOLD_MAX,
     CONF_UNIT_NAME,
-    CONF_UNIT_PARALLEL_ON,
-    CONF_UPS_ENTITIES,
-    CONF_UPS_ENTITY,
-    CONF_USERNAME,
     CONF_VENDOR,
-    CONF_VERIFY_SSL,
-    CONF_WOL_ADDRESS,
-    CONF_WOL_PORT,
-    CONF_WRITE_COMMUNITY,
-    CONF_WRITE_PASSWORD,
-    CONF_WRITE_USERNAME,
-    DEFAULT_LONG_PRESS,
-    DEFAULT_SHORT_PRESS,
     DOMAIN,
-    LAB_OPTION_DEFAULTS,
-    PDU_VENDORS,
-    RELAY_DOMAINS,
-    SNMP_AUTOMATIC,
-    SNMP_FIELDS,
-    SNMP_VERSIONS,
     SUBENTRY_BMC,
     SUBENTRY_PDU,
     SUBENTRY_RESOURCE,
-    SWITCHABLE_DOMAINS,
     SWITCHER_BMC,
-    SWITCHER_BUTTON,
-    SWITCHER_ENTITY,
     SWITCHER_PDU,
-    SWITCHER_TYPES,
-    SWITCHER_WOL,
-    VENDOR_NETIO,
-    VENDOR_SNMP,
 )
 from .core.feeds import FeedTarget, FeedUse, feed_targets, outlet_target
 from .core.graph import find_cycle
-from .core.model import ResourcePolicy
-from .drivers.snmp_profiles import SNMP_PROFILES
-from .drivers.ssh import DEFAULT_COMMAND
-from .drivers.wol import magic_packet
 from .feeds import bmc_names, feed_owners
 from .runtime import LabpowerConfigEntry
-
-_DURATIONS = (
-    CONF_OFF_DELAY,
-    CONF_MIN_OFF_TIME,
-    CONF_START_TIMEOUT,
-    CONF_STOP_TIMEOUT,
-    CONF_DEFAULT_TTL,
-    CONF_MAX_TTL,
-)
-_POLICY_DEFAULTS = ResourcePolicy()
-_PORT = selector.NumberSelector(
-    selector.NumberSelectorConfig(
-        min=1, max=65535, mode=selector.NumberSelectorMode.BOX
-    )
-)
-_PASSWORD = selector.TextSelector(
-    selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
-)
-_SECONDS = selector.NumberSelector(
-    selector.NumberSelectorConfig(
-        mode=selector.NumberSelectorMode.BOX, unit_of_measurement="s", step="any"
-    )
+from .schema import (
+    BMC_FIELDS,
+    CHECKER_FIELDS,
+    CHECKER_TYPE,
+    CREDENTIAL_KEYS,
+    DEPENDS_ON,
+    EXTRA_FIELDS,
+    LAB_NAME,
+    LAB_OPTION_DEFAULTS,
+    LAB_OPTION_FIELDS,
+    POLICY_FIELDS,
+    RESOURCE_NAME,
+    SECRETS,
+    SWITCHER_FIELDS,
+    SWITCHER_TYPE,
+    UNIT_FIELDS,
+    Field,
+    check_types,
+    defaults as schema_defaults,
+    error_key,
+    form,
+    rule_errors,
+    unit_credentials,
+    validate_fields,
 )
 
 
@@ -208,14 +133,15 @@ class LabpowerConfigFlow(ConfigFlow, domain=DOMAIN):
     def _check_name(
         self, user_input: dict[str, Any], *, renaming: str | None
     ) -> tuple[str, dict[str, str]]:
-        name = user_input[CONF_LAB_NAME].strip()
+        values, errors = validate_fields([LAB_NAME], user_input)
+        name = str(values[CONF_LAB_NAME])
         taken = {
             entry.data.get(CONF_LAB_NAME, entry.title).casefold()
             for entry in self._async_current_entries(include_ignore=False)
             if entry.entry_id != renaming
         }
-        if not name:
-            return name, {CONF_LAB_NAME: "name_empty"}
+        if errors:
+            return name, errors
         if name.casefold() in taken:
             return name, {CONF_LAB_NAME: "name_exists"}
         return name, {}
@@ -225,10 +151,7 @@ class LabpowerConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         return self.async_show_form(
             step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(
-                vol.Schema({vol.Required(CONF_LAB_NAME): selector.TextSelector()}),
-                values,
-            ),
+            data_schema=self.add_suggested_values_to_schema(form([LAB_NAME]), values),
             errors=errors,
         )
 
@@ -242,34 +165,15 @@ class LabOptionsFlow(OptionsFlow):
         """One form; a change reloads the lab (tokens are kept)."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            path = str(user_input.get(CONF_LAB_FILE) or "").strip()
+            data, errors = validate_fields(LAB_OPTION_FIELDS, user_input)
+            path = str(data.get(CONF_LAB_FILE) or "").strip()
             if path and not await self.hass.async_add_executor_job(
                 os.path.isfile, self.hass.config.path(path)
             ):
                 errors[CONF_LAB_FILE] = "lab_file_missing"
-            else:
-                return self.async_create_entry(data={**user_input, CONF_LAB_FILE: path})
-        count = selector.NumberSelector(
-            selector.NumberSelectorConfig(min=0, mode=selector.NumberSelectorMode.BOX)
-        )
-        schema = vol.Schema(
-            {
-                vol.Optional(CONF_LAB_FILE): selector.TextSelector(),
-                vol.Required(CONF_MAX_PARALLEL_ON): count,
-                vol.Required(CONF_UNIT_PARALLEL_ON): count,
-                vol.Required(CONF_ON_SPACING): _SECONDS,
-                vol.Required(CONF_REFUSE_ON_BATTERY): selector.BooleanSelector(),
-                vol.Required(CONF_NOTIFY_ON_BATTERY): selector.BooleanSelector(),
-                vol.Required(CONF_SHED_ON_BATTERY): selector.BooleanSelector(),
-                vol.Required(CONF_SHUTDOWN_ON_LOW_BATTERY): selector.BooleanSelector(),
-                vol.Optional(CONF_UPS_ENTITIES): selector.EntitySelector(
-                    selector.EntitySelectorConfig(domain="sensor", multiple=True)
-                ),
-                vol.Optional(CONF_UI_HOLD_MAX): _SECONDS,
-                vol.Optional(CONF_EXPIRING_WARNING): _SECONDS,
-                vol.Optional(CONF_NOTIFY_AVAILABLE): selector.BooleanSelector(),
-            }
-        )
+            if not errors:
+                return self.async_create_entry(data={**data, CONF_LAB_FILE: path})
+        schema = form(LAB_OPTION_FIELDS)
         values = {
             **LAB_OPTION_DEFAULTS,
             **self.config_entry.options,
@@ -298,19 +202,16 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         """Name the resource and choose its switcher and checker."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            name = user_input.get(
-                CONF_RESOURCE_NAME, self._data.get(CONF_RESOURCE_NAME, "")
-            )
-            name = name.strip()
+            name = self._data.get(CONF_RESOURCE_NAME, "")
             if not self._reconfiguring:
-                if not name:
-                    errors[CONF_RESOURCE_NAME] = "name_empty"
-                elif name.casefold() in self._names_in_use():
+                values, errors = validate_fields([RESOURCE_NAME], user_input)
+                name = values[CONF_RESOURCE_NAME]
+                if not errors and name.casefold() in self._names_in_use():
                     errors[CONF_RESOURCE_NAME] = "name_exists"
-            if user_input[CONF_SWITCHER] == SWITCHER_WOL and (
-                user_input[CONF_CHECKER] == CHECKER_NONE
-            ):
-                errors[CONF_CHECKER] = "wol_needs_check"
+            try:
+                check_types(user_input[CONF_SWITCHER], user_input[CONF_CHECKER])
+            except vol.Invalid as err:
+                errors[CONF_CHECKER] = error_key(err)
             if user_input[CONF_SWITCHER] == SWITCHER_BMC and not any(
                 sub.subentry_type == SUBENTRY_BMC
                 for sub in self._get_entry().subentries.values()
@@ -322,19 +223,13 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                 self._data.update(user_input)
                 self._data[CONF_RESOURCE_NAME] = name
                 return await self.async_step_details()
-        fields: dict[vol.Marker, Any] = {}
+        fields = [SWITCHER_TYPE, CHECKER_TYPE]
         if not self._reconfiguring:
-            fields[vol.Required(CONF_RESOURCE_NAME)] = selector.TextSelector()
-        fields[vol.Required(CONF_SWITCHER, default=SWITCHER_ENTITY)] = _choice(
-            SWITCHER_TYPES, CONF_SWITCHER
-        )
-        fields[vol.Required(CONF_CHECKER, default=CHECKER_TYPES[0])] = _choice(
-            CHECKER_TYPES, CONF_CHECKER
-        )
+            fields.insert(0, RESOURCE_NAME)
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(fields), user_input or self._data
+                form(fields), user_input or self._data
             ),
             errors=errors,
         )
@@ -353,13 +248,13 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         """Entities, address and policy, depending on the choices made."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            errors = self._validate(user_input)
+            values, errors = self._validate(user_input)
             if not errors:
                 data = {
                     CONF_RESOURCE_NAME: self._data[CONF_RESOURCE_NAME],
                     CONF_SWITCHER: self._data[CONF_SWITCHER],
                     CONF_CHECKER: self._data[CONF_CHECKER],
-                    **user_input,
+                    **values,
                 }
                 if self._reconfiguring:
                     entry = self._get_entry()
@@ -380,21 +275,7 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                     unique_id=data[CONF_RESOURCE_NAME],
                 )
         defaults = {
-            CONF_WOL_ADDRESS: "255.255.255.255",
-            CONF_WOL_PORT: 9,
-            CONF_SSH_PORT: 22,
-            CONF_SSH_COMMAND: DEFAULT_COMMAND,
-            CONF_SHORT_PRESS: DEFAULT_SHORT_PRESS,
-            CONF_LONG_PRESS: DEFAULT_LONG_PRESS,
-            CONF_OFF_DELAY: _POLICY_DEFAULTS.off_delay,
-            CONF_MIN_OFF_TIME: _POLICY_DEFAULTS.min_off_time,
-            CONF_START_TIMEOUT: _POLICY_DEFAULTS.start_timeout,
-            CONF_STOP_TIMEOUT: _POLICY_DEFAULTS.stop_timeout,
-            CONF_DEFAULT_TTL: _POLICY_DEFAULTS.default_ttl,
-            CONF_MAX_TTL: _POLICY_DEFAULTS.max_ttl,
-            CONF_GRACEFUL_OFF: _POLICY_DEFAULTS.graceful_off,
-            CONF_OFF_NOW: _POLICY_DEFAULTS.off_now,
-            CONF_MAX_TRANSITIONS: _POLICY_DEFAULTS.max_transitions,
+            **schema_defaults(self._details_fields()),
             **self._data,
             **(user_input or {}),
         }
@@ -410,87 +291,37 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
             },
         )
 
+    def _details_fields(self) -> list[Field]:
+        """The switcher's, the checker's and the policy's fields, in the form's order."""
+        extra = [DEPENDS_ON] if self._other_resources() else []
+        return [
+            *SWITCHER_FIELDS[self._data[CONF_SWITCHER]],
+            *CHECKER_FIELDS[self._data[CONF_CHECKER]],
+            *POLICY_FIELDS,
+            *extra,
+            *EXTRA_FIELDS,
+        ]
+
     def _details_schema(self) -> vol.Schema:
-        fields: dict[vol.Marker, Any] = {}
-        switcher = self._data[CONF_SWITCHER]
-        if switcher == SWITCHER_BMC:
-            fields[vol.Required(CONF_BMC)] = selector.SelectSelector(
-                selector.SelectSelectorConfig(
-                    options=[
-                        selector.SelectOptionDict(
-                            value=sub.subentry_id, label=sub.title
-                        )
-                        for sub in self._get_entry().subentries.values()
-                        if sub.subentry_type == SUBENTRY_BMC
-                    ]
-                )
-            )
-        elif switcher == SWITCHER_PDU:
-            fields[vol.Required(CONF_OUTLETS)] = selector.SelectSelector(
-                selector.SelectSelectorConfig(
-                    options=self._outlet_options(),
-                    multiple=True,
-                    mode=selector.SelectSelectorMode.DROPDOWN,
-                )
-            )
-        elif switcher == SWITCHER_WOL:
-            fields[vol.Required(CONF_MAC)] = selector.TextSelector()
-            fields[vol.Required(CONF_WOL_ADDRESS)] = selector.TextSelector()
-            fields[vol.Required(CONF_WOL_PORT)] = _PORT
-            fields[vol.Required(CONF_SSH_HOST)] = selector.TextSelector()
-            fields[vol.Required(CONF_SSH_PORT)] = _PORT
-            fields[vol.Required(CONF_SSH_USERNAME)] = selector.TextSelector()
-            fields[vol.Optional(CONF_SSH_PASSWORD)] = _PASSWORD
-            fields[vol.Optional(CONF_SSH_KEY)] = selector.TextSelector(
-                selector.TextSelectorConfig(multiline=True)
-            )
-            fields[vol.Required(CONF_SSH_COMMAND)] = selector.TextSelector()
-        elif switcher == SWITCHER_BUTTON:
-            fields[vol.Required(CONF_RELAY_ENTITY)] = _entity(RELAY_DOMAINS)
-            fields[vol.Required(CONF_LED_ENTITY)] = _entity(["binary_sensor"])
-            fields[vol.Optional(CONF_RESET_ENTITY)] = _entity(RELAY_DOMAINS)
-            fields[vol.Required(CONF_SHORT_PRESS)] = _SECONDS
-            fields[vol.Required(CONF_LONG_PRESS)] = _SECONDS
-        else:
-            fields[vol.Required(CONF_POWER_ENTITY)] = _entity(SWITCHABLE_DOMAINS)
-        checker = self._data[CONF_CHECKER]
-        if checker in (CHECKER_ICMP, CHECKER_TCP):
-            fields[vol.Required(CONF_HOST)] = selector.TextSelector()
-        if checker == CHECKER_TCP:
-            fields[vol.Required(CONF_PORT)] = _PORT
-        if checker == CHECKER_ENTITY:
-            fields[vol.Required(CONF_CHECK_ENTITY)] = _entity(["binary_sensor"])
-        for key in _DURATIONS:
-            fields[vol.Required(key)] = _SECONDS
-        fields[vol.Required(CONF_GRACEFUL_OFF)] = selector.BooleanSelector()
-        fields[vol.Optional(CONF_OFF_NOW, default=_POLICY_DEFAULTS.off_now)] = (
-            selector.BooleanSelector()
+        """The form; the BMC, outlet and dependency choices depend on the lab."""
+        return form(
+            self._details_fields(),
+            {
+                CONF_BMC: selector.SelectSelector(
+                    selector.SelectSelectorConfig(
+                        options=[
+                            selector.SelectOptionDict(
+                                value=sub.subentry_id, label=sub.title
+                            )
+                            for sub in self._get_entry().subentries.values()
+                            if sub.subentry_type == SUBENTRY_BMC
+                        ]
+                    )
+                ),
+                CONF_OUTLETS: _dropdown(self._outlet_options()),
+                CONF_DEPENDS_ON: _dropdown(sorted(self._other_resources())),
+            },
         )
-        fields[vol.Optional(CONF_MAX_TRANSITIONS)] = selector.NumberSelector(
-            selector.NumberSelectorConfig(mode=selector.NumberSelectorMode.BOX, step=1)
-        )
-        if others := self._other_resources():
-            fields[vol.Optional(CONF_DEPENDS_ON)] = selector.SelectSelector(
-                selector.SelectSelectorConfig(
-                    options=sorted(others),
-                    multiple=True,
-                    mode=selector.SelectSelectorMode.DROPDOWN,
-                )
-            )
-        fields[vol.Optional(CONF_LABELS)] = selector.TextSelector(
-            selector.TextSelectorConfig(multiple=True)
-        )
-        fields[vol.Optional(CONF_METER_ENTITY)] = selector.EntitySelector(
-            selector.EntitySelectorConfig(
-                domain="sensor", device_class=["energy", "power"]
-            )
-        )
-        fields[vol.Optional(CONF_POWER_W)] = selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=0, mode=selector.NumberSelectorMode.BOX, unit_of_measurement="W"
-            )
-        )
-        return vol.Schema(fields)
 
     def _other_resources(self) -> dict[str, list[str]]:
         """The lab's other resources and what each depends on."""
@@ -546,12 +377,13 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                 feed=str(target), owner=owner.resource, lab=owner.title
             )
 
-    def _validate(self, user_input: Mapping[str, Any]) -> dict[str, str]:
-        errors: dict[str, str] = {}
-        if CONF_OUTLETS in user_input and not user_input[CONF_OUTLETS]:
-            errors[CONF_OUTLETS] = "no_outlets"
-        if cycle := self._cycle(list(user_input.get(CONF_DEPENDS_ON, ()))):
-            errors[CONF_DEPENDS_ON] = "dependency_cycle"
+    def _validate(
+        self, user_input: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The values as schema.py reads them, and the form's errors."""
+        values, errors = validate_fields(self._details_fields(), user_input)
+        if cycle := self._cycle(list(values.get(CONF_DEPENDS_ON, ()))):
+            errors.setdefault(CONF_DEPENDS_ON, "dependency_cycle")
             self._placeholders["cycle"] = " -> ".join(cycle)
         for key in (
             CONF_POWER_ENTITY,
@@ -561,33 +393,14 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
             CONF_CHECK_ENTITY,
             CONF_METER_ENTITY,
         ):
-            entity_id = user_input.get(key)
+            entity_id = values.get(key)
             if entity_id and self.hass.states.get(entity_id) is None:
-                errors[key] = "entity_not_found"
-        for key in (CONF_HOST, CONF_SSH_HOST, CONF_WOL_ADDRESS):
-            if key in user_input and not str(user_input[key]).strip():
-                errors[key] = "host_empty"
-        if CONF_MAC in user_input:
-            try:
-                magic_packet(user_input[CONF_MAC])
-            except ValueError:
-                errors[CONF_MAC] = "invalid_mac"
-        if CONF_SSH_USERNAME in user_input and not (
-            user_input.get(CONF_SSH_PASSWORD) or user_input.get(CONF_SSH_KEY)
-        ):
-            errors[CONF_SSH_PASSWORD] = "ssh_credentials"
-        if user_input.get(CONF_MAX_TRANSITIONS, 2) < 2:
-            errors[CONF_MAX_TRANSITIONS] = "transitions_too_few"
-        self._check_feeds(user_input, errors)
-        for key in (*_DURATIONS, CONF_SHORT_PRESS, CONF_LONG_PRESS):
-            if key in user_input and user_input[key] < 0:
-                errors[key] = "negative"
-        for key in (CONF_DEFAULT_TTL, CONF_MAX_TTL):
-            if not errors.get(key) and user_input[key] == 0:
-                errors[key] = "ttl_zero"
-        if not errors and user_input[CONF_MAX_TTL] < user_input[CONF_DEFAULT_TTL]:
-            errors[CONF_MAX_TTL] = "max_ttl_below_default"
-        return errors
+                errors.setdefault(key, "entity_not_found")
+        self._check_feeds(values, errors)
+        types = {key: self._data[key] for key in (CONF_SWITCHER, CONF_CHECKER)}
+        for err in rule_errors({**types, **values}):
+            errors.setdefault(str(err.path[0]), err.key)
+        return values, errors
 
     def _names_in_use(self) -> set[str]:
         # Actions address resources by name, so names are unique across all labs.
@@ -606,16 +419,12 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         return names
 
 
-def _choice(options: list[str], key: str) -> selector.SelectSelector:
+def _dropdown(options: list[str]) -> selector.SelectSelector:
     return selector.SelectSelector(
         selector.SelectSelectorConfig(
-            options=options, translation_key=key, mode=selector.SelectSelectorMode.LIST
+            options=options, multiple=True, mode=selector.SelectSelectorMode.DROPDOWN
         )
     )
-
-
-def _entity(domains: list[str]) -> selector.EntitySelector:
-    return selector.EntitySelector(selector.EntitySelectorConfig(domain=domains))
 
 
 class BmcSubentryFlow(ConfigSubentryFlow):
@@ -643,47 +452,27 @@ class BmcSubentryFlow(ConfigSubentryFlow):
     ) -> SubentryFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {**(subentry.data if subentry else {}), **user_input}
-            name = str(data[CONF_BMC_NAME]).strip()
+            data, errors = validate_fields(
+                BMC_FIELDS, {**(subentry.data if subentry else {}), **user_input}
+            )
+            name = str(data[CONF_BMC_NAME])
             taken = {
                 sub.title.casefold()
                 for sub in self._get_entry().subentries.values()
                 if sub.subentry_type == SUBENTRY_BMC and sub is not subentry
             }
-            if not name:
-                errors[CONF_BMC_NAME] = "name_empty"
-            elif name.casefold() in taken:
+            if not errors and name.casefold() in taken:
                 errors[CONF_BMC_NAME] = "name_exists"
-            elif error := await async_check_bmc(self.hass, data):
+            elif not errors and (error := await async_check_bmc(self.hass, data)):
                 errors["base"] = error
-            else:
+            elif not errors:
                 data[CONF_BMC_NAME] = name
                 if subentry is not None:
                     return self.async_update_and_abort(
                         self._get_entry(), subentry, title=name, data=data
                     )
                 return self.async_create_entry(title=name, data=data)
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_BMC_NAME): selector.TextSelector(),
-                vol.Required(CONF_PROTOCOL, default=BMC_IPMI): _choice(
-                    BMC_PROTOCOLS, CONF_PROTOCOL
-                ),
-                vol.Required(CONF_HOST): selector.TextSelector(),
-                vol.Optional(CONF_PORT): _PORT,
-                vol.Required(CONF_USERNAME): selector.TextSelector(),
-                vol.Required(CONF_PASSWORD): _PASSWORD,
-                vol.Required(CONF_CIPHER_SUITE, default=3): selector.NumberSelector(
-                    selector.NumberSelectorConfig(
-                        min=0, max=17, mode=selector.NumberSelectorMode.BOX
-                    )
-                ),
-                vol.Required(CONF_VERIFY_SSL, default=True): selector.BooleanSelector(),
-                vol.Required(CONF_BMC_AUTH, default="basic"): _choice(
-                    ["basic", "session"], CONF_BMC_AUTH
-                ),
-            }
-        )
+        schema = form(BMC_FIELDS)
         suggested = dict(user_input or (subentry.data if subentry else {}))
         suggested.pop(CONF_PASSWORD, None)
         return self.async_show_form(
@@ -691,16 +480,6 @@ class BmcSubentryFlow(ConfigSubentryFlow):
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
         )
-
-
-_SECRETS = (
-    CONF_PASSWORD,
-    CONF_WRITE_PASSWORD,
-    CONF_COMMUNITY,
-    CONF_WRITE_COMMUNITY,
-    CONF_AUTH_KEY,
-    CONF_PRIV_KEY,
-)
 
 
 class PduSubentryFlow(ConfigSubentryFlow):
@@ -717,8 +496,11 @@ class PduSubentryFlow(ConfigSubentryFlow):
         """Name, vendor and address."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            name = str(user_input.get(CONF_UNIT_NAME, self._data.get(CONF_UNIT_NAME)))
-            name = name.strip()
+            values, errors = validate_fields(
+                UNIT_FIELDS,
+                {CONF_UNIT_NAME: self._data.get(CONF_UNIT_NAME), **user_input},
+            )
+            name = str(values[CONF_UNIT_NAME])
             entry = self._get_entry()
             taken = {
                 sub.title.casefold()
@@ -727,36 +509,23 @@ class PduSubentryFlow(ConfigSubentryFlow):
             }
             if entry.state is ConfigEntryState.LOADED and self._subentry is None:
                 taken.update(unit.casefold() for unit in entry.runtime_data.units)
-            if not name:
-                errors[CONF_UNIT_NAME] = "name_empty"
-            elif ":" in name:
-                errors[CONF_UNIT_NAME] = "name_colon"
-            elif name.casefold() in taken:
+            if not errors and name.casefold() in taken:
                 errors[CONF_UNIT_NAME] = "name_exists"
-            elif not str(user_input[CONF_HOST]).strip():
-                errors[CONF_HOST] = "host_empty"
-            else:
-                if user_input[CONF_VENDOR] != self._data.get(CONF_VENDOR):
-                    for key in (*SNMP_FIELDS, CONF_USERNAME, *_SECRETS):
+            if not errors:
+                if values[CONF_VENDOR] != self._data.get(CONF_VENDOR):
+                    for key in CREDENTIAL_KEYS:
                         self._data.pop(key, None)
-                self._data.update(user_input)
-                self._data[CONF_UNIT_NAME] = name
+                self._data.update(values)
                 return await self.async_step_connection()
-        fields: dict[vol.Marker, Any] = {}
-        if self._subentry is None:
-            fields[vol.Required(CONF_UNIT_NAME)] = selector.TextSelector()
-        fields[vol.Required(CONF_VENDOR, default=PDU_VENDORS[0])] = _choice(
-            PDU_VENDORS, CONF_VENDOR
-        )
-        fields[vol.Required(CONF_HOST)] = selector.TextSelector()
-        fields[vol.Optional(CONF_PORT)] = _PORT
-        fields[vol.Optional(CONF_UPS_ENTITY)] = selector.EntitySelector(
-            selector.EntitySelectorConfig(domain="sensor")
-        )
+        fields = [
+            field
+            for field in UNIT_FIELDS
+            if field.key != CONF_UNIT_NAME or self._subentry is None
+        ]
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(fields), user_input or self._data
+                form(fields), user_input or self._data
             ),
             errors=errors,
         )
@@ -775,7 +544,10 @@ class PduSubentryFlow(ConfigSubentryFlow):
         """Credentials (or SNMP settings); the unit is read before saving."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {**self._data, **user_input}
+            values, errors = validate_fields(
+                unit_credentials(self._data[CONF_VENDOR]), user_input
+            )
+            data = {**self._data, **values}
             error, status = await async_check_pdu(self.hass, data)
             if error is not None or status is None:
                 errors["base"] = error or "cannot_connect"
@@ -787,39 +559,13 @@ class PduSubentryFlow(ConfigSubentryFlow):
                         self._get_entry(), self._subentry, title=title, data=data
                     )
                 return self.async_create_entry(title=title, data=data)
-        fields: dict[vol.Marker, Any] = {}
-        vendor = self._data[CONF_VENDOR]
-        if vendor == VENDOR_SNMP:
-            fields[vol.Required(CONF_SNMP_VERSION, default="2c")] = _choice(
-                SNMP_VERSIONS, CONF_SNMP_VERSION
-            )
-            fields[vol.Optional(CONF_COMMUNITY)] = _PASSWORD
-            fields[vol.Optional(CONF_WRITE_COMMUNITY)] = _PASSWORD
-            fields[vol.Optional(CONF_USERNAME)] = selector.TextSelector()
-            fields[vol.Optional(CONF_AUTH_PROTOCOL)] = _choice(
-                ["none", "md5", "sha"], CONF_AUTH_PROTOCOL
-            )
-            fields[vol.Optional(CONF_AUTH_KEY)] = _PASSWORD
-            fields[vol.Optional(CONF_PRIV_PROTOCOL)] = _choice(
-                ["none", "des", "aes"], CONF_PRIV_PROTOCOL
-            )
-            fields[vol.Optional(CONF_PRIV_KEY)] = _PASSWORD
-            fields[vol.Required(CONF_SNMP_PROFILE, default=SNMP_AUTOMATIC)] = _choice(
-                SNMP_PROFILES, CONF_SNMP_PROFILE
-            )
-        else:
-            fields[vol.Optional(CONF_USERNAME)] = selector.TextSelector()
-            fields[vol.Optional(CONF_PASSWORD)] = _PASSWORD
-            if vendor == VENDOR_NETIO:
-                fields[vol.Optional(CONF_WRITE_USERNAME)] = selector.TextSelector()
-                fields[vol.Optional(CONF_WRITE_PASSWORD)] = _PASSWORD
         suggested = {
-            k: v for k, v in (user_input or self._data).items() if k not in _SECRETS
+            k: v for k, v in (user_input or self._data).items() if k not in SECRETS
         }
         return self.async_show_form(
             step_id="connection",
             data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(fields), suggested
+                form(unit_credentials(self._data[CONF_VENDOR])), suggested
             ),
             errors=errors,
             description_placeholders={"name": self._data[CONF_UNIT_NAME]},

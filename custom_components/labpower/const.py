@@ -153,7 +153,8 @@ CONF_DEPENDS_ON: Final = "depends_on"
 FILE_KEY_PREFIX: Final = "file_"
 PDU_POLL_SECONDS: Final = 30
 
-# Lab-wide settings (the Lab entry's options; a lab file's `policies:` overrides them).
+# Lab-wide settings (the Lab entry's options; a lab file's `policies:` overrides them;
+# their defaults: schema.py).
 CONF_LAB_FILE: Final = "lab_file"
 CONF_MAX_PARALLEL_ON: Final = "max_parallel_on"
 CONF_UNIT_PARALLEL_ON: Final = "per_unit_parallel_on"
@@ -172,18 +173,4 @@ CONF_EXPIRING_WARNING: Final = "expiring_warning"
 DEFAULT_EXPIRING_WARNING: Final = 600.0
 # Tell a UI user when the resource they took becomes available.
 CONF_NOTIFY_AVAILABLE: Final = "notify_when_available"
-LAB_OPTION_DEFAULTS: Final[dict[str, object]] = {
-    CONF_LAB_FILE: "",
-    CONF_MAX_PARALLEL_ON: 0,
-    CONF_UNIT_PARALLEL_ON: 0,
-    CONF_ON_SPACING: 0.0,
-    CONF_REFUSE_ON_BATTERY: True,
-    CONF_SHED_ON_BATTERY: True,
-    CONF_NOTIFY_ON_BATTERY: True,
-    CONF_SHUTDOWN_ON_LOW_BATTERY: True,
-    CONF_UPS_ENTITIES: [],
-    CONF_UI_HOLD_MAX: DEFAULT_UI_HOLD_MAX,
-    CONF_EXPIRING_WARNING: DEFAULT_EXPIRING_WARNING,
-    CONF_NOTIFY_AVAILABLE: False,
-}
 EVENT_UPS_POLICY: Final = "labpower_ups_policy"

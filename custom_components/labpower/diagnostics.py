@@ -8,22 +8,10 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
 from .runtime import LabpowerConfigEntry, iso_time
+from .schema import REDACTED
 
-TO_REDACT = {
-    "id",
-    "token",
-    "user_id",
-    "password",
-    "username",
-    "write_username",
-    "write_password",
-    "community",
-    "write_community",
-    "auth_key",
-    "priv_key",
-    "ssh_password",
-    "ssh_key",
-}
+# Token ids and users, and every field schema.py flags as a secret or a user name.
+TO_REDACT = {"id", "token", "user_id", *REDACTED}
 
 
 async def async_get_config_entry_diagnostics(

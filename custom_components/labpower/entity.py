@@ -84,6 +84,8 @@ class LabEntity(LabpowerEntity):
 
     Totals change with every token anywhere in the lab: they are written at most once
     per TOTALS_DELAY, so a burst of CI jobs costs one state write, not one per job.
+    The holder total follows the journal's commits instead (Topic.COMMITTED, already
+    one per batch): once a request is answered, it shows what the request changed.
     """
 
     _pending: CALLBACK_TYPE | None = None
@@ -102,6 +104,9 @@ class LabEntity(LabpowerEntity):
 
     @callback
     def _changed(self) -> None:
+        if Topic.COMMITTED in self.topics:
+            super()._changed()
+            return
         if self._pending is None:
             self._pending = async_call_later(
                 self.hass, TOTALS_DELAY, self._write_totals

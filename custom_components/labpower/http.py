@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 import functools
 from functools import partial
 from http import HTTPStatus
-import math
+import re
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +15,7 @@ from homeassistant.components.http.const import KEY_HASS_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util.json import json_loads
+import probatio as vol
 
 from .core.model import (
     AcquireRefusedError,
@@ -24,6 +25,7 @@ from .core.model import (
     LabsLoadingError,
     NotEnoughFreeError,
     ResourceFaultError,
+    StoreWriteError,
     TokenKind,
     UnknownResourceError,
     UnknownTokenError,
@@ -44,11 +46,21 @@ from .operations import (
     token_view,
 )
 from .runtime import LabRuntime
-
-POWER_OFF_NOW = "now"
-DEFAULT_WAIT_TIMEOUT = 600.0
-MAX_WAIT_TIMEOUT = 86400.0
-MAX_POOL = 1000
+from .schema import (
+    ACQUIRE_REST_SCHEMA,
+    ATTR_COUNT,
+    ATTR_HOLDER,
+    ATTR_KIND,
+    ATTR_LABELS,
+    ATTR_POWER_OFF,
+    ATTR_TIMEOUT,
+    ATTR_TTL,
+    ATTR_WAIT,
+    POOL_REST_SCHEMA,
+    RELEASE_REST_QUERY_SCHEMA,
+    RENEW_REST_SCHEMA,
+    token as valid_token,
+)
 
 _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     UnknownResourceError: HTTPStatus.NOT_FOUND,
@@ -59,6 +71,7 @@ _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     WaitTimeoutError: HTTPStatus.GATEWAY_TIMEOUT,
     AcquireRefusedError: HTTPStatus.SERVICE_UNAVAILABLE,
     LabsLoadingError: HTTPStatus.SERVICE_UNAVAILABLE,
+    StoreWriteError: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 # Seconds a client is told to wait before asking again while labs are loading.
 _RETRY_AFTER: dict[type[LabError], str] = {LabsLoadingError: str(round(LOAD_WAIT))}
@@ -75,6 +88,15 @@ async def resource_lab(hass: HomeAssistant, name: str) -> LabRuntime:
 async def _token_lab(hass: HomeAssistant, token: str) -> LabRuntime:
     """The lab that issued a token, once labs still loading have loaded."""
     return await async_found(hass, partial(lab_of_token, hass, token))
+
+
+def _path_token(token: str) -> str:
+    """A token id from the URL, by the schema's rule (a 400 names `token`)."""
+    return str(
+        _validated(vol.Schema({vol.Required("token"): valid_token}), {"token": token})[
+            "token"
+        ]
+    )
 
 
 class BadRequestError(Exception):
@@ -148,65 +170,25 @@ async def _body(request: web.Request, *, required: bool = False) -> dict[str, An
     return body
 
 
-def _number(
-    body: dict[str, Any],
-    key: str,
-    *,
-    maximum: float | None = None,
-    default: float | None = None,
-) -> float | None:
-    if key not in body:
-        return default
-    value = body[key]
-    # null is no number either: {"wait": true, "timeout": null} must not skip the wait.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-    ):
-        raise BadRequestError(f"{key} must be a number", key)
-    if value <= 0 or (maximum is not None and value > maximum):
-        limit = f" and at most {maximum:g}" if maximum is not None else ""
-        raise BadRequestError(f"{key} must be above 0{limit}", key)
-    return float(value)
-
-
-def _string(body: dict[str, Any], key: str) -> str | None:
-    if key not in body:
-        return None
-    value = body[key]
-    if not isinstance(value, str) or not value.strip() or len(value) > 255:
-        raise BadRequestError(
-            f"{key} must be a non-empty string of at most 255 characters", key
-        )
-    return value.strip()
-
-
-def _only(body: dict[str, Any], allowed: set[str]) -> None:
-    for key in body:
-        if key not in allowed:
-            raise BadRequestError(f"Unknown field {key}", key)
+def _validated(schema: vol.Schema, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The data as the shared schema (schema.py) reads it; its refusal is a 400."""
+    try:
+        return dict(schema(dict(data)))
+    except vol.Invalid as err:
+        first = err.errors[0] if isinstance(err, vol.MultipleInvalid) else err
+        field = str(first.path[0]) if first.path else None
+        message = first.msg if field is None else f"{field}: {first.msg}"
+        raise BadRequestError(message, field) from None
 
 
 class _AcquireOptions:
-    """The fields acquire and the pool form share."""
+    """The fields acquire and the pool form share, read by the shared schema."""
 
-    fields = frozenset({"holder", "ttl", "kind", "wait", "timeout"})
-
-    def __init__(self, body: dict[str, Any], user: User) -> None:
-        kind = body.get("kind", TokenKind.LEASE.value)
-        if kind not in {k.value for k in TokenKind}:
-            raise BadRequestError("kind must be lease or hold", "kind")
-        wait = body.get("wait", False)
-        if not isinstance(wait, bool):
-            raise BadRequestError("wait must be true or false", "wait")
-        self.kind = TokenKind(kind)
-        self.ttl = _number(body, "ttl")
-        self.holder = _string(body, "holder") or user.name or "REST API"
-        timeout = _number(
-            body, "timeout", maximum=MAX_WAIT_TIMEOUT, default=DEFAULT_WAIT_TIMEOUT
-        )
-        self.wait_timeout = timeout if wait else None
+    def __init__(self, body: Mapping[str, Any], user: User) -> None:
+        self.kind = TokenKind(body[ATTR_KIND])
+        self.ttl: float | None = body.get(ATTR_TTL)
+        self.holder: str = body.get(ATTR_HOLDER) or user.name or "REST API"
+        self.wait_timeout = body[ATTR_TIMEOUT] if body[ATTR_WAIT] else None
 
     async def acquire(self, located: dict[str, LabRuntime], user: User) -> Taken:
         """Take the tokens (and wait) as these options say."""
@@ -268,8 +250,7 @@ class TokensView(HomeAssistantView):
         """Acquire, optionally waiting until available."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        body = await _body(request)
-        _only(body, set(_AcquireOptions.fields))
+        body = _validated(ACQUIRE_REST_SCHEMA, await _body(request))
         options = _AcquireOptions(body, user)
         located = await async_found(hass, partial(locate, hass, [name]))
         [(runtime, token)] = await options.acquire(located, user)
@@ -287,25 +268,9 @@ class PoolView(HomeAssistantView):
         """Acquire `count` free resources carrying every label."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        body = await _body(request, required=True)
-        _only(body, {*_AcquireOptions.fields, "labels", "count"})
-        labels = body.get("labels")
-        if (
-            not isinstance(labels, list)
-            or not labels
-            or not all(isinstance(label, str) and label for label in labels)
-        ):
-            raise BadRequestError("labels must be a non-empty list of labels", "labels")
-        count = body.get("count", 1)
-        if (
-            isinstance(count, bool)
-            or not isinstance(count, int)
-            or not 1 <= count <= MAX_POOL
-        ):
-            raise BadRequestError(
-                f"count must be an integer from 1 to {MAX_POOL}", "count"
-            )
+        body = _validated(POOL_REST_SCHEMA, await _body(request, required=True))
         options = _AcquireOptions(body, user)
+        labels, count = body[ATTR_LABELS], body[ATTR_COUNT]
         located = await async_found(hass, partial(pool, hass, labels, count))
         taken = await options.acquire(located, user)
         return self.json(
@@ -325,13 +290,11 @@ class TokenView(HomeAssistantView):
         """Release; twice is fine, unknown is 404; ?power_off=now: off at once."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        power_off = request.query.get("power_off")
-        if power_off not in (None, POWER_OFF_NOW):
-            raise BadRequestError("power_off must be now", "power_off")
+        query = _validated(RELEASE_REST_QUERY_SCHEMA, request.query)
         await async_release_tokens(
             hass,
-            [token],
-            power_off=power_off == POWER_OFF_NOW,
+            [_path_token(token)],
+            power_off=ATTR_POWER_OFF in query,
             who=user.name or "REST API",
         )
         return web.Response(status=HTTPStatus.NO_CONTENT)
@@ -347,11 +310,12 @@ class RenewView(HomeAssistantView):
     async def post(self, request: web.Request, token: str) -> web.Response:
         """Extend a lease."""
         hass: HomeAssistant = request.app[KEY_HASS]
-        body = await _body(request)
-        _only(body, {"ttl"})
-        ttl = _number(body, "ttl")
+        body = _validated(RENEW_REST_SCHEMA, await _body(request))
+        token = _path_token(token)
         runtime = await _token_lab(hass, token)
-        return self.json(token_view(runtime, runtime.lab.renew(token, ttl)))
+        renewed = runtime.lab.renew(token, body.get(ATTR_TTL))
+        await runtime.storage.async_committed()
+        return self.json(token_view(runtime, renewed))
 
 
 class ForceOffView(HomeAssistantView):
@@ -373,6 +337,7 @@ class ForceOffView(HomeAssistantView):
             )
         runtime = await resource_lab(hass, name)
         revoked = runtime.lab.force_off(name, f"forced off by {user.name}")
+        await runtime.storage.async_committed()
         return self.json({"revoked": len(revoked)})
 
 
@@ -397,7 +362,51 @@ class PowerCycleView(HomeAssistantView):
         )
 
 
-VIEWS = (
+_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+class FallbackView(HomeAssistantView):
+    """Any other URL or method under /api/labpower/: a JSON 404 or 405, as documented."""
+
+    url = "/api/labpower/{path:.*}"
+    name = "api:labpower:fallback"
+
+    def __init__(self, views: Iterable[type[HomeAssistantView]]) -> None:
+        """Answer for the paths of these views (their methods go into Allow)."""
+        self._views = tuple(views)
+
+    async def _answer(self, request: web.Request, path: str) -> web.Response:
+        allowed = sorted(
+            {
+                method.upper()
+                for view in self._views
+                if _pattern(view.url).fullmatch(request.path)
+                for method in _METHODS
+                if hasattr(view, method)
+            }
+        )
+        if allowed:
+            response = error_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                f"{request.method} is not allowed here; use {', '.join(allowed)}",
+            )
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        return error_response(
+            HTTPStatus.NOT_FOUND, "not_found", "No such labpower API path"
+        )
+
+    get = post = put = patch = delete = _answer
+
+
+@functools.cache
+def _pattern(url: str) -> re.Pattern[str]:
+    """A view's URL as a pattern of paths ({name} is one path segment)."""
+    return re.compile(re.sub(r"\{[^}]+\}", "[^/]+", url))
+
+
+VIEWS: tuple[type[HomeAssistantView], ...] = (
     ResourcesView,
     ResourceView,
     TokensView,
@@ -409,7 +418,12 @@ VIEWS = (
 )
 
 
-def async_register_views(hass: HomeAssistant) -> None:
-    """Serve the REST API."""
-    for view in VIEWS:
+def async_register_views(hass: HomeAssistant, *others: type[HomeAssistantView]) -> None:
+    """Serve the REST API and the other views under /api/labpower/ (MAAS's webhook).
+
+    The fallback is registered last: it answers only what no view before it does.
+    """
+    views: tuple[type[HomeAssistantView], ...] = (*VIEWS, *others)
+    for view in views:
         hass.http.register_view(view())
+    hass.http.register_view(FallbackView(views))

@@ -63,13 +63,17 @@ class MaasView(HomeAssistantView):
             if not holds:
                 lab.acquire([name], MAAS_HOLDER, kind=TokenKind.HOLD, user_id=user.id)
         elif action == "off":
-            lab.power_off(
-                name, [token.id for token in holds], f"turned off by {MAAS_HOLDER}"
-            )
+            try:
+                lab.power_off(
+                    name, [token.id for token in holds], f"turned off by {MAAS_HOLDER}"
+                )
+            finally:
+                await runtime.storage.async_committed()
         else:
             return error_response(
                 HTTPStatus.NOT_FOUND, "not_found", f"No MAAS action {action}"
             )
+        await runtime.storage.async_committed()
         return self.json({"status": _maas_status(lab.reconciler(name).power)})
 
     @json_errors
@@ -82,8 +86,3 @@ class MaasView(HomeAssistantView):
             )
         runtime = await _maas_located(hass, name)
         return self.json({"status": _maas_status(runtime.lab.reconciler(name).power)})
-
-
-def async_register_maas_view(hass: HomeAssistant) -> None:
-    """Serve MAAS's webhook endpoints."""
-    hass.http.register_view(MaasView())

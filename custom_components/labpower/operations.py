@@ -11,9 +11,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 
-from .build import known_to_lab_file
 from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN, FILE_KEY_PREFIX
-from .core.labfile import LabFileError, load_lab_file
 from .core.model import (
     CycleRefusedError,
     LabError,
@@ -27,7 +25,9 @@ from .core.model import (
     UnknownTokenError,
     UsageToken,
 )
+from .labfile import LabFileError, async_load
 from .runtime import POWERED_STATES, LabRuntime, iso_time
+from .storage import async_committed
 
 type Taken = list[tuple[LabRuntime, UsageToken]]
 
@@ -188,9 +188,7 @@ async def async_reload_lab_files(
     for runtime in chosen:
         path = hass.config.path(runtime.settings[CONF_LAB_FILE])
         try:
-            lab_file = await hass.async_add_executor_job(
-                partial(load_lab_file, path, **known_to_lab_file(hass, runtime.entry))
-            )
+            lab_file = await async_load(hass, runtime.entry, path, claim=False)
         except (LabFileError, OSError) as err:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
@@ -257,17 +255,20 @@ async def async_acquire(
     for runtime, names in by_lab.values():
         tokens = runtime.lab.acquire(names, holder, kind=kind, ttl=ttl, user_id=user_id)
         taken.extend((runtime, token) for token in tokens)
-    if wait_timeout is None:
-        return taken
-    waits = [
-        asyncio.ensure_future(
-            runtime.lab.wait_available(
-                [token for owner, token in taken if owner is runtime], wait_timeout
-            )
-        )
-        for runtime, _ in by_lab.values()
-    ]
+    waits: list[asyncio.Future[None]] = []
     try:
+        # Answered once on disk (and while waiting, the tokens are).
+        await async_committed(runtime.storage for runtime, _ in by_lab.values())
+        if wait_timeout is None:
+            return taken
+        waits.extend(
+            asyncio.ensure_future(
+                runtime.lab.wait_available(
+                    [token for owner, token in taken if owner is runtime], wait_timeout
+                )
+            )
+            for runtime, _ in by_lab.values()
+        )
         await asyncio.gather(*waits)
     except LabError, asyncio.CancelledError:
         # Also when the caller went away (a closed connection cancels the request):
@@ -293,13 +294,17 @@ async def async_release_tokens(
         for token_id in token_ids
     ]
     released = 0
-    for token_id, runtime in owners:
-        lab = runtime.lab
-        if power_off and lab.ledger.is_live(token_id):
-            resource = lab.ledger.get(token_id).resource
-            released += len(lab.power_off(resource, [token_id], f"turned off by {who}"))
-        else:
-            released += len(lab.release([token_id]))
+    try:
+        for token_id, runtime in owners:
+            lab = runtime.lab
+            if power_off and lab.ledger.is_live(token_id):
+                resource = lab.ledger.get(token_id).resource
+                off = lab.power_off(resource, [token_id], f"turned off by {who}")
+                released += len(off)
+            else:
+                released += len(lab.release([token_id]))
+    finally:
+        await async_committed(runtime.storage for _, runtime in owners)
     return released
 
 

@@ -8,7 +8,6 @@ import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -28,14 +27,12 @@ from homeassistant.helpers.event import (
     async_track_time_interval,
 )
 from homeassistant.helpers.start import async_at_started
-from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .build import (
     ResourceBuilder,
     bmc_client,
     file_key,
-    known_to_lab_file,
     stagger_policy,
     subentry_data,
 )
@@ -59,10 +56,8 @@ from .const import (
     EVENT_TOKEN_REVOKED,
     FEED_SHARED,
     ISSUE_HALTED,
-    LAB_OPTION_DEFAULTS,
     LOGGER,
     START_FAILURES_FOR_REPAIR,
-    STORAGE_VERSION,
     SUBENTRY_BMC,
     SUBENTRY_PDU,
     SUBENTRY_RESOURCE,
@@ -71,7 +66,6 @@ from .coordinator import CREDENTIAL_ISSUES, PDU_INVALID, PduCoordinator, unit_is
 from .core.events import EventKind, LabEvent
 from .core.feeds import FeedUse, SharedFeed, shared_feeds
 from .core.lab import Lab, ResourceSpec
-from .core.labfile import LabFile, LabFileError, load_lab_file
 from .core.model import LabError, ResourceState
 from .core.reconciler import Timing
 from .core.switching import (
@@ -88,7 +82,10 @@ from .drivers.icmp import (
 from .energy import EnergyTracker
 from .feeds import feed_uses
 from .helpers import config_subentry_of, raise_repair
+from .labfile import LabFile, LabFileError, async_load
 from .reminders import Reminders
+from .schema import LAB_OPTION_DEFAULTS
+from .storage import LabStorage
 from .ups import UpsPolicy
 
 type LabpowerConfigEntry = ConfigEntry[LabRuntime]
@@ -100,12 +97,11 @@ class Topic(StrEnum):
     STATE = "state"  # power, availability, state and reason
     HOLDERS = "holders"  # tokens: holder counts and what the resource should be
     ENERGY = "energy"  # energy counters
+    # token changes on disk: what an answered request changed (one per group commit)
+    COMMITTED = "committed"
 
 
 ENERGY_INTERVAL = timedelta(seconds=60)
-# Changes are written within this many seconds (and at once on unload): a burst of token
-# changes makes one write, not one each (see benchmarks/).
-SAVE_DELAY = 1.0
 
 POWERED_STATES = frozenset(
     {ResourceState.STARTING, ResourceState.AVAILABLE, ResourceState.STOPPING}
@@ -128,7 +124,7 @@ class LabRuntime:
     entry: LabpowerConfigEntry
     lab_device_id: str
     lab: Lab = field(init=False)
-    store: Store[dict[str, Any]] = field(init=False)
+    storage: LabStorage = field(init=False)
     icmp: IcmpSweeper = field(init=False)
     energy: EnergyTracker = field(init=False)
     subentry_of: dict[str, str] = field(default_factory=dict)  # resource -> subentry id
@@ -162,9 +158,10 @@ class LabRuntime:
             timing=Timing(start_failures_for_repair=START_FAILURES_FOR_REPAIR),
             scheduler=self,
         )
-        self.store = Store(
-            self.hass, STORAGE_VERSION, f"{DOMAIN}.{self.entry.entry_id}"
+        self.storage = LabStorage(
+            self.hass, self.entry.entry_id, self.entry.title, self.lab, self._stored
         )
+        self.storage.on_commit = lambda: self._notify((), Topic.COMMITTED)
         self.energy = EnergyTracker(self.hass, self.lab, clock)
         self.settings = {**LAB_OPTION_DEFAULTS, **self.entry.options}
         self.reminders = Reminders(self.hass, self.lab, self.settings, clock)
@@ -186,7 +183,7 @@ class LabRuntime:
             with contextlib.suppress(IcmpUnavailableError):
                 privileged = await detect_privileged()
         self.icmp = IcmpSweeper(privileged=privileged)
-        stored = await self.store.async_load() or {}
+        stored = await self.storage.async_read()
         self.host_keys.update(stored.get("host_keys", {}))
         bmcs = subentry_data(self.entry, SUBENTRY_BMC)
         if lab_file is not None:
@@ -243,10 +240,10 @@ class LabRuntime:
         except LabError as err:
             LOGGER.error("Power-on stagger ignored: %s", err)
         self._sync_icmp_issue(needed=uses_icmp)
-        self.lab.load(stored)
+        self.energy.accountant.load(stored.get("energy"))
+        await self.storage.async_restore()
         for name, reason in self.lab.halts().items():
             self._raise_halt_issue(name, reason)  # issues are not kept over a restart
-        self.energy.accountant.load(stored.get("energy"))
         if watched:
             self._unsubscribe.append(
                 async_track_state_change_event(
@@ -309,12 +306,8 @@ class LabRuntime:
             ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             return None
         try:
-            lab_file = await self.hass.async_add_executor_job(
-                partial(
-                    load_lab_file,
-                    self.hass.config.path(path),
-                    **known_to_lab_file(self.hass, self.entry),
-                )
+            lab_file = await async_load(
+                self.hass, self.entry, self.hass.config.path(path)
             )
         except (LabFileError, OSError) as err:
             # Starting without the file would drop its resources' tokens and devices
@@ -376,11 +369,11 @@ class LabRuntime:
             unsubscribe()
         await self.lab.stop()
         self.energy.tick_all()
-        await self.store.async_save(self._stored())
         for client in self.bmcs.values():
             await client.close()
         for unit in self.units.values():
             await unit.async_shutdown()
+        await self.storage.async_close()
 
     def _stored(self) -> dict[str, Any]:
         """What the store holds: the ledger, the energy counters, pinned SSH host keys."""
@@ -394,7 +387,7 @@ class LabRuntime:
     def _tick_energy(self, _now: datetime) -> None:
         self.energy.tick_all()
         self._notify(self.lab.names, Topic.ENERGY)
-        self.store.async_delay_save(self._stored, SAVE_DELAY)
+        self.storage.save_soon()
 
     @callback
     def _meter_changed(self, event: Event[EventStateChangedData]) -> None:
@@ -500,7 +493,7 @@ class LabRuntime:
     def _remember_host_key(self, resource: str, key: str) -> None:
         """Pin an SSH host key seen on first use (stored with the ledger)."""
         self.host_keys[resource] = key
-        self.store.async_delay_save(self._stored, SAVE_DELAY)
+        self.storage.save_soon()
 
     async def _async_poll_bmc_power(self, _now: datetime | None = None) -> None:
         """Read each BMC's draw once, for the resources it feeds; energy integrates it."""
@@ -566,7 +559,7 @@ class LabRuntime:
         kind = event.kind
         self.reminders.on_event(event)
         if kind is EventKind.PERSIST:
-            self.store.async_delay_save(self._stored, SAVE_DELAY)
+            self.storage.changed()
         elif kind in _TOKEN_EVENTS:
             token = event.token
             assert token is not None

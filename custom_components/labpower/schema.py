@@ -45,6 +45,7 @@ from .const import (
     CONF_GRACEFUL_OFF,
     CONF_HOST,
     CONF_LAB_FILE,
+    CONF_LAB_NAME,
     CONF_LABELS,
     CONF_LED_ENTITY,
     CONF_LONG_PRESS,
@@ -192,7 +193,10 @@ def opaque(value: Any) -> str:
 
 def name(value: Any) -> str:
     """A name: non-blank text of at most 255 characters without control characters."""
-    result = text(value)
+    try:
+        result = text(value)
+    except FieldInvalid as err:
+        raise FieldInvalid("name_empty", str(err.msg)) from None
     if len(result) > MAX_TEXT or _CONTROL.search(result):
         raise FieldInvalid(
             "name_invalid",
@@ -415,10 +419,30 @@ def _duration(key: str, default: float, validator: Callable[[Any], float]) -> Fi
     return Field(key, validator, SECONDS_SELECTOR, default=default, required=True)
 
 
+def form(
+    fields: Iterable[Field],
+    selectors: Mapping[str, selector.Selector[Any]] | None = None,
+) -> vol.Schema:
+    """A config flow form of these fields: their selectors (or those given), defaults.
+
+    A field without a selector of its own is left out unless `selectors` gives one.
+    """
+    chosen = selectors or {}
+    return vol.Schema(
+        {
+            field.marker(with_default=True): chosen.get(field.key, field.selector)
+            for field in fields
+            if field.key in chosen or field.selector is not None
+        }
+    )
+
+
 def by_key(fields: Iterable[Field]) -> dict[str, Field]:
     """Fields by key, in order."""
     return {field.key: field for field in fields}
 
+
+LAB_NAME: Final = Field(CONF_LAB_NAME, name, TEXT_SELECTOR, required=True)
 
 # A resource: its name and type, what its switcher and checker need, its policy.
 RESOURCE_NAME: Final = Field(CONF_RESOURCE_NAME, name, TEXT_SELECTOR, required=True)
@@ -561,29 +585,49 @@ def _mapping(fields: Iterable[Field]) -> vol.Schema:
     )
 
 
-def _resource_rules(data: dict[str, Any]) -> dict[str, Any]:
-    """What holds between a resource's fields."""
-    if data[CONF_MAX_TTL] < data[CONF_DEFAULT_TTL]:
+def check_types(switcher: str, checker: str) -> None:
+    """A switcher that cannot read the power state needs a checker."""
+    if switcher == SWITCHER_WOL and checker == CHECKER_NONE:
         raise FieldInvalid(
-            "max_ttl_below_default",
-            f"max_ttl ({data[CONF_MAX_TTL]:g} s) is below default_ttl "
-            f"({data[CONF_DEFAULT_TTL]:g} s)",
-            [CONF_MAX_TTL],
+            "wol_needs_check",
+            "switcher_type wol needs a checker: Wake-on-LAN cannot read the "
+            "power state",
+            [CONF_CHECKER],
         )
-    if data[CONF_SWITCHER] == SWITCHER_WOL:
-        if not (data.get(CONF_SSH_PASSWORD) or data.get(CONF_SSH_KEY)):
-            raise FieldInvalid(
+
+
+def rule_errors(data: Mapping[str, Any]) -> list[FieldInvalid]:
+    """What does not hold between a resource's fields (each with its field's path)."""
+    found: list[FieldInvalid] = []
+    if data[CONF_MAX_TTL] < data[CONF_DEFAULT_TTL]:
+        found.append(
+            FieldInvalid(
+                "max_ttl_below_default",
+                f"max_ttl ({data[CONF_MAX_TTL]:g} s) is below default_ttl "
+                f"({data[CONF_DEFAULT_TTL]:g} s)",
+                [CONF_MAX_TTL],
+            )
+        )
+    if data[CONF_SWITCHER] == SWITCHER_WOL and not (
+        data.get(CONF_SSH_PASSWORD) or data.get(CONF_SSH_KEY)
+    ):
+        found.append(
+            FieldInvalid(
                 "ssh_credentials",
                 "switcher_type wol needs ssh_password or ssh_key",
                 [CONF_SSH_PASSWORD],
             )
-        if data[CONF_CHECKER] == CHECKER_NONE:
-            raise FieldInvalid(
-                "wol_needs_check",
-                "switcher_type wol needs a checker: Wake-on-LAN cannot read the "
-                "power state",
-                [CONF_CHECKER],
-            )
+        )
+    try:
+        check_types(data[CONF_SWITCHER], data[CONF_CHECKER])
+    except FieldInvalid as err:
+        found.append(err)
+    return found
+
+
+def _resource_rules(data: dict[str, Any]) -> dict[str, Any]:
+    if found := rule_errors(data):
+        raise vol.MultipleInvalid(list(found))
     return data
 
 
@@ -779,6 +823,9 @@ LAB_OPTION_FIELDS: Final = (
     ),
 )
 LAB_OPTIONS_SCHEMA: Final = _mapping(LAB_OPTION_FIELDS)
+LAB_OPTION_DEFAULTS: Final = {
+    f.key: f.default for f in LAB_OPTION_FIELDS if f.default is not vol.UNDEFINED
+}
 # A lab file's `policies:`: only what it gives (no defaults).
 LAB_POLICY_SCHEMA: Final = vol.Schema(
     {vol.Optional(field.key): field.validator for field in LAB_POLICY_FIELDS}
@@ -799,6 +846,10 @@ def _all_fields() -> Iterable[Field]:
 
 
 SECRETS: Final = frozenset(f.key for f in _all_fields() if f.secret)
+# What a unit's connection step sets (cleared when its vendor changes).
+CREDENTIAL_KEYS: Final = frozenset(
+    f.key for fields in (*UNIT_CREDENTIALS.values(), _PLAIN_CREDENTIALS) for f in fields
+)
 REDACTED: Final = frozenset(f.key for f in _all_fields() if f.secret or f.redact)
 
 
@@ -884,7 +935,11 @@ def token(value: Any) -> str:
 
 def label_list(value: Any) -> list[str]:
     """A non-empty JSON list of names (the REST API's pool labels)."""
-    if not isinstance(value, list) or not value:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(item, str) for item in value)
+    ):
         raise FieldInvalid("labels_invalid", "expected a non-empty list of labels")
     return names(value)
 

@@ -195,7 +195,7 @@ LAB_SENSORS = (
         translation_key="holders_total",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=LabRuntime.holders_total,
-        topic=Topic.HOLDERS,
+        topic=Topic.COMMITTED,
     ),
     _lab_energy("energy_total", lambda counter: counter.energy_kwh),
     _lab_energy("energy_avoided_total", lambda counter: counter.avoided_kwh),

@@ -21,7 +21,6 @@ from homeassistant.helpers.target import (
     TargetSelection,
     async_extract_referenced_entity_ids,
 )
-import probatio as vol
 
 from .const import DOMAIN
 from .core.model import (
@@ -41,80 +40,50 @@ from .operations import (
     runtimes,
     token_view,
 )
+from .schema import (
+    ACQUIRE_ACTION_SCHEMA,
+    ATTR_COUNT,
+    ATTR_HOLDER,
+    ATTR_KIND,
+    ATTR_LAB,
+    ATTR_LABELS,
+    ATTR_POWER_OFF,
+    ATTR_RESOURCE,
+    ATTR_TIMEOUT,
+    ATTR_TOKEN,
+    ATTR_TTL,
+    ATTR_WAIT,
+    FORCE_OFF_ACTION_SCHEMA,
+    NAMES_ACTION_SCHEMA,
+    RELEASE_ACTION_SCHEMA,
+    RELOAD_ACTION_SCHEMA,
+    RENEW_ACTION_SCHEMA,
+    WAIT_AVAILABLE,
+)
+from .storage import async_committed
 from .users import async_caller_name, async_is_admin
-
-ATTR_RESOURCE = "resource"
-ATTR_HOLDER = "holder"
-ATTR_TTL = "ttl"
-ATTR_KIND = "kind"
-ATTR_WAIT = "wait"
-ATTR_TIMEOUT = "timeout"
-ATTR_TOKEN = "token"
-ATTR_LABELS = "labels"
-ATTR_COUNT = "count"
-ATTR_LAB = "lab"
-ATTR_POWER_OFF = "power_off"
-POWER_OFF_NOW = "now"
-MAX_POOL = 1000
-
-WAIT_NONE = "none"
-WAIT_AVAILABLE = "available"
-DEFAULT_WAIT_TIMEOUT = 600.0
-
-_NAMES = vol.All(cv.ensure_list, [cv.string])
-_SECONDS = vol.All(vol.Coerce(float), vol.Range(min=0, min_included=False))
-
-ACQUIRE_SCHEMA = vol.Schema(
-    {
-        vol.Optional(ATTR_RESOURCE): _NAMES,
-        vol.Optional(ATTR_HOLDER): cv.string,
-        vol.Optional(ATTR_TTL): _SECONDS,
-        vol.Optional(ATTR_KIND, default=TokenKind.LEASE.value): vol.In(
-            [kind.value for kind in TokenKind]
-        ),
-        vol.Optional(ATTR_WAIT, default=WAIT_NONE): vol.In([WAIT_NONE, WAIT_AVAILABLE]),
-        vol.Optional(ATTR_TIMEOUT, default=DEFAULT_WAIT_TIMEOUT): _SECONDS,
-        vol.Optional(ATTR_LABELS): _NAMES,
-        vol.Optional(ATTR_COUNT, default=1): vol.All(
-            vol.Coerce(int), vol.Range(min=1, max=MAX_POOL)
-        ),
-        **cv.TARGET_SERVICE_FIELDS,
-    }
-)
-RELOAD_SCHEMA = vol.Schema({vol.Optional(ATTR_LAB): _NAMES})
-RELEASE_SCHEMA = vol.Schema(
-    {
-        vol.Required(ATTR_TOKEN): _NAMES,
-        vol.Optional(ATTR_POWER_OFF): vol.In([POWER_OFF_NOW]),
-    }
-)
-RENEW_SCHEMA = vol.Schema(
-    {vol.Required(ATTR_TOKEN): cv.string, vol.Optional(ATTR_TTL): _SECONDS}
-)
-LIST_SCHEMA = vol.Schema({vol.Optional(ATTR_RESOURCE): _NAMES})
-FORCE_OFF_SCHEMA = vol.Schema({vol.Required(ATTR_RESOURCE): _NAMES})
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the actions (once, for every lab)."""
     hass.services.async_register(
-        DOMAIN, "acquire", _acquire, ACQUIRE_SCHEMA, SupportsResponse.OPTIONAL
+        DOMAIN, "acquire", _acquire, ACQUIRE_ACTION_SCHEMA, SupportsResponse.OPTIONAL
     )
     hass.services.async_register(
-        DOMAIN, "release", _release, RELEASE_SCHEMA, SupportsResponse.OPTIONAL
+        DOMAIN, "release", _release, RELEASE_ACTION_SCHEMA, SupportsResponse.OPTIONAL
     )
     hass.services.async_register(
-        DOMAIN, "renew", _renew, RENEW_SCHEMA, SupportsResponse.OPTIONAL
+        DOMAIN, "renew", _renew, RENEW_ACTION_SCHEMA, SupportsResponse.OPTIONAL
     )
     hass.services.async_register(
-        DOMAIN, "list", _list, LIST_SCHEMA, SupportsResponse.ONLY
+        DOMAIN, "list", _list, NAMES_ACTION_SCHEMA, SupportsResponse.ONLY
     )
     async_register_admin_service(
         hass,
         DOMAIN,
         "reload_lab_file",
         _reload_lab_file,
-        RELOAD_SCHEMA,
+        RELOAD_ACTION_SCHEMA,
         SupportsResponse.OPTIONAL,
     )
     async_register_admin_service(
@@ -122,7 +91,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN,
         "force_off",
         _force_off,
-        FORCE_OFF_SCHEMA,
+        FORCE_OFF_ACTION_SCHEMA,
         SupportsResponse.OPTIONAL,
     )
 
@@ -197,6 +166,7 @@ async def _renew(call: ServiceCall) -> ServiceResponse:
     token_id: str = call.data[ATTR_TOKEN]
     runtime = await async_found(hass, partial(lab_of_token, hass, token_id))
     token = runtime.lab.renew(token_id, call.data.get(ATTR_TTL))
+    await runtime.storage.async_committed()
     return {"tokens": [token_view(runtime, token)]}
 
 
@@ -230,6 +200,7 @@ async def _force_off(call: ServiceCall) -> ServiceResponse:
     revoked = 0
     for name, runtime in located.items():
         revoked += len(runtime.lab.force_off(name, f"forced off by {who}"))
+    await async_committed(runtime.storage for runtime in located.values())
     return {"revoked": revoked}
 
 

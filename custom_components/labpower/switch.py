@@ -90,6 +90,7 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
             user_id=user_id,
             limit=self.runtime.ui_hold_limit(),
         )
+        await self.runtime.storage.async_committed()
 
     @labpower_errors
     @override
@@ -102,9 +103,12 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
         holder = await async_caller_name(self.hass, self._context)
         lab = self.runtime.lab
         holds = lab.ledger.find_hold(self.resource, user_id, holder)
-        lab.power_off(
-            self.resource, [token.id for token in holds], f"turned off by {holder}"
-        )
+        try:
+            lab.power_off(
+                self.resource, [token.id for token in holds], f"turned off by {holder}"
+            )
+        finally:
+            await self.runtime.storage.async_committed()
 
 
 class OutletSwitch(PduEntity, SwitchEntity):

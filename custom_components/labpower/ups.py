@@ -27,10 +27,10 @@ from .const import (
     CONF_SHED_ON_BATTERY,
     CONF_SHUTDOWN_ON_LOW_BATTERY,
     EVENT_UPS_POLICY,
-    LAB_OPTION_DEFAULTS,
     LOGGER,
 )
 from .core.lab import Lab
+from .schema import LAB_OPTION_DEFAULTS
 
 
 class UpsLevel(IntEnum):
@@ -43,14 +43,22 @@ class UpsLevel(IntEnum):
 
 
 def ups_level(state: State | None) -> UpsLevel:
-    """Read a NUT status sensor: flags (OL, OB, LB) or the translated text."""
+    """Read a NUT status sensor: flags (OL, OB, LB, FSD) or the translated text.
+
+    Low battery is NUT's "critical": on battery and low battery, or forced shutdown
+    (upsmon(8)). A UPS back on line whose battery still recharges reports "OL CHRG LB":
+    online, not critical.
+    """
     if state is None:
         return UpsLevel.UNKNOWN
     value = state.state.casefold()
     flags = set(value.replace(",", " ").split())
-    if "lb" in flags or "low battery" in value:
+    on_battery = "ob" in flags or "on battery" in value
+    if "fsd" in flags or "forced shutdown" in value:
         return UpsLevel.LOW_BATTERY
-    if "ob" in flags or "on battery" in value:
+    if on_battery and ("lb" in flags or "low battery" in value):
+        return UpsLevel.LOW_BATTERY
+    if on_battery:
         return UpsLevel.ON_BATTERY
     if "ol" in flags or "online" in value or "on line" in value:
         return UpsLevel.ONLINE

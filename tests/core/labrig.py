@@ -1,10 +1,15 @@
-"""A running lab of fake machines on a fake clock, for dependency and stagger tests."""
+"""Labs of fake machines on a fake clock.
+
+`Rig` runs a lab of many (dependency and stagger tests); `harness` drives one resource's
+reconciler pass by pass (reconciler and guard tests).
+"""
 
 from __future__ import annotations
 
 from custom_components.labpower.core.events import EventKind, LabEvent
 from custom_components.labpower.core.lab import Lab, ResourceSpec
 from custom_components.labpower.core.model import (
+    PowerAction,
     PowerState,
     ResourcePolicy,
     ResourceState,
@@ -113,3 +118,68 @@ def stack_name(stack: int) -> str:
 def pi_name(stack: int, pi: int) -> str:
     """The name of a Pi in a stack."""
     return f"pi-{stack:02d}-{pi}"
+
+
+POLICY = ResourcePolicy(
+    off_delay=60, min_off_time=30, start_timeout=120, stop_timeout=90, default_ttl=600
+)
+
+
+class Harness:
+    """A lab of one resource driven pass by pass on a fake clock."""
+
+    clock: FakeClock
+    events: list[LabEvent]
+    lab: Lab
+    feeds: tuple[FakeFeed, ...]
+
+    async def step(self) -> float:
+        """One reconcile pass."""
+        return await self.reconciler.reconcile_once()
+
+    @property
+    def state(self) -> ResourceState:
+        """The resource's state."""
+        return self.reconciler.state
+
+    def actions(self) -> list[tuple[PowerAction | None, str | None]]:
+        """Power actions reported so far."""
+        return [
+            (e.action, e.cause)
+            for e in self.events
+            if e.kind is EventKind.POWER_CHANGED
+        ]
+
+    def kinds(self, kind: EventKind) -> list[LabEvent]:
+        """Events of one kind."""
+        return [e for e in self.events if e.kind is kind]
+
+
+def _policy(**overrides: float) -> ResourcePolicy:
+    values = {
+        "off_delay": POLICY.off_delay,
+        "min_off_time": POLICY.min_off_time,
+        "start_timeout": POLICY.start_timeout,
+        "stop_timeout": POLICY.stop_timeout,
+        "default_ttl": POLICY.default_ttl,
+        "max_ttl": POLICY.max_ttl,
+        "graceful_off": POLICY.graceful_off,
+    }
+    values.update(overrides)
+    return ResourcePolicy(**values)  # type: ignore[arg-type]
+
+
+def harness(
+    *feeds: FakeFeed, checker: FakeChecker | None = None, **policy: float
+) -> Harness:
+    """A harness with the policy above, changed by `policy`."""
+    h = Harness.__new__(Harness)
+    h.clock = FakeClock()
+    h.events = []
+    h.lab = Lab(clock=h.clock, listener=h.events.append, sleep=h.clock.sleep)
+    h.feeds = feeds or (FakeFeed(),)
+    h.lab.add(
+        ResourceSpec(name="r", feeds=h.feeds, checker=checker, policy=_policy(**policy))
+    )
+    h.reconciler = h.lab.reconciler("r")
+    return h

@@ -16,8 +16,7 @@ from custom_components.labpower.core.model import (
 )
 
 from .fakes import FakeFeed
-from .labrig import Rig
-from .test_reconciler import harness
+from .labrig import Rig, harness
 
 FOREIGN = "switched by something else: feed"
 CORRECTING = "correcting feed, switched by something else"

@@ -8,6 +8,7 @@ import pytest
 from custom_components.labpower.core.hostlist import (
     MAX_VALUES,
     HostlistError,
+    count,
     expand,
     is_pattern,
 )
@@ -80,10 +81,11 @@ def test_is_pattern() -> None:
         ("pi[1[2]]", r"'\[' at column 5 inside a range"),
         ("pi[1-2]*0", r"'\*0' repeats nothing"),
         ("pi[\uff11-\uff12]", "is not a number"),
-        ("pi[1-100001]", "more than 100,000 values"),
-        ("pi[1-60000,1-60000]", "more than 100,000 values"),
-        ("pi[1-1000]*1000", "more than 100,000 values"),
-        ("r[1-1000]n[1-1000]", "more than 100,000 values"),
+        ("pi[1-99999]", "more than 10,000 values"),
+        ("pi[1-6000,1-6000]", "more than 10,000 values"),
+        ("pi[1-100]*1000", "more than 10,000 values"),
+        ("r[1-1000]n[1-1000]", "more than 10,000 values"),
+        ("r[1-999999999999]n[1-999999999999]", "more than 10,000 values"),
     ],
 )
 def test_malformed_patterns_are_refused(pattern: str, message: str) -> None:
@@ -94,6 +96,15 @@ def test_malformed_patterns_are_refused(pattern: str, message: str) -> None:
 
 def test_the_largest_pattern_allowed() -> None:
     assert len(expand(f"n[1-{MAX_VALUES}]")) == MAX_VALUES
+
+
+def test_count_makes_no_values() -> None:
+    """A huge pattern is counted, not built: the limit is checked before memory is spent."""
+    assert count("r[1-999999999]n[1-999999999]*2") == 999999999**2 * 2
+    assert count("node[1-3,7]x[007]") == 4
+    assert count("plain") == 1
+    with pytest.raises(HostlistError, match="goes backwards"):
+        count("n[5-1]")
 
 
 def test_results_are_fresh_lists() -> None:

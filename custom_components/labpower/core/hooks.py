@@ -41,11 +41,13 @@ class LabHooks(ReconcilerHooks):
     def state_changed(self, resource: str) -> None:
         """Tell listeners, wake waiters; update what it needs, kick children it unblocks."""
         self.lab._emit(EventKind.STATE_CHANGED, resource)
-        if (
-            self.lab.ledger.off_requested(resource)
-            and self.lab._resources[resource].reconciler.power is PowerState.OFF
-        ):
+        off = self.lab._resources[resource].reconciler.power is PowerState.OFF
+        if off and self.lab.ledger.off_requested(resource):
             self._off_seen(resource)
+        if off and self.lab.ledger.is_kept(resource):
+            # Kept as found after a lost store: a machine seen off holds nothing.
+            self.lab.ledger.forget_kept(resource)
+            self.lab._emit(EventKind.PERSIST)
         self.lab._wake_waiters(resource)
         if self.lab._starting:
             return

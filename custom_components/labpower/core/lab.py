@@ -239,11 +239,14 @@ class Lab:
         """Change the power-on limits (None: no limit); slots in use stay in use."""
         self._gate.set_policy(policy)
 
-    def load(self, data: dict[str, Any] | None) -> None:
-        """Restore persisted ledger state (call after adding resources, before start)."""
-        if not data:
+    def load(
+        self, data: dict[str, Any] | None, journal: Iterable[list[Any]] = ()
+    ) -> None:
+        """Restore persisted state and its journal (after adding resources, before start)."""
+        journal = list(journal)
+        if not data and not journal:
             return
-        for token in self.ledger.load(data):
+        for token in self.ledger.load(data or self.ledger.to_dict(), journal):
             _LOGGER.warning(
                 "Token of %s for removed resource %s released",
                 token.holder,
@@ -391,6 +394,8 @@ class Lab:
 
     def check_accepting(self) -> None:
         """Raise AcquireRefusedError while the lab gives out no new tokens."""
+        if self.ledger.frozen is not None:
+            raise AcquireRefusedError(self.ledger.frozen)
         if self._refusal is not None:
             raise AcquireRefusedError(self._refusal)
 
@@ -460,6 +465,20 @@ class Lab:
         self._emit(EventKind.PERSIST)
         self._kick(managed)
         return True
+
+    def confirm_unknown(self, cause: str) -> list[str]:
+        """An administrator confirmed the lost tokens: manage kept resources again.
+
+        Those nobody holds go off after their off delay.
+        """
+        kept = self.ledger.confirm_unknown()
+        for name in kept:
+            self.ledger.set_cause(name, cause)
+            self._emit(EventKind.HOLDERS_CHANGED, name)
+            self._kick(self._resources[name])
+        self._propagate(kept)
+        self._emit(EventKind.PERSIST)
+        return kept
 
     def halts(self) -> dict[str, str]:
         """The resources labpower stopped switching, with the reason."""

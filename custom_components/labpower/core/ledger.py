@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 import heapq
+import math
 import secrets
 from typing import Any
 
 from .model import (
     InvalidTtlError,
-    LabError,
     ResourcePolicy,
+    StoredStateError,
     TokenKind,
     UnknownResourceError,
     UnknownTokenError,
@@ -52,6 +53,17 @@ class Ledger:
         self.shedding = False
         # Resources labpower stopped switching until a person acknowledges (the reason).
         self._halted: dict[str, str] = {}
+        # Resources kept as they were found because the stored tokens were lost: they
+        # are wanted on (never switched off) until an administrator confirms (persisted).
+        self._kept: set[str] = set()
+        # Why no token may be taken (a store too new to write over), if so.
+        self.frozen: str | None = None
+        self._unknown: str | None = None
+        # Changes not yet journaled (see drain_changes): tokens put, tokens dropped
+        # (with when), resources whose own fields changed.
+        self._put: set[str] = set()
+        self._dropped: dict[str, float] = {}
+        self._touched: set[str] = set()
 
     # Resources
 
@@ -79,6 +91,7 @@ class Ledger:
         self._forced.discard(resource)
         self._off_requested.discard(resource)
         self._halted.pop(resource, None)
+        self._kept.discard(resource)
         return revoked
 
     @property
@@ -129,6 +142,8 @@ class Ledger:
         self._off_at.pop(resource, None)
         self._forced.discard(resource)
         self._last_cause[resource] = f"acquired by {holder}"
+        self._put.add(token.id)
+        self._touched.add(resource)
         return token
 
     def validate_ttl(self, resource: str, ttl: float | None) -> None:
@@ -146,7 +161,7 @@ class Ledger:
         """Release a token; None when it was already released or expired."""
         token = self._tokens.get(token_id)
         if token is None:
-            if token_id in self._released:
+            if token_id in self._released or self._unknown is not None:
                 return None
             raise UnknownTokenError(token_id)
         self._drop(token, f"released by {token.holder}")
@@ -154,7 +169,11 @@ class Ledger:
 
     def check_known(self, token_id: str) -> None:
         """Raise UnknownTokenError unless the token is live or was released."""
-        if token_id not in self._tokens and token_id not in self._released:
+        if (
+            token_id not in self._tokens
+            and token_id not in self._released
+            and self._unknown is None
+        ):
             raise UnknownTokenError(token_id)
 
     def renew(self, token_id: str, ttl: float | None = None) -> UsageToken:
@@ -173,6 +192,7 @@ class Ledger:
             ttl = token.limit
         token.expires = self._clock() + ttl
         heapq.heappush(self._expiry_heap, (token.expires, token.id))
+        self._put.add(token.id)
         return token
 
     def is_live(self, token_id: str) -> bool:
@@ -224,6 +244,7 @@ class Ledger:
         self._off_at.pop(resource, None)
         self._forced.add(resource)
         self._last_cause[resource] = cause
+        self._touched.add(resource)
         return revoked
 
     def tokens(self, resource: str) -> list[UsageToken]:
@@ -264,7 +285,11 @@ class Ledger:
         """
         if resource in self._off_requested:
             return False
-        if self._by_resource.get(resource) or resource in self._demand:
+        if (
+            self._by_resource.get(resource)
+            or resource in self._demand
+            or resource in self._kept
+        ):
             return True
         off_at = self._off_at.get(resource)
         return off_at is not None and self._clock() < off_at
@@ -281,7 +306,8 @@ class Ledger:
         if demanded:
             if resource not in self._demand:
                 self._demand.add(resource)
-                self._off_at.pop(resource, None)
+                if self._off_at.pop(resource, None) is not None:
+                    self._touched.add(resource)
                 self._forced.discard(resource)
             return
         if resource not in self._demand:
@@ -305,6 +331,7 @@ class Ledger:
     def set_cause(self, resource: str, cause: str) -> None:
         """Record what changed a resource's desired state (for the logbook)."""
         self._last_cause[resource] = cause
+        self._touched.add(resource)
 
     def last_cause(self, resource: str) -> str:
         """Who or what last changed the resource's desired state."""
@@ -315,6 +342,7 @@ class Ledger:
         self._last_off[resource] = self._clock()
         self._forced.discard(resource)
         self._off_requested.discard(resource)
+        self._touched.add(resource)
 
     def request_off(self, resource: str, cause: str) -> bool:
         """Power off now, skipping the off delay, if no token and no child holds it.
@@ -329,6 +357,7 @@ class Ledger:
         self._off_at[resource] = self._clock()
         self._off_requested.add(resource)
         self._last_cause[resource] = cause
+        self._touched.add(resource)
         return True
 
     def off_requested(self, resource: str) -> bool:
@@ -337,7 +366,9 @@ class Ledger:
 
     def clear_off_request(self, resource: str) -> None:
         """The resource is known to be off: a requested off is done."""
-        self._off_requested.discard(resource)
+        if resource in self._off_requested:
+            self._off_requested.discard(resource)
+            self._touched.add(resource)
 
     def last_off(self, resource: str) -> float | None:
         """When the resource was last seen going off, if ever (persisted)."""
@@ -356,11 +387,61 @@ class Ledger:
             self._halted.pop(resource, None)
         else:
             self._halted[resource] = reason
+        self._touched.add(resource)
 
     @property
     def halted(self) -> dict[str, str]:
         """The resources labpower stopped switching, with the reason (persisted)."""
         return dict(self._halted)
+
+    # Tokens lost with the store
+
+    def mark_unknown(self, resources: Iterable[str], reason: str) -> None:
+        """The stored tokens were lost: keep these resources as found, refuse no id.
+
+        Until confirm_unknown, each kept resource is wanted on (it is never switched
+        off; one seen off is let go with forget_kept), and releasing an unknown token
+        id succeeds: it may have been one of the lost tokens.
+        """
+        self._unknown = reason
+        for name in resources:
+            if name in self._policies:
+                self._kept.add(name)
+                self._touched.add(name)
+
+    @property
+    def unknown(self) -> str | None:
+        """What was lost, while no administrator confirmed it (persisted)."""
+        return self._unknown
+
+    @property
+    def kept(self) -> set[str]:
+        """The resources kept as found until confirmed."""
+        return set(self._kept)
+
+    def is_kept(self, resource: str) -> bool:
+        """Whether a resource is kept as found until confirmed."""
+        return resource in self._kept
+
+    def forget_kept(self, resource: str) -> None:
+        """A kept resource was seen off: nothing keeps it any more."""
+        if resource in self._kept:
+            self._kept.discard(resource)
+            self._touched.add(resource)
+
+    def confirm_unknown(self) -> list[str]:
+        """An administrator confirmed the loss; returns the resources that were kept.
+
+        Kept resources with no token nor demand start their off delay.
+        """
+        kept = sorted(self._kept)
+        self._unknown = None
+        self._kept.clear()
+        for name in kept:
+            self._touched.add(name)
+            if not self._by_resource.get(name) and name not in self._demand:
+                self._start_off_delay(name)
+        return kept
 
     # Persistence
 
@@ -375,12 +456,61 @@ class Ledger:
             "last_cause": dict(self._last_cause),
             "off_requested": sorted(self._off_requested),
             "halted": dict(self._halted),
+            "kept": sorted(self._kept),
+            "unknown": self._unknown,
         }
 
-    def load(self, data: dict[str, Any]) -> list[UsageToken]:
-        """Restore what to_dict wrote; returns tokens of resources no longer known."""
-        if data.get("version") != STATE_VERSION:
-            raise LabError(f"Unsupported ledger state version {data.get('version')}")
+    @property
+    def has_changes(self) -> bool:
+        """Whether changes wait for drain_changes."""
+        return bool(self._put or self._dropped or self._touched)
+
+    def drain_changes(self) -> list[Any]:
+        """The changes since the last drain, as journal records (see replay).
+
+        Records are absolute: a token as it is now, a token dropped (and when), a
+        resource's own fields as they are now; replaying them in order over the state
+        they followed gives this ledger's state. The released-id memory is not in them
+        (only each dropped id), so a change costs the same however much is remembered.
+        """
+        records: list[Any] = [
+            ["put", token.as_dict()]
+            for token_id in self._put
+            if (token := self._tokens.get(token_id)) is not None
+        ]
+        records.extend(["drop", token_id, at] for token_id, at in self._dropped.items())
+        records.extend(
+            ["res", name, self._fields(name)]
+            for name in self._touched
+            if name in self._policies
+        )
+        self._put.clear()
+        self._dropped.clear()
+        self._touched.clear()
+        return records
+
+    def _fields(self, name: str) -> dict[str, Any]:
+        return {
+            "off_at": self._off_at.get(name),
+            "last_off": self._last_off.get(name),
+            "last_cause": self._last_cause.get(name),
+            "off_requested": name in self._off_requested,
+            "halted": self._halted.get(name),
+            "kept": name in self._kept,
+        }
+
+    def load(
+        self, data: dict[str, Any], journal: Iterable[list[Any]] = ()
+    ) -> list[UsageToken]:
+        """Restore what to_dict wrote, then the journal's batches of drain_changes.
+
+        Returns the tokens of resources no longer known. Raises LabError on data
+        check_state refuses.
+        """
+        data = replay(data, journal)
+        check_state(data)
+        # Oldest first, as _forget_old_releases expects (orphans below are newest).
+        self._released.update(sorted(data["released"].items(), key=lambda i: i[1]))
         orphans: list[UsageToken] = []
         for raw in data["tokens"]:
             token = UsageToken.from_dict(raw)
@@ -404,7 +534,8 @@ class Ledger:
         self._halted.update(
             {k: v for k, v in data.get("halted", {}).items() if k in known}
         )
-        self._released.update(data["released"])
+        self._kept.update(name for name in data.get("kept", ()) if name in known)
+        self._unknown = self._unknown or data.get("unknown") or None
         return orphans
 
     # Internals
@@ -413,7 +544,9 @@ class Ledger:
         del self._tokens[token.id]
         remaining = self._by_resource[token.resource]
         del remaining[token.id]
-        self._released[token.id] = self._clock()
+        self._released[token.id] = self._dropped[token.id] = self._clock()
+        self._put.discard(token.id)
+        self._touched.add(token.resource)
         if len(self._released) > RELEASED_MEMORY_MAX:
             self._released.popitem(last=False)
         self._last_cause[token.resource] = cause
@@ -423,6 +556,7 @@ class Ledger:
     def _start_off_delay(self, resource: str) -> None:
         delay = 0.0 if self.shedding else self._policies[resource].off_delay
         self._off_at[resource] = self._clock() + delay
+        self._touched.add(resource)
 
     def end_off_delays(self) -> list[str]:
         """End every running off delay now (load shedding); the resources it ended."""
@@ -430,6 +564,7 @@ class Ledger:
         ended = [name for name, off_at in self._off_at.items() if off_at > now]
         for name in ended:
             self._off_at[name] = now
+        self._touched.update(ended)
         return ended
 
     def _drop_all(self, resource: str) -> list[UsageToken]:
@@ -437,7 +572,8 @@ class Ledger:
         now = self._clock()
         for token in tokens:
             del self._tokens[token.id]
-            self._released[token.id] = now
+            self._released[token.id] = self._dropped[token.id] = now
+            self._put.discard(token.id)
         self._by_resource.get(resource, {}).clear()
         return tokens
 
@@ -448,3 +584,106 @@ class Ledger:
             if now - when < RELEASED_MEMORY_SECONDS:
                 break
             del released[token_id]
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_state(data: dict[str, Any]) -> None:
+    """Raise LabError (StoredStateError) unless `data` is a ledger state load can read."""
+    try:
+        _check_state(data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise StoredStateError(f"malformed: {err}") from None
+
+
+def _check_state(data: dict[str, Any]) -> None:
+    version = data.get("version")
+    if version != STATE_VERSION:
+        raise ValueError(f"ledger state version {version!r}")
+    tokens = data["tokens"]
+    if not isinstance(tokens, list):
+        raise TypeError("tokens is not a list")
+    for number, raw in enumerate(tokens):
+        if not isinstance(raw, dict):
+            raise TypeError(f"token {number} is not an object")
+        token = UsageToken.from_dict(raw)
+        if not (token.id and token.resource) or not math.isfinite(token.created):
+            raise ValueError(f"token {number} has no id, resource or time")
+        if token.expires is not None and not math.isfinite(token.expires):
+            raise ValueError(f"token {number} expires at {token.expires}")
+        if (token.kind is TokenKind.LEASE) != (token.expires is not None):
+            raise ValueError(f"token {number}: a {token.kind} expiring {token.expires}")
+    for key in ("off_at", "last_off", "released"):
+        mapping = data[key]
+        if not isinstance(mapping, dict) or not all(map(_number, mapping.values())):
+            raise TypeError(f"{key} is not a map of times")
+    for key in ("last_cause", "halted"):
+        mapping = data.get(key, {})
+        if not isinstance(mapping, dict) or not all(
+            isinstance(v, str) for v in mapping.values()
+        ):
+            raise TypeError(f"{key} is not a map of texts")
+    if not isinstance(data.get("unknown"), (str, type(None))):
+        raise TypeError("unknown is not a text")
+    for key in ("off_requested", "kept"):
+        names = data.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"{key} is not a list of names")
+
+
+def replay(data: dict[str, Any], journal: Iterable[list[Any]]) -> dict[str, Any]:
+    """The state `data` (as to_dict wrote it) after the journal's batches of changes.
+
+    Unknown records are refused (LabError): they come from a newer version.
+    """
+    batches = list(journal)
+    if not batches:
+        return data
+    tokens = {raw["id"]: raw for raw in data["tokens"] if isinstance(raw, dict)}
+    released = dict(data["released"])
+    maps = {key: dict(data.get(key, {})) for key in _MAP_FIELDS}
+    sets = {key: set(data.get(key, ())) for key in _SET_FIELDS}
+
+    def apply(record: Any) -> bool:
+        match record:
+            case ["put", dict() as raw]:
+                tokens[str(raw["id"])] = raw
+            case ["drop", str() as token_id, at] if _number(at):
+                tokens.pop(token_id, None)
+                released[token_id] = at
+            case ["res", str() as name, dict() as fields]:
+                for key in _MAP_FIELDS:
+                    if fields.get(key) is None:
+                        maps[key].pop(name, None)
+                    else:
+                        maps[key][name] = fields[key]
+                for key in _SET_FIELDS:
+                    if fields.get(key):
+                        sets[key].add(name)
+                    else:
+                        sets[key].discard(name)
+            case _:
+                return False
+        return True
+
+    for batch in batches:
+        for record in batch:
+            try:
+                applied = apply(record)
+            except KeyError, TypeError:
+                applied = False
+            if not applied:
+                raise StoredStateError(f"journal: unknown record {record!r:.80}")
+    return {
+        **data,
+        "tokens": list(tokens.values()),
+        "released": released,
+        **maps,
+        **{key: sorted(names) for key, names in sets.items()},
+    }
+
+
+_MAP_FIELDS = ("off_at", "last_off", "last_cause", "halted")
+_SET_FIELDS = ("off_requested", "kept")

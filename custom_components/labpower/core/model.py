@@ -118,6 +118,26 @@ class LabError(Exception):
         self.placeholders = placeholders
 
 
+class StoredStateError(LabError):
+    """A stored ledger state (or journal) that cannot be loaded: says what is wrong."""
+
+    key = "stored_state_invalid"
+
+    def __init__(self, detail: str) -> None:
+        """What is wrong with it."""
+        super().__init__(f"Stored state not loaded: {detail}", detail=detail)
+
+
+class StoreWriteError(LabError):
+    """A change could not be written to disk: it is not acknowledged."""
+
+    key = "store_write_failed"
+
+    def __init__(self, detail: str) -> None:
+        """Why the write failed."""
+        super().__init__(f"Not written to disk: {detail}", detail=detail)
+
+
 class LabsLoadingError(LabError):
     """Labs are still loading (Home Assistant is starting): ask again in a moment."""
 

@@ -161,7 +161,7 @@ class PduUnit:
             read = _Read(math.inf, asyncio.get_running_loop().create_future())
             self._read = read
             self._spawn(self._do_read(read))
-        return await asyncio.shield(read.future)
+        return await _shared(read.future)
 
     async def _do_read(self, read: _Read) -> None:
         try:
@@ -207,7 +207,7 @@ class PduUnit:
                 superseded.exception()  # retrieved: no warning when nobody awaits it
             if len(pending) == 1:
                 self._spawn(self._send(on))
-        await asyncio.shield(future)
+        await _shared(future)
 
     async def _send(self, on: bool) -> None:
         async with self._lock:
@@ -316,3 +316,13 @@ class UnusableOutlet(PduOutletSwitcher):
     async def turn_off(self, *, graceful: bool) -> None:
         """Refuse: the outlet cannot be used."""
         await self.read_state()
+
+
+async def _shared[T](future: asyncio.Future[T]) -> T:
+    """Wait for a future other callers share; a cancelled caller leaves it running.
+
+    Unlike asyncio.shield, a failure after every caller went away (Home Assistant
+    stopping during a read) is not reported as an exception nobody handled.
+    """
+    await asyncio.wait((future,))
+    return future.result()

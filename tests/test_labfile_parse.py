@@ -14,7 +14,7 @@ from custom_components.labpower.core.feeds import (
     FeedTarget,
     outlet_target,
 )
-from custom_components.labpower.core.labfile import (
+from custom_components.labpower.labfile import (
     MAX_ERRORS,
     LabFile,
     LabFileError,
@@ -23,7 +23,7 @@ from custom_components.labpower.core.labfile import (
     parse_lab_file,
 )
 
-DOCS = Path(__file__).parents[2] / "docs" / "labfile.md"
+DOCS = Path(__file__).parents[1] / "docs" / "labfile.md"
 SECRETS = {
     "pdu1_password": "pdu-secret",
     "pdu2_community": "private",
@@ -993,7 +993,7 @@ def test_shape_of_the_file() -> None:
         units: x
         defaults: [a]
         policies:
-          max_parallel_on: 0
+          max_parallel_on: -1
           on_spacing: 1
           shed_idle_on_battery: null
         bmcs:
@@ -1004,7 +1004,7 @@ def test_shape_of_the_file() -> None:
         (2, "resources must be a list (- name: a)"),
         (3, "units must be a list (- name: a)"),
         (4, "defaults must be a mapping (key: value)"),
-        (6, "max_parallel_on: must be at least 1, not 0"),
+        (6, "max_parallel_on: must be at least 0, not -1"),
         (10, "a BMC must be a mapping (key: value)"),
     ]
 
@@ -1293,3 +1293,48 @@ def test_error_text_and_problem_values() -> None:
     assert error.errors[1] == LabFileProblem(3, "line three")
     assert not error.truncated
     assert LabFileError([]).filename == "labpower.yaml"
+
+
+def test_bounds_before_memory_is_spent() -> None:
+    """Nesting, aliases, names, range values and time: each refused with its line."""
+    deep = "a: " + "[" * 33 + "]" * 33 + "\n"
+    assert one_problem(deep) == (1, "nested more than 32 deep")
+    chain = "a: &a0 [x]\n" + "".join(f"b{n}: &a{n} [*a{n - 1}]\n" for n in range(1, 40))
+    assert one_problem(chain) == (32, "alias *a30 nests more than 32 deep")
+    labels = ", ".join(f'"l{n}[1-9999]"' for n in range(10))
+    many = "resources:\n" + "".join(
+        f"  - name: r{i}\n    labels: [{labels}]\n" for i in range(3)
+    )
+    assert problems(many)[-1] == (7, "ranges give more than 200,000 values")
+    assert one_problem(
+        "resources:\n  - name: a\n    power_entity: switch.a\n", deadline=0.0
+    ) == (None, "not read within 30 s")
+
+
+def test_merges_do_not_count_as_nesting() -> None:
+    """A chain of merge keys nests nothing: 40 of them load."""
+    lines = ["resources:", "  - &m0 {name: m0, power_entity: switch.m0}"]
+    lines += [
+        f"  - &m{n} {{<<: *m{n - 1}, name: m{n}, power_entity: switch.m{n}}}"
+        for n in range(1, 40)
+    ]
+    assert len(parse("\n".join(lines) + "\n").resources) == 40
+
+
+def test_yaml_numbers_stay_text_where_text_is_wanted() -> None:
+    """`10:20:30:40:50:59` (to YAML 1.1 a number) and `0755` are taken as written."""
+    lab = parse(
+        """\
+        resources:
+          - name: 0755
+            mac: 10:20:30:40:50:59
+            ssh_host: w.lab
+            ssh_username: root
+            ssh_password: 0755
+            host: w.lab
+        """
+    )
+    [data] = lab.resources
+    assert data["name"] == "0755"
+    assert data["mac"] == "10:20:30:40:50:59"
+    assert data["ssh_password"] == "0755"

@@ -1,10 +1,12 @@
 """The lab file: PDU units, BMCs, resources, defaults and lab policies declared in YAML.
 
-Pure: it reads text and returns the data of config subentries, the same dicts the config
-flow writes, so that the Home Assistant glue builds them through the same code as
-subentries made in the UI. Names and other fields take hostlist ranges (core/hostlist.py)
-that expand in step. Every problem found is reported with its line, up to MAX_ERRORS of
-them, in one LabFileError. The format is documented in docs/labfile.md.
+It reads text with Home Assistant's YAML loader (annotatedyaml: every value with its
+line) and returns the data of config subentries, the same dicts the config flow writes,
+so that they are built through the same code as subentries made in the UI. Names and
+other fields take hostlist ranges (core/hostlist.py) that expand in step. Every problem
+found is reported with its line, up to MAX_ERRORS of them, in one LabFileError. A file is
+bounded (size, nesting, aliases, names, range values, time) before memory is spent. The
+format is documented in docs/labfile.md.
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 import difflib
+from functools import partial
 import math
 from pathlib import Path
 import re
-from typing import Any, Final
+import time
+from typing import Any, ClassVar, Final, NoReturn
 
+import annotatedyaml
+from annotatedyaml.constructors import _construct_seq, _handle_scalar_tag
+from annotatedyaml.loader import FastSafeLoader
+from annotatedyaml.objects import NodeDictClass, NodeStrClass
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.core import HomeAssistant
 import yaml  # type: ignore[import-untyped]
-from yaml.constructor import SafeConstructor  # type: ignore[import-untyped]
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode  # type: ignore[import-untyped]
 
-from ..const import (
+from .const import (
     BMC_IPMI,
     BMC_PROTOCOLS,
     CHECKER_ENTITY,
@@ -95,10 +103,14 @@ from ..const import (
     CONF_WRITE_USERNAME,
     DEFAULT_LONG_PRESS,
     DEFAULT_SHORT_PRESS,
+    DOMAIN,
     PDU_VENDORS,
     SNMP_AUTOMATIC,
     SNMP_FIELDS,
     SNMP_VERSIONS,
+    SUBENTRY_BMC,
+    SUBENTRY_PDU,
+    SUBENTRY_RESOURCE,
     SWITCHER_BMC,
     SWITCHER_BUTTON,
     SWITCHER_ENTITY,
@@ -107,34 +119,42 @@ from ..const import (
     SWITCHER_WOL,
     VENDOR_SNMP,
 )
-from ..drivers.snmp_profiles import SNMP_PROFILES
-from .feeds import FeedTarget, feed_targets, normalise_mac
-from .graph import find_cycle
-from .hostlist import HostlistError, expand
-from .model import ResourcePolicy
+from .core.feeds import FeedTarget, feed_targets, normalise_mac
+from .core.graph import find_cycle
+from .core.hostlist import HostlistError, count as range_count, expand, is_pattern
+from .core.model import ResourcePolicy
+from .drivers.snmp_profiles import SNMP_PROFILES
+from .feeds import known_feeds
+
+_C_LOADER: Final = getattr(yaml, "CSafeLoader", None)
+# The names each lab's file defines (hass.data): other labs' files may not define them.
+_CLAIMS: Final = "labpower_lab_file_names"
+_LIVE: Final = (ConfigEntryState.LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
+
 
 LAB_FILE_NAME: Final = "labpower.yaml"
 SECRETS_FILE_NAME: Final = "secrets.yaml"
 # Reporting stops after this many problems: the rest are usually consequences.
 MAX_ERRORS: Final = 20
+# Bounds: a lab file is refused, with the line at fault, before it can take the memory
+# or the time of Home Assistant (a YAML alias bomb, a typo like `pi[1-99999]`).
+MAX_FILE_BYTES: Final = 4 * 1024 * 1024
+MAX_DEPTH: Final = 32  # nesting of lists and mappings, aliases expanded
+MAX_NODES: Final = 1_000_000  # YAML values, aliases and merge keys expanded
+MAX_NAMES: Final = 20_000  # units, BMCs and resources a file defines
+MAX_VALUES: Final = 200_000  # values all its ranges expand to
+PARSE_SECONDS: Final = 30.0
 
 # The singular form of `outlets` (`outlet: pdu1:[1-8]`).
 CONF_OUTLET: Final = "outlet"
 CONF_VERSION: Final = "version"
 
-# The C parser where PyYAML was built with libyaml (several times faster).
-_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG: Final = "tag:yaml.org,2002:"
-_INT_TAG: Final = _TAG + "int"
-_FLOAT_TAG: Final = _TAG + "float"
-_BOOL_TAG: Final = _TAG + "bool"
-_NULL_TAG: Final = _TAG + "null"
 _MERGE_TAG: Final = _TAG + "merge"
-_SECRET_TAG: Final = "!secret"
-_WHOLE = re.compile(r"[+-]?[0-9]+")
+_SSH_CREDENTIALS = (CONF_SSH_PASSWORD, CONF_SSH_KEY)
 # What an unquoted `[1-8]` leaves of itself once YAML has read it as a list.
 _RANGE_BODY = re.compile(r"[0-9][0-9 ,-]*")
-_SSH_CREDENTIALS = (CONF_SSH_PASSWORD, CONF_SSH_KEY)
+_WHOLE = re.compile(r"[+-]?[0-9]+")
 
 
 # What the parser returns and raises
@@ -192,14 +212,69 @@ class LabFileError(Exception):
         return "\n".join(lines)
 
 
+def _fail(message: str, filename: str, line: int | None = None) -> LabFileError:
+    return LabFileError([LabFileProblem(line, message)], filename)
+
+
+async def async_load(
+    hass: HomeAssistant, entry: ConfigEntry, path: str, *, claim: bool = True
+) -> LabFile:
+    """Read and check a lab's file in the executor; it gives up after PARSE_SECONDS.
+
+    Resource names are checked against every lab; with `claim`, the names this file
+    defines are kept for the lab (other labs' files may not define them again).
+    """
+    known = known_outside(hass, entry)
+    # The parser stops itself at the deadline (a thread cannot be cancelled).
+    deadline = time.monotonic() + PARSE_SECONDS
+    lab = await hass.async_add_executor_job(
+        partial(load_lab_file, path, deadline=deadline, **known)
+    )
+    if claim:
+        claims: dict[str, tuple[ConfigEntry, set[str]]] = hass.data.setdefault(
+            _CLAIMS, {}
+        )
+        claims[entry.entry_id] = (
+            entry,
+            {data[CONF_RESOURCE_NAME].casefold() for data in lab.resources},
+        )
+    return lab
+
+
+def known_outside(hass: HomeAssistant, entry: ConfigEntry) -> dict[str, Any]:
+    """What exists outside a lab's file: it may use it but not define it again.
+
+    Resource names are those of every lab: made in the UI, or by another lab's file
+    (loaded, or being loaded: names are claimed when a file is read).
+    """
+    subentries = entry.subentries.values()
+    resources = {
+        sub.title: "" if other is entry else other.title
+        for other in hass.config_entries.async_entries(DOMAIN)
+        for sub in other.subentries.values()
+        if sub.subentry_type == SUBENTRY_RESOURCE
+    }
+    claims: dict[str, tuple[ConfigEntry, set[str]]] = hass.data.get(_CLAIMS, {})
+    for entry_id, (other, names) in claims.items():
+        if entry_id != entry.entry_id and other.state in _LIVE:
+            resources.update(dict.fromkeys(names, other.title))
+    return {
+        "known_resources": resources,
+        "known_units": {
+            sub.title: sub.data.get(CONF_OUTLET_COUNT) or None
+            for sub in subentries
+            if sub.subentry_type == SUBENTRY_PDU
+        },
+        "known_bmcs": [
+            sub.title for sub in subentries if sub.subentry_type == SUBENTRY_BMC
+        ],
+        "known_feeds": known_feeds(hass, entry),
+        "lab": entry.entry_id,
+    }
+
+
 def load_lab_file(
-    path: str | Path,
-    *,
-    known_resources: Iterable[str] = (),
-    known_units: Mapping[str, int | None] | None = None,
-    known_bmcs: Iterable[str] = (),
-    known_feeds: Mapping[FeedTarget, str] | None = None,
-    lab: str = "",
+    path: str | Path, *, deadline: float | None = None, **known: Any
 ) -> LabFile:
     """Read and check the lab file at `path` (blocking I/O: run it in an executor).
 
@@ -208,24 +283,17 @@ def load_lab_file(
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise LabFileError(
-            [LabFileProblem(None, f"cannot read the file: {err}")], path.name
-        ) from err
+        raise _fail(f"cannot read the file: {err}", path.name) from err
+    if len(raw) > MAX_FILE_BYTES:
+        raise _fail(f"larger than {MAX_FILE_BYTES:,} bytes", path.name)
     secrets: dict[str, Any] | None = None
-    if _SECRET_TAG in text:
+    if "!secret" in text:
         secrets = _load_secrets(path.parent / SECRETS_FILE_NAME, path.name)
-    return parse_lab_file(
-        text,
-        path.name,
-        secrets=secrets,
-        known_resources=known_resources,
-        known_units=known_units,
-        known_bmcs=known_bmcs,
-        known_feeds=known_feeds,
-        lab=lab,
-    )
+    return parse_lab_file(text, path.name, secrets=secrets, deadline=deadline, **known)
 
 
 def parse_lab_file(
@@ -233,35 +301,39 @@ def parse_lab_file(
     filename: str = LAB_FILE_NAME,
     *,
     secrets: Mapping[str, Any] | None = None,
-    known_resources: Iterable[str] = (),
+    known_resources: Mapping[str, str] | Iterable[str] = (),
     known_units: Mapping[str, int | None] | None = None,
     known_bmcs: Iterable[str] = (),
     known_feeds: Mapping[FeedTarget, str] | None = None,
     lab: str = "",
+    deadline: float | None = None,
 ) -> LabFile:
     """Parse, expand and check a lab file's text; LabFileError lists what is wrong.
 
     `filename` prefixes the messages. `secrets` resolves `!secret name` values.
-    `known_resources`, `known_units` (name -> outlet count, None if unknown) and
-    `known_bmcs` are what exists outside this file (made in the UI): the file may refer
-    to them but not define them again. `known_feeds` are the feed targets (core/feeds.py)
-    that resources outside this file use, each with who uses it ("builder-1 (made in the
-    UI)"): one feed never feeds two resources. `lab` is the id of the file's lab, the scope
-    of its outlets and BMCs.
+    `known_resources` (name -> the lab that has it), `known_units` (name -> outlet
+    count, None if unknown) and `known_bmcs` are what exists outside this file: the
+    file may refer to them but not define them again. `known_feeds` are the feed
+    targets (core/feeds.py) that resources outside this file use, each with who uses
+    it: one feed never feeds two resources. `lab` is the id of the file's lab, the
+    scope of its outlets and BMCs. `deadline` (time.monotonic()) bounds the time.
     """
+    if not isinstance(known_resources, Mapping):
+        known_resources = dict.fromkeys(known_resources, "")
     parser = _Parser(
         secrets or {},
-        set(known_resources),
+        dict(known_resources),
         dict(known_units or {}),
         set(known_bmcs),
         dict(known_feeds or {}),
         lab=lab,
+        deadline=time.monotonic() + PARSE_SECONDS if deadline is None else deadline,
     )
     try:
         parsed = parser.parse(text)
-    except _TooManyError:
+    except _StopError as stop:
         raise LabFileError(
-            _by_line(parser.problems), filename, truncated=True
+            _by_line(parser.problems), filename, truncated=stop.truncated
         ) from None
     if parser.problems:
         raise LabFileError(_by_line(parser.problems), filename)
@@ -280,23 +352,210 @@ def _load_secrets(path: Path, filename: str) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as err:
-        raise LabFileError(
-            [LabFileProblem(None, f"cannot read {path.name}: {err}")], filename
-        ) from err
+        raise _fail(f"cannot read {path.name}: {err}", filename) from err
     try:
-        secrets = yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as err:
-        raise LabFileError(
-            [LabFileProblem(None, f"{path.name} is not valid YAML: {err}")], filename
-        ) from err
+        secrets: Any = annotatedyaml.parse_yaml(text)
+    except (annotatedyaml.YAMLException, yaml.YAMLError) as err:
+        raise _fail(f"{path.name} is not valid YAML: {err}", filename) from err
     if secrets is None:
         return {}
     if not isinstance(secrets, dict):
-        raise LabFileError(
-            [LabFileProblem(None, f"{path.name} must be a mapping of names to values")],
-            filename,
-        )
+        raise _fail(f"{path.name} must be a mapping of names to values", filename)
     return secrets
+
+
+# Reading YAML: Home Assistant's loader (annotatedyaml), every value with its line.
+
+
+class _Plain(NodeStrClass):
+    """An unquoted number, boolean or date: its text as written, its YAML value in `value`.
+
+    `10:20:30:40:50:59` (a MAC address, to YAML 1.1 a number) and `0755` stay text.
+    """
+
+    __slots__ = ("value",)
+    value: Any
+
+
+class _Secret(NodeStrClass):
+    """A `!secret` value: taken as written, never expanded."""
+
+    __slots__ = ()
+
+
+class _Bad(NodeStrClass):
+    """A value that could not be read (an unknown tag or secret): what is wrong."""
+
+    __slots__ = ()
+
+
+class _Map(NodeDictClass):
+    """A mapping; the keys it had twice or that were not words, a bad merge."""
+
+    __slots__ = ("merge", "odd", "twice")
+    twice: list[tuple[str, int, int]]
+    odd: list[int]
+    merge: str | None
+
+
+class _Loader(FastSafeLoader):
+    """annotatedyaml's loader (libyaml where built) without includes or environment."""
+
+    yaml_constructors: ClassVar[dict[Any, Any]] = {
+        tag: constructor
+        for tag, constructor in yaml.SafeLoader.yaml_constructors.items()
+        if tag in (_TAG + "null", _TAG + "str", _TAG + "seq", _TAG + "map")
+    }
+
+    def __init__(self, stream: str, secrets: Mapping[str, Any] | None = None) -> None:
+        """A loader for one text, `!secret` values from `secrets`."""
+        super().__init__(stream)
+        self.name = LAB_FILE_NAME
+        self.lab_secrets = secrets or {}
+
+    def plain(self, node: yaml.ScalarNode) -> _Plain:
+        text = _Plain(node.value)
+        text.value = yaml.SafeLoader.yaml_constructors[node.tag](self, node)
+        text.__line__ = node.start_mark.line + 1
+        return text
+
+    def secret(self, node: yaml.ScalarNode) -> _Secret | _Bad:
+        value = self.lab_secrets.get(node.value)
+        if value is None:
+            return self.unknown(
+                node, f"no secret named '{node.value}' in {SECRETS_FILE_NAME}"
+            )
+        secret = _Secret(value)
+        secret.__line__ = node.start_mark.line + 1
+        return secret
+
+    def unknown(self, node: yaml.Node, message: str = "") -> _Bad:
+        bad = _Bad(message or f"unknown tag {node.tag}")
+        bad.__line__ = node.start_mark.line + 1
+        return bad
+
+    def mapping(self, node: yaml.MappingNode) -> _Map:
+        """A mapping: merge keys honoured (what they bring in may be overridden)."""
+        own = sum(1 for key, _ in node.value if key.tag != _MERGE_TAG)
+        data = _Map()
+        data.twice, data.odd, data.merge = [], [], None
+        try:
+            self.flatten_mapping(node)
+        except yaml.MarkedYAMLError as err:
+            data.merge = str(err.problem)
+            node.value = [pair for pair in node.value if pair[0].tag != _MERGE_TAG]
+        merged = len(node.value) - own
+        lines: dict[str, int] = {}
+        for index, (key_node, value_node) in enumerate(node.value):
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                data.odd.append(line)
+                continue
+            if key in lines and index >= merged and lines[key] > 0:
+                data.twice.append((key, line, lines[key]))
+                continue
+            lines[key] = line if index >= merged else 0
+            data[key] = self.construct_object(value_node)
+        data.__line__ = node.start_mark.line + 1
+        return data
+
+
+for _tag in ("int", "float", "bool", "timestamp"):
+    _Loader.add_constructor(_TAG + _tag, _Loader.plain)
+_Loader.add_constructor(_TAG + "str", _handle_scalar_tag)
+_Loader.add_constructor(_TAG + "seq", _construct_seq)
+_Loader.add_constructor(_TAG + "map", _Loader.mapping)
+_Loader.add_constructor("!secret", _Loader.secret)
+_Loader.add_constructor(None, _Loader.unknown)
+
+
+def _measure(text: str, deadline: float) -> LabFileProblem | None:
+    """The first bound the text breaks, read as a stream of YAML events (no values made).
+
+    Counts the values aliases and merge keys expand to and the depth they reach, so
+    that an alias bomb is refused at the alias that breaks the bound.
+    """
+    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth below)
+    # [anchor, values, depth below, a mapping, children so far, the next is merged]
+    stack: list[list[Any]] = []
+    total = 0
+    loader = yaml.SafeLoader(text) if _C_LOADER is None else _C_LOADER(text)
+    try:
+        while (event := loader.get_event()) is not None:
+            line = event.start_mark.line + 1
+            total += 1
+            if total % 4096 == 0 and time.monotonic() > deadline:
+                return LabFileProblem(None, f"not read within {PARSE_SECONDS:g} s")
+            merge = False
+            if isinstance(event, yaml.CollectionStartEvent):
+                if len(stack) >= MAX_DEPTH:
+                    return LabFileProblem(line, f"nested more than {MAX_DEPTH} deep")
+                is_map = isinstance(event, yaml.MappingStartEvent)
+                stack.append([event.anchor, 1, 0, is_map, 0, False])
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                anchor, values, depth, is_map, _, _ = stack.pop()
+                if anchor is not None:
+                    anchors[anchor] = (values, depth + 1)
+                values, depth, total = values - 1, depth + 1, total - 1
+                # What a merge key brings in sits in the mapping, not below it.
+                folds = 1 if is_map else 2
+            elif isinstance(event, yaml.AliasEvent):
+                values, depth = anchors.get(event.anchor, (1, 0))
+                total, folds = total + values - 1, 1
+                if len(stack) + depth > MAX_DEPTH:
+                    return LabFileProblem(
+                        line, f"alias *{event.anchor} nests more than {MAX_DEPTH} deep"
+                    )
+                if total > MAX_NODES:
+                    return LabFileProblem(
+                        line,
+                        f"aliases expand to more than {MAX_NODES:,} values "
+                        f"(at *{event.anchor})",
+                    )
+            elif isinstance(event, yaml.ScalarEvent):
+                values, depth, folds = 1, 0, 0
+                merge = event.value == "<<" and event.implicit[0]
+                if event.anchor is not None:
+                    anchors[event.anchor] = (1, 0)
+            else:
+                continue
+            if stack:
+                parent = stack[-1]
+                if parent[3]:
+                    if parent[4] % 2 == 0:
+                        parent[5] = merge
+                    elif parent[5]:
+                        depth = max(0, depth - folds)
+                    parent[4] += 1
+                parent[1] += values
+                parent[2] = max(parent[2], depth)
+    finally:
+        loader.dispose()
+    return None
+
+
+def _read_yaml(
+    text: str, secrets: Mapping[str, Any], deadline: float
+) -> tuple[Any, LabFileProblem | None]:
+    """The lab file's values (each string, list and mapping with its line), or a problem."""
+    try:
+        if (bound := _measure(text, deadline)) is not None:
+            return None, bound
+        loader = _Loader(text, secrets)
+        try:
+            return loader.get_single_data(), None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = None if mark is None else mark.line + 1
+        return None, LabFileProblem(
+            line, f"not valid YAML: {err.problem or err.context}"
+        )
+    except yaml.YAMLError as err:
+        return None, LabFileProblem(None, f"not valid YAML: {err}")
 
 
 # The fields of each section
@@ -316,6 +575,7 @@ class _Field:
 
 
 _TEXT = "text"  # a string; ranges expand
+_HOST = "host"  # a string that is not blank (as in the flows); ranges expand
 _OPAQUE = "opaque"  # a string taken as written (passwords, commands, SNMP settings)
 _INT = "int"
 _FLOAT = "float"
@@ -323,6 +583,7 @@ _BOOL = "bool"
 _LIST = "list"  # a list of strings (or one string); ranges expand
 
 _TEXT_FIELD = _Field(_TEXT)
+_HOST_FIELD = _Field(_HOST)
 _OPAQUE_FIELD = _Field(_OPAQUE)
 _PORT_FIELD = _Field(_INT, low=1, high=65535)
 _SECONDS_FIELD = _Field(_FLOAT, low=0)
@@ -352,9 +613,9 @@ _RESOURCE_FIELDS: Final[dict[str, _Field]] = {
     CONF_LONG_PRESS: _SECONDS_FIELD,
     CONF_BMC: _TEXT_FIELD,
     CONF_MAC: _TEXT_FIELD,
-    CONF_WOL_ADDRESS: _TEXT_FIELD,
+    CONF_WOL_ADDRESS: _HOST_FIELD,
     CONF_WOL_PORT: _PORT_FIELD,
-    CONF_SSH_HOST: _TEXT_FIELD,
+    CONF_SSH_HOST: _HOST_FIELD,
     CONF_SSH_PORT: _PORT_FIELD,
     CONF_SSH_USERNAME: _OPAQUE_FIELD,
     CONF_SSH_PASSWORD: _OPAQUE_FIELD,
@@ -362,7 +623,7 @@ _RESOURCE_FIELDS: Final[dict[str, _Field]] = {
     CONF_SSH_COMMAND: _OPAQUE_FIELD,
     CONF_OUTLETS: _LIST_FIELD,
     CONF_OUTLET: _LIST_FIELD,
-    CONF_HOST: _TEXT_FIELD,
+    CONF_HOST: _HOST_FIELD,
     CONF_PORT: _PORT_FIELD,
     CONF_CHECK_ENTITY: _TEXT_FIELD,
     **dict.fromkeys(_DURATIONS, _SECONDS_FIELD),
@@ -457,7 +718,7 @@ _SWITCHER_ONLY: Final = frozenset(
 _UNIT_FIELDS: Final[dict[str, _Field]] = {
     CONF_UNIT_NAME: _TEXT_FIELD,
     CONF_VENDOR: _Field(_TEXT, choices=tuple(PDU_VENDORS)),
-    CONF_HOST: _TEXT_FIELD,
+    CONF_HOST: _HOST_FIELD,
     CONF_PORT: _PORT_FIELD,
     CONF_USERNAME: _OPAQUE_FIELD,
     CONF_PASSWORD: _OPAQUE_FIELD,
@@ -477,7 +738,7 @@ _UNIT_FIELDS: Final[dict[str, _Field]] = {
 _BMC_FIELDS: Final[dict[str, _Field]] = {
     CONF_BMC_NAME: _TEXT_FIELD,
     CONF_PROTOCOL: _Field(_TEXT, choices=tuple(BMC_PROTOCOLS)),
-    CONF_HOST: _TEXT_FIELD,
+    CONF_HOST: _HOST_FIELD,
     CONF_PORT: _PORT_FIELD,
     CONF_USERNAME: _OPAQUE_FIELD,
     CONF_PASSWORD: _OPAQUE_FIELD,
@@ -492,26 +753,32 @@ _BMC_DEFAULTS: Final[dict[str, Any]] = {
     CONF_BMC_AUTH: "basic",
 }
 _POLICY_FIELDS: Final[dict[str, _Field]] = {
-    CONF_MAX_PARALLEL_ON: _Field(_INT, low=1),
-    CONF_UNIT_PARALLEL_ON: _Field(_INT, low=1),
+    CONF_MAX_PARALLEL_ON: _Field(_INT, low=0),  # 0: no limit, as in the options
+    CONF_UNIT_PARALLEL_ON: _Field(_INT, low=0),
     CONF_ON_SPACING: _SECONDS_FIELD,
     CONF_REFUSE_ON_BATTERY: _Field(_BOOL),
     CONF_NOTIFY_ON_BATTERY: _Field(_BOOL),
     CONF_SHED_ON_BATTERY: _Field(_BOOL),
     CONF_SHUTDOWN_ON_LOW_BATTERY: _Field(_BOOL),
 }
+# As the PDU flow says it (name_colon): outlets are written unit:number.
+_COLON: Final = "cannot contain a colon (outlets are written name:N)"
 _SECTIONS: Final = ("version", "units", "bmcs", "defaults", "policies", "resources")
 
 
 # The parser
 
 
-class _TooManyError(Exception):
-    """MAX_ERRORS problems found: stop looking."""
+class _StopError(Exception):
+    """Stop looking: MAX_ERRORS problems found (`truncated`), or a bound broken."""
+
+    def __init__(self, *, truncated: bool) -> None:
+        super().__init__()
+        self.truncated = truncated
 
 
 class _BadValueError(Exception):
-    """A value that cannot be used; `line` if it is not the value node's."""
+    """A value that cannot be used; `line` if it is not the value's own."""
 
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
@@ -533,8 +800,9 @@ class _Entry:
     failed: frozenset[str] = frozenset()
 
 
-def _line(node: Node) -> int:
-    return int(node.start_mark.line) + 1
+def _at(value: Any, line: int) -> int:
+    """The line of a YAML value (`line` for a null, which has none)."""
+    return int(getattr(value, "__line__", line))
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:
@@ -552,26 +820,28 @@ class _Parser:
     def __init__(
         self,
         secrets: Mapping[str, Any],
-        known_resources: set[str],
+        known_resources: dict[str, str],
         known_units: dict[str, int | None],
         known_bmcs: set[str],
         known_feeds: dict[FeedTarget, str],
         *,
         lab: str,
+        deadline: float,
     ) -> None:
         self.problems: list[LabFileProblem] = []
         # Who uses each feed target: outside the file, then the file's resources so far.
         self._feed_users = known_feeds
         self._lab = lab
+        self._deadline = deadline
         self._seen: set[tuple[int | None, str]] = set()
         self._secrets = secrets
         self._known_resources = known_resources
         self._known_units = known_units
         self._known_bmcs = known_bmcs
-        self._constructor = SafeConstructor()
-        self._merged: dict[int, int] = {}
         self._unit_outlets: dict[str, int | None] = dict(known_units)
         self._bmc_names: set[str] = set(known_bmcs)
+        self._names = 0  # names defined so far
+        self._values = 0  # values expanded so far
 
     def error(self, line: int | None, message: str) -> None:
         """Note a problem (once: an entry that expands repeats its problems)."""
@@ -580,49 +850,42 @@ class _Parser:
         self._seen.add((line, message))
         self.problems.append(LabFileProblem(line, message))
         if len(self.problems) >= MAX_ERRORS:
-            raise _TooManyError
+            raise _StopError(truncated=True)
+
+    def stop(self, line: int | None, message: str) -> NoReturn:
+        """A bound is broken: report it and look no further."""
+        self.problems.append(LabFileProblem(line, message))
+        raise _StopError(truncated=False)
 
     def parse(self, text: str) -> LabFile:
         """The lab file in `text`; problems are collected in self.problems."""
-        try:
-            root = yaml.compose(text, Loader=_LOADER)
-        except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark or err.context_mark
-            self.error(
-                None if mark is None else mark.line + 1,
-                f"not valid YAML: {err.problem or err.context}",
-            )
-            return LabFile()
-        except yaml.YAMLError as err:
-            self.error(None, f"not valid YAML: {err}")
-            return LabFile()
+        root, problem = _read_yaml(text, self._secrets, self._deadline)
         lab = LabFile()
+        if problem is not None:
+            self.error(problem.line, problem.message)
         if root is None:
             return lab
-        pairs = self._pairs(root, _SECTIONS, "the lab file")
-        if pairs is None:
+        sections = self._pairs(root, _SECTIONS, "the lab file", 1)
+        if sections is None:
             return lab
-        sections = {key: value for key, (_, value) in pairs.items()}
-        if (version := sections.get(CONF_VERSION)) is not None and not (
-            isinstance(version, ScalarNode) and version.value == "1"
-        ):
-            self.error(_line(version), "version: only version 1 exists")
-        units = self._section(sections.get("units"), "unit", _UNIT_FIELDS)
+        if (version := sections.get(CONF_VERSION)) is not None and str(version) != "1":
+            self.error(_at(version, 1), "version: only version 1 exists")
+        units = self._section(sections, "units", "unit", _UNIT_FIELDS)
         for entry in self._unique(units, "unit", self._known_units):
             if (unit := self._unit(entry)) is not None:
                 lab.units.append(unit)
-        bmcs = self._section(sections.get("bmcs"), "BMC", _BMC_FIELDS)
+        bmcs = self._section(sections, "bmcs", "BMC", _BMC_FIELDS)
         lab.bmcs = [
             self._bmc(entry) for entry in self._unique(bmcs, "BMC", self._known_bmcs)
         ]
         defaults: dict[str, _Located] = {}
-        if (node := sections.get("defaults")) is not None:
-            defaults = self._fields(node, _DEFAULTS_FIELDS, "defaults")
-        if (node := sections.get("policies")) is not None:
-            policies = self._fields(node, _POLICY_FIELDS, "policies")
+        if (value := sections.get("defaults")) is not None:
+            defaults = self._fields(value, _DEFAULTS_FIELDS, "defaults")
+        if (value := sections.get("policies")) is not None:
+            policies = self._fields(value, _POLICY_FIELDS, "policies")
             lab.policies = {key: value for key, (value, _) in policies.items()}
         entries = self._unique(
-            self._section(sections.get("resources"), "resource", _RESOURCE_FIELDS),
+            self._section(sections, "resources", "resource", _RESOURCE_FIELDS),
             "resource",
             self._known_resources,
         )
@@ -634,83 +897,77 @@ class _Parser:
         self._check_dependencies(entries, depends)
         return lab
 
-    # Reading nodes
+    # Reading values
 
     def _pairs(
-        self, node: Node, fields: Iterable[str], what: str
-    ) -> dict[str, tuple[Node, Node]] | None:
-        """A mapping's key and value nodes by key; unknown and repeated keys are problems.
-
-        Merge keys (`<<: *anchor`) are honoured; what they bring in may be overridden.
-        """
-        if not isinstance(node, MappingNode):
-            self.error(_line(node), f"{what} must be a mapping (key: value)")
+        self, value: Any, fields: Iterable[str], what: str, line: int
+    ) -> dict[str, Any] | None:
+        """A mapping's values by key; unknown and repeated keys are problems."""
+        if not isinstance(value, _Map):
+            self.error(_at(value, line), f"{what} must be a mapping (key: value)")
             return None
-        merged = self._merged.get(id(node))
-        if merged is None:
-            own = sum(1 for key, _ in node.value if key.tag != _MERGE_TAG)
-            try:
-                self._constructor.flatten_mapping(node)
-            except yaml.MarkedYAMLError as err:
-                self.error(_line(node), f"{what}: {err.problem}")
-                return None
-            merged = self._merged[id(node)] = len(node.value) - own
-        pairs: dict[str, tuple[Node, Node]] = {}
-        from_merge: set[str] = set()
-        for index, (key_node, value_node) in enumerate(node.value):
-            key = key_node.value if isinstance(key_node, ScalarNode) else None
-            if not isinstance(key, str) or key not in fields:
-                shown = f"'{key}'" if isinstance(key, str) else "that is not a word"
-                hint = _suggest(key, fields) if isinstance(key, str) else ""
-                self.error(_line(key_node), f"unknown key {shown} in {what}{hint}")
-                continue
-            if key in pairs and key not in from_merge:
-                first = _line(pairs[key][0])
-                self.error(
-                    _line(key_node),
-                    f"'{key}' is given twice in {what} (first at line {first})",
-                )
-                continue
-            pairs[key] = (key_node, value_node)
-            if index < merged:
-                from_merge.add(key)
+        for key, at, first in value.twice:
+            self.error(at, f"'{key}' is given twice in {what} (first at line {first})")
+        for at in value.odd:
+            self.error(at, f"unknown key that is not a word in {what}")
+        if value.merge:
+            self.error(_at(value, line), f"{what}: {value.merge}")
+        pairs: dict[str, Any] = {}
+        for key, item in value.items():
+            if key not in fields:
+                hint = _suggest(key, fields)
+                self.error(_at(key, line), f"unknown key '{key}' in {what}{hint}")
             else:
-                from_merge.discard(key)
+                pairs[key] = item
         return pairs
 
+    def _key_line(self, pairs: Mapping[str, Any], key: str, line: int) -> int:
+        """The line of a key (its value's, or the mapping's where it has none)."""
+        return next((_at(k, line) for k in pairs if k == key), line)
+
     def _section(
-        self, node: Node | None, singular: str, fields: Mapping[str, _Field]
+        self,
+        sections: Mapping[str, Any],
+        key: str,
+        singular: str,
+        fields: Mapping[str, _Field],
     ) -> list[_Entry]:
         """The expanded entries of a list section (units, bmcs, resources)."""
-        if node is None or (isinstance(node, ScalarNode) and node.tag == _NULL_TAG):
+        value = sections.get(key)
+        if value is None:
             return []
-        if not isinstance(node, SequenceNode):
-            self.error(_line(node), f"{singular}s must be a list (- name: a)")
+        if not isinstance(value, list):
+            self.error(_at(value, 1), f"{singular}s must be a list (- name: a)")
             return []
         entries: list[_Entry] = []
-        for item in node.value:
-            entries.extend(self._expand(item, singular, fields))
+        for item in value:
+            entries.extend(self._expand(item, singular, fields, _at(value, 1)))
         return entries
 
     def _expand(
-        self, node: Node, singular: str, fields: Mapping[str, _Field]
+        self, item: Any, singular: str, fields: Mapping[str, _Field], line: int
     ) -> list[_Entry]:
         """One entry of a section, one per name its name expands to."""
-        pairs = self._pairs(node, fields, f"a {singular}")
+        if time.monotonic() > self._deadline:
+            self.stop(None, f"not read within {PARSE_SECONDS:g} s")
+        pairs = self._pairs(item, fields, f"a {singular}", line)
         if pairs is None:
             return []
-        name_pair = pairs.pop(CONF_RESOURCE_NAME, None)
-        if name_pair is None:
-            self.error(_line(node), f"a {singular} needs a name")
+        line = _at(item, line)
+        if CONF_RESOURCE_NAME not in pairs:
+            self.error(line, f"a {singular} needs a name")
             return []
-        name_node = name_pair[1]
+        name_value = pairs.pop(CONF_RESOURCE_NAME)
+        line = _at(name_value, self._key_line(item, CONF_RESOURCE_NAME, line))
         try:
-            names = self._names(name_node)
+            names = self._names_of(name_value, line)
         except _BadValueError as bad:
-            self.error(_line(name_node), f"name: {bad}")
+            self.error(line, f"name: {bad}")
             return []
-        columns, failed = self._columns(pairs, fields, len(names), str(name_node.value))
-        line = _line(name_node)
+        self._names += len(names)
+        if self._names > MAX_NAMES:
+            self.stop(line, f"the file defines more than {MAX_NAMES:,} names")
+        columns, failed = self._columns(item, pairs, fields, len(names), name_value)
         return [
             _Entry(
                 name,
@@ -721,25 +978,23 @@ class _Parser:
             for i, name in enumerate(names)
         ]
 
-    def _names(self, node: Node) -> list[str]:
-        if not isinstance(node, ScalarNode):
+    def _names_of(self, value: Any, line: int) -> list[str]:
+        if isinstance(value, list | dict):
             raise _BadValueError("expected a name, not a list or a mapping")
-        names = self._values(_TEXT_FIELD, node, expand_ranges=True)
-        if names is None:
-            raise _BadValueError("a name cannot be empty")
-        names = [name.strip() for name in names]
-        if not all(names):
+        names = self._scalar(_TEXT_FIELD, value, line, expand_ranges=True)
+        names = [str(name).strip() for name in names or ()]
+        if not names or not all(names):
             raise _BadValueError("a name cannot be empty")
         return names
 
     def _fields(
-        self, node: Node, fields: Mapping[str, _Field], what: str
+        self, value: Any, fields: Mapping[str, _Field], what: str
     ) -> dict[str, _Located]:
         """The values of a mapping that is not expanded (defaults, policies)."""
-        pairs = self._pairs(node, fields, what)
+        pairs = self._pairs(value, fields, what, 1)
         if pairs is None:
             return {}
-        columns, _ = self._columns(pairs, fields, 1, "")
+        columns, _ = self._columns(value, pairs, fields, 1, "")
         return {
             key: (values[0], at)
             for key, (values, at) in columns.items()
@@ -748,10 +1003,11 @@ class _Parser:
 
     def _columns(
         self,
-        pairs: Mapping[str, tuple[Node, Node]],
+        mapping: Mapping[str, Any],
+        pairs: Mapping[str, Any],
         fields: Mapping[str, _Field],
         count: int,
-        pattern: str,
+        pattern: Any,
     ) -> tuple[dict[str, tuple[list[Any], int]], frozenset[str]]:
         """Each field's value for each of `count` names (expanded in step), by key.
 
@@ -759,140 +1015,136 @@ class _Parser:
         """
         columns: dict[str, tuple[list[Any], int]] = {}
         failed: set[str] = set()
-        for key, (key_node, value_node) in pairs.items():
+        base = _at(mapping, 1)
+        for key, value in pairs.items():
+            key_line = self._key_line(mapping, key, base)
+            line = _at(value, key_line)
             target = _ALIASES.get(key, key)
             if target != key and target in pairs:
-                self.error(
-                    _line(key_node), f"give either '{key}' or '{target}', not both"
-                )
+                self.error(key_line, f"give either '{key}' or '{target}', not both")
                 continue
             try:
-                values = self._column(fields[key], value_node, count, pattern)
+                values = self._column(fields[key], value, line, count, str(pattern))
             except _BadValueError as bad:
-                self.error(bad.line or _line(value_node), f"{key}: {bad}")
+                self.error(bad.line or line, f"{key}: {bad}")
                 failed.add(target)
                 continue
             # A null is kept as None: it unsets a default.
-            columns[target] = (
-                [None] * count if values is None else values,
-                _line(value_node),
-            )
+            columns[target] = ([None] * count if values is None else values, line)
         return columns, frozenset(failed)
 
     def _column(
-        self, spec: _Field, node: Node, count: int, pattern: str
+        self, spec: _Field, value: Any, line: int, count: int, pattern: str
     ) -> list[Any] | None:
         """A field's value for each of `count` names; None where it is null (unset)."""
         if spec.kind == _LIST:
-            return self._list_column(node, count, pattern)
-        if isinstance(node, ScalarNode):
-            values = self._values(spec, node, expand_ranges=True)
+            return self._list_column(value, line, count, pattern)
+        if isinstance(value, dict):
+            raise _BadValueError("expected a value, not a mapping")
+        if not isinstance(value, list):
+            values = self._scalar(spec, value, line, expand_ranges=True)
             if values is None:
                 return None
             if len(values) == 1:
                 return values * count
             if len(values) == count:
                 return values
-            raise _BadValueError(
-                _mismatch(str(node.value), len(values), count, pattern)
-            )
-        if isinstance(node, SequenceNode) and count > 1:
-            if len(node.value) != count:
+            raise _BadValueError(_mismatch(str(value), len(values), count, pattern))
+        if count > 1:
+            if len(value) != count:
                 raise _BadValueError(
                     f"a list here gives one value to each of the {count} names of "
-                    f"'{pattern}', not {_plural(len(node.value), 'value')}"
+                    f"'{pattern}', not {_plural(len(value), 'value')}"
                 )
             column: list[Any] = []
-            for item in node.value:
-                value = (
-                    self._values(spec, item, expand_ranges=False)
-                    if isinstance(item, ScalarNode)
-                    else None
+            for item in value:
+                one = (
+                    None
+                    if isinstance(item, list | dict)
+                    else self._scalar(spec, item, line, expand_ranges=False)
                 )
-                if value is None:
-                    raise _BadValueError("expected a value", _line(item))
-                column.append(value[0])
+                if one is None:
+                    raise _BadValueError("expected a value", _at(item, line))
+                column.append(one[0])
             return column
-        if isinstance(node, SequenceNode):
-            hint = ""
-            if node.flow_style and all(
-                isinstance(item, ScalarNode) and _RANGE_BODY.fullmatch(item.value)
-                for item in node.value
-            ):
-                hint = " (a value that starts with '[' must be quoted: \"[1-8]\")"
-            raise _BadValueError(f"expected one value, not a list{hint}")
-        raise _BadValueError("expected a value, not a mapping")
+        hint = ""
+        if value and all(
+            isinstance(item, str) and _RANGE_BODY.fullmatch(item) for item in value
+        ):
+            hint = " (a value that starts with '[' must be quoted: \"[1-8]\")"
+        raise _BadValueError(f"expected one value, not a list{hint}")
 
     def _list_column(
-        self, node: Node, count: int, pattern: str
+        self, value: Any, line: int, count: int, pattern: str
     ) -> list[list[_Located]] | None:
         """A list field's items for each of `count` names, each with its line.
 
         An item that expands to `count` values gives one to each name; an item of one
         value goes to every name; with one name, every value of every item is its own.
         """
-        if isinstance(node, ScalarNode):
-            if node.tag == _NULL_TAG:
-                return None
-            items = [node]
-        elif isinstance(node, SequenceNode):
-            items = node.value
-        else:
+        if value is None:
+            return None
+        if isinstance(value, dict):
             raise _BadValueError("expected a list, not a mapping")
+        items = value if isinstance(value, list) else [value]
         column: list[list[_Located]] = [[] for _ in range(count)]
         for item in items:
-            line = _line(item)
+            at = _at(item, line)
             texts = (
-                self._values(_TEXT_FIELD, item, expand_ranges=True)
-                if isinstance(item, ScalarNode)
-                else None
+                None
+                if isinstance(item, list | dict)
+                else self._scalar(_TEXT_FIELD, item, at, expand_ranges=True)
             )
             if texts is None:
-                raise _BadValueError("expected a list of values", line)
+                raise _BadValueError("expected a list of values", at)
             if count == 1:
-                column[0].extend((text, line) for text in texts)
+                column[0].extend((text, at) for text in texts)
             elif len(texts) == 1:
-                located = (texts[0], line)
                 for values in column:
-                    values.append(located)
+                    values.append((texts[0], at))
             elif len(texts) == count:
                 for values, text in zip(column, texts, strict=True):
-                    values.append((text, line))
+                    values.append((text, at))
             else:
                 raise _BadValueError(
-                    _mismatch(str(item.value), len(texts), count, pattern), line
+                    _mismatch(str(item), len(texts), count, pattern), at
                 )
         return column
 
-    def _values(
-        self, spec: _Field, node: ScalarNode, *, expand_ranges: bool
+    def _scalar(
+        self, spec: _Field, value: Any, line: int, *, expand_ranges: bool
     ) -> list[Any] | None:
         """The value(s) of one scalar: several where a range expands; None for null."""
-        tag = node.tag
-        if tag == _NULL_TAG:
+        if value is None:
             return None
-        if tag == _SECRET_TAG:
-            raw, expandable = self._secret(node), False
-        elif tag.startswith("!"):
-            raise _BadValueError(f"unknown tag {tag}")
-        else:
-            # The text as written: `12:34:56` or `0755` stay text where text is wanted.
-            raw, expandable = node.value, expand_ranges and spec.kind != _OPAQUE
+        if isinstance(value, _Bad):
+            raise _BadValueError(str(value))
         kind = spec.kind
+        plain = value.value if isinstance(value, _Plain) else None
         if kind == _BOOL:
-            if tag != _BOOL_TAG:
-                raise _BadValueError(f"expected true or false, not '{raw}'")
-            return [self._constructor.construct_yaml_bool(node)]
-        if kind in (_INT, _FLOAT) and tag in (_INT_TAG, _FLOAT_TAG):
-            return [_number(spec, self._constructor.construct_object(node))]
-        texts = [raw]
-        if expandable and ("[" in raw or "]" in raw):
+            if not isinstance(plain, bool):
+                raise _BadValueError(f"expected true or false, not '{value}'")
+            return [plain]
+        if kind in (_INT, _FLOAT) and isinstance(plain, int | float):
+            return [_number(spec, plain)]
+        texts = [str(value)]
+        if (
+            expand_ranges
+            and kind != _OPAQUE
+            and not isinstance(value, _Secret)
+            and is_pattern(texts[0])
+        ):
             try:
-                texts = expand(raw)
+                self._values += range_count(texts[0])
+                if self._values > MAX_VALUES:
+                    self.stop(line, f"ranges give more than {MAX_VALUES:,} values")
+                texts = expand(texts[0])
             except HostlistError as err:
                 raise _BadValueError(f"bad range: {err}") from None
         if kind in (_INT, _FLOAT):
             return [_number(spec, _parse_number(spec, text)) for text in texts]
+        if kind == _HOST and not all(text.strip() for text in texts):
+            raise _BadValueError("cannot be empty")
         if spec.choices:
             for text in texts:
                 if text not in spec.choices:
@@ -902,19 +1154,14 @@ class _Parser:
                     )
         return texts
 
-    def _secret(self, node: ScalarNode) -> str:
-        value = self._secrets.get(node.value)
-        if value is None:
-            raise _BadValueError(
-                f"no secret named '{node.value}' in {SECRETS_FILE_NAME}"
-            )
-        return str(value)
-
     def _unique(
         self, entries: list[_Entry], what: str, known: Iterable[str]
     ) -> list[_Entry]:
         """The entries without those whose name is taken (names ignore case)."""
-        taken = {name.casefold() for name in known}
+        taken = {
+            name.casefold(): (known[name] if isinstance(known, Mapping) else "")
+            for name in known
+        }
         first: dict[str, _Entry] = {}
         unique: list[_Entry] = []
         for entry in entries:
@@ -926,9 +1173,11 @@ class _Parser:
                     f"and at line {entry.line}",
                 )
             elif folded in taken:
+                where = f"in lab {taken[folded]}" if taken[folded] else ""
                 self.error(
                     entry.line,
-                    f"{what} '{entry.name}' already exists outside the lab file",
+                    f"{what} '{entry.name}' already exists outside the lab file"
+                    + (f" ({where})" if where else ""),
                 )
             else:
                 first[folded] = entry
@@ -940,6 +1189,9 @@ class _Parser:
     def _unit(self, entry: _Entry) -> dict[str, Any] | None:
         """A PDU unit's subentry data."""
         fields = _given(entry.fields)
+        if ":" in entry.name:
+            self.error(entry.line, f"name: '{entry.name}' {_COLON}")
+            return None
         count = fields.get(CONF_OUTLET_COUNT)
         self._unit_outlets[entry.name] = None if count is None else count[0]
         missing = [key for key in (CONF_VENDOR, CONF_HOST) if key not in fields]

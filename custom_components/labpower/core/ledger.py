@@ -613,7 +613,9 @@ def _check_state(data: dict[str, Any]) -> None:
             raise ValueError(f"token {number} has no id, resource or time")
         if token.expires is not None and not math.isfinite(token.expires):
             raise ValueError(f"token {number} expires at {token.expires}")
-        if (token.kind is TokenKind.LEASE) != (token.expires is not None):
+        # A lease always expires; a hold only when it has a limit (a hold from the UI).
+        ends = token.kind is TokenKind.LEASE or token.limit is not None
+        if ends != (token.expires is not None):
             raise ValueError(f"token {number}: a {token.kind} expiring {token.expires}")
     for key in ("off_at", "last_off", "released"):
         mapping = data[key]

@@ -903,6 +903,8 @@ CREDENTIAL_KEYS: Final = frozenset(
     f.key for fields in (*UNIT_CREDENTIALS.values(), _PLAIN_CREDENTIALS) for f in fields
 )
 REDACTED: Final = frozenset(f.key for f in _all_fields() if f.secret or f.redact)
+# Every field's default by key (the builders read stored data that may predate a field).
+FIELD_DEFAULTS: Final = defaults(_all_fields())
 
 
 def validate_fields(

@@ -468,15 +468,15 @@ async def test_lab_file_rules_are_the_flows(
     assert entry.runtime_data.settings["max_parallel_on"] == 0
     cases = {
         "units:\n  - name: pdu:a\n    vendor: netio\n    host: 10.0.0.5\n": (
-            "line 2: name: 'pdu:a' cannot contain a colon (outlets are written name:N)"
+            "line 2: name: a unit's name cannot contain ':'"
         ),
         "resources:\n  - name: h\n    power_entity: switch.h\n    host: ' '\n": (
-            "line 4: host: cannot be empty"
+            "line 4: host: a host cannot be empty"
         ),
         (
             "resources:\n  - name: w\n    mac: aa:bb:cc:dd:ee:ff\n    ssh_host: ''\n"
             "    ssh_username: root\n    ssh_password: pw\n    host: w.lab\n"
-        ): "line 4: ssh_host: cannot be empty",
+        ): "line 4: ssh_host: a host cannot be empty",
     }
     for bad, expected in cases.items():
         (config_dir / "labpower.yaml").write_text(bad)

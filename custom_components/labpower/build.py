@@ -74,10 +74,7 @@ from .const import (
     CONF_WRITE_COMMUNITY,
     CONF_WRITE_PASSWORD,
     CONF_WRITE_USERNAME,
-    DEFAULT_LONG_PRESS,
-    DEFAULT_SHORT_PRESS,
     FILE_KEY_PREFIX,
-    SNMP_AUTOMATIC,
     SWITCHER_BMC,
     SWITCHER_BUTTON,
     SWITCHER_PDU,
@@ -114,9 +111,10 @@ from .drivers.pdu import (
 )
 from .drivers.redfish import RedfishClient
 from .drivers.snmp import SnmpPduClient, udp_port_refuses
-from .drivers.ssh import DEFAULT_COMMAND, SshShutdown
+from .drivers.ssh import SshShutdown
 from .drivers.tcp import TcpChecker
 from .drivers.wol_ssh import WolSshSwitcher
+from .schema import FIELD_DEFAULTS
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 
 if TYPE_CHECKING:
@@ -162,6 +160,11 @@ def stagger_policy(settings: Mapping[str, Any]) -> StaggerPolicy:
         per_group=int(settings.get(CONF_UNIT_PARALLEL_ON) or 0) or None,
         spacing=float(settings.get(CONF_ON_SPACING) or 0.0),
     )
+
+
+def _value(data: Mapping[str, Any], key: str) -> Any:
+    """A stored field's value, or its default (schema.py) where data predates it."""
+    return data.get(key, FIELD_DEFAULTS[key])
 
 
 @dataclass(slots=True)
@@ -231,8 +234,8 @@ class ResourceBuilder:
                 relay_entity=data[CONF_RELAY_ENTITY],
                 led_entity=data[CONF_LED_ENTITY],
                 reset_entity=data.get(CONF_RESET_ENTITY),
-                short_press=float(data.get(CONF_SHORT_PRESS, DEFAULT_SHORT_PRESS)),
-                long_press=float(data.get(CONF_LONG_PRESS, DEFAULT_LONG_PRESS)),
+                short_press=float(_value(data, CONF_SHORT_PRESS)),
+                long_press=float(_value(data, CONF_LONG_PRESS)),
             )
         else:
             switcher = EntitySwitcher(self.hass, data[CONF_POWER_ENTITY])
@@ -272,10 +275,10 @@ def bmc_client(hass: HomeAssistant, data: Mapping[str, Any]) -> BmcClient:
             data[CONF_USERNAME],
             data[CONF_PASSWORD],
             port=int(port or 623),
-            cipher_suite=int(data.get(CONF_CIPHER_SUITE, 3)),
+            cipher_suite=int(_value(data, CONF_CIPHER_SUITE)),
             executor=hass.async_add_executor_job,
         )
-    verify_ssl = bool(data.get(CONF_VERIFY_SSL, True))
+    verify_ssl = bool(_value(data, CONF_VERIFY_SSL))
     return RedfishClient(
         async_get_clientsession(hass, verify_ssl=verify_ssl),
         data[CONF_HOST],
@@ -283,7 +286,7 @@ def bmc_client(hass: HomeAssistant, data: Mapping[str, Any]) -> BmcClient:
         username=data[CONF_USERNAME],
         password=data[CONF_PASSWORD],
         verify_ssl=verify_ssl,
-        auth=data.get(CONF_BMC_AUTH, "basic"),
+        auth=_value(data, CONF_BMC_AUTH),
     )
 
 
@@ -313,18 +316,18 @@ def wol_switcher(
     """A Wake-on-LAN/SSH switcher; its state comes from the resource's checker."""
     shutdown = SshShutdown(
         data[CONF_SSH_HOST],
-        int(data.get(CONF_SSH_PORT, 22)),
+        int(_value(data, CONF_SSH_PORT)),
         username=data[CONF_SSH_USERNAME],
         password=data.get(CONF_SSH_PASSWORD) or None,
         client_key=data.get(CONF_SSH_KEY) or None,
-        command=data.get(CONF_SSH_COMMAND) or DEFAULT_COMMAND,
+        command=data.get(CONF_SSH_COMMAND) or _value({}, CONF_SSH_COMMAND),
         known_host_key=known_host_key,
         on_first_key=on_first_key,
     )
     return WolSshSwitcher(
         data[CONF_MAC],
-        data.get(CONF_WOL_ADDRESS, "255.255.255.255"),
-        int(data.get(CONF_WOL_PORT, 9)),
+        _value(data, CONF_WOL_ADDRESS),
+        int(_value(data, CONF_WOL_PORT)),
         shutdown,
         checker,
     )
@@ -356,7 +359,7 @@ def pdu_client(hass: HomeAssistant, data: Mapping[str, Any]) -> PduClient:
     return SnmpPduClient(
         host,
         port or 161,
-        version=data.get(CONF_SNMP_VERSION, "2c"),
+        version=_value(data, CONF_SNMP_VERSION),
         community=data.get(CONF_COMMUNITY) or "public",
         write_community=data.get(CONF_WRITE_COMMUNITY) or None,
         username=data.get(CONF_USERNAME) or None,
@@ -364,7 +367,7 @@ def pdu_client(hass: HomeAssistant, data: Mapping[str, Any]) -> PduClient:
         auth_key=data.get(CONF_AUTH_KEY) or None,
         priv_protocol=data.get(CONF_PRIV_PROTOCOL) or None,
         priv_key=data.get(CONF_PRIV_KEY) or None,
-        profile=data.get(CONF_SNMP_PROFILE) or SNMP_AUTOMATIC,
+        profile=data.get(CONF_SNMP_PROFILE) or _value({}, CONF_SNMP_PROFILE),
         executor=hass.async_add_executor_job,
     )
 

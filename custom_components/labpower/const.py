@@ -133,17 +133,6 @@ CONF_PRIV_PROTOCOL: Final = "priv_protocol"
 CONF_PRIV_KEY: Final = "priv_key"
 CONF_SNMP_PROFILE: Final = "snmp_profile"
 SNMP_AUTOMATIC: Final = "automatic"
-# What a unit's SNMP settings are made of (cleared together when the vendor changes).
-SNMP_FIELDS: Final = (
-    CONF_SNMP_VERSION,
-    CONF_COMMUNITY,
-    CONF_WRITE_COMMUNITY,
-    CONF_AUTH_PROTOCOL,
-    CONF_AUTH_KEY,
-    CONF_PRIV_PROTOCOL,
-    CONF_PRIV_KEY,
-    CONF_SNMP_PROFILE,
-)
 CONF_OUTLET_COUNT: Final = "outlet_count"
 CONF_UPS_ENTITY: Final = "ups_entity"
 # A resource fed by PDU outlets: ["pdu1:3", "pdu2:3"] (unit name, 1-based outlet).

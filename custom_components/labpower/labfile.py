@@ -11,11 +11,10 @@ format is documented in docs/labfile.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 import difflib
 from functools import partial
-import math
 from pathlib import Path
 import re
 import time
@@ -27,103 +26,37 @@ from annotatedyaml.loader import FastSafeLoader
 from annotatedyaml.objects import NodeDictClass, NodeStrClass
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
+import probatio as vol
 import yaml  # type: ignore[import-untyped]
 
+from . import schema
 from .const import (
-    BMC_IPMI,
-    BMC_PROTOCOLS,
     CHECKER_ENTITY,
     CHECKER_ICMP,
     CHECKER_NONE,
     CHECKER_TCP,
-    CHECKER_TYPES,
-    CONF_AUTH_KEY,
-    CONF_AUTH_PROTOCOL,
     CONF_BMC,
-    CONF_BMC_AUTH,
     CONF_BMC_NAME,
     CONF_CHECK_ENTITY,
     CONF_CHECKER,
-    CONF_CIPHER_SUITE,
-    CONF_COMMUNITY,
-    CONF_DEFAULT_TTL,
     CONF_DEPENDS_ON,
-    CONF_GRACEFUL_OFF,
     CONF_HOST,
-    CONF_LABELS,
-    CONF_LED_ENTITY,
-    CONF_LONG_PRESS,
-    CONF_MAC,
-    CONF_MAX_PARALLEL_ON,
-    CONF_MAX_TRANSITIONS,
-    CONF_MAX_TTL,
-    CONF_METER_ENTITY,
-    CONF_MIN_OFF_TIME,
-    CONF_NOTIFY_ON_BATTERY,
-    CONF_OFF_DELAY,
-    CONF_OFF_NOW,
-    CONF_ON_SPACING,
     CONF_OUTLET_COUNT,
     CONF_OUTLETS,
-    CONF_PASSWORD,
     CONF_PORT,
-    CONF_POWER_ENTITY,
-    CONF_POWER_W,
-    CONF_PRIV_KEY,
-    CONF_PRIV_PROTOCOL,
-    CONF_PROTOCOL,
-    CONF_REFUSE_ON_BATTERY,
-    CONF_RELAY_ENTITY,
-    CONF_RESET_ENTITY,
     CONF_RESOURCE_NAME,
-    CONF_SHED_ON_BATTERY,
-    CONF_SHORT_PRESS,
-    CONF_SHUTDOWN_ON_LOW_BATTERY,
-    CONF_SNMP_PROFILE,
-    CONF_SNMP_VERSION,
-    CONF_SSH_COMMAND,
-    CONF_SSH_HOST,
-    CONF_SSH_KEY,
-    CONF_SSH_PASSWORD,
-    CONF_SSH_PORT,
-    CONF_SSH_USERNAME,
-    CONF_START_TIMEOUT,
-    CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
     CONF_UNIT_NAME,
-    CONF_UNIT_PARALLEL_ON,
-    CONF_UPS_ENTITY,
-    CONF_USERNAME,
     CONF_VENDOR,
-    CONF_VERIFY_SSL,
-    CONF_WOL_ADDRESS,
-    CONF_WOL_PORT,
-    CONF_WRITE_COMMUNITY,
-    CONF_WRITE_PASSWORD,
-    CONF_WRITE_USERNAME,
-    DEFAULT_LONG_PRESS,
-    DEFAULT_SHORT_PRESS,
     DOMAIN,
     PDU_VENDORS,
-    SNMP_AUTOMATIC,
-    SNMP_FIELDS,
-    SNMP_VERSIONS,
     SUBENTRY_BMC,
     SUBENTRY_PDU,
     SUBENTRY_RESOURCE,
-    SWITCHER_BMC,
-    SWITCHER_BUTTON,
-    SWITCHER_ENTITY,
-    SWITCHER_PDU,
-    SWITCHER_TYPES,
-    SWITCHER_WOL,
-    VENDOR_SNMP,
 )
-from .core.feeds import FeedTarget, feed_targets, normalise_mac
+from .core.feeds import FeedTarget, feed_targets
 from .core.graph import find_cycle
 from .core.hostlist import HostlistError, count as range_count, expand, is_pattern
-from .core.model import ResourcePolicy
-from .drivers.snmp_profiles import SNMP_PROFILES
 from .feeds import known_feeds
 
 _C_LOADER: Final = getattr(yaml, "CSafeLoader", None)
@@ -151,10 +84,8 @@ CONF_VERSION: Final = "version"
 
 _TAG: Final = "tag:yaml.org,2002:"
 _MERGE_TAG: Final = _TAG + "merge"
-_SSH_CREDENTIALS = (CONF_SSH_PASSWORD, CONF_SSH_KEY)
 # What an unquoted `[1-8]` leaves of itself once YAML has read it as a list.
 _RANGE_BODY = re.compile(r"[0-9][0-9 ,-]*")
-_WHOLE = re.compile(r"[+-]?[0-9]+")
 
 
 # What the parser returns and raises
@@ -558,211 +489,38 @@ def _read_yaml(
         return None, LabFileProblem(None, f"not valid YAML: {err}")
 
 
-# The fields of each section
+# The fields of each section: schema.py's (the flows' validators, defaults, required).
+
+type _Fields = Mapping[str, schema.Field]
 
 
-type _Keys = tuple[str, ...]
+def _resource_keys() -> dict[str, schema.Field]:
+    fields = schema.by_key(schema.RESOURCE_COMMON)
+    for group in (schema.SWITCHER_FIELDS, schema.CHECKER_FIELDS):
+        for keys in group.values():
+            fields.update(schema.by_key(keys))
+    return {**fields, CONF_OUTLET: fields[CONF_OUTLETS]}
 
 
-@dataclass(frozen=True, slots=True)
-class _Field:
-    """How a field's value is read: `kind` is one of the kinds below."""
-
-    kind: str
-    choices: _Keys = ()
-    low: float | None = None
-    high: float | None = None
-
-
-_TEXT = "text"  # a string; ranges expand
-_HOST = "host"  # a string that is not blank (as in the flows); ranges expand
-_OPAQUE = "opaque"  # a string taken as written (passwords, commands, SNMP settings)
-_INT = "int"
-_FLOAT = "float"
-_BOOL = "bool"
-_LIST = "list"  # a list of strings (or one string); ranges expand
-
-_TEXT_FIELD = _Field(_TEXT)
-_HOST_FIELD = _Field(_HOST)
-_OPAQUE_FIELD = _Field(_OPAQUE)
-_PORT_FIELD = _Field(_INT, low=1, high=65535)
-_SECONDS_FIELD = _Field(_FLOAT, low=0)
-_LIST_FIELD = _Field(_LIST)
-
-_SWITCHERS: Final = tuple(dict.fromkeys([*SWITCHER_TYPES, SWITCHER_PDU]))
-_DURATIONS: Final = {
-    CONF_OFF_DELAY: "off_delay",
-    CONF_MIN_OFF_TIME: "min_off_time",
-    CONF_START_TIMEOUT: "start_timeout",
-    CONF_STOP_TIMEOUT: "stop_timeout",
-    CONF_DEFAULT_TTL: "default_ttl",
-    CONF_MAX_TTL: "max_ttl",
-}
-_SWITCHES: Final = {CONF_GRACEFUL_OFF: "graceful_off", CONF_OFF_NOW: "off_now"}
-
-# The order here is the order of the keys in the subentry data.
-_RESOURCE_FIELDS: Final[dict[str, _Field]] = {
-    CONF_RESOURCE_NAME: _TEXT_FIELD,
-    CONF_SWITCHER: _Field(_TEXT, choices=_SWITCHERS),
-    CONF_CHECKER: _Field(_TEXT, choices=tuple(CHECKER_TYPES)),
-    CONF_POWER_ENTITY: _TEXT_FIELD,
-    CONF_RELAY_ENTITY: _TEXT_FIELD,
-    CONF_LED_ENTITY: _TEXT_FIELD,
-    CONF_RESET_ENTITY: _TEXT_FIELD,
-    CONF_SHORT_PRESS: _SECONDS_FIELD,
-    CONF_LONG_PRESS: _SECONDS_FIELD,
-    CONF_BMC: _TEXT_FIELD,
-    CONF_MAC: _TEXT_FIELD,
-    CONF_WOL_ADDRESS: _HOST_FIELD,
-    CONF_WOL_PORT: _PORT_FIELD,
-    CONF_SSH_HOST: _HOST_FIELD,
-    CONF_SSH_PORT: _PORT_FIELD,
-    CONF_SSH_USERNAME: _OPAQUE_FIELD,
-    CONF_SSH_PASSWORD: _OPAQUE_FIELD,
-    CONF_SSH_KEY: _OPAQUE_FIELD,
-    CONF_SSH_COMMAND: _OPAQUE_FIELD,
-    CONF_OUTLETS: _LIST_FIELD,
-    CONF_OUTLET: _LIST_FIELD,
-    CONF_HOST: _HOST_FIELD,
-    CONF_PORT: _PORT_FIELD,
-    CONF_CHECK_ENTITY: _TEXT_FIELD,
-    **dict.fromkeys(_DURATIONS, _SECONDS_FIELD),
-    CONF_GRACEFUL_OFF: _Field(_BOOL),
-    CONF_OFF_NOW: _Field(_BOOL),
-    CONF_MAX_TRANSITIONS: _Field(_INT, low=2),
-    CONF_LABELS: _LIST_FIELD,
-    CONF_POWER_W: _Field(_FLOAT, low=0),
-    CONF_METER_ENTITY: _TEXT_FIELD,
-    CONF_DEPENDS_ON: _LIST_FIELD,
-}
+_RESOURCE_FIELDS: Final = _resource_keys()
 _DEFAULTS_FIELDS: Final = {
-    key: spec for key, spec in _RESOURCE_FIELDS.items() if key != CONF_RESOURCE_NAME
+    key: field for key, field in _RESOURCE_FIELDS.items() if key != CONF_RESOURCE_NAME
 }
-_ALIASES: Final = {CONF_OUTLET: CONF_OUTLETS}
-
-_SWITCHER_FIELDS: Final[dict[str, _Keys]] = {
-    SWITCHER_ENTITY: (CONF_POWER_ENTITY,),
-    SWITCHER_BUTTON: (
-        CONF_RELAY_ENTITY,
-        CONF_LED_ENTITY,
-        CONF_RESET_ENTITY,
-        CONF_SHORT_PRESS,
-        CONF_LONG_PRESS,
-    ),
-    SWITCHER_BMC: (CONF_BMC,),
-    SWITCHER_WOL: (
-        CONF_MAC,
-        CONF_WOL_ADDRESS,
-        CONF_WOL_PORT,
-        CONF_SSH_HOST,
-        CONF_SSH_PORT,
-        CONF_SSH_USERNAME,
-        CONF_SSH_PASSWORD,
-        CONF_SSH_KEY,
-        CONF_SSH_COMMAND,
-    ),
-    SWITCHER_PDU: (CONF_OUTLETS,),
-}
-_SWITCHER_REQUIRED: Final[dict[str, _Keys]] = {
-    SWITCHER_ENTITY: (CONF_POWER_ENTITY,),
-    SWITCHER_BUTTON: (CONF_RELAY_ENTITY, CONF_LED_ENTITY),
-    SWITCHER_BMC: (CONF_BMC,),
-    SWITCHER_WOL: (CONF_MAC, CONF_SSH_HOST, CONF_SSH_USERNAME),
-    SWITCHER_PDU: (CONF_OUTLETS,),
-}
-# What the config flow fills in when the user leaves it as it is.
-_SWITCHER_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
-    SWITCHER_BUTTON: {
-        CONF_SHORT_PRESS: DEFAULT_SHORT_PRESS,
-        CONF_LONG_PRESS: DEFAULT_LONG_PRESS,
-    },
-    SWITCHER_WOL: {
-        CONF_WOL_ADDRESS: "255.255.255.255",
-        CONF_WOL_PORT: 9,
-        CONF_SSH_PORT: 22,
-    },
-}
-# The field that tells which switcher a resource has when switcher_type is left out.
+_UNIT_FIELDS: Final = schema.by_key(
+    (*schema.UNIT_FIELDS, *(f for v in PDU_VENDORS for f in schema.unit_credentials(v)))
+)
+_BMC_FIELDS: Final = schema.by_key(schema.BMC_FIELDS)
+_POLICY_FIELDS: Final = schema.by_key(schema.LAB_POLICY_FIELDS)
+# Fields whose value is a list; fields taken as written (never expanded).
+_LISTS: Final = (schema.names, schema.outlets, schema.entity_ids)
+# The field that tells which switcher a resource has when switcher_type is left out:
+# the first of each switcher's fields.
 _SWITCHER_HINTS: Final = {
-    CONF_POWER_ENTITY: SWITCHER_ENTITY,
-    CONF_OUTLETS: SWITCHER_PDU,
-    CONF_BMC: SWITCHER_BMC,
-    CONF_RELAY_ENTITY: SWITCHER_BUTTON,
-    CONF_MAC: SWITCHER_WOL,
+    fields[0].key: switcher for switcher, fields in schema.SWITCHER_FIELDS.items()
 }
-_CHECKER_FIELDS: Final[dict[str, _Keys]] = {
-    CHECKER_NONE: (),
-    CHECKER_ICMP: (CONF_HOST,),
-    CHECKER_TCP: (CONF_HOST, CONF_PORT),
-    CHECKER_ENTITY: (CONF_CHECK_ENTITY,),
-}
-_COMMON_FIELDS: Final = frozenset(
-    {
-        CONF_RESOURCE_NAME,
-        CONF_SWITCHER,
-        CONF_CHECKER,
-        *_DURATIONS,
-        CONF_GRACEFUL_OFF,
-        CONF_OFF_NOW,
-        CONF_MAX_TRANSITIONS,
-        CONF_LABELS,
-        CONF_POWER_W,
-        CONF_METER_ENTITY,
-        CONF_DEPENDS_ON,
-    }
+_SWITCHER_KEYS: Final = frozenset(
+    f.key for fields in schema.SWITCHER_FIELDS.values() for f in fields
 )
-_SWITCHER_ONLY: Final = frozenset(
-    key for keys in _SWITCHER_FIELDS.values() for key in keys
-)
-
-_UNIT_FIELDS: Final[dict[str, _Field]] = {
-    CONF_UNIT_NAME: _TEXT_FIELD,
-    CONF_VENDOR: _Field(_TEXT, choices=tuple(PDU_VENDORS)),
-    CONF_HOST: _HOST_FIELD,
-    CONF_PORT: _PORT_FIELD,
-    CONF_USERNAME: _OPAQUE_FIELD,
-    CONF_PASSWORD: _OPAQUE_FIELD,
-    CONF_WRITE_USERNAME: _OPAQUE_FIELD,
-    CONF_WRITE_PASSWORD: _OPAQUE_FIELD,
-    CONF_SNMP_VERSION: _Field(_OPAQUE, choices=tuple(SNMP_VERSIONS)),
-    CONF_COMMUNITY: _OPAQUE_FIELD,
-    CONF_WRITE_COMMUNITY: _OPAQUE_FIELD,
-    CONF_AUTH_PROTOCOL: _OPAQUE_FIELD,
-    CONF_AUTH_KEY: _OPAQUE_FIELD,
-    CONF_PRIV_PROTOCOL: _OPAQUE_FIELD,
-    CONF_PRIV_KEY: _OPAQUE_FIELD,
-    CONF_SNMP_PROFILE: _Field(_TEXT, choices=tuple(SNMP_PROFILES)),
-    CONF_OUTLET_COUNT: _Field(_INT, low=1),
-    CONF_UPS_ENTITY: _TEXT_FIELD,
-}
-_BMC_FIELDS: Final[dict[str, _Field]] = {
-    CONF_BMC_NAME: _TEXT_FIELD,
-    CONF_PROTOCOL: _Field(_TEXT, choices=tuple(BMC_PROTOCOLS)),
-    CONF_HOST: _HOST_FIELD,
-    CONF_PORT: _PORT_FIELD,
-    CONF_USERNAME: _OPAQUE_FIELD,
-    CONF_PASSWORD: _OPAQUE_FIELD,
-    CONF_CIPHER_SUITE: _Field(_INT, low=0, high=17),
-    CONF_VERIFY_SSL: _Field(_BOOL),
-    CONF_BMC_AUTH: _Field(_TEXT, choices=("basic", "session")),
-}
-_BMC_DEFAULTS: Final[dict[str, Any]] = {
-    CONF_PROTOCOL: BMC_IPMI,
-    CONF_CIPHER_SUITE: 3,
-    CONF_VERIFY_SSL: True,
-    CONF_BMC_AUTH: "basic",
-}
-_POLICY_FIELDS: Final[dict[str, _Field]] = {
-    CONF_MAX_PARALLEL_ON: _Field(_INT, low=0),  # 0: no limit, as in the options
-    CONF_UNIT_PARALLEL_ON: _Field(_INT, low=0),
-    CONF_ON_SPACING: _SECONDS_FIELD,
-    CONF_REFUSE_ON_BATTERY: _Field(_BOOL),
-    CONF_NOTIFY_ON_BATTERY: _Field(_BOOL),
-    CONF_SHED_ON_BATTERY: _Field(_BOOL),
-    CONF_SHUTDOWN_ON_LOW_BATTERY: _Field(_BOOL),
-}
-# As the PDU flow says it (name_colon): outlets are written unit:number.
-_COLON: Final = "cannot contain a colon (outlets are written name:N)"
 _SECTIONS: Final = ("version", "units", "bmcs", "defaults", "policies", "resources")
 
 
@@ -797,7 +555,7 @@ class _Entry:
     line: int
     fields: dict[str, _Located]
     # Fields given with a value that could not be used (reported already).
-    failed: frozenset[str] = frozenset()
+    failed: set[str] = field(default_factory=set)
 
 
 def _at(value: Any, line: int) -> int:
@@ -812,6 +570,11 @@ def _suggest(word: str, candidates: Iterable[str]) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _plain(value: Any) -> Any:
+    """A field's value for its validator: a list field's items without their lines."""
+    return [text for text, _ in value] if isinstance(value, list) else value
 
 
 class _Parser:
@@ -875,15 +638,24 @@ class _Parser:
             if (unit := self._unit(entry)) is not None:
                 lab.units.append(unit)
         bmcs = self._section(sections, "bmcs", "BMC", _BMC_FIELDS)
-        lab.bmcs = [
-            self._bmc(entry) for entry in self._unique(bmcs, "BMC", self._known_bmcs)
-        ]
+        for entry in self._unique(bmcs, "BMC", self._known_bmcs):
+            self._bmc_names.add(entry.name)
+            data = self._valid(
+                schema.BMC_SCHEMA,
+                entry,
+                entry.fields,
+                needs=lambda _: "a BMC",
+                applies_to=lambda _: "a BMC",
+            )
+            if data is not None:
+                lab.bmcs.append(data)
         defaults: dict[str, _Located] = {}
         if (value := sections.get("defaults")) is not None:
             defaults = self._fields(value, _DEFAULTS_FIELDS, "defaults")
         if (value := sections.get("policies")) is not None:
             policies = self._fields(value, _POLICY_FIELDS, "policies")
-            lab.policies = {key: value for key, (value, _) in policies.items()}
+            given = {key: _plain(value) for key, (value, _) in policies.items()}
+            lab.policies = dict(schema.LAB_POLICY_SCHEMA(given))
         entries = self._unique(
             self._section(sections, "resources", "resource", _RESOURCE_FIELDS),
             "resource",
@@ -926,11 +698,7 @@ class _Parser:
         return next((_at(k, line) for k in pairs if k == key), line)
 
     def _section(
-        self,
-        sections: Mapping[str, Any],
-        key: str,
-        singular: str,
-        fields: Mapping[str, _Field],
+        self, sections: Mapping[str, Any], key: str, singular: str, fields: _Fields
     ) -> list[_Entry]:
         """The expanded entries of a list section (units, bmcs, resources)."""
         value = sections.get(key)
@@ -945,7 +713,7 @@ class _Parser:
         return entries
 
     def _expand(
-        self, item: Any, singular: str, fields: Mapping[str, _Field], line: int
+        self, item: Any, singular: str, fields: _Fields, line: int
     ) -> list[_Entry]:
         """One entry of a section, one per name its name expands to."""
         if time.monotonic() > self._deadline:
@@ -959,10 +727,15 @@ class _Parser:
             return []
         name_value = pairs.pop(CONF_RESOURCE_NAME)
         line = _at(name_value, self._key_line(item, CONF_RESOURCE_NAME, line))
+        if isinstance(name_value, list | dict):
+            self.error(line, "name: expected a name, not a list or a mapping")
+            return []
+        spec = fields[CONF_RESOURCE_NAME]
         try:
-            names = self._names_of(name_value, line)
-        except _BadValueError as bad:
-            self.error(line, f"name: {bad}")
+            texts = self._scalar(spec, name_value, line, expand_ranges=True)
+            names = [schema.name(name) for name in texts or [None]]
+        except (_BadValueError, vol.Invalid) as bad:
+            self.error(line, f"name: {_message(bad)}")
             return []
         self._names += len(names)
         if self._names > MAX_NAMES:
@@ -973,42 +746,42 @@ class _Parser:
                 name,
                 line,
                 {key: (values[i], at) for key, (values, at) in columns.items()},
-                failed,
+                set(failed),
             )
             for i, name in enumerate(names)
         ]
 
-    def _names_of(self, value: Any, line: int) -> list[str]:
-        if isinstance(value, list | dict):
-            raise _BadValueError("expected a name, not a list or a mapping")
-        names = self._scalar(_TEXT_FIELD, value, line, expand_ranges=True)
-        names = [str(name).strip() for name in names or ()]
-        if not names or not all(names):
-            raise _BadValueError("a name cannot be empty")
-        return names
-
-    def _fields(
-        self, value: Any, fields: Mapping[str, _Field], what: str
-    ) -> dict[str, _Located]:
-        """The values of a mapping that is not expanded (defaults, policies)."""
+    def _fields(self, value: Any, fields: _Fields, what: str) -> dict[str, _Located]:
+        """The values of a mapping that is not expanded (defaults, policies), checked."""
         pairs = self._pairs(value, fields, what, 1)
         if pairs is None:
             return {}
         columns, _ = self._columns(value, pairs, fields, 1, "")
-        return {
-            key: (values[0], at)
-            for key, (values, at) in columns.items()
-            if values[0] is not None
-        }
+        given: dict[str, _Located] = {}
+        for key, ([item], line) in columns.items():
+            if item is None:
+                continue
+            if self._check(fields[key], item, line):
+                given[key] = (item, line)
+        return given
+
+    def _check(self, spec: schema.Field, value: Any, line: int) -> bool:
+        """Whether one field's value passes its validator (if not, a problem)."""
+        try:
+            spec.validator(_plain(value))
+        except vol.Invalid as err:
+            self.error(line, f"{spec.key}: {_message(err)}")
+            return False
+        return True
 
     def _columns(
         self,
         mapping: Mapping[str, Any],
         pairs: Mapping[str, Any],
-        fields: Mapping[str, _Field],
+        fields: _Fields,
         count: int,
         pattern: Any,
-    ) -> tuple[dict[str, tuple[list[Any], int]], frozenset[str]]:
+    ) -> tuple[dict[str, tuple[list[Any], int]], set[str]]:
         """Each field's value for each of `count` names (expanded in step), by key.
 
         Also the keys whose value was refused, so that they are not reported missing.
@@ -1019,7 +792,7 @@ class _Parser:
         for key, value in pairs.items():
             key_line = self._key_line(mapping, key, base)
             line = _at(value, key_line)
-            target = _ALIASES.get(key, key)
+            target = fields[key].key
             if target != key and target in pairs:
                 self.error(key_line, f"give either '{key}' or '{target}', not both")
                 continue
@@ -1031,14 +804,14 @@ class _Parser:
                 continue
             # A null is kept as None: it unsets a default.
             columns[target] = ([None] * count if values is None else values, line)
-        return columns, frozenset(failed)
+        return columns, failed
 
     def _column(
-        self, spec: _Field, value: Any, line: int, count: int, pattern: str
+        self, spec: schema.Field, value: Any, line: int, count: int, pattern: str
     ) -> list[Any] | None:
         """A field's value for each of `count` names; None where it is null (unset)."""
-        if spec.kind == _LIST:
-            return self._list_column(value, line, count, pattern)
+        if spec.validator in _LISTS:
+            return self._list_column(spec, value, line, count, pattern)
         if isinstance(value, dict):
             raise _BadValueError("expected a value, not a mapping")
         if not isinstance(value, list):
@@ -1075,7 +848,7 @@ class _Parser:
         raise _BadValueError(f"expected one value, not a list{hint}")
 
     def _list_column(
-        self, value: Any, line: int, count: int, pattern: str
+        self, spec: schema.Field, value: Any, line: int, count: int, pattern: str
     ) -> list[list[_Located]] | None:
         """A list field's items for each of `count` names, each with its line.
 
@@ -1093,7 +866,7 @@ class _Parser:
             texts = (
                 None
                 if isinstance(item, list | dict)
-                else self._scalar(_TEXT_FIELD, item, at, expand_ranges=True)
+                else self._scalar(spec, item, at, expand_ranges=True)
             )
             if texts is None:
                 raise _BadValueError("expected a list of values", at)
@@ -1112,25 +885,23 @@ class _Parser:
         return column
 
     def _scalar(
-        self, spec: _Field, value: Any, line: int, *, expand_ranges: bool
+        self, spec: schema.Field, value: Any, line: int, *, expand_ranges: bool
     ) -> list[Any] | None:
-        """The value(s) of one scalar: several where a range expands; None for null."""
+        """The value(s) of one scalar: several where a range expands; None for null.
+
+        Text as written, for the field's validator to read (a YAML boolean for a
+        boolean field); ranges expand unless the field is taken as written.
+        """
         if value is None:
             return None
         if isinstance(value, _Bad):
             raise _BadValueError(str(value))
-        kind = spec.kind
-        plain = value.value if isinstance(value, _Plain) else None
-        if kind == _BOOL:
-            if not isinstance(plain, bool):
-                raise _BadValueError(f"expected true or false, not '{value}'")
-            return [plain]
-        if kind in (_INT, _FLOAT) and isinstance(plain, int | float):
-            return [_number(spec, plain)]
+        if spec.validator is schema.boolean and isinstance(value, _Plain):
+            return [value.value]
         texts = [str(value)]
         if (
             expand_ranges
-            and kind != _OPAQUE
+            and spec.validator is not schema.opaque
             and not isinstance(value, _Secret)
             and is_pattern(texts[0])
         ):
@@ -1141,17 +912,6 @@ class _Parser:
                 texts = expand(texts[0])
             except HostlistError as err:
                 raise _BadValueError(f"bad range: {err}") from None
-        if kind in (_INT, _FLOAT):
-            return [_number(spec, _parse_number(spec, text)) for text in texts]
-        if kind == _HOST and not all(text.strip() for text in texts):
-            raise _BadValueError("cannot be empty")
-        if spec.choices:
-            for text in texts:
-                if text not in spec.choices:
-                    raise _BadValueError(
-                        f"'{text}' is not one of {', '.join(spec.choices)}"
-                        + _suggest(text, spec.choices)
-                    )
         return texts
 
     def _unique(
@@ -1173,192 +933,131 @@ class _Parser:
                     f"and at line {entry.line}",
                 )
             elif folded in taken:
-                where = f"in lab {taken[folded]}" if taken[folded] else ""
+                where = f" (in lab {taken[folded]})" if taken[folded] else ""
                 self.error(
                     entry.line,
-                    f"{what} '{entry.name}' already exists outside the lab file"
-                    + (f" ({where})" if where else ""),
+                    f"{what} '{entry.name}' already exists outside the lab file{where}",
                 )
             else:
                 first[folded] = entry
                 unique.append(entry)
         return unique
 
-    # Building subentry data
+    # Checking entries with schema.py and building subentry data
+
+    def _valid(
+        self,
+        validator: Callable[[Any], Any],
+        entry: _Entry,
+        fields: Mapping[str, _Located],
+        *,
+        needs: Callable[[str], str],
+        applies_to: Callable[[str], str],
+        name_key: str = CONF_BMC_NAME,
+    ) -> dict[str, Any] | None:
+        """The entry's data through schema.py's validator; its refusals, with lines."""
+        given = {key: value for key, value in fields.items() if value[0] is not None}
+        data = {name_key: entry.name} | {k: _plain(v) for k, (v, _) in given.items()}
+        try:
+            return dict(validator(data))
+        except vol.Invalid as err:
+            errors = err.errors if isinstance(err, vol.MultipleInvalid) else [err]
+        for bad in errors:
+            key = str(bad.path[0]) if bad.path else ""
+            if key in entry.failed:
+                continue
+            line = given[key][1] if key in given else entry.line
+            if isinstance(bad, vol.RequiredFieldInvalid):
+                message = f"{needs(key)} needs {key}"
+            elif isinstance(bad, vol.ExtraKeysInvalid):
+                message = f"{key} does not apply to {applies_to(key)}"
+            elif isinstance(bad, schema.RuleInvalid) or not key:
+                message = _message(bad)
+            else:
+                message = f"{key}: {_message(bad)}"
+            self.error(line, message)
+        return None
 
     def _unit(self, entry: _Entry) -> dict[str, Any] | None:
         """A PDU unit's subentry data."""
-        fields = _given(entry.fields)
-        if ":" in entry.name:
-            self.error(entry.line, f"name: '{entry.name}' {_COLON}")
+        self._unit_outlets[entry.name] = None
+        vendor, line = entry.fields.get(CONF_VENDOR, (None, entry.line))
+        if vendor is None:
+            if CONF_VENDOR not in entry.failed:
+                self.error(entry.line, f"a unit needs {CONF_VENDOR}")
             return None
-        count = fields.get(CONF_OUTLET_COUNT)
-        self._unit_outlets[entry.name] = None if count is None else count[0]
-        missing = [key for key in (CONF_VENDOR, CONF_HOST) if key not in fields]
-        for key in missing:
-            if key not in entry.failed:
-                self.error(entry.line, f"a unit needs {key}")
-        if missing:
+        if not self._check(_UNIT_FIELDS[CONF_VENDOR], vendor, line):
             return None
-        snmp = fields[CONF_VENDOR][0] == VENDOR_SNMP
-        data: dict[str, Any] = {CONF_UNIT_NAME: entry.name}
-        for key in _UNIT_FIELDS:
-            if key not in fields:
-                continue
-            value, line = fields[key]
-            if key in SNMP_FIELDS and not snmp:
-                self.error(line, f"{key} applies only to vendor {VENDOR_SNMP}")
-                continue
-            data[key] = value
-        if snmp and CONF_SNMP_VERSION not in entry.failed:
-            self._check_snmp(entry, fields, data)
-        return data
-
-    def _check_snmp(
-        self, entry: _Entry, fields: Mapping[str, _Located], data: dict[str, Any]
-    ) -> None:
-        version = data.setdefault(CONF_SNMP_VERSION, "2c")
-        data.setdefault(CONF_SNMP_PROFILE, SNMP_AUTOMATIC)
-        if version == "3":
-            if CONF_USERNAME not in data and CONF_USERNAME not in entry.failed:
-                self.error(entry.line, "SNMP version 3 needs username")
-            for protocol, key in (
-                (CONF_AUTH_PROTOCOL, CONF_AUTH_KEY),
-                (CONF_PRIV_PROTOCOL, CONF_PRIV_KEY),
-            ):
-                if (protocol in data) != (key in data):
-                    self.error(entry.line, f"{protocol} and {key} go together")
-            if CONF_PRIV_PROTOCOL in data and CONF_AUTH_PROTOCOL not in data:
-                self.error(entry.line, "priv_protocol needs auth_protocol as well")
-            return
-        if CONF_COMMUNITY not in data and CONF_COMMUNITY not in entry.failed:
-            self.error(entry.line, f"SNMP version {version} needs community")
-        for key in (
-            CONF_AUTH_PROTOCOL,
-            CONF_AUTH_KEY,
-            CONF_PRIV_PROTOCOL,
-            CONF_PRIV_KEY,
-        ):
-            if key in fields:
-                self.error(fields[key][1], f"{key} applies only to SNMP version 3")
-
-    def _bmc(self, entry: _Entry) -> dict[str, Any]:
-        """A BMC's subentry data."""
-        self._bmc_names.add(entry.name)
-        fields = _given(entry.fields)
-        for key in (CONF_HOST, CONF_USERNAME, CONF_PASSWORD):
-            if key not in fields and key not in entry.failed:
-                self.error(entry.line, f"a BMC needs {key}")
-        data: dict[str, Any] = {CONF_BMC_NAME: entry.name}
-        for key in _BMC_FIELDS:
-            if key in fields:
-                data[key] = fields[key][0]
-            elif key in _BMC_DEFAULTS:
-                data[key] = _BMC_DEFAULTS[key]
+        data = self._valid(
+            schema.UNIT_SCHEMA,
+            entry,
+            entry.fields,
+            needs=lambda _: "a unit",
+            applies_to=lambda _: f"vendor {vendor}",
+            name_key=CONF_UNIT_NAME,
+        )
+        if data is not None:
+            self._unit_outlets[entry.name] = data.get(CONF_OUTLET_COUNT)
         return data
 
     def _resource(
-        self,
-        entry: _Entry,
-        defaults: Mapping[str, _Located],
+        self, entry: _Entry, defaults: Mapping[str, _Located]
     ) -> tuple[dict[str, Any], list[_Located]] | None:
         """A resource's subentry data and its dependencies (each with its line)."""
-        own = _given(entry.fields)
-        unset = entry.fields.keys() - own.keys()
-        defaults = {key: value for key, value in defaults.items() if key not in unset}
-        switcher = self._choose(
-            entry,
-            own,
-            defaults,
-            key=CONF_SWITCHER,
-            hints=_switcher_hints,
-            what="switcher",
-        )
-        checker = self._choose(
-            entry,
-            own,
-            defaults,
-            key=CONF_CHECKER,
-            hints=_checker_hints,
-            what="checker",
-        )
-        if switcher is None or checker is None:
-            return None
-        applies = _APPLIES[switcher, checker]
-        for key, (_, line) in own.items():
-            if key not in applies:
-                which = (
-                    f"switcher_type {switcher}"
-                    if key in _SWITCHER_ONLY
-                    else f"checker_type {checker}"
-                )
-                self.error(line, f"{key} does not apply to {which}")
-        fields = {key: value for key, value in defaults.items() if key in applies}
-        fields.update((key, value) for key, value in own.items() if key in applies)
-        self._check_required(entry, fields, switcher, checker)
-        data: dict[str, Any] = {
-            CONF_RESOURCE_NAME: entry.name,
-            CONF_SWITCHER: switcher,
-            CONF_CHECKER: checker,
+        own = {
+            key: value for key, value in entry.fields.items() if value[0] is not None
         }
-        switcher_defaults = _SWITCHER_DEFAULTS.get(switcher, {})
-        for key in _SWITCHER_FIELDS[switcher]:
-            if key in fields:
-                data[key] = fields[key][0]
-            elif key in switcher_defaults:
-                data[key] = switcher_defaults[key]
-        for key in _CHECKER_FIELDS[checker]:
-            if key in fields:
-                data[key] = fields[key][0]
-        for key, attribute in _DURATIONS.items():
-            data[key] = (
-                float(fields[key][0])
-                if key in fields
-                else getattr(_POLICY_DEFAULTS, attribute)
+        defaults = {k: v for k, v in defaults.items() if k not in entry.fields}
+        types: list[str] = []
+        for key, hints, what in (
+            (CONF_SWITCHER, _switcher_hints, "switcher"),
+            (CONF_CHECKER, _checker_hints, "checker"),
+        ):
+            chosen = self._choose(entry, own, defaults, key=key, hints=hints, what=what)
+            if chosen is None:
+                return None
+            types.append(chosen)
+        switcher, checker = types
+        applies = schema.resource_fields(switcher, checker)
+        fields = {k: v for k, v in defaults.items() if k in applies} | own
+        fields[CONF_SWITCHER] = (
+            switcher,
+            fields.get(CONF_SWITCHER, (0, entry.line))[1],
+        )
+        fields[CONF_CHECKER] = (checker, fields.get(CONF_CHECKER, (0, entry.line))[1])
+        if CONF_OUTLETS in fields:
+            located = fields[CONF_OUTLETS]
+            fields[CONF_OUTLETS] = (self._outlets(entry, located), located[1])
+
+        def which(key: str) -> str:
+            if key in _SWITCHER_KEYS:
+                return f"switcher_type {switcher}"
+            return f"checker_type {checker}"
+
+        data = self._valid(
+            schema.RESOURCE_SCHEMA,
+            entry,
+            fields,
+            needs=which,
+            applies_to=which,
+            name_key=CONF_RESOURCE_NAME,
+        )
+        if data is None:
+            return None
+        if CONF_BMC in data and (bmc := data[CONF_BMC]) not in self._bmc_names:
+            self.error(
+                fields[CONF_BMC][1],
+                f"bmc: no BMC named '{bmc}'" + _suggest(bmc, self._bmc_names),
             )
-        for key, attribute in _SWITCHES.items():
-            data[key] = (
-                fields[key][0]
-                if key in fields
-                else getattr(_POLICY_DEFAULTS, attribute)
-            )
-        if labels := fields.get(CONF_LABELS, ((), 0))[0]:
-            data[CONF_LABELS] = list(dict.fromkeys(label for label, _ in labels))
-        for key in (CONF_MAX_TRANSITIONS, CONF_POWER_W, CONF_METER_ENTITY):
-            if key in fields:
-                data[key] = fields[key][0]
-        depends: list[_Located] = fields.get(CONF_DEPENDS_ON, ([], 0))[0]
-        if depends:
-            data[CONF_DEPENDS_ON] = list(dict.fromkeys(name for name, _ in depends))
-        self._check_ttls(entry, fields, data)
-        if CONF_MAC in data:
-            mac, line = fields[CONF_MAC]
-            if normalise_mac(mac) is None:
-                self.error(
-                    line, f"mac: '{mac}' is not a MAC address (aa:bb:cc:dd:ee:ff)"
-                )
-        if CONF_BMC in data:
-            bmc, line = fields[CONF_BMC]
-            if bmc not in self._bmc_names:
-                self.error(
-                    line,
-                    f"bmc: no BMC named '{bmc}'" + _suggest(bmc, self._bmc_names),
-                )
-        lines = {key: line for key, (_, line) in fields.items()}
-        if CONF_OUTLETS in data:
-            outlets = self._outlets(entry, data[CONF_OUTLETS])
-            data[CONF_OUTLETS] = [outlet for outlet, _ in outlets]
-            lines.update(outlets)
-        self._claim_feeds(entry, data, lines)
-        return data, depends
+        self._claim_feeds(entry, data, fields)
+        return data, fields.get(CONF_DEPENDS_ON, ([], 0))[0]
 
     def _claim_feeds(
-        self, entry: _Entry, data: Mapping[str, Any], lines: Mapping[str, int]
+        self, entry: _Entry, data: Mapping[str, Any], fields: Mapping[str, _Located]
     ) -> None:
-        """One feed, one owner: refuse a feed target that another resource uses.
-
-        `lines` gives the line of each field, and of each outlet ("pdu1:3").
-        """
+        """One feed, one owner: refuse a feed target that another resource uses."""
+        lines = {key: line for key, (_, line) in fields.items()}
+        lines.update(fields.get(CONF_OUTLETS, ([], 0))[0])
         for key, target in feed_targets(data, scope=self._lab):
             value = data[key]
             if key == CONF_OUTLETS:
@@ -1390,7 +1089,8 @@ class _Parser:
         """The switcher or checker type: as given, else told by the fields given."""
         given = own.get(key) or defaults.get(key)
         if given is not None:
-            return str(given[0])
+            valid = self._check(_RESOURCE_FIELDS[key], given[0], given[1])
+            return str(given[0]) if valid else None
         if key in entry.failed:
             return None
         found: list[tuple[str, str]] = hints(
@@ -1413,90 +1113,32 @@ class _Parser:
             )
         return None
 
-    def _check_required(
-        self,
-        entry: _Entry,
-        fields: Mapping[str, _Located],
-        switcher: str,
-        checker: str,
-    ) -> None:
-        given = fields.keys() | entry.failed
-        for key in _SWITCHER_REQUIRED[switcher]:
-            if key not in given:
-                self.error(entry.line, f"switcher_type {switcher} needs {key}")
-        for key in _CHECKER_FIELDS[checker]:
-            if key not in given:
-                self.error(entry.line, f"checker_type {checker} needs {key}")
-        if switcher == SWITCHER_WOL:
-            if not any(key in given for key in _SSH_CREDENTIALS):
-                self.error(
-                    entry.line, "switcher_type wol needs ssh_password or ssh_key"
-                )
-            if checker == CHECKER_NONE:
-                self.error(
-                    entry.line,
-                    "switcher_type wol needs a checker (host, port or check_entity): "
-                    "Wake-on-LAN cannot read the power state",
-                )
-
-    def _check_ttls(
-        self, entry: _Entry, fields: Mapping[str, _Located], data: Mapping[str, Any]
-    ) -> None:
-        def line(key: str) -> int:
-            return fields[key][1] if key in fields else entry.line
-
-        zero = False
-        for key in (CONF_DEFAULT_TTL, CONF_MAX_TTL):
-            if data[key] == 0:
-                zero = True
-                self.error(line(key), f"{key} must be more than 0")
-        if not zero and data[CONF_MAX_TTL] < data[CONF_DEFAULT_TTL]:
-            self.error(
-                line(CONF_MAX_TTL),
-                f"max_ttl ({data[CONF_MAX_TTL]:g} s) is below default_ttl "
-                f"({data[CONF_DEFAULT_TTL]:g} s)",
-            )
-
-    def _outlets(
-        self,
-        entry: _Entry,
-        located: list[_Located],
-    ) -> list[tuple[str, int]]:
-        """`pdu1:3` items, each checked, in the form the UI stores ("pdu1:3"), with lines."""
-        outlets: list[tuple[str, int]] = []
-        mine: set[tuple[str, int]] = set()
-        for text, line in located:
-            unit, colon, number = text.rpartition(":")
-            unit, number = unit.strip(), number.strip()
-            if not colon or not unit or not (number.isascii() and number.isdigit()):
-                self.error(line, f"outlet '{text}' is not unit:number (pdu1:3)")
+    def _outlets(self, entry: _Entry, located: _Located) -> list[_Located]:
+        """Outlets of units that exist, within their count, in the stored form."""
+        found: list[_Located] = []
+        for text, line in located[0]:
+            try:
+                [outlet] = schema.outlets(text)
+            except vol.Invalid as err:
+                self.error(line, f"{_message(err)} (pdu1:3)")
+                entry.failed.add(CONF_OUTLETS)
                 continue
-            outlet = int(number)
+            unit, _, number = outlet.rpartition(":")
             if unit not in self._unit_outlets:
+                entry.failed.add(CONF_OUTLETS)
                 self.error(
                     line,
                     f"outlet '{text}': no unit named '{unit}'"
                     + _suggest(unit, self._unit_outlets),
                 )
-                continue
-            count = self._unit_outlets[unit]
-            if outlet < 1 or (count is not None and outlet > count):
-                self.error(
-                    line,
-                    f"outlet '{text}': {unit} has outlets 1 to {count}"
-                    if count is not None
-                    else f"outlet '{text}': outlets are numbered from 1",
-                )
-                continue
-            key = (unit, outlet)
-            if key in mine:
-                self.error(line, f"outlet '{text}' is given twice for {entry.name}")
-                continue
-            mine.add(key)
-            outlets.append((f"{unit}:{outlet}", line))
-        if not outlets and not located:
-            self.error(entry.line, "switcher_type pdu needs at least one outlet")
-        return outlets
+            elif (count := self._unit_outlets[unit]) is not None and int(
+                number
+            ) > count:
+                entry.failed.add(CONF_OUTLETS)
+                self.error(line, f"outlet '{text}': {unit} has outlets 1 to {count}")
+            else:
+                found.append((outlet, line))
+        return found
 
     def _check_dependencies(
         self, entries: list[_Entry], depends: Mapping[str, list[_Located]]
@@ -1521,12 +1163,8 @@ class _Parser:
             self.error(line_of[cycle[0]], "dependency cycle: " + " -> ".join(cycle))
 
 
-_POLICY_DEFAULTS: Final = ResourcePolicy()
-
-
-def _given(fields: Mapping[str, _Located]) -> dict[str, _Located]:
-    """The fields that hold a value (not a null)."""
-    return {key: value for key, value in fields.items() if value[0] is not None}
+def _message(err: Exception) -> str:
+    return str(err.msg) if isinstance(err, vol.Invalid) else str(err)
 
 
 def _switcher_hints(keys: set[str]) -> list[tuple[str, str]]:
@@ -1544,45 +1182,7 @@ def _checker_hints(keys: set[str]) -> list[tuple[str, str]]:
     return found or [(CHECKER_NONE, "")]
 
 
-# The fields that a resource with this switcher and checker may set.
-_APPLIES: Final = {
-    (switcher, checker): _COMMON_FIELDS
-    | set(_SWITCHER_FIELDS[switcher])
-    | set(_CHECKER_FIELDS[checker])
-    for switcher in _SWITCHERS
-    for checker in CHECKER_TYPES
-}
-
-
 def _mismatch(text: str, values: int, names: int, pattern: str) -> str:
     if names == 1:
         return f"'{text}' gives {values} values for one name"
     return f"'{text}' gives {values} values but the name '{pattern}' gives {names}"
-
-
-def _parse_number(spec: _Field, text: str) -> float:
-    if spec.kind == _INT:
-        if not _WHOLE.fullmatch(text.strip()):
-            raise _BadValueError(f"'{text}' is not a whole number")
-        return int(text)
-    try:
-        return float(text)
-    except ValueError:
-        raise _BadValueError(f"'{text}' is not a number") from None
-
-
-def _number(spec: _Field, value: float) -> float:
-    """A number checked against the field's bounds."""
-    if spec.kind == _INT and not isinstance(value, int):
-        raise _BadValueError(f"expected a whole number, not {value}")
-    if spec.kind == _FLOAT:
-        value = float(value)
-        if not math.isfinite(value):
-            raise _BadValueError(f"expected a number, not {value}")
-    low, high = spec.low, spec.high
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = (
-            f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
-        )
-        raise _BadValueError(f"must be {bounds}, not {value:g}")
-    return value

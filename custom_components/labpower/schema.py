@@ -166,6 +166,10 @@ class FieldInvalid(vol.Invalid):
         self.key = key
 
 
+class RuleInvalid(FieldInvalid):
+    """A rule between fields was broken: its message names the fields itself."""
+
+
 def error_key(err: vol.Invalid, fallback: str = "invalid") -> str:
     """The form error key of a refusal (HA's own validators have none: `fallback`)."""
     return getattr(err, "key", fallback)
@@ -588,7 +592,7 @@ def _mapping(fields: Iterable[Field]) -> vol.Schema:
 def check_types(switcher: str, checker: str) -> None:
     """A switcher that cannot read the power state needs a checker."""
     if switcher == SWITCHER_WOL and checker == CHECKER_NONE:
-        raise FieldInvalid(
+        raise RuleInvalid(
             "wol_needs_check",
             "switcher_type wol needs a checker: Wake-on-LAN cannot read the "
             "power state",
@@ -601,7 +605,7 @@ def rule_errors(data: Mapping[str, Any]) -> list[FieldInvalid]:
     found: list[FieldInvalid] = []
     if data[CONF_MAX_TTL] < data[CONF_DEFAULT_TTL]:
         found.append(
-            FieldInvalid(
+            RuleInvalid(
                 "max_ttl_below_default",
                 f"max_ttl ({data[CONF_MAX_TTL]:g} s) is below default_ttl "
                 f"({data[CONF_DEFAULT_TTL]:g} s)",
@@ -612,7 +616,7 @@ def rule_errors(data: Mapping[str, Any]) -> list[FieldInvalid]:
         data.get(CONF_SSH_PASSWORD) or data.get(CONF_SSH_KEY)
     ):
         found.append(
-            FieldInvalid(
+            RuleInvalid(
                 "ssh_credentials",
                 "switcher_type wol needs ssh_password or ssh_key",
                 [CONF_SSH_PASSWORD],
@@ -728,13 +732,76 @@ def unit_credentials(vendor: str) -> tuple[Field, ...]:
     return UNIT_CREDENTIALS.get(vendor, _PLAIN_CREDENTIALS)
 
 
+def unit_rule_errors(data: Mapping[str, Any]) -> list[FieldInvalid]:
+    """What does not hold between an SNMP unit's settings (community or v3 user)."""
+    found: list[FieldInvalid] = []
+    if data.get(CONF_VENDOR) != VENDOR_SNMP:
+        return found
+    version = data[CONF_SNMP_VERSION]
+    if version != "3":
+        found += [
+            RuleInvalid("snmp_v3_only", f"{key} applies only to SNMP version 3", [key])
+            for key in _SNMP_V3_KEYS
+            if key in data
+        ]
+        if not data.get(CONF_COMMUNITY):
+            found.append(
+                RuleInvalid(
+                    "snmp_community",
+                    f"SNMP version {version} needs community",
+                    [CONF_COMMUNITY],
+                )
+            )
+        return found
+    if not data.get(CONF_USERNAME):
+        found.append(
+            RuleInvalid(
+                "snmp_username", "SNMP version 3 needs username", [CONF_USERNAME]
+            )
+        )
+    used = {key for key in _SNMP_V3_KEYS if data.get(key) not in (None, "", "none")}
+    for protocol, key in _SNMP_V3_KEYS[:2], _SNMP_V3_KEYS[2:]:
+        if (protocol in used) != (key in used):
+            found.append(
+                RuleInvalid(
+                    "snmp_pair", f"{protocol} and {key} go together", [protocol]
+                )
+            )
+    if CONF_PRIV_PROTOCOL in used and CONF_AUTH_PROTOCOL not in used:
+        found.append(
+            RuleInvalid(
+                "snmp_priv_needs_auth",
+                "priv_protocol needs auth_protocol as well",
+                [CONF_PRIV_PROTOCOL],
+            )
+        )
+    return found
+
+
+_SNMP_V3_KEYS: Final = (
+    CONF_AUTH_PROTOCOL,
+    CONF_AUTH_KEY,
+    CONF_PRIV_PROTOCOL,
+    CONF_PRIV_KEY,
+)
+
+
+def _unit_rules(data: dict[str, Any]) -> dict[str, Any]:
+    if found := unit_rule_errors(data):
+        raise vol.MultipleInvalid(list(found))
+    return data
+
+
 # A unit's stored data: a union discriminated on the vendor.
-UNIT_SCHEMA: Final = cv.key_value_schemas(
-    CONF_VENDOR,
-    {
-        vendor: _mapping((*UNIT_FIELDS, *unit_credentials(vendor)))
-        for vendor in PDU_VENDORS
-    },
+UNIT_SCHEMA: Final = vol.All(
+    cv.key_value_schemas(
+        CONF_VENDOR,
+        {
+            vendor: _mapping((*UNIT_FIELDS, *unit_credentials(vendor)))
+            for vendor in PDU_VENDORS
+        },
+    ),
+    _unit_rules,
 )
 
 # A BMC (IPMI or Redfish); tested before it is saved.
@@ -851,6 +918,8 @@ CREDENTIAL_KEYS: Final = frozenset(
     f.key for fields in (*UNIT_CREDENTIALS.values(), _PLAIN_CREDENTIALS) for f in fields
 )
 REDACTED: Final = frozenset(f.key for f in _all_fields() if f.secret or f.redact)
+# Every field's default by key (the builders read stored data that may predate a field).
+FIELD_DEFAULTS: Final = defaults(_all_fields())
 
 
 def validate_fields(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.labpower.const import DOMAIN, SUBENTRY_RESOURCE
+from custom_components.labpower.labfile import LabFileError, parse_lab_file
+from custom_components.labpower.schema import RESOURCE_SCHEMA, error_key
 
 from .conftest import lab_entry, resource_data, setup_relays
 from .peers.flows import POLICY
@@ -338,6 +342,66 @@ async def test_wol_details_refusals(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     data = next(iter(entry.subentries.values())).data
     assert (data["wol_port"], data["ssh_port"], data["port"]) == (9, 22, 22)
+
+
+# The same bad value, given to the resource flow and written in a lab file.
+_ONE_RULE = [
+    ("mac", "aa:bb", "invalid_mac"),
+    ("ssh_host", "  ", "host_empty"),
+    ("host", "\t", "host_empty"),
+    ("stop_timeout", -1, "negative"),
+    ("off_delay", 400 * 86400, "too_long"),
+    ("max_ttl", 0, "ttl_zero"),
+    ("max_transitions", 1, "transitions_too_few"),
+]
+
+
+@pytest.mark.parametrize(("key", "bad", "error"), _ONE_RULE)
+async def test_flow_and_lab_file_give_one_answer(
+    hass: HomeAssistant, key: str, bad: Any, error: str
+) -> None:
+    """One rule per field: the flow's error and the lab file's message come from it.
+
+    The flow refuses the value with the translation key of schema.py's refusal, the
+    lab file with that refusal's text on the value's line; the flow then takes the
+    corrected form.
+    """
+    _entry, flow_id = await _details_form(hass, "wol", "tcp")
+    result = await hass.config_entries.subentries.async_configure(
+        flow_id, {**_WOL_DETAILS, key: bad}
+    )
+    assert result["errors"] == {key: error}
+    resource = {"name": "box-1", **_WOL_DETAILS, key: bad}
+    text = "resources:\n" + "".join(
+        f"  {'- ' if i == 0 else '  '}{k}: {json.dumps(v)}\n"
+        for i, (k, v) in enumerate(resource.items())
+    )
+    with pytest.raises(LabFileError) as refused:
+        parse_lab_file(text)
+    line = 2 + list(resource).index(key)
+    [problem] = str(refused.value).splitlines()[1:] or [str(refused.value)]
+    assert f"line {line}: {key}: " in problem
+    assert error_key(_refusal(key, bad)) == error
+    assert problem.endswith(_refusal(key, bad).msg)
+
+
+def _refusal(key: str, bad: Any) -> vol.Invalid:
+    """schema.py's refusal of a value for a resource field."""
+    try:
+        RESOURCE_SCHEMA(
+            {
+                "name": "box-1",
+                "switcher_type": "wol",
+                "checker_type": "tcp",
+                **_WOL_DETAILS,
+                key: bad,
+            }
+        )
+    except vol.MultipleInvalid as err:
+        return err.errors[0]
+    except vol.Invalid as err:
+        return err
+    raise AssertionError(f"{key}: {bad!r} was accepted")
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-import sys
 import time
 from typing import Any
 
 import aiohttp
 import pytest
 
-from .peers.hass_process import Server, clean_environment, home_assistant, tail
+from .peers.hass_process import Server, home_assistant, start_hass, tail
 
 pytestmark = [
     pytest.mark.e2e,
@@ -95,19 +94,8 @@ async def test_sigkill_after_acknowledged_acquires_loses_none(tmp_path: Path) ->
         await server.process.wait()
     assert len(set(acknowledged)) == BURST
 
-    hass = Path(sys.executable).parent / "hass"
     log = tmp_path / "hass-restart.log"
-    with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
-            str(hass),
-            "--config",
-            str(tmp_path),
-            "--skip-pip",
-            env=clean_environment(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=output,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+    process = await start_hass(tmp_path, log)
     try:
         async with aiohttp.ClientSession() as session:
             body = await _resource_after_restart(

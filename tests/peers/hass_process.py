@@ -240,6 +240,23 @@ async def demo_ready(server: Server) -> bool:
         return response.status == 200
 
 
+async def start_hass(directory: Path, log: Path) -> asyncio.subprocess.Process:
+    """Start `hass` on a configuration folder, its output into `log`."""
+    hass = Path(sys.executable).parent / "hass"
+    with log.open("wb") as output:
+        # --skip-pip: the virtual environment has every requirement; never ask an index.
+        return await asyncio.create_subprocess_exec(
+            str(hass),
+            "--config",
+            str(directory),
+            "--skip-pip",
+            env=clean_environment(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+
 @contextlib.asynccontextmanager
 async def home_assistant(
     directory: Path,
@@ -253,19 +270,7 @@ async def home_assistant(
     url = f"http://{HOST}:{port}"
     write_config(directory, port, seed)
     log = directory / "hass-output.log"
-    hass = Path(sys.executable).parent / "hass"
-    with log.open("wb") as output:
-        # --skip-pip: the virtual environment has every requirement; never ask an index.
-        process = await asyncio.create_subprocess_exec(
-            str(hass),
-            "--config",
-            str(directory),
-            "--skip-pip",
-            env=clean_environment(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=output,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+    process = await start_hass(directory, log)
     try:
         async with aiohttp.ClientSession() as session:
             await until_up(session, url, process, log)

@@ -162,4 +162,5 @@ CONF_NOTIFY_ON_BATTERY: Final = "notify_holders_on_battery"
 CONF_SHUTDOWN_ON_LOW_BATTERY: Final = "shutdown_held_on_low_battery"
 # UPS status sensors feeding the whole lab (besides those named on PDU units).
 CONF_UPS_ENTITIES: Final = "ups_entities"
+CONF_TOKEN_LIMIT: Final = "token_limit"
 EVENT_UPS_POLICY: Final = "labpower_ups_policy"

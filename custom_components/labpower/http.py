@@ -24,9 +24,11 @@ from .core.model import (
     LabError,
     LabsLoadingError,
     NotEnoughFreeError,
+    NotTokenOwnerError,
     ResourceFaultError,
     StoreWriteError,
     TokenKind,
+    TokenLimitError,
     UnknownResourceError,
     UnknownTokenError,
     WaitTimeoutError,
@@ -38,8 +40,8 @@ from .operations import (
     async_all_runtimes,
     async_found,
     async_release_tokens,
+    async_renew,
     check_cycle,
-    lab_of_token,
     locate,
     pool,
     resource_view,
@@ -72,6 +74,8 @@ _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     AcquireRefusedError: HTTPStatus.SERVICE_UNAVAILABLE,
     LabsLoadingError: HTTPStatus.SERVICE_UNAVAILABLE,
     StoreWriteError: HTTPStatus.SERVICE_UNAVAILABLE,
+    NotTokenOwnerError: HTTPStatus.FORBIDDEN,
+    TokenLimitError: HTTPStatus.TOO_MANY_REQUESTS,
 }
 # Seconds a client is told to wait before asking again while labs are loading.
 _RETRY_AFTER: dict[type[LabError], str] = {LabsLoadingError: str(round(LOAD_WAIT))}
@@ -83,11 +87,6 @@ type Handler = Callable[..., Awaitable[web.Response]]
 async def resource_lab(hass: HomeAssistant, name: str) -> LabRuntime:
     """The lab of a resource, once labs still loading have loaded."""
     return (await async_found(hass, partial(locate, hass, [name])))[name]
-
-
-async def _token_lab(hass: HomeAssistant, token: str) -> LabRuntime:
-    """The lab that issued a token, once labs still loading have loaded."""
-    return await async_found(hass, partial(lab_of_token, hass, token))
 
 
 def _path_token(token: str) -> str:
@@ -198,6 +197,7 @@ class _AcquireOptions:
             kind=self.kind,
             ttl=self.ttl,
             user_id=user.id,
+            admin=user.is_admin,
             wait_timeout=self.wait_timeout,
         )
 
@@ -296,6 +296,8 @@ class TokenView(HomeAssistantView):
             [_path_token(token)],
             power_off=ATTR_POWER_OFF in query,
             who=user.name or "REST API",
+            user_id=user.id,
+            admin=user.is_admin,
         )
         return web.Response(status=HTTPStatus.NO_CONTENT)
 
@@ -310,11 +312,15 @@ class RenewView(HomeAssistantView):
     async def post(self, request: web.Request, token: str) -> web.Response:
         """Extend a lease."""
         hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
         body = _validated(RENEW_REST_SCHEMA, await _body(request))
-        token = _path_token(token)
-        runtime = await _token_lab(hass, token)
-        renewed = runtime.lab.renew(token, body.get(ATTR_TTL))
-        await runtime.storage.async_committed()
+        runtime, renewed = await async_renew(
+            hass,
+            _path_token(token),
+            body.get(ATTR_TTL),
+            user.id,
+            admin=user.is_admin,
+        )
         return self.json(token_view(runtime, renewed))
 
 

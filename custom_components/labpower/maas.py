@@ -57,7 +57,10 @@ class MaasView(HomeAssistantView):
         holds = [
             t
             for t in lab.ledger.tokens(name)
-            if t.holder == MAAS_HOLDER and t.kind is TokenKind.HOLD
+            # MAAS's hold is its user's: another user's off does not drop it.
+            if t.holder == MAAS_HOLDER
+            and t.kind is TokenKind.HOLD
+            and t.user_id == user.id
         ]
         if action == "on":
             if not holds:

@@ -85,6 +85,7 @@ from .const import (
     CONF_START_TIMEOUT,
     CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
+    CONF_TOKEN_LIMIT,
     CONF_UNIT_NAME,
     CONF_UNIT_PARALLEL_ON,
     CONF_UPS_ENTITIES,
@@ -128,6 +129,9 @@ MIN_TTL: Final = 1.0
 MAX_SECONDS: Final = 365 * 86400.0
 MAX_TRANSITIONS_BOUND: Final = 1000
 MAX_PARALLEL_BOUND: Final = 10000
+# Live tokens per non-administrator user and lab (the `token_limit` lab option).
+DEFAULT_TOKEN_LIMIT: Final = 100
+MAX_TOKEN_LIMIT: Final = 1_000_000
 
 ATTR_RESOURCE: Final = "resource"
 ATTR_HOLDER: Final = "holder"
@@ -805,6 +809,14 @@ LAB_OPTION_FIELDS: Final = (
             selector.EntitySelectorConfig(domain="sensor", multiple=True)
         ),
         default=[],
+    ),
+    # Live tokens per non-administrator user in this lab (0: no limit).
+    Field(
+        CONF_TOKEN_LIMIT,
+        whole(0, MAX_TOKEN_LIMIT),
+        _COUNT_SELECTOR,
+        default=DEFAULT_TOKEN_LIMIT,
+        required=True,
     ),
 )
 LAB_OPTIONS_SCHEMA: Final = _mapping(LAB_OPTION_FIELDS)

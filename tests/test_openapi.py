@@ -6,8 +6,9 @@ ones (positive) and, where there is a body, invalid ones (negative). Every respo
 
 How the cases reach something real:
 - path parameters: a flatmap hook draws `name` from real resources, an unknown one and the
-  generated text, and `token` from the tokens the server really issued in this run (live,
-  released or revoked) and the generated text; without it nearly every case would be a 404;
+  generated text; a body's `token` (renew, release) comes from the tokens the server really
+  issued in this run (live, released or revoked) or the generated text; without them nearly
+  every case would be a 404;
 - the pool's labels and count: a flatmap hook draws labels that exist and counts that fit;
 - every case goes as a non-admin CI user or as an administrator (force_off's 403 and 200);
   schemathesis's own security parameters are off, test_every_path_needs_a_token covers auth;
@@ -63,6 +64,7 @@ CHECKS = [
 NAMES = ["builder-1", "builder-2", "pi-1", "pi-2", "nope"]
 RACKS = [f"rack-{i}" for i in range(1, 6)]
 POOL = "POST /api/labpower/tokens"
+TOKEN_BODIES = ("POST /api/labpower/tokens/release", "POST /api/labpower/tokens/renew")
 WAIT_TIMEOUT = 5.0
 MAX_EXAMPLES = 40
 # Releases and force_off late, so that renew and the MAAS webhooks meet live tokens.
@@ -130,6 +132,10 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000
 
 
+def _is_token(value: Any) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= 255
+
+
 def _is_labels(value: Any) -> bool:
     return (
         isinstance(value, list)
@@ -154,27 +160,31 @@ def _schema(run: Run) -> Any:
         for key, generated in parameters.items():
             if key == "name":
                 choices[key] = st.sampled_from([*NAMES, generated])
-            elif key == "token":
-                # The list grows while the run issues tokens: index it when drawing.
-                issued = st.integers(0, 1_000).map(
-                    lambda i: run.tokens[i % len(run.tokens)]
-                )
-                choices[key] = st.one_of(issued, st.just(generated))
             else:
                 choices[key] = st.just(generated)
         return st.fixed_dictionaries(choices)
 
     @schema.hook("flatmap_body")
-    def real_labels(
+    def real_bodies(
         context: schemathesis.HookContext, body: Any
     ) -> st.SearchStrategy[Any]:
-        """Pool requests for labels that exist and counts that fit, now and then.
+        """Token ids the server issued; pool labels that exist and counts that fit.
 
         Only values that are valid already are replaced: a negative case stays negative.
         """
-        if context.operation is None or context.operation.label != POOL:
+        if context.operation is None or not isinstance(body, dict):
             return st.just(body)
-        if not isinstance(body, dict):
+        if context.operation.label in TOKEN_BODIES:
+            if not _is_token(body.get("token")):
+                return st.just(body)
+            # The list grows while the run issues tokens: index it when drawing.
+            issued = st.integers(0, 1_000).map(
+                lambda i: run.tokens[i % len(run.tokens)]
+            )
+            return st.one_of(issued, st.just(body["token"])).map(
+                lambda token: {**body, "token": token}
+            )
+        if context.operation.label != POOL:
             return st.just(body)
         choices: dict[str, st.SearchStrategy[Any]] = {}
         if _is_labels(body.get("labels")):
@@ -283,7 +293,10 @@ async def test_api_conforms_to_openapi(
         )
         assert response.status == 201
         run.tokens.append((await response.json())["token"])
-    assert (await client.delete(f"/api/labpower/tokens/{run.tokens[-1]}")).status == 204
+    released = await client.post(
+        "/api/labpower/tokens/release", json={"token": run.tokens[-1]}
+    )
+    assert released.status == 204
 
     started = time.monotonic()
     # Power cycles without their 5 s pause: hypothesis sends many.
@@ -306,8 +319,7 @@ async def test_api_conforms_to_openapi(
         "GET /api/labpower/resources/{name}",
         "POST /api/labpower/resources/{name}/tokens",
         "POST /api/labpower/tokens",
-        "POST /api/labpower/tokens/{token}/renew",
-        "DELETE /api/labpower/tokens/{token}",
+        *TOKEN_BODIES,
         "POST /api/labpower/maas/{name}/on",
         "POST /api/labpower/resources/{name}/force_off",
     ):

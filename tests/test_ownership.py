@@ -47,12 +47,13 @@ async def _client(
 
 
 async def _release(api: Api, token: str, power_off: bool = False) -> int:
-    path = f"/tokens/{token}" + ("?power_off=now" if power_off else "")
-    return (await api("DELETE", path)).status
+    body = {"token": token} | ({"power_off": "now"} if power_off else {})
+    return (await api("POST", "/tokens/release", json=body)).status
 
 
 async def _renew(api: Api, token: str) -> int:
-    return (await api("POST", f"/tokens/{token}/renew", json={"ttl": 60})).status
+    body = {"token": token, "ttl": 60}
+    return (await api("POST", "/tokens/renew", json=body)).status
 
 
 @pytest.mark.usefixtures("lab_owned")
@@ -69,7 +70,8 @@ async def test_only_owner_or_admin_renews_and_releases(
 
     for status in (await _renew(bob, token), await _release(bob, token, True)):
         assert status == 403
-    error = await error_of(await bob("DELETE", f"/tokens/{token}"), 403)
+    body = {"token": token}
+    error = await error_of(await bob("POST", "/tokens/release", json=body), 403)
     assert error["code"] == "not_token_owner"
     assert token not in error["message"]
     # refused: the token lives, the machine stays on

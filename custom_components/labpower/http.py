@@ -56,12 +56,12 @@ from .schema import (
     ATTR_LABELS,
     ATTR_POWER_OFF,
     ATTR_TIMEOUT,
+    ATTR_TOKEN,
     ATTR_TTL,
     ATTR_WAIT,
     POOL_REST_SCHEMA,
-    RELEASE_REST_QUERY_SCHEMA,
+    RELEASE_REST_SCHEMA,
     RENEW_REST_SCHEMA,
-    token as valid_token,
 )
 
 _STATUS_OF: dict[type[LabError], HTTPStatus] = {
@@ -87,15 +87,6 @@ type Handler = Callable[..., Awaitable[web.Response]]
 async def resource_lab(hass: HomeAssistant, name: str) -> LabRuntime:
     """The lab of a resource, once labs still loading have loaded."""
     return (await async_found(hass, partial(locate, hass, [name])))[name]
-
-
-def _path_token(token: str) -> str:
-    """A token id from the URL, by the schema's rule (a 400 names `token`)."""
-    return str(
-        _validated(vol.Schema({vol.Required("token"): valid_token}), {"token": token})[
-            "token"
-        ]
-    )
 
 
 class BadRequestError(Exception):
@@ -279,22 +270,22 @@ class PoolView(HomeAssistantView):
         )
 
 
-class TokenView(HomeAssistantView):
-    """DELETE (release) a token."""
+class ReleaseView(HomeAssistantView):
+    """POST release a token named in the body."""
 
-    url = "/api/labpower/tokens/{token}"
-    name = "api:labpower:token"
+    url = "/api/labpower/tokens/release"
+    name = "api:labpower:tokens:release"
 
     @json_errors
-    async def delete(self, request: web.Request, token: str) -> web.Response:
-        """Release; twice is fine, unknown is 404; ?power_off=now: off at once."""
+    async def post(self, request: web.Request) -> web.Response:
+        """Release; twice is fine, unknown is 404; power_off "now": off at once."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        query = _validated(RELEASE_REST_QUERY_SCHEMA, request.query)
+        body = _validated(RELEASE_REST_SCHEMA, await _body(request, required=True))
         await async_release_tokens(
             hass,
-            [_path_token(token)],
-            power_off=ATTR_POWER_OFF in query,
+            [body[ATTR_TOKEN]],
+            power_off=ATTR_POWER_OFF in body,
             who=user.name or "REST API",
             user_id=user.id,
             admin=user.is_admin,
@@ -303,23 +294,19 @@ class TokenView(HomeAssistantView):
 
 
 class RenewView(HomeAssistantView):
-    """POST renew a token."""
+    """POST renew a token named in the body."""
 
-    url = "/api/labpower/tokens/{token}/renew"
-    name = "api:labpower:token:renew"
+    url = "/api/labpower/tokens/renew"
+    name = "api:labpower:tokens:renew"
 
     @json_errors
-    async def post(self, request: web.Request, token: str) -> web.Response:
+    async def post(self, request: web.Request) -> web.Response:
         """Extend a lease."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        body = _validated(RENEW_REST_SCHEMA, await _body(request))
+        body = _validated(RENEW_REST_SCHEMA, await _body(request, required=True))
         runtime, renewed = await async_renew(
-            hass,
-            _path_token(token),
-            body.get(ATTR_TTL),
-            user.id,
-            admin=user.is_admin,
+            hass, body[ATTR_TOKEN], body.get(ATTR_TTL), user.id, admin=user.is_admin
         )
         return self.json(token_view(runtime, renewed))
 
@@ -391,6 +378,18 @@ class FallbackView(HomeAssistantView):
                 if hasattr(view, method)
             }
         )
+        if not allowed and any(
+            request.method == method and pattern.fullmatch(request.path)
+            for method, pattern in _GONE
+        ):
+            # The token-in-the-URL routes of old: a JSON hint, not a 404 an old client
+            # could read as "already released" while its token keeps the machine on.
+            return error_response(
+                HTTPStatus.GONE,
+                "gone",
+                "Token ids no longer go in URLs: POST /api/labpower/tokens/release "
+                'or /api/labpower/tokens/renew with {"token": ...} in the body',
+            )
         if allowed:
             response = error_response(
                 HTTPStatus.METHOD_NOT_ALLOWED,
@@ -406,6 +405,13 @@ class FallbackView(HomeAssistantView):
     get = post = put = patch = delete = _answer
 
 
+# The routes that carried a token id in the URL (before the id moved into the body).
+_GONE: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("DELETE", re.compile(r"/api/labpower/tokens/[^/]+")),
+    ("POST", re.compile(r"/api/labpower/tokens/[^/]+/renew")),
+)
+
+
 @functools.cache
 def _pattern(url: str) -> re.Pattern[str]:
     """A view's URL as a pattern of paths ({name} is one path segment)."""
@@ -417,7 +423,7 @@ VIEWS: tuple[type[HomeAssistantView], ...] = (
     ResourceView,
     TokensView,
     PoolView,
-    TokenView,
+    ReleaseView,
     RenewView,
     ForceOffView,
     PowerCycleView,

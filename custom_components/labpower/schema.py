@@ -987,5 +987,10 @@ POOL_REST_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_COUNT, default=1): count,
     }
 )
-RENEW_REST_SCHEMA: Final = vol.Schema({vol.Optional(ATTR_TTL): ttl})
-RELEASE_REST_QUERY_SCHEMA: Final = vol.Schema({vol.Optional(ATTR_POWER_OFF): POWER_OFF})
+# A token id travels in the body, never in a URL (Home Assistant logs URLs).
+RENEW_REST_SCHEMA: Final = vol.Schema(
+    {vol.Required(ATTR_TOKEN): token, vol.Optional(ATTR_TTL): ttl}
+)
+RELEASE_REST_SCHEMA: Final = vol.Schema(
+    {vol.Required(ATTR_TOKEN): token, vol.Optional(ATTR_POWER_OFF): POWER_OFF}
+)

@@ -67,7 +67,8 @@ from .schema import (
 _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     UnknownResourceError: HTTPStatus.NOT_FOUND,
     UnknownTokenError: HTTPStatus.NOT_FOUND,
-    InvalidTtlError: HTTPStatus.BAD_REQUEST,
+    # Valid by the schema, beyond this resource's max_ttl: refused by its policy.
+    InvalidTtlError: HTTPStatus.CONFLICT,
     ResourceFaultError: HTTPStatus.CONFLICT,
     NotEnoughFreeError: HTTPStatus.CONFLICT,
     WaitTimeoutError: HTTPStatus.GATEWAY_TIMEOUT,

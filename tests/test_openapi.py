@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-import logging
 import json
+import logging
 from pathlib import Path
 import re
 import time
@@ -36,7 +36,7 @@ from unittest.mock import patch
 
 from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
 from homeassistant.core import HomeAssistant
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from hypothesis import strategies as st
 import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 import schemathesis
@@ -258,7 +258,7 @@ def _engine(run: Run, user: str) -> None:
     schema = _schema(run, user)
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
-            for case_id, checks in event.recorder.checks.items():
+            for checks in event.recorder.checks.values():
                 for check in checks:
                     run.checked[check.name] += 1
                     if check.status is Status.FAILURE and check.failure_info:

@@ -137,8 +137,8 @@ async def test_labs_that_stay_loading_get_try_again(
         response = await getattr(client, method)(path, json=body)
         assert response.status == HTTPStatus.SERVICE_UNAVAILABLE, path
         assert response.headers["Retry-After"] == "30"
-        body = await response.json()
-        assert body["error"]["code"] == "labs_loading"
+        answer = await response.json()
+        assert answer["error"]["code"] == "labs_loading"
 
 
 async def test_unknown_stays_unknown_once_labs_loaded(

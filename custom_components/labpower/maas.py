@@ -15,12 +15,14 @@ from .runtime import LabRuntime
 MAAS_HOLDER = "MAAS"
 
 
-def _maas_status(runtime_state: PowerState) -> str:
-    if runtime_state is PowerState.ON:
-        return "running"
-    if runtime_state is PowerState.OFF:
-        return "stopped"
-    return "unknown"
+def _status(runtime: LabRuntime, name: str) -> dict[str, str]:
+    """The answer MAAS's regexes read: running, stopped or unknown."""
+    power = runtime.lab.reconciler(name).power
+    if power is PowerState.ON:
+        return {"status": "running"}
+    if power is PowerState.OFF:
+        return {"status": "stopped"}
+    return {"status": "unknown"}
 
 
 async def _maas_located(hass: HomeAssistant, name: str) -> LabRuntime:
@@ -52,7 +54,7 @@ class MaasOnView(HomeAssistantView):
                 [name], MAAS_HOLDER, kind=TokenKind.HOLD, user_id=user.id
             )
         await runtime.storage.async_committed()
-        return self.json({"status": _maas_status(runtime.lab.reconciler(name).power)})
+        return self.json(_status(runtime, name))
 
 
 class MaasOffView(HomeAssistantView):
@@ -76,7 +78,7 @@ class MaasOffView(HomeAssistantView):
             runtime.lab.power_off(name, holds, f"turned off by {MAAS_HOLDER}")
         finally:
             await runtime.storage.async_committed()
-        return self.json({"status": _maas_status(runtime.lab.reconciler(name).power)})
+        return self.json(_status(runtime, name))
 
 
 class MaasQueryView(HomeAssistantView):
@@ -90,7 +92,7 @@ class MaasQueryView(HomeAssistantView):
         """{"status": "running"} or {"status": "stopped"} (MAAS's default regexes)."""
         hass: HomeAssistant = request.app[KEY_HASS]
         runtime = await _maas_located(hass, name)
-        return self.json({"status": _maas_status(runtime.lab.reconciler(name).power)})
+        return self.json(_status(runtime, name))
 
 
 def _maas_holds(runtime: LabRuntime, name: str, user: User) -> list[UsageToken]:

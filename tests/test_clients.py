@@ -397,13 +397,17 @@ async def test_release_with_power_off_now(
         f"{api}/resources/dut-1/tokens", headers=headers, json={"holder": "lava"}
     ) as answer:
         token = (await answer.json())["token"]
-    async with served.session.delete(
-        f"{api}/tokens/{token}?power_off=later", headers=headers
+    async with served.session.post(
+        f"{api}/tokens/release",
+        headers=headers,
+        json={"token": token, "power_off": "later"},
     ) as answer:
         assert answer.status == 400
         assert (await answer.json())["error"]["field"] == "power_off"
-    async with served.session.delete(
-        f"{api}/tokens/{token}?power_off=now", headers=headers
+    async with served.session.post(
+        f"{api}/tokens/release",
+        headers=headers,
+        json={"token": token, "power_off": "now"},
     ) as answer:
         assert answer.status == 204
     await hass.async_block_till_done()

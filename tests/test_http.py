@@ -129,14 +129,38 @@ async def test_acquire_renew_release(hass: HomeAssistant, ci: Api, admin: Api) -
         "token"
     ]
 
-    renewed = await ci("POST", f"/tokens/{token['token']}/renew", json={"ttl": 600})
+    mine = {"token": token["token"]}
+    renewed = await ci("POST", "/tokens/renew", json={**mine, "ttl": 600})
     assert renewed.status == 200
     assert (await renewed.json())["expires"] > token["expires"]
-    assert (await ci("DELETE", f"/tokens/{token['token']}")).status == 204
-    assert (await ci("DELETE", f"/tokens/{token['token']}")).status == 204  # idempotent
-    error = await error_of(await ci("DELETE", "/tokens/not-a-real-token"), 404)
+    assert (await ci("POST", "/tokens/release", json=mine)).status == 204
+    assert (await ci("POST", "/tokens/release", json=mine)).status == 204  # idempotent
+    unknown = {"token": "not-a-real-token"}
+    error = await error_of(await ci("POST", "/tokens/release", json=unknown), 404)
     assert error["code"] == "unknown_token"
-    await error_of(await ci("POST", "/tokens/not-a-real-token/renew"), 404)
+    await error_of(await ci("POST", "/tokens/renew", json=unknown), 404)
+    # the id is required, in the body
+    for path in ("/tokens/release", "/tokens/renew"):
+        assert (await error_of(await ci("POST", path, json={}), 400))[
+            "field"
+        ] == "token"
+        await error_of(await ci("POST", path), 400)
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_token_urls_of_old_are_gone(ci: Api) -> None:
+    """The routes that put a token id in the URL answer 410 with a hint, not a 404."""
+    token = (await (await ci("POST", "/resources/builder-1/tokens")).json())["token"]
+    for method, path in (
+        ("DELETE", f"/tokens/{token}"),
+        ("POST", f"/tokens/{token}/renew"),
+    ):
+        error = await error_of(await ci(method, path), 410)
+        assert error["code"] == "gone"
+        assert "/api/labpower/tokens/release" in error["message"]
+        assert token not in error["message"]
+    # still held: nothing was released
+    assert (await (await ci("GET", "/resources/builder-1")).json())["holders"] == 1
 
 
 @pytest.mark.usefixtures("lab_http")
@@ -145,7 +169,6 @@ async def test_acquire_renew_release(hass: HomeAssistant, ci: Api, admin: Api) -
     [
         ({"ttl": -1}, "ttl"),
         ({"ttl": "soon"}, "ttl"),
-        ({"ttl": 99999}, "ttl"),
         ({"kind": "forever"}, "kind"),
         ({"wait": "yes"}, "wait"),
         ({"timeout": 0, "wait": True}, "timeout"),
@@ -162,6 +185,21 @@ async def test_bad_input_names_the_field(
     assert error["field"] == field
     await hass.async_block_till_done()
     assert state(hass, "sensor.builder_1_holders") == "0"
+
+
+@pytest.mark.usefixtures("lab_http")
+async def test_ttl_above_max_ttl_is_a_conflict(hass: HomeAssistant, ci: Api) -> None:
+    """Valid by the schema, refused by this resource's policy: 409 naming the field."""
+    body = {"ttl": 99999}
+    error = await error_of(
+        await ci("POST", "/resources/builder-1/tokens", json=body), 409
+    )
+    assert (error["code"], error["field"]) == ("invalid_ttl", "ttl")
+    token = (await (await ci("POST", "/resources/builder-1/tokens")).json())["token"]
+    renew = await ci("POST", "/tokens/renew", json={**body, "token": token})
+    assert (await error_of(renew, 409))["field"] == "ttl"
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.builder_1_holders") == "1"
 
 
 @pytest.mark.usefixtures("lab_http")
@@ -352,7 +390,7 @@ async def test_renew_refuses_alike(hass: HomeAssistant, ci: Api) -> None:
         with pytest.raises(vol.Invalid):
             await call(hass, "renew", {"token": token, "ttl": ttl})
         error = await error_of(
-            await ci("POST", f"/tokens/{token}/renew", json={"ttl": ttl}), 400
+            await ci("POST", "/tokens/renew", json={"token": token, "ttl": ttl}), 400
         )
         assert error["field"] == "ttl"
 
@@ -376,10 +414,12 @@ async def test_holder_loses_control_characters(hass: HomeAssistant, ci: Api) -> 
         # what HA's security filter lets through reaches labpower: a JSON answer
         ("GET", "/resources/%2e%2e", 404, "unknown_resource", None),
         ("POST", "/resources/%2e%2e", 405, "method_not_allowed", "GET"),
-        ("DELETE", "/tokens/%2e%2e", 404, "unknown_token", None),
-        ("GET", "/tokens/%2e%2e", 405, "method_not_allowed", "DELETE"),
+        ("DELETE", "/tokens/%2e%2e", 410, "gone", None),
+        ("GET", "/tokens/release", 405, "method_not_allowed", "POST"),
+        ("DELETE", "/tokens/renew", 405, "method_not_allowed", "POST"),
         ("PUT", "/resources", 405, "method_not_allowed", "GET"),
-        ("PATCH", "/maas/builder-1/on", 405, "method_not_allowed", "GET, POST"),
+        ("PATCH", "/maas/builder-1/on", 405, "method_not_allowed", "POST"),
+        ("POST", "/maas/builder-1/query", 405, "method_not_allowed", "GET"),
         ("GET", "/nothing", 404, "not_found", None),
         ("POST", "/resources/builder-1/nothing", 404, "not_found", None),
         ("GET", "/", 404, "not_found", None),

@@ -126,17 +126,19 @@ async def test_labs_that_stay_loading_get_try_again(
     assert raised.value.translation_key == "labs_loading"
 
     client = await hass_client()
-    for method, path in (
-        ("get", "/api/labpower/resources"),
-        ("get", "/api/labpower/resources/builder-1"),
-        ("post", "/api/labpower/resources/builder-1/tokens"),
-        ("delete", "/api/labpower/tokens/0123456789abcdef0123456789abcdef"),
+    unknown = {"token": "0123456789abcdef0123456789abcdef"}
+    for method, path, body in (
+        ("get", "/api/labpower/resources", None),
+        ("get", "/api/labpower/resources/builder-1", None),
+        ("post", "/api/labpower/resources/builder-1/tokens", None),
+        ("post", "/api/labpower/tokens/release", unknown),
+        ("post", "/api/labpower/tokens/renew", unknown),
     ):
-        response = await getattr(client, method)(path)
+        response = await getattr(client, method)(path, json=body)
         assert response.status == HTTPStatus.SERVICE_UNAVAILABLE, path
         assert response.headers["Retry-After"] == "30"
-        body = await response.json()
-        assert body["error"]["code"] == "labs_loading"
+        answer = await response.json()
+        assert answer["error"]["code"] == "labs_loading"
 
 
 async def test_unknown_stays_unknown_once_labs_loaded(

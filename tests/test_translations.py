@@ -73,6 +73,7 @@ def test_exceptions_translated() -> None:
                 "holders",
                 "labs",
                 "detail",
+                "limit",
             }
 
 

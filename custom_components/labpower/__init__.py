@@ -11,7 +11,7 @@ from .assist import async_refresh_assist, async_setup_assist
 from .const import DOMAIN, FILE_KEY_PREFIX
 from .frontend import async_register_card
 from .http import async_register_views
-from .maas import MaasView
+from .maas import MAAS_VIEWS
 from .runtime import LabpowerConfigEntry, LabRuntime
 from .services import async_setup_services
 from .storage import async_remove_storage
@@ -25,7 +25,7 @@ PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the labpower actions, the REST API (with MAAS's) and the rack card."""
     async_setup_services(hass)
-    async_register_views(hass, MaasView)
+    async_register_views(hass, *MAAS_VIEWS)
     async_register_websocket(hass)
     async_setup_assist(hass)
     await async_register_card(hass)

@@ -37,7 +37,7 @@ from .const import DOMAIN
 from .core.model import LabError, ResourceState, TokenKind
 from .operations import async_acquire, runtimes
 from .runtime import POWERED_STATES, LabRuntime
-from .users import async_caller_name
+from .users import async_caller_name, async_is_admin
 
 DATA_ASSIST: HassKey[LabAssist] = HassKey(f"{DOMAIN}_assist")
 SLOT_RESOURCE = "resource"
@@ -210,6 +210,7 @@ class ReserveIntent(_ResourceIntent):
             kind=TokenKind.LEASE,
             ttl=None if hours is None else hours * 3600,
             user_id=context.user_id,
+            admin=await async_is_admin(intent_obj.hass, context),
             wait_timeout=None,
         )
         assert token.expires is not None

@@ -162,4 +162,6 @@ CONF_EXPIRING_WARNING: Final = "expiring_warning"
 DEFAULT_EXPIRING_WARNING: Final = 600.0
 # Tell a UI user when the resource they took becomes available.
 CONF_NOTIFY_AVAILABLE: Final = "notify_when_available"
+# Live tokens one non-administrator user may hold in a lab (0: no limit).
+CONF_TOKEN_LIMIT: Final = "token_limit"
 EVENT_UPS_POLICY: Final = "labpower_ups_policy"

@@ -24,9 +24,11 @@ from .core.model import (
     LabError,
     LabsLoadingError,
     NotEnoughFreeError,
+    NotTokenOwnerError,
     ResourceFaultError,
     StoreWriteError,
     TokenKind,
+    TokenLimitError,
     UnknownResourceError,
     UnknownTokenError,
     WaitTimeoutError,
@@ -38,8 +40,8 @@ from .operations import (
     async_all_runtimes,
     async_found,
     async_release_tokens,
+    async_renew,
     check_cycle,
-    lab_of_token,
     locate,
     pool,
     resource_view,
@@ -54,24 +56,27 @@ from .schema import (
     ATTR_LABELS,
     ATTR_POWER_OFF,
     ATTR_TIMEOUT,
+    ATTR_TOKEN,
     ATTR_TTL,
     ATTR_WAIT,
     POOL_REST_SCHEMA,
-    RELEASE_REST_QUERY_SCHEMA,
+    RELEASE_REST_SCHEMA,
     RENEW_REST_SCHEMA,
-    token as valid_token,
 )
 
 _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     UnknownResourceError: HTTPStatus.NOT_FOUND,
     UnknownTokenError: HTTPStatus.NOT_FOUND,
-    InvalidTtlError: HTTPStatus.BAD_REQUEST,
+    # Valid by the schema, beyond this resource's max_ttl: refused by its policy.
+    InvalidTtlError: HTTPStatus.CONFLICT,
     ResourceFaultError: HTTPStatus.CONFLICT,
     NotEnoughFreeError: HTTPStatus.CONFLICT,
     WaitTimeoutError: HTTPStatus.GATEWAY_TIMEOUT,
     AcquireRefusedError: HTTPStatus.SERVICE_UNAVAILABLE,
     LabsLoadingError: HTTPStatus.SERVICE_UNAVAILABLE,
     StoreWriteError: HTTPStatus.SERVICE_UNAVAILABLE,
+    NotTokenOwnerError: HTTPStatus.FORBIDDEN,
+    TokenLimitError: HTTPStatus.TOO_MANY_REQUESTS,
 }
 # Seconds a client is told to wait before asking again while labs are loading.
 _RETRY_AFTER: dict[type[LabError], str] = {LabsLoadingError: str(round(LOAD_WAIT))}
@@ -83,20 +88,6 @@ type Handler = Callable[..., Awaitable[web.Response]]
 async def resource_lab(hass: HomeAssistant, name: str) -> LabRuntime:
     """The lab of a resource, once labs still loading have loaded."""
     return (await async_found(hass, partial(locate, hass, [name])))[name]
-
-
-async def _token_lab(hass: HomeAssistant, token: str) -> LabRuntime:
-    """The lab that issued a token, once labs still loading have loaded."""
-    return await async_found(hass, partial(lab_of_token, hass, token))
-
-
-def _path_token(token: str) -> str:
-    """A token id from the URL, by the schema's rule (a 400 names `token`)."""
-    return str(
-        _validated(vol.Schema({vol.Required("token"): valid_token}), {"token": token})[
-            "token"
-        ]
-    )
 
 
 class BadRequestError(Exception):
@@ -198,6 +189,7 @@ class _AcquireOptions:
             kind=self.kind,
             ttl=self.ttl,
             user_id=user.id,
+            admin=user.is_admin,
             wait_timeout=self.wait_timeout,
         )
 
@@ -279,42 +271,44 @@ class PoolView(HomeAssistantView):
         )
 
 
-class TokenView(HomeAssistantView):
-    """DELETE (release) a token."""
+class ReleaseView(HomeAssistantView):
+    """POST release a token named in the body."""
 
-    url = "/api/labpower/tokens/{token}"
-    name = "api:labpower:token"
+    url = "/api/labpower/tokens/release"
+    name = "api:labpower:tokens:release"
 
     @json_errors
-    async def delete(self, request: web.Request, token: str) -> web.Response:
-        """Release; twice is fine, unknown is 404; ?power_off=now: off at once."""
+    async def post(self, request: web.Request) -> web.Response:
+        """Release; twice is fine, unknown is 404; power_off "now": off at once."""
         hass: HomeAssistant = request.app[KEY_HASS]
         user: User = request[KEY_HASS_USER]
-        query = _validated(RELEASE_REST_QUERY_SCHEMA, request.query)
+        body = _validated(RELEASE_REST_SCHEMA, await _body(request, required=True))
         await async_release_tokens(
             hass,
-            [_path_token(token)],
-            power_off=ATTR_POWER_OFF in query,
+            [body[ATTR_TOKEN]],
+            power_off=ATTR_POWER_OFF in body,
             who=user.name or "REST API",
+            user_id=user.id,
+            admin=user.is_admin,
         )
         return web.Response(status=HTTPStatus.NO_CONTENT)
 
 
 class RenewView(HomeAssistantView):
-    """POST renew a token."""
+    """POST renew a token named in the body."""
 
-    url = "/api/labpower/tokens/{token}/renew"
-    name = "api:labpower:token:renew"
+    url = "/api/labpower/tokens/renew"
+    name = "api:labpower:tokens:renew"
 
     @json_errors
-    async def post(self, request: web.Request, token: str) -> web.Response:
+    async def post(self, request: web.Request) -> web.Response:
         """Extend a lease."""
         hass: HomeAssistant = request.app[KEY_HASS]
-        body = _validated(RENEW_REST_SCHEMA, await _body(request))
-        token = _path_token(token)
-        runtime = await _token_lab(hass, token)
-        renewed = runtime.lab.renew(token, body.get(ATTR_TTL))
-        await runtime.storage.async_committed()
+        user: User = request[KEY_HASS_USER]
+        body = _validated(RENEW_REST_SCHEMA, await _body(request, required=True))
+        runtime, renewed = await async_renew(
+            hass, body[ATTR_TOKEN], body.get(ATTR_TTL), user.id, admin=user.is_admin
+        )
         return self.json(token_view(runtime, renewed))
 
 
@@ -385,6 +379,18 @@ class FallbackView(HomeAssistantView):
                 if hasattr(view, method)
             }
         )
+        if not allowed and any(
+            request.method == method and pattern.fullmatch(request.path)
+            for method, pattern in _GONE
+        ):
+            # The token-in-the-URL routes of old: a JSON hint, not a 404 an old client
+            # could read as "already released" while its token keeps the machine on.
+            return error_response(
+                HTTPStatus.GONE,
+                "gone",
+                "Token ids no longer go in URLs: POST /api/labpower/tokens/release "
+                'or /api/labpower/tokens/renew with {"token": ...} in the body',
+            )
         if allowed:
             response = error_response(
                 HTTPStatus.METHOD_NOT_ALLOWED,
@@ -400,6 +406,13 @@ class FallbackView(HomeAssistantView):
     get = post = put = patch = delete = _answer
 
 
+# The routes that carried a token id in the URL (before the id moved into the body).
+_GONE: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("DELETE", re.compile(r"/api/labpower/tokens/[^/]+")),
+    ("POST", re.compile(r"/api/labpower/tokens/[^/]+/renew")),
+)
+
+
 @functools.cache
 def _pattern(url: str) -> re.Pattern[str]:
     """A view's URL as a pattern of paths ({name} is one path segment)."""
@@ -411,7 +424,7 @@ VIEWS: tuple[type[HomeAssistantView], ...] = (
     ResourceView,
     TokensView,
     PoolView,
-    TokenView,
+    ReleaseView,
     RenewView,
     ForceOffView,
     PowerCycleView,

@@ -11,16 +11,24 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 
-from .const import CONF_LAB_FILE, CONF_RESOURCE_NAME, DOMAIN, FILE_KEY_PREFIX
+from .const import (
+    CONF_LAB_FILE,
+    CONF_RESOURCE_NAME,
+    CONF_TOKEN_LIMIT,
+    DOMAIN,
+    FILE_KEY_PREFIX,
+)
 from .core.model import (
     CycleRefusedError,
     LabError,
     LabsLoadingError,
     NotEnoughFreeError,
     NotPoweredError,
+    NotTokenOwnerError,
     ResourceFaultError,
     ResourceState,
     TokenKind,
+    TokenLimitError,
     UnknownResourceError,
     UnknownTokenError,
     UsageToken,
@@ -229,6 +237,7 @@ async def async_acquire(
     kind: TokenKind,
     ttl: float | None,
     user_id: str | None,
+    admin: bool,
     wait_timeout: float | None,
 ) -> Taken:
     """Take a token on every resource, all or none; with a timeout, wait until available.
@@ -239,8 +248,10 @@ async def async_acquire(
     for name, runtime in located.items():
         by_lab.setdefault(id(runtime), (runtime, []))[1].append(name)
     # All or nothing, across labs too: check everything before taking anything.
-    for runtime, _ in by_lab.values():
+    for runtime, names in by_lab.values():
         runtime.lab.check_accepting()
+        if not admin:
+            check_token_limit(runtime, user_id, len(names))
     for runtime, names in by_lab.values():
         lab = runtime.lab
         for name in names:
@@ -281,16 +292,83 @@ async def async_acquire(
     return taken
 
 
+def check_token_limit(runtime: LabRuntime, user_id: str | None, wanted: int) -> None:
+    """Refuse `wanted` more tokens to a user at the lab's limit of live tokens per user.
+
+    The limit (the `token_limit` lab option, 0: none) binds users, not administrators
+    or calls without a user (automations, the system); the caller decides who is which.
+    """
+    limit = int(runtime.settings.get(CONF_TOKEN_LIMIT) or 0)
+    if not limit or user_id is None:
+        return
+    held = sum(
+        1 for token in runtime.lab.ledger.all_tokens() if token.user_id == user_id
+    )
+    if held + wanted > limit:
+        raise TokenLimitError(limit)
+
+
+def token_lab(
+    hass: HomeAssistant, token_id: str, user_id: str | None, *, admin: bool
+) -> LabRuntime:
+    """The lab that issued a token, if the caller may renew or release it.
+
+    A live token is the business of the user who took it and of administrators only;
+    one already released is nobody's (releasing twice is fine).
+    """
+    runtime = lab_of_token(hass, token_id)
+    ledger = runtime.lab.ledger
+    if (
+        not admin
+        and ledger.is_live(token_id)
+        and ledger.get(token_id).user_id != user_id
+    ):
+        raise NotTokenOwnerError
+    return runtime
+
+
+async def async_token_lab(
+    hass: HomeAssistant, token_id: str, user_id: str | None, *, admin: bool
+) -> LabRuntime:
+    """`token_lab` once labs still loading have loaded."""
+    return await async_found(
+        hass, partial(token_lab, hass, token_id, user_id, admin=admin)
+    )
+
+
+async def async_renew(
+    hass: HomeAssistant,
+    token_id: str,
+    ttl: float | None,
+    user_id: str | None,
+    *,
+    admin: bool,
+) -> tuple[LabRuntime, UsageToken]:
+    """Extend a lease of the caller's (or, for an administrator, anyone's); on disk."""
+    runtime = await async_token_lab(hass, token_id, user_id, admin=admin)
+    token = runtime.lab.renew(token_id, ttl)
+    await runtime.storage.async_committed()
+    return runtime, token
+
+
 async def async_release_tokens(
-    hass: HomeAssistant, token_ids: Iterable[str], *, power_off: bool, who: str
+    hass: HomeAssistant,
+    token_ids: Iterable[str],
+    *,
+    power_off: bool,
+    who: str,
+    user_id: str | None,
+    admin: bool,
 ) -> int:
     """Release tokens (twice is fine); with power_off, as a power client's off.
 
-    A power-off leaves each resource off at once where nobody else holds it (see
-    Lab.power_off) and raises HeldByOthersError, after releasing, where somebody does.
+    All or none: a token of another user (for one who is not an administrator) refuses
+    the whole call before anything is released. A power-off leaves each resource off
+    at once where nobody else holds it (see Lab.power_off) and raises
+    HeldByOthersError, after releasing, where somebody does.
     """
     owners = [
-        (token_id, await async_found(hass, partial(lab_of_token, hass, token_id)))
+        (token_id, await async_token_lab(hass, token_id, user_id, admin=admin))
         for token_id in token_ids
     ]
     released = 0

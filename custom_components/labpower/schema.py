@@ -87,6 +87,7 @@ from .const import (
     CONF_START_TIMEOUT,
     CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
+    CONF_TOKEN_LIMIT,
     CONF_UI_HOLD_MAX,
     CONF_UNIT_NAME,
     CONF_UNIT_PARALLEL_ON,
@@ -133,6 +134,9 @@ MIN_TTL: Final = 1.0
 MAX_SECONDS: Final = 365 * 86400.0
 MAX_TRANSITIONS_BOUND: Final = 1000
 MAX_PARALLEL_BOUND: Final = 10000
+# Live tokens per non-administrator user and lab (the `token_limit` lab option).
+DEFAULT_TOKEN_LIMIT: Final = 100
+MAX_TOKEN_LIMIT: Final = 1_000_000
 
 ATTR_RESOURCE: Final = "resource"
 ATTR_HOLDER: Final = "holder"
@@ -888,6 +892,14 @@ LAB_OPTION_FIELDS: Final = (
         ),
         default=[],
     ),
+    # Live tokens per non-administrator user in this lab (0: no limit).
+    Field(
+        CONF_TOKEN_LIMIT,
+        whole(0, MAX_TOKEN_LIMIT),
+        _COUNT_SELECTOR,
+        default=DEFAULT_TOKEN_LIMIT,
+        required=True,
+    ),
 )
 LAB_OPTIONS_SCHEMA: Final = _mapping(LAB_OPTION_FIELDS)
 LAB_OPTION_DEFAULTS: Final = {
@@ -1059,5 +1071,10 @@ POOL_REST_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_COUNT, default=1): count,
     }
 )
-RENEW_REST_SCHEMA: Final = vol.Schema({vol.Optional(ATTR_TTL): ttl})
-RELEASE_REST_QUERY_SCHEMA: Final = vol.Schema({vol.Optional(ATTR_POWER_OFF): POWER_OFF})
+# A token id travels in the body, never in a URL (Home Assistant logs URLs).
+RENEW_REST_SCHEMA: Final = vol.Schema(
+    {vol.Required(ATTR_TOKEN): token, vol.Optional(ATTR_TTL): ttl}
+)
+RELEASE_REST_SCHEMA: Final = vol.Schema(
+    {vol.Required(ATTR_TOKEN): token, vol.Optional(ATTR_POWER_OFF): POWER_OFF}
+)

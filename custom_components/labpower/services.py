@@ -33,7 +33,7 @@ from .operations import (
     async_found,
     async_release_tokens,
     async_reload_lab_files,
-    lab_of_token,
+    async_renew,
     locate,
     pool,
     resource_view,
@@ -144,6 +144,7 @@ async def _acquire(call: ServiceCall) -> ServiceResponse:
         kind=TokenKind(call.data[ATTR_KIND]),
         ttl=call.data.get(ATTR_TTL),
         user_id=call.context.user_id,
+        admin=await async_is_admin(hass, call.context),
         wait_timeout=call.data[ATTR_TIMEOUT] if waiting else None,
     )
     return {"tokens": [token_view(runtime, token) for runtime, token in taken]}
@@ -156,17 +157,21 @@ async def _release(call: ServiceCall) -> ServiceResponse:
         call.data[ATTR_TOKEN],
         power_off=ATTR_POWER_OFF in call.data,
         who=await async_caller_name(call.hass, call.context),
+        user_id=call.context.user_id,
+        admin=await async_is_admin(call.hass, call.context),
     )
     return {"released": released}
 
 
 @labpower_errors
 async def _renew(call: ServiceCall) -> ServiceResponse:
-    hass = call.hass
-    token_id: str = call.data[ATTR_TOKEN]
-    runtime = await async_found(hass, partial(lab_of_token, hass, token_id))
-    token = runtime.lab.renew(token_id, call.data.get(ATTR_TTL))
-    await runtime.storage.async_committed()
+    runtime, token = await async_renew(
+        call.hass,
+        call.data[ATTR_TOKEN],
+        call.data.get(ATTR_TTL),
+        call.context.user_id,
+        admin=await async_is_admin(call.hass, call.context),
+    )
     return {"tokens": [token_view(runtime, token)]}
 
 

@@ -170,6 +170,32 @@ class UnknownTokenError(LabError):
         self.token = token
 
 
+class NotTokenOwnerError(LabError):
+    """Only the user who took a token (or an administrator) may renew or release it."""
+
+    key = "not_token_owner"
+
+    def __init__(self) -> None:
+        """Say so without repeating the id or naming its owner."""
+        super().__init__(
+            "This token belongs to another user: only its owner or an administrator "
+            "may renew or release it"
+        )
+
+
+class TokenLimitError(LabError):
+    """A user already holds as many live tokens as the lab allows."""
+
+    key = "token_limit"
+
+    def __init__(self, limit: int) -> None:
+        """Name the limit."""
+        super().__init__(
+            f"Token limit reached: at most {limit} live tokens per user in this lab",
+            limit=str(limit),
+        )
+
+
 class InvalidTtlError(LabError):
     """A ttl that is not positive or above the resource's max_ttl."""
 

@@ -855,7 +855,7 @@ def test_names_made_in_the_ui_cannot_be_defined_again() -> None:
             power_entity: switch.x
         """,
         known_resources=["UI-switch"],
-        known_units={"ui-pdu": None},
+        known_units={"ui-pdu": 8},  # an outlet count, never a lab's name
         known_bmcs=["ui-bmc"],
     ) == [
         (2, "unit 'ui-pdu' already exists outside the lab file"),

@@ -634,11 +634,12 @@ class _Parser:
         if (version := sections.get(CONF_VERSION)) is not None and str(version) != "1":
             self.error(_at(version, 1), "version: only version 1 exists")
         units = self._section(sections, "units", "unit", _UNIT_FIELDS)
-        for entry in self._unique(units, "unit", self._known_units):
+        # Units and BMCs come from this lab only: no other lab to name.
+        for entry in self._unique(units, "unit", dict.fromkeys(self._known_units, "")):
             if (unit := self._unit(entry)) is not None:
                 lab.units.append(unit)
         bmcs = self._section(sections, "bmcs", "BMC", _BMC_FIELDS)
-        for entry in self._unique(bmcs, "BMC", self._known_bmcs):
+        for entry in self._unique(bmcs, "BMC", dict.fromkeys(self._known_bmcs, "")):
             self._bmc_names.add(entry.name)
             data = self._valid(
                 schema.BMC_SCHEMA,
@@ -915,13 +916,14 @@ class _Parser:
         return texts
 
     def _unique(
-        self, entries: list[_Entry], what: str, known: Iterable[str]
+        self, entries: list[_Entry], what: str, known: Mapping[str, str]
     ) -> list[_Entry]:
-        """The entries without those whose name is taken (names ignore case)."""
-        taken = {
-            name.casefold(): (known[name] if isinstance(known, Mapping) else "")
-            for name in known
-        }
+        """The entries without those whose name is taken (names ignore case).
+
+        `known`: the names that exist outside the file, each with the title of the
+        other lab that has it ("" for this lab).
+        """
+        taken = {name.casefold(): lab for name, lab in known.items()}
         first: dict[str, _Entry] = {}
         unique: list[_Entry] = []
         for entry in entries:

@@ -96,6 +96,53 @@ async def test_snmp_unit_flow_errors_then_saved(
     assert pdu.data["community"] == "public"
 
 
+@pytest.mark.parametrize(
+    ("settings", "errors"),
+    [
+        ({"snmp_version": "2c"}, {"community": "snmp_community"}),
+        (
+            {"snmp_version": "2c", "community": "public", "auth_protocol": "sha"},
+            {"auth_protocol": "snmp_v3_only"},
+        ),
+        ({"snmp_version": "3"}, {"username": "snmp_username"}),
+        (
+            {"snmp_version": "3", "username": "u", "auth_protocol": "sha"},
+            {"auth_protocol": "snmp_pair"},
+        ),
+        (
+            {"snmp_version": "3", "username": "u", "priv_protocol": "aes",
+             "priv_key": "secret-key"},
+            {"priv_protocol": "snmp_priv_needs_auth"},
+        ),
+    ],
+)  # fmt: skip
+async def test_snmp_settings_the_lab_file_refuses_are_refused(
+    hass: HomeAssistant, settings: dict[str, Any], errors: dict[str, str]
+) -> None:
+    """The connection step applies the lab file's SNMP rules before asking the unit.
+
+    Nothing listens on the unit's port: a setting that reached the unit would come
+    back as cannot_connect, not as the field's error.
+    """
+    entry = lab_entry()
+    entry.add_to_hass(hass)
+    result = await unit_flow(
+        hass,
+        entry,
+        {
+            "name": "apc-9",
+            "vendor": "snmp",
+            "host": HOST,
+            "port": free_port(socket.SOCK_DGRAM),
+        },
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"snmp_profile": "automatic", **settings}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+
+
 async def test_snmp_outlet_switched_from_home_assistant(
     hass: HomeAssistant,
     snmp_agent: SnmpAgent,  # noqa: F811

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import re
+from typing import Any
 
+import pytest
 import yaml
 
-from custom_components.labpower.const import FEED_SHARED, ISSUE_HALTED
+from custom_components.labpower import schema
+from custom_components.labpower.const import FEED_SHARED, ISSUE_HALTED, PDU_VENDORS
 from custom_components.labpower.core import model
 from custom_components.labpower.drivers.icmp import ICMP_UNAVAILABLE
 from custom_components.labpower.drivers.snmp_profiles import SNMP_PROFILES
@@ -112,3 +115,56 @@ def test_flow_fields_described() -> None:
     flow = EN["config_subentries"]["resource"]["step"]
     for step in flow.values():
         assert set(step["data"]) == set(step["data_description"])
+
+
+# Values a form (or an API call into a flow) may carry that schema.py refuses.
+_BAD_VALUES: list[Any] = [
+    True, "x", -1, -0.5, 2.5, 1e12, "", "  ", "\t", [], {"a": 1}, "a:b", "aa:bb", 0,
+    ["pdu:x"], ["a", "a"],
+]  # fmt: skip
+_FLOW_FIELDS: dict[tuple[str, ...], list[schema.Field]] = {
+    ("config",): [schema.LAB_NAME],
+    ("options",): list(schema.LAB_OPTION_FIELDS),
+    ("config_subentries", "bmc"): list(schema.BMC_FIELDS),
+    ("config_subentries", "pdu"): [
+        *schema.UNIT_FIELDS,
+        *(f for vendor in PDU_VENDORS for f in schema.unit_credentials(vendor)),
+    ],
+    ("config_subentries", "resource"): [
+        schema.RESOURCE_NAME,
+        schema.SWITCHER_TYPE,
+        schema.CHECKER_TYPE,
+        *schema.RESOURCE_COMMON,
+        *schema.POLICY_FIELDS,
+        *schema.EXTRA_FIELDS,
+        schema.DEPENDS_ON,
+        *(
+            f
+            for group in (schema.SWITCHER_FIELDS, schema.CHECKER_FIELDS)
+            for fields in group.values()
+            for f in fields
+        ),
+    ],
+}
+
+
+@pytest.mark.parametrize("flow", list(_FLOW_FIELDS), ids="/".join)
+def test_every_refusal_of_a_flow_is_translated(flow: tuple[str, ...]) -> None:
+    """Each error key a flow's fields can give has its text in that flow's errors."""
+    table = EN
+    for part in flow:
+        table = table[part]
+    given: set[str] = set()
+    for field in _FLOW_FIELDS[flow]:
+        for bad in _BAD_VALUES:
+            given |= set(schema.validate_fields([field], {field.key: bad})[1].values())
+    assert given, "no bad value was refused"
+    assert sorted(given - set(table["error"])) == []
+
+
+def test_every_snmp_rule_is_translated() -> None:
+    """The rules between an SNMP unit's settings (the connection step) have texts."""
+    v2 = {"vendor": "snmp", "snmp_version": "2c", "auth_protocol": "sha"}
+    v3 = {"vendor": "snmp", "snmp_version": "3", "priv_protocol": "aes"}
+    keys = {err.key for data in (v2, v3) for err in schema.unit_rule_errors(data)}
+    assert sorted(keys - set(EN["config_subentries"]["pdu"]["error"])) == []

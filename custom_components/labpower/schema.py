@@ -895,7 +895,7 @@ LAB_OPTION_FIELDS: Final = (
     # Live tokens per non-administrator user in this lab (0: no limit).
     Field(
         CONF_TOKEN_LIMIT,
-        whole(0, MAX_TOKEN_LIMIT),
+        whole(0, MAX_TOKEN_LIMIT, "token_limit_range"),
         _COUNT_SELECTOR,
         default=DEFAULT_TOKEN_LIMIT,
         required=True,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.models import User
 from homeassistant.components import persistent_notification
 from homeassistant.core import Context, HomeAssistant, ServiceCall
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
@@ -18,8 +21,10 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
+from custom_components.labpower.const import EVENT_TOKEN_RENEWED
+
 from .conftest import lab_entry, resource_data, setup_relays
-from .test_services import advance, call, state
+from .peers.ha import advance, call, state
 
 HOLDERS = "sensor.builder_1_holders"
 POWER = "switch.builder_1_power"
@@ -202,6 +207,10 @@ async def test_ui_hold_renewed_and_never(
     await _switch(hass, "turn_on", hass_admin_user)
     listed = await call(hass, "list", {"resource": "builder-1"})
     assert listed["resources"][0]["tokens"][0]["expires"] is None
+    # on again with a hold that never ends changes nothing: no renewal is announced
+    renewals = async_capture_events(hass, EVENT_TOKEN_RENEWED)
+    await _switch(hass, "turn_on", hass_admin_user)
+    assert renewals == []
 
 
 async def test_phone_keeps_or_releases(
@@ -334,3 +343,25 @@ async def test_power_changes_name_who_and_the_child(hass: HomeAssistant) -> None
         ("switch-1", "needed by host-1 (acquired by alice)", device("switch-1")),
         ("host-1", "acquired by alice", device("host-1")),
     ]
+
+
+async def test_a_hold_not_written_does_not_stay(
+    hass: HomeAssistant, hass_admin_user: User
+) -> None:
+    """A hold the disk did not take (fsync fails, as a dying disk's does) is given back.
+
+    Turning the Power switch on fails, translated; once the disk writes, on again holds.
+    """
+    entry = await _lab(hass)
+    with (
+        patch("os.fsync", side_effect=OSError(5, "Input/output error")),
+        pytest.raises(HomeAssistantError) as err,
+    ):
+        await _switch(hass, "turn_on", hass_admin_user)
+    assert err.value.translation_key == "store_write_failed"
+    assert entry.runtime_data.lab.ledger.tokens("builder-1") == []
+    # the journal writes what it kept (the hold, then its release) once the disk does
+    await entry.runtime_data.storage.async_committed()
+    assert state(hass, HOLDERS) == "0"
+    await _switch(hass, "turn_on", hass_admin_user)
+    assert state(hass, HOLDERS) == "1"

@@ -13,7 +13,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
 from .coordinator import PduCoordinator
-from .core.model import PowerState, ResourceState, TokenKind
+from .core.model import LabError, PowerState, ResourceState, TokenKind
 from .entity import PduEntity, ResourceEntity
 from .helpers import labpower_errors
 from .runtime import POWERED_STATES, LabpowerConfigEntry, Topic
@@ -82,15 +82,21 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
         if held := lab.ledger.find_hold(self.resource, user_id, holder):
             for token in held:
                 lab.renew(token.id)
+            await self.runtime.storage.async_committed()
             return
-        lab.acquire(
+        tokens = lab.acquire(
             [self.resource],
             holder,
             kind=TokenKind.HOLD,
             user_id=user_id,
             limit=self.runtime.ui_hold_limit(),
         )
-        await self.runtime.storage.async_committed()
+        try:
+            await self.runtime.storage.async_committed()
+        except LabError:
+            # Not on disk, not acknowledged: the hold must not keep the machine on.
+            lab.release([token.id for token in tokens])
+            raise
 
     @labpower_errors
     @override

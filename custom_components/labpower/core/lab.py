@@ -386,6 +386,8 @@ class Lab:
     def renew(self, token_id: str, ttl: float | None = None) -> UsageToken:
         """Extend a lease (or a hold with a limit)."""
         token = self.ledger.renew(token_id, ttl)
+        if token.expires is None:
+            return token  # a hold without a limit: nothing changed
         self._schedule_expiry(token)
         self._emit(EventKind.TOKEN_RENEWED, token.resource, token=token)
         self._emit(EventKind.HOLDERS_CHANGED, token.resource)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 import re
 from typing import Any
 
-from aiohttp import ClientResponse
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN, User
 from homeassistant.core import HomeAssistant
@@ -19,8 +17,7 @@ from yarl import URL
 
 from .conftest import lab_entry, resource_data, setup_relays
 from .peers.ha import advance, call, state
-
-type Api = Callable[..., Awaitable[ClientResponse]]
+from .peers.rest import Api, error_of, rest_api
 
 # The defaults of MAAS's webhook power driver.
 MAAS_POWER_ON_REGEX = r"status.*\:.*running"
@@ -47,26 +44,12 @@ async def lab_http(hass: HomeAssistant) -> None:
     await hass.async_block_till_done()
 
 
-async def _api(client_factory: ClientSessionGenerator, token: str | None) -> Api:
-    client = await client_factory()
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-
-    async def request(
-        method: str, path: str, json: Any = None, data: Any = None
-    ) -> ClientResponse:
-        return await client.request(
-            method, f"/api/labpower{path}", json=json, data=data, headers=headers
-        )
-
-    return request
-
-
 @pytest.fixture
 async def admin(
     hass_client_no_auth: ClientSessionGenerator, hass_access_token: str
 ) -> Api:
     """Requests as an administrator."""
-    return await _api(hass_client_no_auth, hass_access_token)
+    return await rest_api(hass_client_no_auth, hass_access_token)
 
 
 @pytest.fixture
@@ -82,20 +65,12 @@ async def ci_token(hass: HomeAssistant, hass_admin_user: User) -> str:
 @pytest.fixture
 async def ci(hass_client_no_auth: ClientSessionGenerator, ci_token: str) -> Api:
     """Requests as the non-admin CI user."""
-    return await _api(hass_client_no_auth, ci_token)
-
-
-async def error_of(response: ClientResponse, status: int) -> dict[str, Any]:
-    """The JSON error of a response with this status."""
-    assert response.status == status, await response.text()
-    body = await response.json()
-    assert set(body) == {"error"}
-    return body["error"]
+    return await rest_api(hass_client_no_auth, ci_token)
 
 
 @pytest.mark.usefixtures("lab_http")
 async def test_unauthenticated(hass_client_no_auth: ClientSessionGenerator) -> None:
-    anonymous = await _api(hass_client_no_auth, None)
+    anonymous = await rest_api(hass_client_no_auth, None)
     assert (await anonymous("GET", "/resources")).status == 401
     assert (await anonymous("POST", "/resources/builder-1/tokens")).status == 401
     assert (await anonymous("GET", "/maas/builder-1/query")).status == 401

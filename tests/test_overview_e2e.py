@@ -18,8 +18,8 @@ from typing import Any
 from playwright.async_api import Page, expect
 import pytest
 
+from .peers.chromium import CHROMIUM, chromium, open_logged_in
 from .peers.hass_process import OWNER, Server, home_assistant, screenshot_dir
-from .test_card_e2e import CHROMIUM, chromium, open_logged_in
 
 pytestmark = [
     pytest.mark.e2e,

@@ -10,7 +10,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from .conftest import lab_entry, resource_data, setup_relays
 from .peers.ha import call, state
-from .test_http import Api, _api, error_of
+from .peers.rest import Api, error_of, rest_api
 
 
 async def _lab(hass: HomeAssistant, **options: object) -> None:
@@ -43,7 +43,7 @@ async def _client(
     refresh = await hass.auth.async_create_refresh_token(
         user, client_name=user.name, token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
     )
-    return await _api(factory, hass.auth.async_create_access_token(refresh))
+    return await rest_api(factory, hass.auth.async_create_access_token(refresh))
 
 
 async def _release(api: Api, token: str, power_off: bool = False) -> int:
@@ -64,7 +64,7 @@ async def test_only_owner_or_admin_renews_and_releases(
 ) -> None:
     alice = await _client(hass, hass_client_no_auth, await _user(hass, "alice"))
     bob = await _client(hass, hass_client_no_auth, await _user(hass, "bob"))
-    admin = await _api(hass_client_no_auth, hass_access_token)
+    admin = await rest_api(hass_client_no_auth, hass_access_token)
     taken = await (await alice("POST", "/resources/builder-1/tokens")).json()
     token = taken["token"]
 
@@ -175,7 +175,7 @@ async def test_token_limit(
     # another user has a limit of their own; administrators and automations have none
     bob = await _client(hass, hass_client_no_auth, await _user(hass, "bob"))
     assert (await bob("POST", "/resources/builder-1/tokens")).status == 201
-    admin = await _api(hass_client_no_auth, hass_access_token)
+    admin = await rest_api(hass_client_no_auth, hass_access_token)
     for _ in range(3):
         assert (await admin("POST", "/resources/builder-1/tokens")).status == 201
         await call(hass, "acquire", {"resource": "builder-1"})

@@ -38,6 +38,7 @@ from .operations import (
     Taken,
     async_acquire,
     async_all_runtimes,
+    async_force_off,
     async_found,
     async_release_tokens,
     async_renew,
@@ -329,10 +330,9 @@ class ForceOffView(HomeAssistantView):
                 "admin_required",
                 "Only administrators may force off",
             )
-        runtime = await resource_lab(hass, name)
-        revoked = runtime.lab.force_off(name, f"forced off by {user.name}")
-        await runtime.storage.async_committed()
-        return self.json({"revoked": len(revoked)})
+        located = {name: await resource_lab(hass, name)}
+        revoked = await async_force_off(located, user.name or "REST API")
+        return self.json({"revoked": revoked})
 
 
 class PowerCycleView(HomeAssistantView):

@@ -301,10 +301,7 @@ def check_token_limit(runtime: LabRuntime, user_id: str | None, wanted: int) -> 
     limit = int(runtime.settings.get(CONF_TOKEN_LIMIT) or 0)
     if not limit or user_id is None:
         return
-    held = sum(
-        1 for token in runtime.lab.ledger.all_tokens() if token.user_id == user_id
-    )
-    if held + wanted > limit:
+    if runtime.lab.ledger.user_token_count(user_id) + wanted > limit:
         raise TokenLimitError(limit)
 
 
@@ -386,6 +383,21 @@ async def async_release_tokens(
     return released
 
 
+async def async_force_off(located: dict[str, LabRuntime], who: str) -> int:
+    """Revoke every token of these resources and power them off (administrators).
+
+    Answered once on disk, also when a later resource fails; returns how many tokens
+    were revoked.
+    """
+    revoked = 0
+    try:
+        for name, runtime in located.items():
+            revoked += len(runtime.lab.force_off(name, f"forced off by {who}"))
+    finally:
+        await async_committed(runtime.storage for runtime in located.values())
+    return revoked
+
+
 def check_cycle(
     runtime: LabRuntime, name: str, user_id: str | None, *, admin: bool
 ) -> None:
@@ -437,13 +449,20 @@ def resource_view(
         view["tokens"] = [
             {
                 "token": token.id if admin or mine else None,
-                "holder": token.holder,
-                "kind": token.kind.value,
-                "since": iso_time(token.created),
-                "expires": iso_time(token.expires),
+                **holder_entry(token),
                 "mine": mine,
             }
             for token in live
             for mine in (shown_to is not None and token.user_id == shown_to,)
         ]
     return view
+
+
+def holder_entry(token: UsageToken) -> dict[str, Any]:
+    """Who holds with a token, as everyone may see it: holder, kind, since, expires."""
+    return {
+        "holder": token.holder,
+        "kind": token.kind.value,
+        "since": iso_time(token.created),
+        "expires": iso_time(token.expires),
+    }

@@ -26,7 +26,8 @@ from .core.energy import EnergyCounter
 from .core.model import ResourceState
 from .drivers.pdu import OutletStatus, UnitStatus
 from .entity import LabEntity, PduEntity, ResourceEntity
-from .runtime import LabpowerConfigEntry, LabRuntime, Topic, iso_time
+from .operations import holder_entry
+from .runtime import LabpowerConfigEntry, LabRuntime, Topic
 
 PARALLEL_UPDATES = 0
 
@@ -61,15 +62,7 @@ def holder_list(runtime: LabRuntime, name: str) -> list[dict[str, Any]]:
 
     Entity attributes are shown to every user: token ids never go here.
     """
-    return [
-        {
-            "holder": token.holder,
-            "kind": token.kind.value,
-            "since": iso_time(token.created),
-            "expires": iso_time(token.expires),
-        }
-        for token in runtime.lab.ledger.tokens(name)
-    ]
+    return [holder_entry(token) for token in runtime.lab.ledger.tokens(name)]
 
 
 def _energy_fields(key: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from .helpers import labpower_errors
 from .operations import (
     async_acquire,
     async_all_runtimes,
+    async_force_off,
     async_found,
     async_release_tokens,
     async_reload_lab_files,
@@ -60,7 +61,6 @@ from .schema import (
     RENEW_ACTION_SCHEMA,
     WAIT_AVAILABLE,
 )
-from .storage import async_committed
 from .users import async_caller_name, async_is_admin
 
 
@@ -202,11 +202,7 @@ async def _force_off(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     located = await async_found(hass, partial(locate, hass, call.data[ATTR_RESOURCE]))
     who = await async_caller_name(hass, call.context)
-    revoked = 0
-    for name, runtime in located.items():
-        revoked += len(runtime.lab.force_off(name, f"forced off by {who}"))
-    await async_committed(runtime.storage for runtime in located.values())
-    return {"revoked": revoked}
+    return {"revoked": await async_force_off(located, who)}
 
 
 @labpower_errors

@@ -276,3 +276,27 @@ def test_demand_without_off_delay(ledger: Ledger, clock: FakeClock) -> None:
     assert ledger.last_off("b") is None
     ledger.remove_resource("a")
     assert not ledger.has_demand("a")
+
+
+def test_live_tokens_counted_per_user(ledger: Ledger, clock: FakeClock) -> None:
+    """What the per-user token limit reads: every way a token ends takes it off."""
+    released = ledger.acquire("a", "ci", user_id="u1")
+    expiring = ledger.acquire("a", "ci", ttl=10, user_id="u1")
+    ledger.acquire("b", "ci", user_id="u1")
+    ledger.acquire("b", "alice", kind=TokenKind.HOLD, user_id="u2")
+    ledger.acquire("a", "automation")
+    assert [ledger.user_token_count(u) for u in ("u1", "u2", None)] == [3, 1, 1]
+    ledger.release(released.id)
+    ledger.release(released.id)  # twice is fine, counted once
+    clock.now += 11
+    assert ledger.expire() == [expiring]
+    assert ledger.user_token_count("u1") == 1
+    ledger.revoke_all("b", "forced off")
+    assert [ledger.user_token_count(u) for u in ("u1", "u2", None)] == [0, 0, 1]
+    # a ledger loaded from the stored state counts the same
+    again = Ledger(clock)
+    for name in ("a", "b"):
+        again.set_policy(name, POLICY)
+    ledger.acquire("b", "ci", user_id="u1")
+    again.load(ledger.to_dict())
+    assert [again.user_token_count(u) for u in ("u1", "u2", None)] == [1, 0, 1]

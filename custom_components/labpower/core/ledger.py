@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 import heapq
 import math
@@ -36,6 +36,7 @@ class Ledger:
         self._policies: dict[str, ResourcePolicy] = {}
         self._tokens: dict[str, UsageToken] = {}
         self._by_resource: dict[str, dict[str, UsageToken]] = {}
+        self._by_user: Counter[str | None] = Counter()  # live tokens per user id
         self._off_at: dict[str, float] = {}
         self._last_off: dict[str, float] = {}
         # Oldest first. An OrderedDict drops its oldest entry in O(1); a dict needs
@@ -137,6 +138,7 @@ class Ledger:
         )
         self._tokens[token.id] = token
         self._by_resource[resource][token.id] = token
+        self._by_user[token.user_id] += 1
         if expires is not None:
             heapq.heappush(self._expiry_heap, (expires, token.id))
         self._off_at.pop(resource, None)
@@ -259,6 +261,10 @@ class Ledger:
     def token_count(self) -> int:
         """How many live tokens exist in the whole lab."""
         return len(self._tokens)
+
+    def user_token_count(self, user_id: str | None) -> int:
+        """How many live tokens a user holds in the whole lab."""
+        return self._by_user[user_id]
 
     def holder_count(self, resource: str) -> int:
         """How many live tokens a resource has."""
@@ -520,6 +526,7 @@ class Ledger:
                 continue
             self._tokens[token.id] = token
             self._by_resource[token.resource][token.id] = token
+            self._by_user[token.user_id] += 1
             if token.expires is not None:
                 heapq.heappush(self._expiry_heap, (token.expires, token.id))
         known = self._policies.keys()
@@ -542,6 +549,7 @@ class Ledger:
 
     def _drop(self, token: UsageToken, cause: str) -> None:
         del self._tokens[token.id]
+        self._by_user[token.user_id] -= 1
         remaining = self._by_resource[token.resource]
         del remaining[token.id]
         self._released[token.id] = self._dropped[token.id] = self._clock()
@@ -572,6 +580,7 @@ class Ledger:
         now = self._clock()
         for token in tokens:
             del self._tokens[token.id]
+            self._by_user[token.user_id] -= 1
             self._released[token.id] = self._dropped[token.id] = now
             self._put.discard(token.id)
         self._by_resource.get(resource, {}).clear()

@@ -424,6 +424,21 @@ async def test_release_with_power_off_now(
     assert err.value.translation_key == "holders_remain"
     assert err.value.translation_placeholders["holders"] == "b"
     assert _holders(lab, "dut-2") == ["b"]
+    # several tokens: one resource that stays on does not keep the others' tokens
+    kept = await call(hass, "acquire", {"resource": "dut-2", "holder": "c"})
+    other = await call(hass, "acquire", {"resource": "dut-1", "holder": "c"})
+    with pytest.raises(ServiceValidationError) as err:
+        await call(
+            hass,
+            "release",
+            {
+                "token": [kept["tokens"][0]["token"], other["tokens"][0]["token"]],
+                "power_off": "now",
+            },
+        )
+    assert err.value.translation_placeholders["holders"] == "b"
+    assert _holders(lab, "dut-2") == ["b"]
+    assert _holders(lab, "dut-1") == []
 
 
 async def test_power_cycle_endpoint(

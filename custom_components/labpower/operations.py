@@ -20,6 +20,7 @@ from .const import (
 )
 from .core.model import (
     CycleRefusedError,
+    HeldByOthersError,
     LabError,
     LabsLoadingError,
     NotEnoughFreeError,
@@ -369,15 +370,23 @@ async def async_release_tokens(
         for token_id in token_ids
     ]
     released = 0
+    held: HeldByOthersError | None = None
     try:
         for token_id, runtime in owners:
             lab = runtime.lab
             if power_off and lab.ledger.is_live(token_id):
                 resource = lab.ledger.get(token_id).resource
-                off = lab.power_off(resource, [token_id], f"turned off by {who}")
+                try:
+                    off = lab.power_off(resource, [token_id], f"turned off by {who}")
+                except HeldByOthersError as err:
+                    # Released all the same; the other tokens are released too.
+                    held = held or err
+                    continue
                 released += len(off)
             else:
                 released += len(lab.release([token_id]))
+        if held is not None:
+            raise held
     finally:
         await async_committed(runtime.storage for _, runtime in owners)
     return released

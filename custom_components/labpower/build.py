@@ -143,8 +143,7 @@ def subentry_data(
     """The stored data of a lab's subentries of one type, keyed by subentry id."""
     return [
         (sub.subentry_id, sub.data)
-        for sub in entry.subentries.values()
-        if sub.subentry_type == subentry_type
+        for sub in entry.get_subentries_of_type(subentry_type)
     ]
 
 
@@ -320,7 +319,7 @@ def wol_switcher(
         username=data[CONF_SSH_USERNAME],
         password=data.get(CONF_SSH_PASSWORD) or None,
         client_key=data.get(CONF_SSH_KEY) or None,
-        command=data.get(CONF_SSH_COMMAND) or _value({}, CONF_SSH_COMMAND),
+        command=data.get(CONF_SSH_COMMAND) or FIELD_DEFAULTS[CONF_SSH_COMMAND],
         known_host_key=known_host_key,
         on_first_key=on_first_key,
     )
@@ -367,7 +366,7 @@ def pdu_client(hass: HomeAssistant, data: Mapping[str, Any]) -> PduClient:
         auth_key=data.get(CONF_AUTH_KEY) or None,
         priv_protocol=data.get(CONF_PRIV_PROTOCOL) or None,
         priv_key=data.get(CONF_PRIV_KEY) or None,
-        profile=data.get(CONF_SNMP_PROFILE) or _value({}, CONF_SNMP_PROFILE),
+        profile=data.get(CONF_SNMP_PROFILE) or FIELD_DEFAULTS[CONF_SNMP_PROFILE],
         executor=hass.async_add_executor_job,
     )
 

@@ -60,7 +60,6 @@ from .schema import (
     DEPENDS_ON,
     EXTRA_FIELDS,
     LAB_NAME,
-    LAB_OPTION_DEFAULTS,
     LAB_OPTION_FIELDS,
     POLICY_FIELDS,
     RESOURCE_NAME,
@@ -70,7 +69,6 @@ from .schema import (
     UNIT_FIELDS,
     Field,
     check_types,
-    defaults as schema_defaults,
     error_key,
     form,
     rule_errors,
@@ -174,11 +172,8 @@ class LabOptionsFlow(OptionsFlow):
             if not errors:
                 return self.async_create_entry(data={**data, CONF_LAB_FILE: path})
         schema = form(LAB_OPTION_FIELDS)
-        values = {
-            **LAB_OPTION_DEFAULTS,
-            **self.config_entry.options,
-            **(user_input or {}),
-        }
+        # The form's markers carry the defaults.
+        values = {**self.config_entry.options, **(user_input or {})}
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(schema, values),
@@ -274,15 +269,12 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                     data=data,
                     unique_id=data[CONF_RESOURCE_NAME],
                 )
-        defaults = {
-            **schema_defaults(self._details_fields()),
-            **self._data,
-            **(user_input or {}),
-        }
+        # The form's markers carry the defaults.
+        values = {**self._data, **(user_input or {})}
         return self.async_show_form(
             step_id="details",
             data_schema=self.add_suggested_values_to_schema(
-                self._details_schema(), defaults
+                self._details_schema(), values
             ),
             errors=errors,
             description_placeholders={
@@ -313,8 +305,9 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                             selector.SelectOptionDict(
                                 value=sub.subentry_id, label=sub.title
                             )
-                            for sub in self._get_entry().subentries.values()
-                            if sub.subentry_type == SUBENTRY_BMC
+                            for sub in self._get_entry().get_subentries_of_type(
+                                SUBENTRY_BMC
+                            )
                         ]
                     )
                 ),

@@ -156,10 +156,8 @@ CONF_SHUTDOWN_ON_LOW_BATTERY: Final = "shutdown_held_on_low_battery"
 CONF_UPS_ENTITIES: Final = "ups_entities"
 # Holds taken from the UI (Power switch, rack card, overview) end after this (0: never).
 CONF_UI_HOLD_MAX: Final = "ui_hold_max"
-DEFAULT_UI_HOLD_MAX: Final = 12 * 3600.0
 # How long before a token's end its user is reminded and the expiring event fires.
 CONF_EXPIRING_WARNING: Final = "expiring_warning"
-DEFAULT_EXPIRING_WARNING: Final = 600.0
 # Tell a UI user when the resource they took becomes available.
 CONF_NOTIFY_AVAILABLE: Final = "notify_when_available"
 # Live tokens one non-administrator user may hold in a lab (0: no limit).

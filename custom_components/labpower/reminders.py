@@ -23,13 +23,13 @@ from homeassistant.util import dt as dt_util, slugify
 from .const import (
     CONF_EXPIRING_WARNING,
     CONF_NOTIFY_AVAILABLE,
-    DEFAULT_EXPIRING_WARNING,
     EVENT_TOKEN_EXPIRING,
     LOGGER,
 )
 from .core.events import EventKind, LabEvent
 from .core.lab import Lab
 from .core.model import ResourceState, TokenKind, UsageToken
+from .schema import DEFAULT_EXPIRING_WARNING
 
 MOBILE_APP = "mobile_app"
 EVENT_MOBILE_ACTION = "mobile_app_notification_action"

@@ -101,10 +101,8 @@ from .const import (
     CONF_WRITE_COMMUNITY,
     CONF_WRITE_PASSWORD,
     CONF_WRITE_USERNAME,
-    DEFAULT_EXPIRING_WARNING,
     DEFAULT_LONG_PRESS,
     DEFAULT_SHORT_PRESS,
-    DEFAULT_UI_HOLD_MAX,
     PDU_VENDORS,
     RELAY_DOMAINS,
     SNMP_AUTOMATIC,
@@ -137,6 +135,9 @@ MAX_PARALLEL_BOUND: Final = 10000
 # Live tokens per non-administrator user and lab (the `token_limit` lab option).
 DEFAULT_TOKEN_LIMIT: Final = 100
 MAX_TOKEN_LIMIT: Final = 1_000_000
+# Holds taken from the UI end after this (0: never); reminders come this long before.
+DEFAULT_UI_HOLD_MAX: Final = 12 * 3600.0
+DEFAULT_EXPIRING_WARNING: Final = 600.0
 
 ATTR_RESOURCE: Final = "resource"
 ATTR_HOLDER: Final = "holder"
@@ -371,17 +372,17 @@ class Field:
     secret: bool = False
     redact: bool = False
 
-    @property
-    def translation_key(self) -> str:
-        """The key of the field's label (data.<key> in strings.json)."""
-        return self.key
-
     def marker(self, *, with_default: bool = False) -> vol.Marker:
         """vol.Required or vol.Optional, with the default if asked."""
         kind = vol.Required if self.required else vol.Optional
         if with_default and self.default is not vol.UNDEFINED:
             return kind(self.key, default=self.default)
         return kind(self.key)
+
+
+def defaults(fields: Iterable[Field]) -> dict[str, Any]:
+    """The defaults of these fields (those that have one)."""
+    return {f.key: f.default for f in fields if f.default is not vol.UNDEFINED}
 
 
 def _box(**config: Any) -> selector.NumberSelector:
@@ -902,18 +903,11 @@ LAB_OPTION_FIELDS: Final = (
     ),
 )
 LAB_OPTIONS_SCHEMA: Final = _mapping(LAB_OPTION_FIELDS)
-LAB_OPTION_DEFAULTS: Final = {
-    f.key: f.default for f in LAB_OPTION_FIELDS if f.default is not vol.UNDEFINED
-}
+LAB_OPTION_DEFAULTS: Final = defaults(LAB_OPTION_FIELDS)
 # A lab file's `policies:`: only what it gives (no defaults).
 LAB_POLICY_SCHEMA: Final = vol.Schema(
     {vol.Optional(field.key): field.validator for field in LAB_POLICY_FIELDS}
 )
-
-
-def defaults(fields: Iterable[Field]) -> dict[str, Any]:
-    """The defaults of these fields (those that have one)."""
-    return {f.key: f.default for f in fields if f.default is not vol.UNDEFINED}
 
 
 def _all_fields() -> Iterable[Field]:
@@ -1072,9 +1066,7 @@ POOL_REST_SCHEMA: Final = vol.Schema(
     }
 )
 # A token id travels in the body, never in a URL (Home Assistant logs URLs).
-RENEW_REST_SCHEMA: Final = vol.Schema(
-    {vol.Required(ATTR_TOKEN): token, vol.Optional(ATTR_TTL): ttl}
-)
+RENEW_REST_SCHEMA: Final = RENEW_ACTION_SCHEMA  # one token in both
 RELEASE_REST_SCHEMA: Final = vol.Schema(
     {vol.Required(ATTR_TOKEN): token, vol.Optional(ATTR_POWER_OFF): POWER_OFF}
 )

@@ -52,7 +52,7 @@ class LabHooks(ReconcilerHooks):
         if self.lab._starting:
             return
         self.lab._propagate((resource,))
-        if self.lab._resources[resource].reconciler.power is PowerState.OFF:
+        if off:
             # A parent that waited for its children to go off may go now.
             for parent in self.lab._parents.get(resource, ()):
                 self.lab._kick(self.lab._resources[parent])

@@ -167,8 +167,7 @@ async def _sweep_family(
             if not waiting:
                 break
             wait = reply_wait if attempt == count - 1 else interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(all_answered), wait)
+            await asyncio.wait((all_answered,), timeout=wait)
             if not waiting:
                 break
     finally:

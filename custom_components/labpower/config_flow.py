@@ -73,6 +73,7 @@ from .schema import (
     form,
     rule_errors,
     unit_credentials,
+    unit_rule_errors,
     validate_fields,
 )
 
@@ -541,17 +542,21 @@ class PduSubentryFlow(ConfigSubentryFlow):
                 unit_credentials(self._data[CONF_VENDOR]), user_input
             )
             data = {**self._data, **values}
-            error, status = await async_check_pdu(self.hass, data)
-            if error is not None or status is None:
-                errors["base"] = error or "cannot_connect"
-            else:
-                data[CONF_OUTLET_COUNT] = len(status.outlets)
-                title = data[CONF_UNIT_NAME]
-                if self._subentry is not None:
-                    return self.async_update_and_abort(
-                        self._get_entry(), self._subentry, title=title, data=data
-                    )
-                return self.async_create_entry(title=title, data=data)
+            for err in unit_rule_errors(data):
+                errors.setdefault(str(err.path[0]), err.key)
+            # A refused setting is not tried on the unit.
+            if not errors:
+                error, status = await async_check_pdu(self.hass, data)
+                if error is not None or status is None:
+                    errors["base"] = error or "cannot_connect"
+                else:
+                    data[CONF_OUTLET_COUNT] = len(status.outlets)
+                    title = data[CONF_UNIT_NAME]
+                    if self._subentry is not None:
+                        return self.async_update_and_abort(
+                            self._get_entry(), self._subentry, title=title, data=data
+                        )
+                    return self.async_create_entry(title=title, data=data)
         suggested = {
             k: v for k, v in (user_input or self._data).items() if k not in SECRETS
         }

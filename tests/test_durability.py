@@ -232,3 +232,32 @@ async def test_a_newer_store_is_left_alone_and_powers_nothing(
     assert err.value.translation_key == "acquire_refused"
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert await hass.async_add_executor_job(files.store_path.read_bytes) == written
+
+
+async def test_unload_returns_while_the_disk_keeps_failing(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await setup_relays(hass, "held", "idle")
+    entry = lab_entry(*RESOURCES)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    tried: list[str] = []
+
+    def disk_full(name: str) -> Any:
+        def fail(*_args: Any) -> None:
+            tried.append(name)
+            raise OSError(28, "No space left on device")
+
+        return fail
+
+    monkeypatch.setattr(DurableFiles, "append", disk_full("append"))
+    monkeypatch.setattr(DurableFiles, "compact", disk_full("compact"))
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, "acquire", {"resource": "held"})
+    assert err.value.translation_key == "store_write_failed"
+    # the journal is retried while the lab runs; an unload ends that (the timeout
+    # only turns a hang into a failure): one more try, then the snapshot's one try
+    async with asyncio.timeout(30):
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    assert tried.count("compact") == 1

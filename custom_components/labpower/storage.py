@@ -79,6 +79,7 @@ class LabStorage:
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self._compact = False
+        self._closing = False  # unloading: a failed write is not retried
         self._waiters: list[asyncio.Future[None]] = []
         self._unwritten: list[bytes] = []
         self._found = Recovered()
@@ -279,9 +280,14 @@ class LabStorage:
                             await self._async_append()
                 except OSError as err:
                     LOGGER.error("%s: journal not written: %s", self.title, err)
+                    if self._closing:  # unload: the final compaction gets one try
+                        waiters += self._waiters
+                        self._waiters = []
                     for waiter in waiters:
                         if not waiter.done():
                             waiter.set_exception(StoreWriteError(str(err)))
+                    if self._closing:
+                        return
                     await asyncio.sleep(SAVE_DELAY)  # then try again
                     self._again = True
                     continue
@@ -320,7 +326,11 @@ class LabStorage:
         self._changes = 0
 
     async def async_close(self) -> None:
-        """Write everything now (unload): the journal, then a snapshot."""
+        """Write everything now (unload): the journal, then a snapshot.
+
+        A write that fails now is not retried: the snapshot gets one try.
+        """
+        self._closing = True
         if self._save_timer is not None:
             self._save_timer()
             self._save_timer = None

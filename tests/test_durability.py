@@ -135,9 +135,14 @@ async def test_a_damaged_store_is_restored_from_the_good_copy(
     entry, token = await _held_lab(hass)
     files = _files(hass, entry.entry_id)
     await hass.async_add_executor_job(_damage, files.store_path, how)
+    damaged = None if how == "deleted" else files.store_path.read_bytes()
     switched = await _restart(hass, entry)
     listed = await call(hass, "list", {"resource": "held"})
     assert [t["token"] for t in listed["resources"][0]["tokens"]] == [token]
+    # kept aside as the repair says, never made the good copy
+    if damaged is not None:
+        assert files.damaged_path.read_bytes() == damaged
+    assert files.good_path.read_bytes() != damaged
     assert state(hass, "input_boolean.held_relay") == "on"
     assert not _switched_off(switched, "held_relay")
     issue = issue_registry.async_get_issue(

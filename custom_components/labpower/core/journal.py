@@ -85,6 +85,9 @@ class DurableFiles:
         self.version = version
         self.generation = 0  # the segment appended to
         self._good_generation: int | None = None
+        # Whether the snapshot file passed read() (or was written by compact()): only
+        # then may it become the good copy. Not read yet: not trusted.
+        self._store_usable = False
         self._fd: int | None = None
         self.journal_bytes = 0  # of the current segment
 
@@ -97,6 +100,11 @@ class DurableFiles:
     def good_path(self) -> Path:
         """The previous snapshot."""
         return self.directory / f"{self.key}.good"
+
+    @property
+    def damaged_path(self) -> Path:
+        """A snapshot read() rejected, kept aside by the next compaction."""
+        return self.directory / f"{self.key}.damaged"
 
     def segment_path(self, generation: int) -> Path:
         """The journal of the changes after snapshot `generation`."""
@@ -122,6 +130,7 @@ class DurableFiles:
         loaded. A snapshot of a newer version stops everything: nothing is used.
         """
         found = Recovered()
+        self._store_usable = False
         copies: list[tuple[int, str, dict[str, Any]]] = []
         existing = 0
         for name, path in (("store", self.store_path), ("good", self.good_path)):
@@ -139,6 +148,8 @@ class DurableFiles:
                 found.problems.append(f"{name}: {err}")
                 continue
             copies.append((_generation(data), name, data))
+            if name == "store":
+                self._store_usable = True
         segments = self._segments()
         if not existing and not segments:
             found.fresh = True
@@ -260,12 +271,15 @@ class DurableFiles:
         finally:
             os.close(fd)
         previous: int | None = None
-        if self._snapshot_readable(self.store_path):
-            self.store_path.replace(self.good_path)
-            previous = self.generation
-        elif self.store_path.exists():  # damaged: kept aside, never the good copy
-            self.store_path.replace(self.directory / f"{self.key}.damaged")
+        if self.store_path.exists():
+            if self._store_usable:
+                self.store_path.replace(self.good_path)
+                previous = self.generation
+            else:  # rejected by read(): kept aside, never the good copy
+                self.store_path.replace(self.damaged_path)
+        self._store_usable = False
         temporary.replace(self.store_path)
+        self._store_usable = True
         self._sync_directory()
         self.generation = generation
         self.journal_bytes = 0
@@ -276,14 +290,6 @@ class DurableFiles:
         for old, path in self._segments().items():
             if old < keep_from:
                 path.unlink(missing_ok=True)
-
-    def _snapshot_readable(self, path: Path) -> bool:
-        """Whether the current snapshot may become the good copy (a damaged one not)."""
-        try:
-            envelope = json.loads(path.read_bytes())
-        except OSError, ValueError:
-            return False
-        return isinstance(envelope, dict) and envelope.get("version") == self.version
 
     def remove(self) -> None:
         """Delete every file of the key (the lab was removed)."""

@@ -131,6 +131,20 @@ def test_a_store_read_rejected_is_kept_aside_not_made_the_good_copy(
     assert [t.id for t in restored.all_tokens()] == [held.id]
 
 
+def test_removing_deletes_every_file_of_the_key(tmp_path: Path) -> None:
+    files = _files(tmp_path)
+    files.store_path.write_bytes(b"{trunc")
+    other = tmp_path / "labpower.y"
+    other.write_bytes(b"{}")
+    _read(files)
+    files.compact(_ledger().to_dict())  # the damaged store kept aside
+    files.compact(_ledger().to_dict())
+    files.append(encode_batch([["drop", "x", 1.0]]))
+    assert files.damaged_path.exists()
+    files.remove()
+    assert list(tmp_path.iterdir()) == [other]
+
+
 @pytest.mark.parametrize(
     ("store", "problem"),
     [

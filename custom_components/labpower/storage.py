@@ -84,7 +84,8 @@ class LabStorage:
         self._unwritten: list[bytes] = []
         self._found = Recovered()
         self._changes = 0  # journaled since the last compaction
-        self._save_timer: CALLBACK_TYPE | None = None
+        self._save_timer: CALLBACK_TYPE | None = None  # save_soon's compaction
+        self._journal_timer: CALLBACK_TYPE | None = None  # acknowledge_on_disk False
         self.commits = 0  # batches written (the benchmark reads it)
         # Called after each batch is on disk (entities showing lab totals).
         self.on_commit: Callable[[], None] | None = None
@@ -216,8 +217,8 @@ class LabStorage:
     def changed(self) -> None:
         """The ledger changed: journal it now (it is answered once on disk)."""
         if not self.acknowledge_on_disk and self._task is None:
-            if self._save_timer is None:
-                self._save_timer = async_call_later(
+            if self._journal_timer is None:
+                self._journal_timer = async_call_later(
                     self.hass, SAVE_DELAY, self._journal_due
                 )
             return
@@ -225,7 +226,7 @@ class LabStorage:
 
     @callback
     def _journal_due(self, _now: object) -> None:
-        self._save_timer = None
+        self._journal_timer = None
         self._start()
 
     def _start(self) -> None:
@@ -331,9 +332,10 @@ class LabStorage:
         A write that fails now is not retried: the snapshot gets one try.
         """
         self._closing = True
-        if self._save_timer is not None:
-            self._save_timer()
-            self._save_timer = None
+        for cancel in (self._save_timer, self._journal_timer):
+            if cancel is not None:
+                cancel()
+        self._save_timer = self._journal_timer = None
         while self._task is not None:
             await asyncio.shield(self._task)
         if self.writable:

@@ -9,6 +9,7 @@ version, malformed tokens), with and without the last good copy.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 import json
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,23 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import async_capture_events
+from pytest_homeassistant_custom_component.common import (
+    async_capture_events,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.labpower.const import DOMAIN, STORAGE_VERSION
 from custom_components.labpower.core.journal import DurableFiles
 from custom_components.labpower.core.ledger import replay
-from custom_components.labpower.storage import ISSUE_LOST, ISSUE_NEWER, ISSUE_RECOVERED
+from custom_components.labpower.storage import (
+    ISSUE_LOST,
+    ISSUE_NEWER,
+    ISSUE_RECOVERED,
+    SAVE_DELAY,
+)
 
 from .conftest import lab_entry, resource_data, setup_relays
 from .peers.ha import call, state
@@ -135,9 +145,14 @@ async def test_a_damaged_store_is_restored_from_the_good_copy(
     entry, token = await _held_lab(hass)
     files = _files(hass, entry.entry_id)
     await hass.async_add_executor_job(_damage, files.store_path, how)
+    damaged = None if how == "deleted" else files.store_path.read_bytes()
     switched = await _restart(hass, entry)
     listed = await call(hass, "list", {"resource": "held"})
     assert [t["token"] for t in listed["resources"][0]["tokens"]] == [token]
+    # kept aside as the repair says, never made the good copy
+    if damaged is not None:
+        assert files.damaged_path.read_bytes() == damaged
+    assert files.good_path.read_bytes() != damaged
     assert state(hass, "input_boolean.held_relay") == "on"
     assert not _switched_off(switched, "held_relay")
     issue = issue_registry.async_get_issue(
@@ -232,3 +247,56 @@ async def test_a_newer_store_is_left_alone_and_powers_nothing(
     assert err.value.translation_key == "acquire_refused"
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert await hass.async_add_executor_job(files.store_path.read_bytes) == written
+
+
+async def test_unload_returns_while_the_disk_keeps_failing(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await setup_relays(hass, "held", "idle")
+    entry = lab_entry(*RESOURCES)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    tried: list[str] = []
+
+    def disk_full(name: str) -> Any:
+        def fail(*_args: Any) -> None:
+            tried.append(name)
+            raise OSError(28, "No space left on device")
+
+        return fail
+
+    monkeypatch.setattr(DurableFiles, "append", disk_full("append"))
+    monkeypatch.setattr(DurableFiles, "compact", disk_full("compact"))
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, "acquire", {"resource": "held"})
+    assert err.value.translation_key == "store_write_failed"
+    # the journal is retried while the lab runs; an unload ends that (the timeout
+    # only turns a hang into a failure): one more try, then the snapshot's one try
+    async with asyncio.timeout(30):
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    assert tried.count("compact") == 1
+
+
+async def test_a_save_requested_while_a_journal_write_waits_compacts(
+    hass: HomeAssistant,
+) -> None:
+    """Answering at once (the benchmark's baseline): save_soon still compacts."""
+    await setup_relays(hass, "held", "idle")
+    entry = lab_entry(*RESOURCES)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    storage = entry.runtime_data.storage
+    storage.acknowledge_on_disk = False
+    generation = storage.files.generation
+    answer = await call(hass, "acquire", {"resource": "held"})  # journal in 1 s
+    storage.save_soon()  # energy or a host key changed: compact in 1 s
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=SAVE_DELAY + 1))
+    await hass.async_block_till_done(wait_background_tasks=True)  # the writer's
+    assert storage.files.generation == generation + 1
+    stored = json.loads(
+        await hass.async_add_executor_job(storage.files.store_path.read_bytes)
+    )
+    assert [t["id"] for t in stored["data"]["tokens"]] == [answer["tokens"][0]["token"]]
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -79,11 +79,13 @@ class LabStorage:
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self._compact = False
+        self._closing = False  # unloading: a failed write is not retried
         self._waiters: list[asyncio.Future[None]] = []
         self._unwritten: list[bytes] = []
         self._found = Recovered()
         self._changes = 0  # journaled since the last compaction
-        self._save_timer: CALLBACK_TYPE | None = None
+        self._save_timer: CALLBACK_TYPE | None = None  # save_soon's compaction
+        self._journal_timer: CALLBACK_TYPE | None = None  # acknowledge_on_disk False
         self.commits = 0  # batches written (the benchmark reads it)
         # Called after each batch is on disk (entities showing lab totals).
         self.on_commit: Callable[[], None] | None = None
@@ -215,8 +217,8 @@ class LabStorage:
     def changed(self) -> None:
         """The ledger changed: journal it now (it is answered once on disk)."""
         if not self.acknowledge_on_disk and self._task is None:
-            if self._save_timer is None:
-                self._save_timer = async_call_later(
+            if self._journal_timer is None:
+                self._journal_timer = async_call_later(
                     self.hass, SAVE_DELAY, self._journal_due
                 )
             return
@@ -224,7 +226,7 @@ class LabStorage:
 
     @callback
     def _journal_due(self, _now: object) -> None:
-        self._save_timer = None
+        self._journal_timer = None
         self._start()
 
     def _start(self) -> None:
@@ -279,9 +281,14 @@ class LabStorage:
                             await self._async_append()
                 except OSError as err:
                     LOGGER.error("%s: journal not written: %s", self.title, err)
+                    if self._closing:  # unload: the final compaction gets one try
+                        waiters += self._waiters
+                        self._waiters = []
                     for waiter in waiters:
                         if not waiter.done():
                             waiter.set_exception(StoreWriteError(str(err)))
+                    if self._closing:
+                        return
                     await asyncio.sleep(SAVE_DELAY)  # then try again
                     self._again = True
                     continue
@@ -320,10 +327,15 @@ class LabStorage:
         self._changes = 0
 
     async def async_close(self) -> None:
-        """Write everything now (unload): the journal, then a snapshot."""
-        if self._save_timer is not None:
-            self._save_timer()
-            self._save_timer = None
+        """Write everything now (unload): the journal, then a snapshot.
+
+        A write that fails now is not retried: the snapshot gets one try.
+        """
+        self._closing = True
+        for cancel in (self._save_timer, self._journal_timer):
+            if cancel is not None:
+                cancel()
+        self._save_timer = self._journal_timer = None
         while self._task is not None:
             await asyncio.shield(self._task)
         if self.writable:

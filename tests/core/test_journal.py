@@ -100,6 +100,51 @@ def test_compaction_keeps_the_good_copy_and_its_journal(tmp_path: Path) -> None:
     assert found.problems == ["store: not valid JSON (truncated or damaged)"]
 
 
+def test_a_store_read_rejected_is_kept_aside_not_made_the_good_copy(
+    tmp_path: Path,
+) -> None:
+    ledger = _ledger()
+    files = _files(tmp_path)
+    files.compact(ledger.to_dict())
+    held = ledger.acquire("a", "one")
+    files.append(encode_batch(ledger.drain_changes()))
+    files.compact(ledger.to_dict())
+    good = files.good_path.read_bytes()
+    # valid JSON of this version, but tokens read() must not load
+    rejected = b'{"version": 1, "data": {"version": 1, "tokens": [{"id": 1}]}}'
+    files.store_path.write_bytes(rejected)
+    files = _files(tmp_path)
+    found = _read(files)
+    assert found.source == "good"
+    assert "store: " in found.problems[0]
+    files.compact(ledger.to_dict())
+    assert files.good_path.read_bytes() == good
+    assert files.damaged_path.read_bytes() == rejected
+    found = _read(_files(tmp_path))
+    assert (found.source, found.problems, found.complete) == ("store", [], True)
+    files.store_path.write_bytes(b"")  # the good copy still recovers everything
+    found = _read(_files(tmp_path))
+    assert found.source == "good"
+    assert found.complete
+    restored = _ledger()
+    restored.load(found.data, found.batches)
+    assert [t.id for t in restored.all_tokens()] == [held.id]
+
+
+def test_removing_deletes_every_file_of_the_key(tmp_path: Path) -> None:
+    files = _files(tmp_path)
+    files.store_path.write_bytes(b"{trunc")
+    other = tmp_path / "labpower.y"
+    other.write_bytes(b"{}")
+    _read(files)
+    files.compact(_ledger().to_dict())  # the damaged store kept aside
+    files.compact(_ledger().to_dict())
+    files.append(encode_batch([["drop", "x", 1.0]]))
+    assert files.damaged_path.exists()
+    files.remove()
+    assert list(tmp_path.iterdir()) == [other]
+
+
 @pytest.mark.parametrize(
     ("store", "problem"),
     [

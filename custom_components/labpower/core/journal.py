@@ -297,6 +297,7 @@ class DurableFiles:
         for path in (
             self.store_path,
             self.good_path,
+            self.damaged_path,
             self.directory / f"{self.key}.tmp",
             *self._segments().values(),
         ):

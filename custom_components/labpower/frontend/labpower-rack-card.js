@@ -48,6 +48,10 @@ export function describeToken(token, now = Date.now()) {
   return `${token.holder} (${token.kind}${left === null ? "" : `, ${left} left`})`;
 }
 
+/* Whether a card would show the same objects (state objects, localize) as last time. */
+const sameObjects = (previous, shown) =>
+  previous !== null && previous.length === shown.length && shown.every((s, i) => s === previous[i]);
+
 const escape = (text) =>
   String(text).replace(
     /[&<>"']/g,
@@ -387,9 +391,7 @@ class LabpowerRackCard extends HTMLElement {
       this._dirty = false;
       this._fetch();
     }
-    const previous = this._shown;
-    if (previous && previous.length === shown.length && shown.every((s, i) => s === previous[i]))
-      return null;
+    if (sameObjects(this._shown, shown)) return null;
     this._shown = shown;
     return shown;
   }
@@ -673,6 +675,7 @@ class LabpowerOverviewCard extends HTMLElement {
     this._holdersSeen = null;
     this._confirming = null; // resource whose Force off waits for a second click
     this._busy = false;
+    this._shown = null; // the state objects (and localize) last rendered
     this.attachShadow({ mode: "open" });
     this.shadowRoot.addEventListener("click", (ev) => this._clicked(ev));
     this.shadowRoot.addEventListener("change", (ev) => this._filtered(ev));
@@ -684,7 +687,7 @@ class LabpowerOverviewCard extends HTMLElement {
       throw new Error("lab must be the name of a lab");
     this._config = { ...config };
     this._filter.lab = config.lab ?? "";
-    this._render();
+    this._redraw();
   }
 
   static getStubConfig() {
@@ -700,7 +703,7 @@ class LabpowerOverviewCard extends HTMLElement {
   }
 
   connectedCallback() {
-    this._tick = setInterval(() => this._render(), TICK_MS);
+    this._tick = setInterval(() => this._redraw(), TICK_MS); // time left
     this._energyTimer = setInterval(() => this._fetchEnergy(), ENERGY_MS);
   }
 
@@ -744,7 +747,7 @@ class LabpowerOverviewCard extends HTMLElement {
       this._fetch();
       return;
     }
-    this._render();
+    this._redraw();
   }
 
   async _fetchEnergy() {
@@ -764,11 +767,31 @@ class LabpowerOverviewCard extends HTMLElement {
         this._energy[id] = null; // no recorder: no energy column value
       }
     }
-    this._render();
+    this._redraw();
   }
 
   _mine(resource) {
     return (resource.tokens ?? []).filter((t) => t.mine && t.token);
+  }
+
+  /* Draw anew even if no state object changed (new tokens, a filter, time left). */
+  _redraw() {
+    this._shown = null;
+    this._render();
+  }
+
+  /*
+   * The state objects the rows show (and localize); null when none changed, so that a state
+   * change elsewhere in HA does not redraw the card (and close an open <select>).
+   */
+  _relevant() {
+    const states = this._hass.states;
+    const shown = [this._hass.localize, this._hass.locale?.language, this._hass.user];
+    for (const resource of this._resources)
+      for (const key of ["state", "holders", "energy"]) shown.push(states[resource.entities?.[key]]);
+    if (sameObjects(this._shown, shown)) return null;
+    this._shown = shown;
+    return shown;
   }
 
   _render() {
@@ -780,9 +803,12 @@ class LabpowerOverviewCard extends HTMLElement {
       `<div class="content${title ? "" : " no-header"}">${body}</div></ha-card>`;
     if (this._error !== null || !this._hass || this._resources === null) {
       const text = this._error ?? "Loading…";
+      this._shown = null;
       root.innerHTML = frame(`<div class="message${this._error !== null ? " error" : ""}">${escape(text)}</div>`);
       return;
     }
+    if (this._relevant() === null) return;
+    // Redrawn after an action, a filter or new tokens: the focus goes back where it was.
     const focused = root.activeElement?.dataset?.focus;
     root.innerHTML = frame(this._filters() + `<div class="rows">${this._rows()}</div>`);
     if (focused) root.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus();
@@ -864,7 +890,7 @@ class LabpowerOverviewCard extends HTMLElement {
     const key = ev.target?.dataset?.filter;
     if (!key) return;
     this._filter[key] = key === "mine" ? ev.target.checked : ev.target.value;
-    this._render();
+    this._redraw();
   }
 
   async _clicked(ev) {
@@ -878,9 +904,9 @@ class LabpowerOverviewCard extends HTMLElement {
       clearTimeout(this._confirmTimer);
       this._confirmTimer = setTimeout(() => {
         this._confirming = null;
-        this._render();
+        this._redraw();
       }, CONFIRM_MS);
-      this._render();
+      this._redraw();
       return;
     }
     this._confirming = null;

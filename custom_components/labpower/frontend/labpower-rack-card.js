@@ -249,7 +249,13 @@ const STYLE = `
   .message.error { color: var(--error-color, #db4437); }
 `;
 
-class LabpowerRackCard extends HTMLElement {
+/*
+ * What both cards share: the resources from labpower/resources, fetched once, then again
+ * when labpower's entities were added or removed (or when a card asks), and never while a
+ * fetch is under way (then once more after it). After each fetch the card's _fetched() runs,
+ * and _render() after the last.
+ */
+class LabpowerResourcesCard extends HTMLElement {
   constructor() {
     super();
     this._config = null;
@@ -260,6 +266,59 @@ class LabpowerRackCard extends HTMLElement {
     this._fetchAgain = false;
     this._entitiesSeen = undefined; // hass.entities last looked at
     this._signature = null; // labpower's entity ids then
+  }
+
+  get hass() {
+    return this._hass;
+  }
+
+  /* Fetch (again) when nothing was fetched yet, or labpower's entities were added or removed. */
+  _entitiesChanged(hass) {
+    if (this._resources === null && !this._fetching && this._error === null) return true;
+    if (hass.entities === this._entitiesSeen) return false;
+    this._entitiesSeen = hass.entities;
+    const signature = Object.values(hass.entities ?? {})
+      .filter((entry) => entry.platform === "labpower")
+      .map((entry) => entry.entity_id)
+      .sort()
+      .join(",");
+    const changed = this._signature !== null && signature !== this._signature;
+    this._signature = signature;
+    return changed;
+  }
+
+  async _fetch() {
+    if (!this._hass) return;
+    if (this._fetching) {
+      this._fetchAgain = true;
+      return;
+    }
+    this._fetching = true;
+    try {
+      const result = await this._hass.callWS({ type: "labpower/resources" });
+      this._resources = result.resources;
+      this._error = null;
+    } catch (err) {
+      this._error = err?.code === "unknown_command" ? "labpower is not loaded." : err?.message ?? String(err);
+    } finally {
+      this._fetching = false;
+    }
+    this._fetched();
+    if (this._fetchAgain) {
+      this._fetchAgain = false;
+      this._fetch();
+      return;
+    }
+    this._render();
+  }
+
+  /* New resources (or an error): what the card derived from the old ones goes. */
+  _fetched() {}
+}
+
+class LabpowerRackCard extends LabpowerResourcesCard {
+  constructor() {
+    super();
     this._dirty = false; // an entity went away (a reload): fetch again when it is back
     this._shown = null; // the state objects last rendered
     this._layout = null;
@@ -309,10 +368,6 @@ class LabpowerRackCard extends HTMLElement {
     else this._render();
   }
 
-  get hass() {
-    return this._hass;
-  }
-
   getCardSize() {
     const groups = this._layout?.groups;
     if (!groups) return 3;
@@ -324,46 +379,10 @@ class LabpowerRackCard extends HTMLElement {
     return { columns: 12, min_columns: 6, min_rows: 2 };
   }
 
-  /* Fetch the resources again when labpower's entities were added or removed. */
-  _entitiesChanged(hass) {
-    if (this._resources === null && !this._fetching && this._error === null) return true;
-    if (hass.entities === this._entitiesSeen) return false;
-    this._entitiesSeen = hass.entities;
-    const signature = Object.values(hass.entities ?? {})
-      .filter((entry) => entry.platform === "labpower")
-      .map((entry) => entry.entity_id)
-      .sort()
-      .join(",");
-    const changed = this._signature !== null && signature !== this._signature;
-    this._signature = signature;
-    return changed;
-  }
-
-  async _fetch() {
-    if (!this._hass) return;
-    if (this._fetching) {
-      this._fetchAgain = true;
-      return;
-    }
-    this._fetching = true;
-    try {
-      const result = await this._hass.callWS({ type: "labpower/resources" });
-      this._resources = result.resources;
-      this._error = null;
-    } catch (err) {
-      this._error = err?.code === "unknown_command" ? "labpower is not loaded." : err?.message ?? String(err);
-    } finally {
-      this._fetching = false;
-    }
+  _fetched() {
     this._dirty = false;
     this._layout = null;
     this._shown = null;
-    if (this._fetchAgain) {
-      this._fetchAgain = false;
-      this._fetch();
-      return;
-    }
-    this._render();
   }
 
   _visible() {
@@ -663,16 +682,13 @@ const OVERVIEW_STYLE = `
   }
 `;
 
-class LabpowerOverviewCard extends HTMLElement {
+class LabpowerOverviewCard extends LabpowerResourcesCard {
   constructor() {
     super();
-    this._config = null;
-    this._hass = null;
-    this._resources = null;
-    this._error = null;
     this._filter = { lab: "", label: "", mine: false };
-    this._energy = {}; // energy sensor -> kWh today
-    this._holdersSeen = null;
+    this._energy = {}; // energy sensor -> kWh today, asked once the resources are known
+    this._energyAsked = false;
+    this._holdersSeen = null; // the Holders sensors' state objects at the last fetch
     this._confirming = null; // resource whose Force off waits for a second click
     this._busy = false;
     this._shown = null; // the state objects (and localize) last rendered
@@ -714,40 +730,27 @@ class LabpowerOverviewCard extends HTMLElement {
 
   set hass(hass) {
     this._hass = hass;
-    // Token ids come from the websocket: fetch again when any Holders sensor changed.
-    const holders = (this._resources ?? []).map((r) => hass.states[r.entities?.holders]);
-    const changed =
-      this._resources === null ||
-      this._holdersSeen === null ||
-      holders.some((s, i) => s !== this._holdersSeen[i]);
-    this._holdersSeen = holders;
-    if (changed) this._fetch();
+    if (this._entitiesChanged(hass) || this._holdersChanged(hass)) this._fetch();
     else this._render();
   }
 
-  async _fetch() {
-    if (!this._hass || this._fetching) {
-      this._fetchAgain = this._fetching;
-      return;
+  /* Tokens (ids, "mine") come from the websocket: fetch again when a Holders sensor changed. */
+  _holdersChanged(hass) {
+    if (this._resources === null) return false;
+    const holders = this._resources.map((r) => hass.states[r.entities?.holders]);
+    const changed = this._holdersSeen === null || holders.some((s, i) => s !== this._holdersSeen[i]);
+    this._holdersSeen = holders;
+    return changed;
+  }
+
+  _fetched() {
+    this._shown = null;
+    if (this._resources === null) return;
+    this._holdersSeen = this._resources.map((r) => this._hass.states[r.entities?.holders]);
+    if (!this._energyAsked) {
+      this._energyAsked = true;
+      this._fetchEnergy();
     }
-    this._fetching = true;
-    try {
-      const first = this._resources === null;
-      this._resources = (await this._hass.callWS({ type: "labpower/resources" })).resources;
-      this._error = null;
-      this._holdersSeen = this._resources.map((r) => this._hass.states[r.entities?.holders]);
-      if (first) this._fetchEnergy();
-    } catch (err) {
-      this._error = err?.code === "unknown_command" ? "labpower is not loaded." : err?.message ?? String(err);
-    } finally {
-      this._fetching = false;
-    }
-    if (this._fetchAgain) {
-      this._fetchAgain = false;
-      this._fetch();
-      return;
-    }
-    this._redraw();
   }
 
   async _fetchEnergy() {

@@ -48,6 +48,26 @@ export function describeToken(token, now = Date.now()) {
   return `${token.holder} (${token.kind}${left === null ? "" : `, ${left} left`})`;
 }
 
+/*
+ * A resource's state as the cards show it: {state (one of STATES), stateText and
+ * reason (translated once the frontend has labpower's translations)}, from its State sensor,
+ * else from labpower/resources.
+ */
+export function stateInfo(hass, resource) {
+  const stateObj = hass.states[resource.entities?.state];
+  let state = stateObj ? stateObj.state : resource.state;
+  if (!STATES.includes(state)) state = "unknown";
+  let stateText = STATE_NAMES[state];
+  if (stateObj && STATES.includes(stateObj.state) && hass.formatEntityState) {
+    const formatted = hass.formatEntityState(stateObj);
+    if (formatted && formatted !== stateObj.state) stateText = formatted;
+  }
+  let reason = stateObj?.attributes?.reason;
+  if (reason && hass.formatEntityAttributeValue)
+    reason = hass.formatEntityAttributeValue(stateObj, "reason") || reason;
+  return { state, stateText, reason };
+}
+
 /* Whether a card would show the same objects (state objects, localize) as last time. */
 const sameObjects = (previous, shown) =>
   previous !== null && previous.length === shown.length && shown.every((s, i) => s === previous[i]);
@@ -474,21 +494,9 @@ class LabpowerRackCard extends LabpowerResourcesCard {
   _update(tile) {
     const resource = this._resource(tile.dataset.resource);
     if (!resource) return;
-    const states = this._hass.states;
-    const stateObj = states[resource.entities?.state];
-    const holdersObj = states[resource.entities?.holders];
-    let state = stateObj ? stateObj.state : resource.state;
-    if (!STATES.includes(state)) state = "unknown";
-    let stateText = STATE_NAMES[state];
-    if (stateObj && STATES.includes(stateObj.state) && this._hass.formatEntityState) {
-      // The translated state, once the frontend has labpower's translations.
-      const formatted = this._hass.formatEntityState(stateObj);
-      if (formatted && formatted !== stateObj.state) stateText = formatted;
-    }
+    const holdersObj = this._hass.states[resource.entities?.holders];
+    const { state, stateText, reason } = stateInfo(this._hass, resource);
     const holders = holdersObj && /^\d+$/.test(holdersObj.state) ? Number(holdersObj.state) : resource.holders;
-    let reason = stateObj?.attributes?.reason;
-    if (reason && this._hass.formatEntityAttributeValue)
-      reason = this._hass.formatEntityAttributeValue(stateObj, "reason") || reason; // translated
     const tokens = Array.isArray(holdersObj?.attributes?.tokens) ? holdersObj.attributes.tokens : [];
     const now = Date.now();
     tile.dataset.state = state;
@@ -834,31 +842,21 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
   }
 
   _rows() {
-    const states = this._hass.states;
     const admin = Boolean(this._hass.user?.is_admin);
     const now = Date.now();
     const shown = filterResources(this._resources, this._filter).sort((a, b) => collator.compare(a.name, b.name));
     if (!shown.length) return `<div class="message">No resources match.</div>`;
     return shown
       .map((resource) => {
-        const stateObj = states[resource.entities?.state];
-        const holdersObj = states[resource.entities?.holders];
-        let state = stateObj ? stateObj.state : resource.state;
-        if (!STATES.includes(state)) state = "unknown";
-        let stateText = STATE_NAMES[state];
-        if (stateObj && STATES.includes(stateObj.state) && this._hass.formatEntityState)
-          stateText = this._hass.formatEntityState(stateObj) || stateText;
-        let reason = stateObj?.attributes?.reason;
-        if (reason && this._hass.formatEntityAttributeValue)
-          reason = this._hass.formatEntityAttributeValue(stateObj, "reason") || reason;
-        // Holders live from the sensor; "mine" and ids from the websocket (same order).
-        const live = Array.isArray(holdersObj?.attributes?.tokens) ? holdersObj.attributes.tokens : resource.tokens ?? [];
-        const tokens = live.length
-          ? live
-              .map((t, i) => {
-                const mine = resource.tokens?.[i]?.holder === t.holder && resource.tokens[i].mine;
-                return `<div class="${mine ? "mine" : ""}" title="since ${escape(t.since ?? "")}">${escape(describeToken(t, now))}${mine ? " · mine" : ""}</div>`;
-              })
+        const { state, stateText, reason } = stateInfo(this._hass, resource);
+        // From labpower/resources, fetched again whenever a Holders sensor changes.
+        const held = resource.tokens ?? [];
+        const tokens = held.length
+          ? held
+              .map(
+                (t) =>
+                  `<div class="${t.mine ? "mine" : ""}" title="since ${escape(t.since ?? "")}">${escape(describeToken(t, now))}${t.mine ? " · mine" : ""}</div>`,
+              )
               .join("")
           : `<div class="nobody">nobody</div>`;
         const kwh = this._energy[resource.entities?.energy];

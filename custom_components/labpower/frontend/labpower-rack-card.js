@@ -48,6 +48,30 @@ export function describeToken(token, now = Date.now()) {
   return `${token.holder} (${token.kind}${left === null ? "" : `, ${left} left`})`;
 }
 
+/*
+ * A resource's state as the cards show it: {state (one of STATES), stateText and
+ * reason (translated once the frontend has labpower's translations)}, from its State sensor,
+ * else from labpower/resources.
+ */
+export function stateInfo(hass, resource) {
+  const stateObj = hass.states[resource.entities?.state];
+  let state = stateObj ? stateObj.state : resource.state;
+  if (!STATES.includes(state)) state = "unknown";
+  let stateText = STATE_NAMES[state];
+  if (stateObj && STATES.includes(stateObj.state) && hass.formatEntityState) {
+    const formatted = hass.formatEntityState(stateObj);
+    if (formatted && formatted !== stateObj.state) stateText = formatted;
+  }
+  let reason = stateObj?.attributes?.reason;
+  if (reason && hass.formatEntityAttributeValue)
+    reason = hass.formatEntityAttributeValue(stateObj, "reason") || reason;
+  return { state, stateText, reason };
+}
+
+/* Whether a card would show the same objects (state objects, localize) as last time. */
+const sameObjects = (previous, shown) =>
+  previous !== null && previous.length === shown.length && shown.every((s, i) => s === previous[i]);
+
 const escape = (text) =>
   String(text).replace(
     /[&<>"']/g,
@@ -245,7 +269,13 @@ const STYLE = `
   .message.error { color: var(--error-color, #db4437); }
 `;
 
-class LabpowerRackCard extends HTMLElement {
+/*
+ * What both cards share: the resources from labpower/resources, fetched once, then again
+ * when labpower's entities were added or removed (or when a card asks), and never while a
+ * fetch is under way (then once more after it). After each fetch the card's _fetched() runs,
+ * and _render() after the last.
+ */
+class LabpowerResourcesCard extends HTMLElement {
   constructor() {
     super();
     this._config = null;
@@ -256,6 +286,59 @@ class LabpowerRackCard extends HTMLElement {
     this._fetchAgain = false;
     this._entitiesSeen = undefined; // hass.entities last looked at
     this._signature = null; // labpower's entity ids then
+  }
+
+  get hass() {
+    return this._hass;
+  }
+
+  /* Fetch (again) when nothing was fetched yet, or labpower's entities were added or removed. */
+  _entitiesChanged(hass) {
+    if (this._resources === null && !this._fetching && this._error === null) return true;
+    if (hass.entities === this._entitiesSeen) return false;
+    this._entitiesSeen = hass.entities;
+    const signature = Object.values(hass.entities ?? {})
+      .filter((entry) => entry.platform === "labpower")
+      .map((entry) => entry.entity_id)
+      .sort()
+      .join(",");
+    const changed = this._signature !== null && signature !== this._signature;
+    this._signature = signature;
+    return changed;
+  }
+
+  async _fetch() {
+    if (!this._hass) return;
+    if (this._fetching) {
+      this._fetchAgain = true;
+      return;
+    }
+    this._fetching = true;
+    try {
+      const result = await this._hass.callWS({ type: "labpower/resources" });
+      this._resources = result.resources;
+      this._error = null;
+    } catch (err) {
+      this._error = err?.code === "unknown_command" ? "labpower is not loaded." : err?.message ?? String(err);
+    } finally {
+      this._fetching = false;
+    }
+    this._fetched();
+    if (this._fetchAgain) {
+      this._fetchAgain = false;
+      this._fetch();
+      return;
+    }
+    this._render();
+  }
+
+  /* New resources (or an error): what the card derived from the old ones goes. */
+  _fetched() {}
+}
+
+class LabpowerRackCard extends LabpowerResourcesCard {
+  constructor() {
+    super();
     this._dirty = false; // an entity went away (a reload): fetch again when it is back
     this._shown = null; // the state objects last rendered
     this._layout = null;
@@ -305,10 +388,6 @@ class LabpowerRackCard extends HTMLElement {
     else this._render();
   }
 
-  get hass() {
-    return this._hass;
-  }
-
   getCardSize() {
     const groups = this._layout?.groups;
     if (!groups) return 3;
@@ -320,46 +399,10 @@ class LabpowerRackCard extends HTMLElement {
     return { columns: 12, min_columns: 6, min_rows: 2 };
   }
 
-  /* Fetch the resources again when labpower's entities were added or removed. */
-  _entitiesChanged(hass) {
-    if (this._resources === null && !this._fetching && this._error === null) return true;
-    if (hass.entities === this._entitiesSeen) return false;
-    this._entitiesSeen = hass.entities;
-    const signature = Object.values(hass.entities ?? {})
-      .filter((entry) => entry.platform === "labpower")
-      .map((entry) => entry.entity_id)
-      .sort()
-      .join(",");
-    const changed = this._signature !== null && signature !== this._signature;
-    this._signature = signature;
-    return changed;
-  }
-
-  async _fetch() {
-    if (!this._hass) return;
-    if (this._fetching) {
-      this._fetchAgain = true;
-      return;
-    }
-    this._fetching = true;
-    try {
-      const result = await this._hass.callWS({ type: "labpower/resources" });
-      this._resources = result.resources;
-      this._error = null;
-    } catch (err) {
-      this._error = err?.code === "unknown_command" ? "labpower is not loaded." : err?.message ?? String(err);
-    } finally {
-      this._fetching = false;
-    }
+  _fetched() {
     this._dirty = false;
     this._layout = null;
     this._shown = null;
-    if (this._fetchAgain) {
-      this._fetchAgain = false;
-      this._fetch();
-      return;
-    }
-    this._render();
   }
 
   _visible() {
@@ -387,9 +430,7 @@ class LabpowerRackCard extends HTMLElement {
       this._dirty = false;
       this._fetch();
     }
-    const previous = this._shown;
-    if (previous && previous.length === shown.length && shown.every((s, i) => s === previous[i]))
-      return null;
+    if (sameObjects(this._shown, shown)) return null;
     this._shown = shown;
     return shown;
   }
@@ -453,21 +494,9 @@ class LabpowerRackCard extends HTMLElement {
   _update(tile) {
     const resource = this._resource(tile.dataset.resource);
     if (!resource) return;
-    const states = this._hass.states;
-    const stateObj = states[resource.entities?.state];
-    const holdersObj = states[resource.entities?.holders];
-    let state = stateObj ? stateObj.state : resource.state;
-    if (!STATES.includes(state)) state = "unknown";
-    let stateText = STATE_NAMES[state];
-    if (stateObj && STATES.includes(stateObj.state) && this._hass.formatEntityState) {
-      // The translated state, once the frontend has labpower's translations.
-      const formatted = this._hass.formatEntityState(stateObj);
-      if (formatted && formatted !== stateObj.state) stateText = formatted;
-    }
+    const holdersObj = this._hass.states[resource.entities?.holders];
+    const { state, stateText, reason } = stateInfo(this._hass, resource);
     const holders = holdersObj && /^\d+$/.test(holdersObj.state) ? Number(holdersObj.state) : resource.holders;
-    let reason = stateObj?.attributes?.reason;
-    if (reason && this._hass.formatEntityAttributeValue)
-      reason = this._hass.formatEntityAttributeValue(stateObj, "reason") || reason; // translated
     const tokens = Array.isArray(holdersObj?.attributes?.tokens) ? holdersObj.attributes.tokens : [];
     const now = Date.now();
     tile.dataset.state = state;
@@ -661,18 +690,16 @@ const OVERVIEW_STYLE = `
   }
 `;
 
-class LabpowerOverviewCard extends HTMLElement {
+class LabpowerOverviewCard extends LabpowerResourcesCard {
   constructor() {
     super();
-    this._config = null;
-    this._hass = null;
-    this._resources = null;
-    this._error = null;
     this._filter = { lab: "", label: "", mine: false };
-    this._energy = {}; // energy sensor -> kWh today
-    this._holdersSeen = null;
+    this._energy = {}; // energy sensor -> kWh today, asked once the resources are known
+    this._energyAsked = false;
+    this._holdersSeen = null; // the Holders sensors' state objects at the last fetch
     this._confirming = null; // resource whose Force off waits for a second click
     this._busy = false;
+    this._shown = null; // the state objects (and localize) last rendered
     this.attachShadow({ mode: "open" });
     this.shadowRoot.addEventListener("click", (ev) => this._clicked(ev));
     this.shadowRoot.addEventListener("change", (ev) => this._filtered(ev));
@@ -684,7 +711,7 @@ class LabpowerOverviewCard extends HTMLElement {
       throw new Error("lab must be the name of a lab");
     this._config = { ...config };
     this._filter.lab = config.lab ?? "";
-    this._render();
+    this._redraw();
   }
 
   static getStubConfig() {
@@ -700,7 +727,7 @@ class LabpowerOverviewCard extends HTMLElement {
   }
 
   connectedCallback() {
-    this._tick = setInterval(() => this._render(), TICK_MS);
+    this._tick = setInterval(() => this._redraw(), TICK_MS); // time left
     this._energyTimer = setInterval(() => this._fetchEnergy(), ENERGY_MS);
   }
 
@@ -711,40 +738,27 @@ class LabpowerOverviewCard extends HTMLElement {
 
   set hass(hass) {
     this._hass = hass;
-    // Token ids come from the websocket: fetch again when any Holders sensor changed.
-    const holders = (this._resources ?? []).map((r) => hass.states[r.entities?.holders]);
-    const changed =
-      this._resources === null ||
-      this._holdersSeen === null ||
-      holders.some((s, i) => s !== this._holdersSeen[i]);
-    this._holdersSeen = holders;
-    if (changed) this._fetch();
+    if (this._entitiesChanged(hass) || this._holdersChanged(hass)) this._fetch();
     else this._render();
   }
 
-  async _fetch() {
-    if (!this._hass || this._fetching) {
-      this._fetchAgain = this._fetching;
-      return;
+  /* Tokens (ids, "mine") come from the websocket: fetch again when a Holders sensor changed. */
+  _holdersChanged(hass) {
+    if (this._resources === null) return false;
+    const holders = this._resources.map((r) => hass.states[r.entities?.holders]);
+    const changed = this._holdersSeen === null || holders.some((s, i) => s !== this._holdersSeen[i]);
+    this._holdersSeen = holders;
+    return changed;
+  }
+
+  _fetched() {
+    this._shown = null;
+    if (this._resources === null) return;
+    this._holdersSeen = this._resources.map((r) => this._hass.states[r.entities?.holders]);
+    if (!this._energyAsked) {
+      this._energyAsked = true;
+      this._fetchEnergy();
     }
-    this._fetching = true;
-    try {
-      const first = this._resources === null;
-      this._resources = (await this._hass.callWS({ type: "labpower/resources" })).resources;
-      this._error = null;
-      this._holdersSeen = this._resources.map((r) => this._hass.states[r.entities?.holders]);
-      if (first) this._fetchEnergy();
-    } catch (err) {
-      this._error = err?.code === "unknown_command" ? "labpower is not loaded." : err?.message ?? String(err);
-    } finally {
-      this._fetching = false;
-    }
-    if (this._fetchAgain) {
-      this._fetchAgain = false;
-      this._fetch();
-      return;
-    }
-    this._render();
   }
 
   async _fetchEnergy() {
@@ -764,11 +778,31 @@ class LabpowerOverviewCard extends HTMLElement {
         this._energy[id] = null; // no recorder: no energy column value
       }
     }
-    this._render();
+    this._redraw();
   }
 
   _mine(resource) {
     return (resource.tokens ?? []).filter((t) => t.mine && t.token);
+  }
+
+  /* Draw anew even if no state object changed (new tokens, a filter, time left). */
+  _redraw() {
+    this._shown = null;
+    this._render();
+  }
+
+  /*
+   * The state objects the rows show (and localize); null when none changed, so that a state
+   * change elsewhere in HA does not redraw the card (and close an open <select>).
+   */
+  _relevant() {
+    const states = this._hass.states;
+    const shown = [this._hass.localize, this._hass.locale?.language, this._hass.user];
+    for (const resource of this._resources)
+      for (const key of ["state", "holders", "energy"]) shown.push(states[resource.entities?.[key]]);
+    if (sameObjects(this._shown, shown)) return null;
+    this._shown = shown;
+    return shown;
   }
 
   _render() {
@@ -780,9 +814,12 @@ class LabpowerOverviewCard extends HTMLElement {
       `<div class="content${title ? "" : " no-header"}">${body}</div></ha-card>`;
     if (this._error !== null || !this._hass || this._resources === null) {
       const text = this._error ?? "Loading…";
+      this._shown = null;
       root.innerHTML = frame(`<div class="message${this._error !== null ? " error" : ""}">${escape(text)}</div>`);
       return;
     }
+    if (this._relevant() === null) return;
+    // Redrawn after an action, a filter or new tokens: the focus goes back where it was.
     const focused = root.activeElement?.dataset?.focus;
     root.innerHTML = frame(this._filters() + `<div class="rows">${this._rows()}</div>`);
     if (focused) root.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus();
@@ -805,31 +842,21 @@ class LabpowerOverviewCard extends HTMLElement {
   }
 
   _rows() {
-    const states = this._hass.states;
     const admin = Boolean(this._hass.user?.is_admin);
     const now = Date.now();
     const shown = filterResources(this._resources, this._filter).sort((a, b) => collator.compare(a.name, b.name));
     if (!shown.length) return `<div class="message">No resources match.</div>`;
     return shown
       .map((resource) => {
-        const stateObj = states[resource.entities?.state];
-        const holdersObj = states[resource.entities?.holders];
-        let state = stateObj ? stateObj.state : resource.state;
-        if (!STATES.includes(state)) state = "unknown";
-        let stateText = STATE_NAMES[state];
-        if (stateObj && STATES.includes(stateObj.state) && this._hass.formatEntityState)
-          stateText = this._hass.formatEntityState(stateObj) || stateText;
-        let reason = stateObj?.attributes?.reason;
-        if (reason && this._hass.formatEntityAttributeValue)
-          reason = this._hass.formatEntityAttributeValue(stateObj, "reason") || reason;
-        // Holders live from the sensor; "mine" and ids from the websocket (same order).
-        const live = Array.isArray(holdersObj?.attributes?.tokens) ? holdersObj.attributes.tokens : resource.tokens ?? [];
-        const tokens = live.length
-          ? live
-              .map((t, i) => {
-                const mine = resource.tokens?.[i]?.holder === t.holder && resource.tokens[i].mine;
-                return `<div class="${mine ? "mine" : ""}" title="since ${escape(t.since ?? "")}">${escape(describeToken(t, now))}${mine ? " · mine" : ""}</div>`;
-              })
+        const { state, stateText, reason } = stateInfo(this._hass, resource);
+        // From labpower/resources, fetched again whenever a Holders sensor changes.
+        const held = resource.tokens ?? [];
+        const tokens = held.length
+          ? held
+              .map(
+                (t) =>
+                  `<div class="${t.mine ? "mine" : ""}" title="since ${escape(t.since ?? "")}">${escape(describeToken(t, now))}${t.mine ? " · mine" : ""}</div>`,
+              )
               .join("")
           : `<div class="nobody">nobody</div>`;
         const kwh = this._energy[resource.entities?.energy];
@@ -864,7 +891,7 @@ class LabpowerOverviewCard extends HTMLElement {
     const key = ev.target?.dataset?.filter;
     if (!key) return;
     this._filter[key] = key === "mine" ? ev.target.checked : ev.target.value;
-    this._render();
+    this._redraw();
   }
 
   async _clicked(ev) {
@@ -878,9 +905,9 @@ class LabpowerOverviewCard extends HTMLElement {
       clearTimeout(this._confirmTimer);
       this._confirmTimer = setTimeout(() => {
         this._confirming = null;
-        this._render();
+        this._redraw();
       }, CONFIRM_MS);
-      this._render();
+      this._redraw();
       return;
     }
     this._confirming = null;

@@ -21,6 +21,7 @@ from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
     async_capture_events,
     async_fire_time_changed,
 )
@@ -37,7 +38,7 @@ from custom_components.labpower.storage import (
 )
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .peers.ha import call, state
+from .peers.ha import call, setup_integration, state
 
 RESOURCES = (
     resource_data("held", off_delay=0),
@@ -58,14 +59,16 @@ def _on_disk(hass: HomeAssistant, entry_id: str) -> set[str]:
     return {raw["id"] for raw in replay(data, found.batches)["tokens"]}
 
 
+async def _lab(hass: HomeAssistant) -> MockConfigEntry:
+    """The lab of RESOURCES on its relays, set up."""
+    await setup_relays(hass, "held", "idle")
+    return await setup_integration(hass, lab_entry(*RESOURCES))
+
+
 async def test_acknowledged_changes_are_on_disk_when_answered(
     hass: HomeAssistant,
 ) -> None:
-    await setup_relays(hass, "held", "idle")
-    entry = lab_entry(*RESOURCES)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await _lab(hass)
     runtime = entry.runtime_data
     # A burst of concurrent acquires: every answer means on disk, in a few fsyncs.
     answers = await asyncio.gather(
@@ -92,11 +95,7 @@ async def test_acknowledged_changes_are_on_disk_when_answered(
 
 async def _held_lab(hass: HomeAssistant) -> tuple[Any, str]:
     """A lab whose `held` resource is on for a hold; unloaded (files written)."""
-    await setup_relays(hass, "held", "idle")
-    entry = lab_entry(*RESOURCES)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await _lab(hass)
     hold = await call(hass, "acquire", {"resource": "held", "kind": "hold"})
     await hass.async_block_till_done()
     assert state(hass, "input_boolean.held_relay") == "on"
@@ -252,11 +251,7 @@ async def test_a_newer_store_is_left_alone_and_powers_nothing(
 async def test_unload_returns_while_the_disk_keeps_failing(
     hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await setup_relays(hass, "held", "idle")
-    entry = lab_entry(*RESOURCES)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await _lab(hass)
     tried: list[str] = []
 
     def disk_full(name: str) -> Any:
@@ -282,11 +277,7 @@ async def test_a_save_requested_while_a_journal_write_waits_compacts(
     hass: HomeAssistant,
 ) -> None:
     """Answering at once (the benchmark's baseline): save_soon still compacts."""
-    await setup_relays(hass, "held", "idle")
-    entry = lab_entry(*RESOURCES)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await _lab(hass)
     storage = entry.runtime_data.storage
     storage.acknowledge_on_disk = False
     generation = storage.files.generation

@@ -359,8 +359,9 @@ class Field:
 
     `validator` checks a stored value (from a form or the lab file); `default` is
     vol.UNDEFINED where there is none; `selector` is the form's (None: the flow builds
-    it, its options depend on the lab); `secret`: a credential, never shown back in a
-    form and redacted in diagnostics; `redact`: redacted in diagnostics only (user
+    it, its options depend on the lab); `secret`: a credential, redacted in diagnostics
+    and not shown back in a PDU unit's connection form (the resource form still
+    suggests a stored SSH password or key, masked); `redact`: redacted in diagnostics only (user
     names). The label's translation key is the field's key.
     """
 

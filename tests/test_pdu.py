@@ -519,7 +519,13 @@ async def test_ups_on_battery_policy(hass: HomeAssistant, netio: FakeNetio) -> N
     hass.states.async_set("sensor.ups1_status", "OB LB")
     await until(hass, lambda: state(hass, "sensor.held_state") == "off")
     assert not netio.on[0]
-    assert steps[-1].data["step"] == "shutdown_held"
+    # Low battery adds its own step; the on-battery ones are not taken (nor told) again.
+    assert [event.data["step"] for event in steps] == [
+        "refuse_acquire",
+        "on_battery",
+        "shed_idle",
+        "shutdown_held",
+    ]
     assert steps[-1].data["resources"] == ["held"]
     assert [event.data["holder"] for event in revoked] == ["ci job 1"]
 

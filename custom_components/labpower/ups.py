@@ -119,13 +119,31 @@ class UpsPolicy:
             return
         cause = f"UPS {entity} {level.name.lower().replace('_', ' ')}"
         on_battery = level >= UpsLevel.ON_BATTERY
+        was_on_battery = previous >= UpsLevel.ON_BATTERY
         if self.settings[CONF_REFUSE_ON_BATTERY]:
             self.lab.refuse_acquire(cause if on_battery else None)
-            if on_battery or previous >= UpsLevel.ON_BATTERY:
+            if on_battery != was_on_battery:
                 self._step("refuse_acquire" if on_battery else "accept_acquire", cause)
         if not on_battery:
             self.lab.shed_idle(None)  # off delays apply again
             return
+        # Going from on battery to low battery adds the low-battery step only: the
+        # on-battery steps were taken (and told) when the UPS went on battery.
+        if not was_on_battery:
+            self._on_battery(cause)
+        if (
+            level is UpsLevel.LOW_BATTERY
+            and self.settings[CONF_SHUTDOWN_ON_LOW_BATTERY]
+        ):
+            held = [name for name in self.lab.names if self.lab.ledger.tokens(name)]
+            for name in self.lab.shutdown_order(held):
+                self.lab.force_off(name, cause)
+            # What they depend on follows them at once, not after its off delay.
+            self.lab.shed_idle(cause)
+            self._step("shutdown_held", cause, resources=held)
+
+    def _on_battery(self, cause: str) -> None:
+        """The steps taken once when the lab's power goes on battery."""
         if self.settings[CONF_NOTIFY_ON_BATTERY]:
             holders = sorted(
                 {
@@ -138,16 +156,6 @@ class UpsPolicy:
         if self.settings[CONF_SHED_ON_BATTERY]:
             shed = self.lab.shed_idle(cause)
             self._step("shed_idle", cause, resources=shed)
-        if (
-            level is UpsLevel.LOW_BATTERY
-            and self.settings[CONF_SHUTDOWN_ON_LOW_BATTERY]
-        ):
-            held = [name for name in self.lab.names if self.lab.ledger.tokens(name)]
-            for name in self.lab.shutdown_order(held):
-                self.lab.force_off(name, cause)
-            # What they depend on follows them at once, not after its off delay.
-            self.lab.shed_idle(cause)
-            self._step("shutdown_held", cause, resources=held)
 
     def _step(self, step: str, cause: str, **details: Any) -> None:
         """Every step is logged and fired (the logbook shows the event) with its cause."""

@@ -321,6 +321,7 @@ _WOL_DETAILS = {
         ({"host": "\t"}, {"host": "host_empty"}),
         ({"ssh_command": " "}, {"ssh_command": "empty"}),
         ({"ssh_password": ""}, {"ssh_password": "ssh_credentials"}),
+        ({"ssh_key": "-----BEGIN nonsense"}, {"ssh_key": "invalid_ssh_key"}),
         ({"stop_timeout": -1}, {"stop_timeout": "negative"}),
         ({"off_delay": 400 * 86400}, {"off_delay": "too_long"}),
         ({"max_ttl": 0}, {"max_ttl": "ttl_zero"}),
@@ -348,6 +349,7 @@ async def test_wol_details_refusals(
 _ONE_RULE = [
     ("mac", "aa:bb", "invalid_mac"),
     ("ssh_host", "  ", "host_empty"),
+    ("ssh_key", "not a key", "invalid_ssh_key"),
     ("host", "\t", "host_empty"),
     ("stop_timeout", -1, "negative"),
     ("off_delay", 400 * 86400, "too_long"),

@@ -1121,14 +1121,20 @@ def test_wake_on_lan_checks() -> None:
             mac: "aabb.ccdd.eeff"
             ssh_host: w2
             ssh_username: root
-            ssh_key: KEY
+            ssh_password: pw
             host: w2
           - name: w3
             mac: not-a-mac
             ssh_host: w3
             ssh_username: root
-            ssh_key: KEY
+            ssh_password: pw
             host: w3
+          - name: w4
+            mac: aa:bb:cc:dd:ee:04
+            ssh_host: w4
+            ssh_username: root
+            ssh_key: KEY
+            host: w4
         """
     ) == [
         (2, "switcher_type wol needs ssh_password or ssh_key"),
@@ -1137,6 +1143,10 @@ def test_wake_on_lan_checks() -> None:
             "switcher_type wol needs a checker: Wake-on-LAN cannot read the power state",
         ),
         (14, "mac: expected a MAC address (aa:bb:cc:dd:ee:ff)"),
+        (
+            23,
+            "ssh_key: not a usable SSH private key (OpenSSH or PEM format, unencrypted)",
+        ),
     ]
 
 

@@ -257,7 +257,7 @@ async def test_diagnostics_redacts_every_secret_field(
     secrets = {key: f"value of {key}" for key in sorted(REDACTED)}
     await setup_relays(hass, "wol-1")
     hass.states.async_set("binary_sensor.wol_up", "off")
-    # (an ssh_key that is no key fails the lab's setup: that one goes with the others)
+    # (an ssh_key must be a usable key: that one goes with the others)
     ssh = {k: v for k, v in secrets.items() if k in ("ssh_username", "ssh_password")}
     wol = resource_data(
         "wol-1",

@@ -120,7 +120,7 @@ from .const import (
 from .core.feeds import normalise_mac
 from .core.model import ResourcePolicy, TokenKind
 from .drivers.snmp_profiles import SNMP_PROFILES
-from .drivers.ssh import DEFAULT_COMMAND
+from .drivers.ssh import DEFAULT_COMMAND, import_client_key
 
 # Bounds of the acquire/renew/release rules.
 MAX_TEXT: Final = 255  # a holder, a name, a token id, a label
@@ -324,6 +324,20 @@ def mac(value: Any) -> str:
     return value.strip()
 
 
+def ssh_key(value: Any) -> str:
+    """An SSH private key's text, or blank for none; a key SSH cannot use is refused."""
+    result = opaque(value)
+    if result.strip():
+        try:
+            import_client_key(result)
+        except ValueError:
+            raise FieldInvalid(
+                "invalid_ssh_key",
+                "not a usable SSH private key (OpenSSH or PEM format, unencrypted)",
+            ) from None
+    return result
+
+
 def _items(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -504,7 +518,7 @@ SWITCHER_FIELDS: Final[dict[str, tuple[Field, ...]]] = {
         Field(CONF_SSH_PASSWORD, opaque, PASSWORD_SELECTOR, secret=True),
         Field(
             CONF_SSH_KEY,
-            opaque,
+            ssh_key,
             selector.TextSelector(selector.TextSelectorConfig(multiline=True)),
             secret=True,
         ),

@@ -40,6 +40,14 @@ def _normal_fingerprint(fingerprint: str) -> str:
     return _FINGERPRINT_PREFIX + digest.rstrip("=")
 
 
+def import_client_key(text: str) -> asyncssh.SSHKey:
+    """A private key from its text (OpenSSH or PEM, unencrypted); ValueError if unusable."""
+    try:
+        return asyncssh.import_private_key(text)
+    except (asyncssh.KeyImportError, ValueError) as err:
+        raise ValueError(f"Not a usable SSH private key: {err}") from None
+
+
 def _export(key: asyncssh.SSHKey) -> str:
     return key.export_public_key("openssh").decode().strip()
 
@@ -115,10 +123,7 @@ class SshShutdown:
         self._password = password
         self._client_keys: list[asyncssh.SSHKey] | None = None
         if client_key is not None:
-            try:
-                self._client_keys = [asyncssh.import_private_key(client_key)]
-            except (asyncssh.KeyImportError, ValueError) as err:
-                raise ValueError(f"Not a usable SSH private key: {err}") from None
+            self._client_keys = [import_client_key(client_key)]
         self._on_first_key = on_first_key
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout

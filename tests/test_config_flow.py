@@ -345,6 +345,43 @@ async def test_wol_details_refusals(
     assert (data["wol_port"], data["ssh_port"], data["port"]) == (9, 22, 22)
 
 
+def _suggested(result: dict[str, Any]) -> dict[str, Any]:
+    """The values a form is filled with, as the browser receives them."""
+    return {
+        str(marker): marker.description["suggested_value"]
+        for marker in result["data_schema"].schema
+        if (marker.description or {}).get("suggested_value") is not None
+    }
+
+
+async def test_changing_a_resource_never_shows_its_ssh_secrets(
+    hass: HomeAssistant,
+) -> None:
+    """A stored SSH password is not sent back; left blank it is kept, typed it is changed."""
+    entry, flow_id = await _details_form(hass, "wol", "tcp")
+    await hass.config_entries.subentries.async_configure(flow_id, _WOL_DETAILS)
+    subentry = next(iter(entry.subentries.values()))
+    stored = dict(subentry.data)
+
+    async def change(details: dict[str, Any]) -> dict[str, Any]:
+        result = await entry.start_subentry_reconfigure_flow(hass, subentry.subentry_id)
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"switcher_type": "wol", "checker_type": "tcp"}
+        )
+        shown = _suggested(result)
+        assert "ssh_password" not in shown
+        assert shown["ssh_username"] == "root"
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], details
+        )
+        assert result["reason"] == "reconfigure_successful"
+        return dict(entry.subentries[subentry.subentry_id].data)
+
+    kept = {k: v for k, v in _WOL_DETAILS.items() if k != "ssh_password"}
+    assert await change({**kept, "off_delay": 5}) == {**stored, "off_delay": 5}
+    assert (await change({**kept, "ssh_password": "new"}))["ssh_password"] == "new"
+
+
 # The same bad value, given to the resource flow and written in a lab file.
 _ONE_RULE = [
     ("mac", "aa:bb", "invalid_mac"),

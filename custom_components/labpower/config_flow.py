@@ -33,7 +33,6 @@ from .const import (
     CONF_METER_ENTITY,
     CONF_OUTLET_COUNT,
     CONF_OUTLETS,
-    CONF_PASSWORD,
     CONF_POWER_ENTITY,
     CONF_RELAY_ENTITY,
     CONF_RESET_ENTITY,
@@ -63,7 +62,6 @@ from .schema import (
     LAB_OPTION_FIELDS,
     POLICY_FIELDS,
     RESOURCE_NAME,
-    SECRETS,
     SWITCHER_FIELDS,
     SWITCHER_TYPE,
     UNIT_FIELDS,
@@ -71,6 +69,8 @@ from .schema import (
     check_types,
     error_key,
     form,
+    form_values,
+    keep_stored_secrets,
     rule_errors,
     unit_credentials,
     unit_rule_errors,
@@ -244,6 +244,9 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
         """Entities, address and policy, depending on the choices made."""
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input = keep_stored_secrets(
+                self._details_fields(), user_input, self._data
+            )
             values, errors = self._validate(user_input)
             if not errors:
                 data = {
@@ -271,7 +274,7 @@ class ResourceSubentryFlow(ConfigSubentryFlow):
                     unique_id=data[CONF_RESOURCE_NAME],
                 )
         # The form's markers carry the defaults.
-        values = {**self._data, **(user_input or {})}
+        values = form_values(self._data, user_input)
         return self.async_show_form(
             step_id="details",
             data_schema=self.add_suggested_values_to_schema(
@@ -467,8 +470,7 @@ class BmcSubentryFlow(ConfigSubentryFlow):
                     )
                 return self.async_create_entry(title=name, data=data)
         schema = form(BMC_FIELDS)
-        suggested = dict(user_input or (subentry.data if subentry else {}))
-        suggested.pop(CONF_PASSWORD, None)
+        suggested = form_values(subentry.data if subentry else {}, user_input)
         return self.async_show_form(
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
@@ -557,9 +559,7 @@ class PduSubentryFlow(ConfigSubentryFlow):
                             self._get_entry(), self._subentry, title=title, data=data
                         )
                     return self.async_create_entry(title=title, data=data)
-        suggested = {
-            k: v for k, v in (user_input or self._data).items() if k not in SECRETS
-        }
+        suggested = form_values(self._data, user_input)
         return self.async_show_form(
             step_id="connection",
             data_schema=self.add_suggested_values_to_schema(

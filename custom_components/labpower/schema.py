@@ -374,9 +374,8 @@ class Field:
     `validator` checks a stored value (from a form or the lab file); `default` is
     vol.UNDEFINED where there is none; `selector` is the form's (None: the flow builds
     it, its options depend on the lab); `secret`: a credential, redacted in diagnostics
-    and not shown back in a PDU unit's connection form (the resource form still
-    suggests a stored SSH password or key, masked); `redact`: redacted in diagnostics only (user
-    names). The label's translation key is the field's key.
+    and never sent back in a form (see `form_values`); `redact`: redacted in
+    diagnostics only (user names). The label's translation key is the field's key.
     """
 
     key: str
@@ -934,6 +933,31 @@ def _all_fields() -> Iterable[Field]:
 
 
 SECRETS: Final = frozenset(f.key for f in _all_fields() if f.secret)
+
+
+def form_values(
+    stored: Mapping[str, Any], entered: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """What a form is filled with: what was entered, else what is stored.
+
+    Never a stored credential: the form goes to the browser. A change form leaves it
+    blank, and `keep_stored_secrets` keeps it when it is left so.
+    """
+    return {**{k: v for k, v in stored.items() if k not in SECRETS}, **(entered or {})}
+
+
+def keep_stored_secrets(
+    fields: Iterable[Field], entered: Mapping[str, Any], stored: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A form's input where a credential of these fields left blank keeps the stored one."""
+    kept = {
+        f.key: stored[f.key]
+        for f in fields
+        if f.secret and stored.get(f.key) and not str(entered.get(f.key) or "").strip()
+    }
+    return {**entered, **kept}
+
+
 # What a unit's connection step sets (cleared when its vendor changes).
 CREDENTIAL_KEYS: Final = frozenset(
     f.key for fields in (*UNIT_CREDENTIALS.values(), _PLAIN_CREDENTIALS) for f in fields

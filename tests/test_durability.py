@@ -28,7 +28,7 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.labpower.const import DOMAIN, STORAGE_VERSION
-from custom_components.labpower.core.journal import DurableFiles
+from custom_components.labpower.core.journal import DurableFiles, encode_batch
 from custom_components.labpower.core.ledger import replay
 from custom_components.labpower.storage import (
     ISSUE_LOST,
@@ -246,6 +246,30 @@ async def test_a_newer_store_is_left_alone_and_powers_nothing(
     assert err.value.translation_key == "acquire_refused"
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert await hass.async_add_executor_job(files.store_path.read_bytes) == written
+
+
+async def test_a_journal_from_a_newer_version_powers_nothing_off(
+    hass: HomeAssistant, issue_registry: ir.IssueRegistry
+) -> None:
+    """A journal record this version cannot replay: what it changed is not known."""
+    entry, token = await _held_lab(hass)
+    files = _files(hass, entry.entry_id)
+
+    def append_future_record() -> None:
+        files.read(lambda _data: None)
+        files.append(encode_batch([["lease-v9", {"id": "t9", "exclusive": "maybe"}]]))
+        files.close()
+
+    await hass.async_add_executor_job(append_future_record)
+    switched = await _restart(hass, entry)
+    issue = issue_registry.async_get_issue(DOMAIN, f"{ISSUE_LOST}_{entry.entry_id}")
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert "unknown record" in issue.translation_placeholders["detail"]
+    assert state(hass, "input_boolean.held_relay") == "on"
+    assert not _switched_off(switched, "held_relay")
+    listed = await call(hass, "list", {"resource": "held"})
+    assert [t["token"] for t in listed["resources"][0]["tokens"]] == [token]
 
 
 async def test_unload_returns_while_the_disk_keeps_failing(

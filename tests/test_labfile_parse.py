@@ -758,7 +758,7 @@ def test_wrong_types_and_values() -> None:
     ) == [
         (5, "port: expected a whole number"),
         (6, "graceful_off: expected true or false"),
-        (7, "off_delay: must be 0 or more"),
+        (7, "off_delay: must be 0 or more, not -5"),
         (8, "power_w: expected a number"),
         (9, "start_timeout: expected a number"),
         (15, "port: must be from 1 to 65535, not 70000"),
@@ -1158,7 +1158,7 @@ def test_ttl_checks() -> None:
             default_ttl: 60
         """
     ) == [
-        (2, "max_ttl (600 s) is below default_ttl (3600 s)"),
+        (2, "max_ttl 600 s is below default_ttl 3600 s"),
         (6, "default_ttl: must be more than 0"),
         (12, "max_ttl: must be more than 0"),
     ]
@@ -1169,7 +1169,7 @@ def test_ttl_checks() -> None:
             power_entity: switch.a
             max_ttl: 60
         """
-    ) == (4, "max_ttl (60 s) is below default_ttl (3600 s)")
+    ) == (4, "max_ttl 60 s is below default_ttl 3600 s")
     assert one_problem(
         """\
         resources:
@@ -1178,7 +1178,28 @@ def test_ttl_checks() -> None:
             default_ttl: 7200
             max_ttl: 3600.5
         """
-    ) == (5, "max_ttl (3600.5 s) is below default_ttl (7200 s)")
+    ) == (5, "max_ttl 3600.5 s is below default_ttl 7200 s")
+
+
+def test_bounded_numbers_read_as_written() -> None:
+    """A bound and the value given print as people write them (not 3.1536e+07)."""
+    assert problems(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            off_delay: 40000000
+            stop_timeout: -0.25
+          - name: b
+            power_entity: switch.b
+            max_ttl: 1209600
+            default_ttl: 2419200
+        """
+    ) == [
+        (4, "off_delay: must be at most 31536000 s (365 days), not 40000000"),
+        (5, "stop_timeout: must be 0 or more, not -0.25"),
+        (8, "max_ttl 1209600 s (14 days) is below default_ttl 2419200 s (28 days)"),
+    ]
 
 
 def test_ttl_problem_without_a_line_of_its_own() -> None:
@@ -1191,7 +1212,7 @@ def test_ttl_problem_without_a_line_of_its_own() -> None:
             power_entity: switch.a
             max_ttl: 1
         """
-    ) == (4, "max_ttl (1 s) is below default_ttl (3600 s)")
+    ) == (4, "max_ttl 1 s is below default_ttl 3600 s")
 
 
 def test_unit_problems() -> None:

@@ -119,6 +119,7 @@ from .const import (
 )
 from .core.feeds import normalise_mac
 from .core.model import ResourcePolicy, TokenKind
+from .core.text import amount, duration
 from .drivers.snmp_profiles import SNMP_PROFILES
 from .drivers.ssh import DEFAULT_COMMAND
 
@@ -265,11 +266,14 @@ def seconds(*, positive: bool = False) -> Callable[[Any], float]:
     def validate(value: Any) -> float:
         number = float(_number(value, whole=False))
         if number < 0:
-            raise FieldInvalid("negative", "must be 0 or more")
+            raise FieldInvalid("negative", f"must be 0 or more, not {amount(number)}")
         if positive and number == 0:
             raise FieldInvalid("ttl_zero", "must be more than 0")
         if number > MAX_SECONDS:
-            raise FieldInvalid("too_long", f"must be at most {MAX_SECONDS:g} s")
+            raise FieldInvalid(
+                "too_long",
+                f"must be at most {duration(MAX_SECONDS)}, not {amount(number)}",
+            )
         return number
 
     return validate
@@ -279,7 +283,7 @@ def watts(value: Any) -> float:
     """A nominal power draw in W, 0 or more."""
     number = float(_number(value, whole=False))
     if number < 0:
-        raise FieldInvalid("negative", "must be 0 or more")
+        raise FieldInvalid("negative", f"must be 0 or more, not {amount(number)}")
     return number
 
 
@@ -613,8 +617,8 @@ def rule_errors(data: Mapping[str, Any]) -> list[FieldInvalid]:
         found.append(
             RuleInvalid(
                 "max_ttl_below_default",
-                f"max_ttl ({data[CONF_MAX_TTL]:g} s) is below default_ttl "
-                f"({data[CONF_DEFAULT_TTL]:g} s)",
+                f"max_ttl {duration(data[CONF_MAX_TTL])} is below default_ttl "
+                f"{duration(data[CONF_DEFAULT_TTL])}",
                 [CONF_MAX_TTL],
             )
         )
@@ -976,7 +980,9 @@ def ttl(value: Any) -> float:
     number = _strict_number(value)
     if not MIN_TTL <= number <= MAX_SECONDS:
         raise FieldInvalid(
-            "ttl_invalid", f"expected seconds from {MIN_TTL:g} to {MAX_SECONDS:g}"
+            "ttl_invalid",
+            f"expected from {duration(MIN_TTL)} to {duration(MAX_SECONDS)}, "
+            f"not {amount(number)}",
         )
     return number
 
@@ -986,7 +992,9 @@ def timeout(value: Any) -> float:
     number = _strict_number(value)
     if not 0 < number <= MAX_WAIT:
         raise FieldInvalid(
-            "timeout_invalid", f"expected seconds above 0 and at most {MAX_WAIT:g}"
+            "timeout_invalid",
+            f"expected more than 0 s and at most {duration(MAX_WAIT)}, "
+            f"not {amount(number)}",
         )
     return number
 

@@ -756,17 +756,17 @@ def test_wrong_types_and_values() -> None:
             labels: !unknown x
         """
     ) == [
-        (5, "port: expected a whole number"),
-        (6, "graceful_off: expected true or false"),
+        (5, "port: expected a whole number, not 'abc'"),
+        (6, "graceful_off: expected true or false, not 'maybe'"),
         (7, "off_delay: must be 0 or more, not -5"),
-        (8, "power_w: expected a number"),
-        (9, "start_timeout: expected a number"),
+        (8, "power_w: expected a number, not 'many'"),
+        (9, "start_timeout: expected a number, not '.inf'"),
         (15, "port: must be from 1 to 65535, not 70000"),
         (
             17,
             "min_off_time: bad range: 'x[1-2': '[' at column 2 is not closed",
         ),
-        (21, "port: expected a whole number"),
+        (21, "port: expected a whole number, not '22.5'"),
         (22, "labels: unknown tag !unknown"),
     ]
 
@@ -924,7 +924,7 @@ def test_bad_ranges_in_names() -> None:
         (2, "name: bad range: 'pi[01-4x]': '01-4x' is not a number or a range a-b"),
         (4, "name: cannot be empty"),
         (6, "name: expected a name, not a list or a mapping"),
-        (7, "name: expected text"),
+        (7, "name: expected text, not null"),
         (8, "a resource needs a name"),
         (9, "name: bad range: 'a[2-1]': range 2-1 goes backwards"),
     ]
@@ -1136,7 +1136,7 @@ def test_wake_on_lan_checks() -> None:
             2,
             "switcher_type wol needs a checker: Wake-on-LAN cannot read the power state",
         ),
-        (14, "mac: expected a MAC address (aa:bb:cc:dd:ee:ff)"),
+        (14, "mac: expected a MAC address (aa:bb:cc:dd:ee:ff), not 'not-a-mac'"),
     ]
 
 
@@ -1257,7 +1257,7 @@ def test_unit_problems() -> None:
         (12, "priv_protocol and priv_key go together"),
         (16, "auth_protocol and auth_key go together"),
         (23, "priv_protocol needs auth_protocol as well"),
-        (28, "snmp_version: expected one of 1, 2c, 3"),
+        (28, "snmp_version: expected one of 1, 2c, 3, not '4'"),
     ]
 
 

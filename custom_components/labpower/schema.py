@@ -184,10 +184,33 @@ def error_key(err: vol.Invalid, fallback: str = "invalid") -> str:
 # Validators
 
 
+def _shown(value: Any) -> str:
+    """A refused value, as its message names it: short, text quoted and escaped."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float) and _finite(value):
+        shown = amount(value)
+    elif isinstance(value, str):
+        shown = repr(str(value))
+    else:
+        shown = {list: "a list", dict: "a mapping", type(None): "null"}.get(
+            type(value), repr(value)
+        )
+    return shown if len(shown) <= 40 else shown[:39] + "…"
+
+
+def _finite(value: float) -> bool:
+    """Whether a number is finite (an int too large for a float is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def text(value: Any) -> str:
     """A non-blank string, stripped (a number from YAML is taken as its text)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise FieldInvalid("not_text", "expected text")
+        raise FieldInvalid("not_text", f"expected text, not {_shown(value)}")
     result = str(value).strip()
     if not result:
         raise FieldInvalid("empty", "cannot be empty")
@@ -197,7 +220,7 @@ def text(value: Any) -> str:
 def opaque(value: Any) -> str:
     """A string taken as written (passwords, keys, commands); blank is allowed."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise FieldInvalid("not_text", "expected text")
+        raise FieldInvalid("not_text", f"expected text, not {_shown(value)}")
     return str(value)
 
 
@@ -233,18 +256,23 @@ def host(value: Any) -> str:
 
 def _number(value: Any, *, whole: bool) -> float:
     """A finite number (numeric text from a form or a file is read); never a boolean."""
+    given = value
     if isinstance(value, str):
         try:
             value = int(value.strip()) if whole else float(value)
         except ValueError:
             kind = "whole number" if whole else "number"
-            raise FieldInvalid("not_number", f"expected a {kind}") from None
+            raise FieldInvalid(
+                "not_number", f"expected a {kind}, not {_shown(given)}"
+            ) from None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FieldInvalid("not_number", "expected a number")
-    if not math.isfinite(value):
-        raise FieldInvalid("not_number", "expected a finite number")
+        raise FieldInvalid("not_number", f"expected a number, not {_shown(given)}")
+    if not _finite(value):
+        raise FieldInvalid(
+            "not_number", f"expected a finite number, not {_shown(given)}"
+        )
     if whole and value != int(value):
-        raise FieldInvalid("not_whole", "expected a whole number")
+        raise FieldInvalid("not_whole", f"expected a whole number, not {_shown(given)}")
     return value
 
 
@@ -290,7 +318,9 @@ def watts(value: Any) -> float:
 def boolean(value: Any) -> bool:
     """A boolean, nothing else (not "yes", not 1)."""
     if not isinstance(value, bool):
-        raise FieldInvalid("not_boolean", "expected true or false")
+        raise FieldInvalid(
+            "not_boolean", f"expected true or false, not {_shown(value)}"
+        )
     return value
 
 
@@ -301,7 +331,8 @@ def one_of(choices: Iterable[str]) -> Callable[[Any], str]:
     def validate(value: Any) -> str:
         if not isinstance(value, str) or value not in allowed:
             raise FieldInvalid(
-                "invalid_choice", f"expected one of {', '.join(allowed)}"
+                "invalid_choice",
+                f"expected one of {', '.join(allowed)}, not {_shown(value)}",
             )
         return value
 
@@ -313,7 +344,9 @@ def entity_id(value: Any) -> str:
     try:
         return str(cv.entity_id(value))
     except vol.Invalid:
-        raise FieldInvalid("entity_invalid", "expected an entity id") from None
+        raise FieldInvalid(
+            "entity_invalid", f"expected an entity id (switch.a), not {_shown(value)}"
+        ) from None
 
 
 def entity_ids(value: Any) -> list[str]:
@@ -324,7 +357,10 @@ def entity_ids(value: Any) -> list[str]:
 def mac(value: Any) -> str:
     """A MAC address in a usual form (aa:bb:cc:dd:ee:ff, aa-bb-..., aabb.ccdd.eeff)."""
     if not isinstance(value, str) or normalise_mac(value) is None:
-        raise FieldInvalid("invalid_mac", "expected a MAC address (aa:bb:cc:dd:ee:ff)")
+        raise FieldInvalid(
+            "invalid_mac",
+            f"expected a MAC address (aa:bb:cc:dd:ee:ff), not {_shown(value)}",
+        )
     return value.strip()
 
 
@@ -969,9 +1005,9 @@ def _strict_number(value: Any) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
+        or not _finite(value)
     ):
-        raise FieldInvalid("not_number", "expected a number")
+        raise FieldInvalid("not_number", f"expected a number, not {_shown(value)}")
     return float(value)
 
 
@@ -1002,9 +1038,13 @@ def timeout(value: Any) -> float:
 def count(value: Any) -> int:
     """How many resources a pool acquire takes: a whole number from 1 to 1000."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldInvalid("count_invalid", "expected a whole number")
+        raise FieldInvalid(
+            "count_invalid", f"expected a whole number, not {_shown(value)}"
+        )
     if not 1 <= value <= MAX_POOL:
-        raise FieldInvalid("count_invalid", f"expected from 1 to {MAX_POOL}")
+        raise FieldInvalid(
+            "count_invalid", f"expected from 1 to {MAX_POOL}, not {_shown(value)}"
+        )
     return value
 
 

@@ -1194,11 +1194,17 @@ def test_bounded_numbers_read_as_written() -> None:
             power_entity: switch.b
             max_ttl: 1209600
             default_ttl: 2419200
+          - name: c
+            power_entity: switch.c
+            host: c
+            port: 1%s
         """
+        % ("0" * 400)
     ) == [
         (4, "off_delay: must be at most 31536000 s (365 days), not 40000000"),
         (5, "stop_timeout: must be 0 or more, not -0.25"),
         (8, "max_ttl 1209600 s (14 days) is below default_ttl 2419200 s (28 days)"),
+        (13, "port: expected a finite number, not '1" + "0" * 37 + "…"),
     ]
 
 

@@ -181,6 +181,57 @@ def test_documented_pi07_matches_the_parser() -> None:
     )
 
 
+def test_documented_fragments() -> None:
+    """docs/labfile.md's other examples do what its text says they do."""
+    docs = DOCS.read_text(encoding="utf-8")
+    _, macs, block_outlets = re.findall(r"```yaml\n(.*?)```", docs, re.DOTALL)
+    # A list of exactly N values, in step: one MAC per ws.
+    lab = parse(
+        "resources:\n"
+        + macs
+        + "    host: ws[1-3].lab\n    ssh_host: ws[1-3].lab\n"
+        + "    ssh_username: root\n    ssh_password: pw\n"
+    )
+    assert [data["mac"] for data in lab.resources] == [
+        "b8:27:eb:10:22:01",
+        "b8:27:eb:3c:00:9a",
+        "b8:27:eb:51:7f:11",
+    ]
+    # Outlets of both PDUs in step, quoted in a flow list or in block style.
+    for outlets in ('    outlets: ["pdu1:[1-8]", "pdu2:[1-8]"]\n', block_outlets):
+        assert '`outlets: ["pdu1:[1-8]", "pdu2:[1-8]"]` gives server *i*' in docs
+        lab = parse(with_units("resources:\n  - name: server[1-8]\n" + outlets))
+        assert by_name(lab)["server3"]["outlets"] == ["pdu1:3", "pdu2:3"]
+    # Groups multiply out; a single name takes every value; numbers with ranges.
+    lab = parse(
+        with_units(
+            """\
+            resources:
+              - name: big
+                outlet: pdu[1-2]:[2-7]
+              - name: stack[1-4]
+                power_entity: switch.stack[1-4]
+              - name: one
+                power_entity: switch.one
+                depends_on: ["stack[1-4]"]
+              - name: pi[01-48]
+                power_entity: switch.pi[01-48]
+                host: 10.0.1.[11-58]
+                port: "22[01-48]"
+            """
+        )
+    )
+    resources = by_name(lab)
+    assert resources["big"]["outlets"] == [
+        *(f"pdu1:{n}" for n in range(2, 8)),
+        *(f"pdu2:{n}" for n in range(2, 8)),
+    ]
+    assert resources["one"]["depends_on"] == ["stack1", "stack2", "stack3", "stack4"]
+    assert '`depends_on: ["stack[1-4]"]` on' in docs
+    assert (resources["pi01"]["port"], resources["pi48"]["port"]) == (2201, 2248)
+    assert resources["pi48"]["host"] == "10.0.1.58"
+
+
 # Loading from disk, secrets
 
 

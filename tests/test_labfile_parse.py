@@ -674,7 +674,7 @@ def test_switcher_problems() -> None:
         (
             20,
             (
-                "both check_entity and host are given: set checker_type to say "
+                "both host and check_entity are given: set checker_type to say "
                 "which checker it has"
             ),
         ),

@@ -24,19 +24,13 @@ import probatio as vol
 
 from . import schema
 from .const import (
-    CHECKER_ENTITY,
-    CHECKER_ICMP,
     CHECKER_NONE,
-    CHECKER_TCP,
     CONF_BMC,
     CONF_BMC_NAME,
-    CONF_CHECK_ENTITY,
     CONF_CHECKER,
     CONF_DEPENDS_ON,
-    CONF_HOST,
     CONF_OUTLET_COUNT,
     CONF_OUTLETS,
-    CONF_PORT,
     CONF_RESOURCE_NAME,
     CONF_SWITCHER,
     CONF_UNIT_NAME,
@@ -159,12 +153,10 @@ def known_outside(hass: HomeAssistant, entry: ConfigEntry) -> dict[str, Any]:
     Resource names are those of every lab: made in the UI, or by another lab's file
     (loaded, or being loaded: names are claimed when a file is read).
     """
-    subentries = entry.subentries.values()
     resources = {
         sub.title: "" if other is entry else other.title
         for other in hass.config_entries.async_entries(DOMAIN)
-        for sub in other.subentries.values()
-        if sub.subentry_type == SUBENTRY_RESOURCE
+        for sub in other.get_subentries_of_type(SUBENTRY_RESOURCE)
     }
     claims: dict[str, tuple[ConfigEntry, set[str]]] = hass.data.get(_CLAIMS, {})
     for entry_id, (other, names) in claims.items():
@@ -174,12 +166,9 @@ def known_outside(hass: HomeAssistant, entry: ConfigEntry) -> dict[str, Any]:
         "known_resources": resources,
         "known_units": {
             sub.title: sub.data.get(CONF_OUTLET_COUNT) or None
-            for sub in subentries
-            if sub.subentry_type == SUBENTRY_PDU
+            for sub in entry.get_subentries_of_type(SUBENTRY_PDU)
         },
-        "known_bmcs": [
-            sub.title for sub in subentries if sub.subentry_type == SUBENTRY_BMC
-        ],
+        "known_bmcs": [sub.title for sub in entry.get_subentries_of_type(SUBENTRY_BMC)],
         "known_feeds": known_feeds(hass, entry),
         "lab": entry.entry_id,
     }
@@ -611,10 +600,19 @@ def _switcher_hints(keys: set[str]) -> list[tuple[str, str]]:
 
 
 def _checker_hints(keys: set[str]) -> list[tuple[str, str]]:
-    """The checker the given fields point to (host and port: tcp; host: icmp)."""
-    found: list[tuple[str, str]] = []
-    if CONF_CHECK_ENTITY in keys:
-        found.append((CHECKER_ENTITY, CONF_CHECK_ENTITY))
-    if CONF_HOST in keys:
-        found.append((CHECKER_TCP if CONF_PORT in keys else CHECKER_ICMP, CONF_HOST))
+    """The checkers whose fields are all given, with their first field.
+
+    Of two where one's fields hold the other's, the one with more: host and port tell
+    tcp, host alone icmp.
+    """
+    told = {
+        kind: {f.key for f in fields}
+        for kind, fields in schema.CHECKER_FIELDS.items()
+        if fields and all(f.key in keys for f in fields)
+    }
+    found = [
+        (kind, schema.CHECKER_FIELDS[kind][0].key)
+        for kind, own in told.items()
+        if not any(own < other for other in told.values())
+    ]
     return found or [(CHECKER_NONE, "")]

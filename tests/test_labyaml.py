@@ -510,3 +510,24 @@ def test_yaml_numbers_stay_text_where_text_is_wanted() -> None:
     assert data["name"] == "0755"
     assert data["mac"] == "10:20:30:40:50:59"
     assert data["ssh_password"] == "0755"
+
+
+def test_the_reader_stops_at_its_deadline_while_measuring() -> None:
+    """A long text is measured in steps; past the deadline it is refused, unread."""
+    text = "a: [" + ", ".join(["x"] * 5000) + "]\n"
+    assert labyaml.read_yaml(text, {}, 0.0) == (
+        None,
+        labyaml.LabFileProblem(None, "not read within 30 s"),
+    )
+
+
+def test_a_type_that_cannot_be_read_is_reported_once() -> None:
+    """switcher_type as a mapping: that is the problem, not a missing switcher."""
+    assert one_problem(
+        """\
+        resources:
+          - name: a
+            switcher_type: {entity: 1}
+            power_entity: switch.a
+        """
+    ) == (3, "switcher_type: expected a value, not a mapping")

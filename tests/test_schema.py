@@ -93,6 +93,14 @@ def test_timeout_is_strict_and_bounded(value: Any) -> None:
         (schema.entity_id, "light", "expected an entity id (switch.a), not 'light'"),
         (schema.boolean, [1], "expected true or false, not a list"),
         (schema.text, {"a": 1}, "expected text, not a mapping"),
+        (
+            schema.name,
+            "job\x1b[31m",
+            (
+                "a name is at most 255 characters, without control characters, "
+                "not 'job\\x1b[31m'"
+            ),
+        ),
     ],
 )
 def test_refusals_name_the_value_and_the_rule(

@@ -233,7 +233,8 @@ def name(value: Any) -> str:
     if len(result) > MAX_TEXT or _CONTROL.search(result):
         raise FieldInvalid(
             "name_invalid",
-            f"a name is at most {MAX_TEXT} characters, without control characters",
+            f"a name is at most {MAX_TEXT} characters, without control characters, "
+            f"not {_shown(result)}",
         )
     return result
 
@@ -242,7 +243,9 @@ def unit_name(value: Any) -> str:
     """A PDU unit's name: a name without ':' (outlets are written unit:number)."""
     result = name(value)
     if ":" in result:
-        raise FieldInvalid("name_colon", "a unit's name cannot contain ':'")
+        raise FieldInvalid(
+            "name_colon", f"a unit's name cannot contain ':', not {_shown(result)}"
+        )
     return result
 
 

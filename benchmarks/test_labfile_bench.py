@@ -24,6 +24,7 @@ from custom_components.labpower.labfile import (
     load_lab_file,
     parse_lab_file,
 )
+from custom_components.labpower.labyaml import read_yaml
 from tests.core.fakes import FakeClock, FakeFeed
 
 from .conftest import Row
@@ -188,6 +189,11 @@ def test_labfile_load(tmp_path: Path, report: list[Row]) -> None:
     ours = best_of(ROUNDS, lambda: parse_lab_file(text))
     loaded = best_of(ROUNDS, lambda: load_into_lab(load_lab_file(path)))
     from_disk = best_of(ROUNDS, lambda: load_lab_file(path))
+    # labyaml's share: the bounded YAML read with lines (no expansion, no checks).
+    root, problem = read_yaml(text, {}, time.monotonic() + 60)
+    assert problem is None
+    assert NODES_WRITTEN < len(root["resources"]) < RESOURCES  # ranges not expanded
+    read = best_of(ROUNDS, lambda: read_yaml(text, {}, time.monotonic() + 60))
     c_loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     c_load = best_of(ROUNDS, lambda: yaml.load(text, Loader=c_loader))  # noqa: S506
     py_load = best_of(2, lambda: yaml.safe_load(text))
@@ -220,6 +226,15 @@ def test_labfile_load(tmp_path: Path, report: list[Row]) -> None:
             f"yaml.safe_load {py_load:.3f} s",
             f"{from_disk / py_load:.2f}",
             f"{lines:,} lines, {len(text) / 1024:,.0f} KiB",
+            "",
+        ),
+        Row(
+            31,
+            "  (labyaml.read_yaml: bounded, every value with its line)",
+            f"{read:.3f} s",
+            f"yaml CSafeLoader load {c_load:.3f} s",
+            f"{read / c_load:.2f}",
+            "the reader's share",
             "",
         ),
         Row(

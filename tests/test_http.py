@@ -331,6 +331,9 @@ async def test_action_and_rest_refuse_alike(
         await ci("POST", "/resources/builder-1/tokens", json=body), 400
     )
     assert error["field"] == field
+    # The same words: schema.py's refusal, bounds as written (86400 s, not 8.64e+04).
+    assert error["message"] == f"{field}: {err.value.errors[0].msg}"
+    assert "e+" not in error["message"]
     assert "Traceback" not in caplog.text
     await hass.async_block_till_done()
     assert state(hass, "sensor.builder_1_holders") == "0"

@@ -468,7 +468,7 @@ async def test_lab_file_rules_are_the_flows(
     assert entry.runtime_data.settings["max_parallel_on"] == 0
     cases = {
         "units:\n  - name: pdu:a\n    vendor: netio\n    host: 10.0.0.5\n": (
-            "line 2: name: a unit's name cannot contain ':'"
+            "line 2: name: a unit's name cannot contain ':', not 'pdu:a'"
         ),
         "resources:\n  - name: h\n    power_entity: switch.h\n    host: ' '\n": (
             "line 4: host: a host cannot be empty"

@@ -1,13 +1,8 @@
-"""The lab file: expansion in step, the subentry data it gives, every kind of mistake."""
+"""The lab file's checks: the subentry data it gives, every kind of mistake, with its line."""
 
 from __future__ import annotations
 
-from pathlib import Path
 import re
-import textwrap
-from typing import Any
-
-import pytest
 
 from custom_components.labpower.core.feeds import (
     FeedKind,
@@ -15,69 +10,21 @@ from custom_components.labpower.core.feeds import (
     outlet_target,
 )
 from custom_components.labpower.labfile import (
-    MAX_ERRORS,
-    LabFile,
     LabFileError,
     LabFileProblem,
-    load_lab_file,
     parse_lab_file,
 )
 
-DOCS = Path(__file__).parents[1] / "docs" / "labfile.md"
-SECRETS = {
-    "pdu1_password": "pdu-secret",
-    "pdu2_community": "private",
-    "build1_bmc_password": "bmc-secret",
-}
-UNITS = """\
-units:
-  - name: pdu1
-    vendor: netio
-    host: 10.0.0.5
-    outlet_count: 8
-  - name: pdu2
-    vendor: gude
-    host: 10.0.0.6
-"""
-
-
-def with_units(text: str) -> str:
-    """UNITS, then the dedented text."""
-    return UNITS + textwrap.dedent(text)
-
-
-def parse(text: str, **kwargs: Any) -> LabFile:
-    """Parse dedented text."""
-    return parse_lab_file(textwrap.dedent(text), **kwargs)
-
-
-def problems(text: str, **kwargs: Any) -> list[tuple[int | None, str]]:
-    """The (line, message) of every problem in dedented text, which must have some."""
-    with pytest.raises(LabFileError) as caught:
-        parse(text, **kwargs)
-    return [(problem.line, problem.message) for problem in caught.value.errors]
-
-
-def one_problem(text: str, **kwargs: Any) -> tuple[int | None, str]:
-    """The only problem in dedented text."""
-    found = problems(text, **kwargs)
-    assert len(found) == 1, found
-    return found[0]
-
-
-def docs_example() -> str:
-    """The complete example of docs/labfile.md."""
-    docs = DOCS.read_text(encoding="utf-8")
-    section = docs.split("## A complete example", 1)[1]
-    match = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
-    assert match is not None
-    return match.group(1)
-
-
-def by_name(lab: LabFile) -> dict[str, dict[str, Any]]:
-    """The lab's resources by name."""
-    return {data["name"]: data for data in lab.resources}
-
+from .peers.labfile import (
+    DOCS,
+    SECRETS,
+    by_name,
+    docs_example,
+    one_problem,
+    parse,
+    problems,
+    with_units,
+)
 
 # The documented example
 
@@ -181,262 +128,55 @@ def test_documented_pi07_matches_the_parser() -> None:
     )
 
 
-# Loading from disk, secrets
-
-
-def test_load_lab_file_reads_secrets_next_to_it(tmp_path: Path) -> None:
-    (tmp_path / "labpower.yaml").write_text(docs_example(), encoding="utf-8")
-    (tmp_path / "secrets.yaml").write_text(
-        "pdu1_password: 1234\npdu2_community: private\nbuild1_bmc_password: x\n",
-        encoding="utf-8",
-    )
-    lab = load_lab_file(tmp_path / "labpower.yaml")
-    assert lab.units[0]["password"] == "1234"
-
-
-def test_load_lab_file_without_secrets(tmp_path: Path) -> None:
-    path = tmp_path / "lab.yaml"
-    path.write_text("resources:\n  - name: a\n    power_entity: switch.a\n")
-    assert [data["name"] for data in load_lab_file(str(path)).resources] == ["a"]
-
-
-def test_missing_secret_and_missing_secrets_file(tmp_path: Path) -> None:
-    path = tmp_path / "labpower.yaml"
-    path.write_text(docs_example(), encoding="utf-8")
-    with pytest.raises(LabFileError) as caught:
-        load_lab_file(path)
-    assert str(caught.value).splitlines() == [
-        "labpower.yaml line 9: password: no secret named 'pdu1_password' in secrets.yaml",
-        "labpower.yaml line 16: community: no secret named 'pdu2_community' in secrets.yaml",
-        (
-            "labpower.yaml line 25: password: no secret named 'build1_bmc_password' in "
-            "secrets.yaml"
-        ),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("secrets", "message"),
-    [
-        ("a: [", "secrets.yaml is not valid YAML"),
-        ("- a\n- b\n", "secrets.yaml must be a mapping"),
-        ("", None),
-    ],
-)
-def test_bad_secrets_file(tmp_path: Path, secrets: str, message: str | None) -> None:
-    path = tmp_path / "labpower.yaml"
-    path.write_text(
-        "units:\n  - name: p\n    vendor: netio\n    host: h\n    password: !secret p\n"
-    )
-    (tmp_path / "secrets.yaml").write_text(secrets)
-    with pytest.raises(LabFileError) as caught:
-        load_lab_file(path)
-    if message is None:
-        assert caught.value.errors[0].message.endswith(
-            "no secret named 'p' in secrets.yaml"
-        )
-    else:
-        assert caught.value.errors[0].line is None
-        assert message in str(caught.value)
-        assert str(caught.value).startswith("labpower.yaml: ")
-
-
-def test_unreadable_files(tmp_path: Path) -> None:
-    with pytest.raises(LabFileError, match=r"^labpower.yaml: cannot read the file"):
-        load_lab_file(tmp_path / "labpower.yaml")
-    path = tmp_path / "labpower.yaml"
-    path.write_text("units:\n  - name: p\n    password: !secret p\n")
-    (tmp_path / "secrets.yaml").mkdir()
-    with pytest.raises(LabFileError, match=r"cannot read secrets.yaml"):
-        load_lab_file(path)
-
-
-def test_secrets_are_not_expanded() -> None:
+def test_documented_fragments() -> None:
+    """docs/labfile.md's other examples do what its text says they do."""
+    docs = DOCS.read_text(encoding="utf-8")
+    _, macs, block_outlets = re.findall(r"```yaml\n(.*?)```", docs, re.DOTALL)
+    # A list of exactly N values, in step: one MAC per ws.
     lab = parse(
-        """\
-        resources:
-          - name: w[1-2]
-            mac: [aa:bb:cc:dd:ee:01, aa:bb:cc:dd:ee:02]
-            ssh_host: w[1-2].lab
-            ssh_username: root
-            ssh_password: !secret pw
-            host: w[1-2].lab
-        """,
-        secrets={"pw": "p[1-2]"},
+        "resources:\n"
+        + macs
+        + "    host: ws[1-3].lab\n    ssh_host: ws[1-3].lab\n"
+        + "    ssh_username: root\n    ssh_password: pw\n"
     )
-    assert [data["ssh_password"] for data in lab.resources] == ["p[1-2]", "p[1-2]"]
-    assert lab.resources[1]["mac"] == "aa:bb:cc:dd:ee:02"
-    assert lab.resources[1]["ssh_host"] == "w2.lab"
-    assert lab.resources[0]["wol_address"] == "255.255.255.255"
-    assert lab.resources[0]["wol_port"] == 9
-    assert lab.resources[0]["ssh_port"] == 22
-
-
-# Expansion in step
-
-
-def test_fields_expand_in_step_with_the_name() -> None:
+    assert [data["mac"] for data in lab.resources] == [
+        "b8:27:eb:10:22:01",
+        "b8:27:eb:3c:00:9a",
+        "b8:27:eb:51:7f:11",
+    ]
+    # Outlets of both PDUs in step, quoted in a flow list or in block style.
+    for outlets in ('    outlets: ["pdu1:[1-8]", "pdu2:[1-8]"]\n', block_outlets):
+        assert '`outlets: ["pdu1:[1-8]", "pdu2:[1-8]"]` gives server *i*' in docs
+        lab = parse(with_units("resources:\n  - name: server[1-8]\n" + outlets))
+        assert by_name(lab)["server3"]["outlets"] == ["pdu1:3", "pdu2:3"]
+    # Groups multiply out; a single name takes every value; numbers with ranges.
     lab = parse(
         with_units(
             """\
-        resources:
-          - name: srv[1-4]
-            outlets:
-              - pdu1:[1-4]
-              - pdu2:[5-8]
-            host: 10.0.0.[11-14]
-            port: "22[01-04]"
-            labels: [servers, "row[1-2]*2"]
-        """
+            resources:
+              - name: big
+                outlet: pdu[1-2]:[2-7]
+              - name: stack[1-4]
+                power_entity: switch.stack[1-4]
+              - name: one
+                power_entity: switch.one
+                depends_on: ["stack[1-4]"]
+              - name: pi[01-48]
+                power_entity: switch.pi[01-48]
+                host: 10.0.1.[11-58]
+                port: "22[01-48]"
+            """
         )
     )
-    srv3 = by_name(lab)["srv3"]
-    assert srv3["outlets"] == [
-        "pdu1:3",
-        "pdu2:7",
+    resources = by_name(lab)
+    assert resources["big"]["outlets"] == [
+        *(f"pdu1:{n}" for n in range(2, 8)),
+        *(f"pdu2:{n}" for n in range(2, 8)),
     ]
-    assert srv3["host"] == "10.0.0.13"
-    assert srv3["port"] == 2203
-    assert srv3["labels"] == ["servers", "row2"]
-
-
-def test_one_name_takes_every_value_of_a_list_item() -> None:
-    lab = parse(
-        """\
-        resources:
-          - name: s[1-4]
-            power_entity: switch.s[1-4]
-          - name: all
-            power_entity: switch.all
-            depends_on: ["s[1-3]*2", s4]
-            labels: [a, a, b]
-        """
-    )
-    data = by_name(lab)["all"]
-    assert data["depends_on"] == ["s1", "s2", "s3", "s4"]
-    assert data["labels"] == ["a", "b"]
-
-
-def test_units_and_bmcs_expand_too() -> None:
-    lab = parse(
-        """\
-        units:
-          - name: pdu[1-2]
-            vendor: snmp
-            host: 10.0.0.[5-6]
-            snmp_version: 3
-            username: labpower
-            auth_protocol: sha
-            auth_key: k
-            priv_protocol: aes
-            priv_key: p
-            port: 161
-        bmcs:
-          - name: bmc[1-2]
-            protocol: redfish
-            host: 10.0.2.[1-2]
-            username: root
-            password: calvin
-            verify_ssl: false
-            bmc_auth: session
-        resources:
-          - name: server[1-2]
-            bmc: bmc[1-2]
-        """
-    )
-    assert [unit["host"] for unit in lab.units] == ["10.0.0.5", "10.0.0.6"]
-    assert lab.units[1]["snmp_version"] == "3"
-    assert lab.units[1]["port"] == 161
-    assert [bmc["host"] for bmc in lab.bmcs] == ["10.0.2.1", "10.0.2.2"]
-    assert lab.bmcs[0]["verify_ssl"] is False
-    assert by_name(lab)["server2"]["bmc"] == "bmc2"
-
-
-def test_a_value_list_gives_one_value_to_each_name() -> None:
-    lab = parse(
-        """\
-        resources:
-          - name: p[1-3]
-            power_entity: [switch.x, switch.y, switch.z]
-            off_delay: [1, 2.5, 3]
-        """
-    )
-    assert [data["power_entity"] for data in lab.resources] == [
-        "switch.x",
-        "switch.y",
-        "switch.z",
-    ]
-    assert [data["off_delay"] for data in lab.resources] == [1.0, 2.5, 3.0]
-
-
-def test_range_lengths_must_match_the_name() -> None:
-    text = """\
-    resources:
-      - name: pi[01-48]
-        power_entity: switch.pi[01-48]
-        host: 10.0.1.[11-57]
-        depends_on: stack[1-12]*3
-      - name: solo
-        power_entity: switch.solo[1-2]
-        labels: [x]
-    """
-    assert problems(text) == [
-        (4, "host: '10.0.1.[11-57]' gives 47 values but the name 'pi[01-48]' gives 48"),
-        (
-            5,
-            (
-                "depends_on: 'stack[1-12]*3' gives 36 values but the name 'pi[01-48]' "
-                "gives 48"
-            ),
-        ),
-        (7, "power_entity: 'switch.solo[1-2]' gives 2 values for one name"),
-    ]
-
-
-def test_value_lists_of_the_wrong_length() -> None:
-    assert problems(
-        """\
-        resources:
-          - name: p[1-3]
-            power_entity: [switch.x, switch.y]
-          - name: q
-            power_entity: [switch.x]
-          - name: r[1-2]
-            power_entity: [switch.x, [switch.y]]
-          - name: s
-            power_entity: switch.s
-            port: [2201-2248]
-            host: s
-          - name: t
-            power_entity: {a: b}
-          - name: u
-            power_entity: switch.u
-            depends_on: {a: b}
-          - name: v
-            power_entity: switch.v
-            labels: [[a]]
-        """
-    ) == [
-        (
-            3,
-            (
-                "power_entity: a list here gives one value to each of the 3 names of "
-                "'p[1-3]', not 2 values"
-            ),
-        ),
-        (5, "power_entity: expected one value, not a list"),
-        (7, "power_entity: expected a value"),
-        (
-            10,
-            (
-                "port: expected one value, not a list (a value that starts with '[' "
-                'must be quoted: "[1-8]")'
-            ),
-        ),
-        (13, "power_entity: expected a value, not a mapping"),
-        (16, "depends_on: expected a list, not a mapping"),
-        (19, "labels: expected a list of values"),
-    ]
+    assert resources["one"]["depends_on"] == ["stack1", "stack2", "stack3", "stack4"]
+    assert '`depends_on: ["stack[1-4]"]` on' in docs
+    assert (resources["pi01"]["port"], resources["pi48"]["port"]) == (2201, 2248)
+    assert resources["pi48"]["host"] == "10.0.1.58"
 
 
 # The subentry data
@@ -511,32 +251,6 @@ def test_defaults_apply_unless_overridden_or_unset() -> None:
     assert c["labels"] == ["lab"]
 
 
-def test_empty_file_and_empty_sections() -> None:
-    assert parse("") == LabFile()
-    assert parse("# nothing yet\n") == LabFile()
-    assert parse("version: 1\nunits:\nbmcs: []\nresources:\n") == LabFile()
-
-
-def test_merge_keys_and_anchors() -> None:
-    lab = parse(
-        """\
-        resources:
-          - &pi
-            name: pi1
-            power_entity: switch.pi1
-            labels: &labels [pi]
-          - <<: *pi
-            name: pi2
-            power_entity: switch.pi2
-          - name: pi3
-            power_entity: switch.pi3
-            labels: *labels
-        """
-    )
-    assert [data["labels"] for data in lab.resources] == [["pi"], ["pi"], ["pi"]]
-    assert lab.resources[1]["power_entity"] == "switch.pi2"
-
-
 def test_an_entry_given_twice_through_an_alias() -> None:
     assert one_problem(
         """\
@@ -548,29 +262,6 @@ def test_an_entry_given_twice_through_an_alias() -> None:
           - *pi
         """
     ) == (4, "resource 'pi1' is defined twice: at line 4 and at line 4")
-
-
-def test_a_ranged_entry_reports_a_problem_once() -> None:
-    assert problems(
-        """\
-        resources:
-          - name: pi[1-4]
-            checker_type: tcp
-            port: 22
-          - name: pi[5-6]
-            power_entity: switch.pi[5-6]
-            port: 22
-        """
-    ) == [
-        (
-            2,
-            (
-                "no switcher: give switcher_type or one of power_entity, relay_entity, "
-                "bmc, mac, outlets (or outlet)"
-            ),
-        ),
-        (7, "port does not apply to checker_type none"),
-    ]
 
 
 def test_known_resources_units_and_bmcs_from_the_ui() -> None:
@@ -712,23 +403,6 @@ def test_one_feed_one_resource_within_the_file() -> None:
 # Mistakes, each with its line
 
 
-def test_unknown_keys_with_suggestions() -> None:
-    assert problems(
-        """\
-        resources:
-          - name: a
-            power_entity: switch.a
-            of_delay: 5
-            colour: blue
-        polices: {}
-        """
-    ) == [
-        (4, "unknown key 'of_delay' in a resource (did you mean 'off_delay'?)"),
-        (5, "unknown key 'colour' in a resource"),
-        (6, "unknown key 'polices' in the lab file (did you mean 'policies'?)"),
-    ]
-
-
 def test_wrong_types_and_values() -> None:
     assert problems(
         """\
@@ -756,17 +430,17 @@ def test_wrong_types_and_values() -> None:
             labels: !unknown x
         """
     ) == [
-        (5, "port: expected a whole number"),
-        (6, "graceful_off: expected true or false"),
-        (7, "off_delay: must be 0 or more"),
-        (8, "power_w: expected a number"),
-        (9, "start_timeout: expected a number"),
+        (5, "port: expected a whole number, not 'abc'"),
+        (6, "graceful_off: expected true or false, not 'maybe'"),
+        (7, "off_delay: must be 0 or more, not -5"),
+        (8, "power_w: expected a number, not 'many'"),
+        (9, "start_timeout: expected a number, not '.inf'"),
         (15, "port: must be from 1 to 65535, not 70000"),
         (
             17,
             "min_off_time: bad range: 'x[1-2': '[' at column 2 is not closed",
         ),
-        (21, "port: expected a whole number"),
+        (21, "port: expected a whole number, not '22.5'"),
         (22, "labels: unknown tag !unknown"),
     ]
 
@@ -907,50 +581,6 @@ def test_dependency_cycle_is_refused_with_its_line() -> None:
     ) == (4, "dependency cycle: core -> core")
 
 
-def test_bad_ranges_in_names() -> None:
-    assert problems(
-        """\
-        resources:
-          - name: pi[01-4x]
-            power_entity: switch.x
-          - name: "  "
-            power_entity: switch.y
-          - name: [a, b]
-          - name:
-          - power_entity: switch.z
-          - name: a[2-1]
-        """
-    ) == [
-        (2, "name: bad range: 'pi[01-4x]': '01-4x' is not a number or a range a-b"),
-        (4, "name: cannot be empty"),
-        (6, "name: expected a name, not a list or a mapping"),
-        (7, "name: expected text"),
-        (8, "a resource needs a name"),
-        (9, "name: bad range: 'a[2-1]': range 2-1 goes backwards"),
-    ]
-
-
-def test_many_problems_are_collected_up_to_the_limit() -> None:
-    text = "resources:\n" + "".join(
-        f"  - name: r{i}\n    power_entity: switch.r{i}\n    of_delay: 1\n"
-        for i in range(30)
-    )
-    with pytest.raises(LabFileError) as caught:
-        parse_lab_file(text, "mylab.yaml")
-    error = caught.value
-    assert error.truncated
-    assert len(error.errors) == MAX_ERRORS
-    assert [problem.line for problem in error.errors] == [
-        4 + 3 * i for i in range(MAX_ERRORS)
-    ]
-    lines = str(error).splitlines()
-    assert lines[0] == (
-        "mylab.yaml line 4: unknown key 'of_delay' in a resource "
-        "(did you mean 'off_delay'?)"
-    )
-    assert lines[-1] == f"mylab.yaml: stopped after {MAX_ERRORS} problems"
-
-
 def test_problems_of_different_sections_are_sorted_by_line() -> None:
     found = problems(
         """\
@@ -965,17 +595,6 @@ def test_problems_of_different_sections_are_sorted_by_line() -> None:
     )
     assert [line for line, _ in found] == [3, 6]
     assert found[1][1].startswith("vendor: expected one of intellinet, netio")
-
-
-def test_invalid_yaml_names_its_line() -> None:
-    line, message = one_problem("resources:\n  - name: a\n    host: [unclosed\n")
-    assert line == 4
-    assert message.startswith("not valid YAML: ")
-    line, message = one_problem("a: *nowhere\n")
-    assert line == 1
-    assert message.startswith("not valid YAML: found undefined alias")
-    line, message = one_problem("a: \x07\n")
-    assert message.startswith("not valid YAML")
 
 
 def test_shape_of_the_file() -> None:
@@ -1004,34 +623,6 @@ def test_shape_of_the_file() -> None:
         (6, "max_parallel_on: must be from 0 to 10000, not -1"),
         (10, "a BMC must be a mapping (key: value)"),
     ]
-
-
-def test_keys_given_twice_and_odd_keys() -> None:
-    assert problems(
-        """\
-        resources:
-          - name: a
-            power_entity: switch.a
-            power_entity: switch.b
-            [x]: 1
-        """
-    ) == [
-        (4, "'power_entity' is given twice in a resource (first at line 3)"),
-        (5, "unknown key that is not a word in a resource"),
-    ]
-
-
-def test_bad_merge() -> None:
-    [(line, message)] = problems(
-        """\
-        resources:
-          - name: a
-            power_entity: switch.a
-            <<: [1]
-        """
-    )
-    assert line == 2
-    assert message.startswith("a resource: expected a mapping for merging")
 
 
 def test_switcher_problems() -> None:
@@ -1083,7 +674,7 @@ def test_switcher_problems() -> None:
         (
             20,
             (
-                "both check_entity and host are given: set checker_type to say "
+                "both host and check_entity are given: set checker_type to say "
                 "which checker it has"
             ),
         ),
@@ -1142,7 +733,7 @@ def test_wake_on_lan_checks() -> None:
             2,
             "switcher_type wol needs a checker: Wake-on-LAN cannot read the power state",
         ),
-        (14, "mac: expected a MAC address (aa:bb:cc:dd:ee:ff)"),
+        (14, "mac: expected a MAC address (aa:bb:cc:dd:ee:ff), not 'not-a-mac'"),
         (
             23,
             "ssh_key: not a usable SSH private key (OpenSSH or PEM format, unencrypted)",
@@ -1168,7 +759,7 @@ def test_ttl_checks() -> None:
             default_ttl: 60
         """
     ) == [
-        (2, "max_ttl (600 s) is below default_ttl (3600 s)"),
+        (2, "max_ttl 600 s is below default_ttl 3600 s"),
         (6, "default_ttl: must be more than 0"),
         (12, "max_ttl: must be more than 0"),
     ]
@@ -1179,7 +770,7 @@ def test_ttl_checks() -> None:
             power_entity: switch.a
             max_ttl: 60
         """
-    ) == (4, "max_ttl (60 s) is below default_ttl (3600 s)")
+    ) == (4, "max_ttl 60 s is below default_ttl 3600 s")
     assert one_problem(
         """\
         resources:
@@ -1188,7 +779,34 @@ def test_ttl_checks() -> None:
             default_ttl: 7200
             max_ttl: 3600.5
         """
-    ) == (5, "max_ttl (3600.5 s) is below default_ttl (7200 s)")
+    ) == (5, "max_ttl 3600.5 s is below default_ttl 7200 s")
+
+
+def test_bounded_numbers_read_as_written() -> None:
+    """A bound and the value given print as people write them (not 3.1536e+07)."""
+    assert problems(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            off_delay: 40000000
+            stop_timeout: -0.25
+          - name: b
+            power_entity: switch.b
+            max_ttl: 1209600
+            default_ttl: 2419200
+          - name: c
+            power_entity: switch.c
+            host: c
+            port: 1%s
+        """
+        % ("0" * 400)
+    ) == [
+        (4, "off_delay: must be at most 31536000 s (365 days), not 40000000"),
+        (5, "stop_timeout: must be 0 or more, not -0.25"),
+        (8, "max_ttl 1209600 s (14 days) is below default_ttl 2419200 s (28 days)"),
+        (13, "port: expected a finite number, not '1" + "0" * 37 + "…"),
+    ]
 
 
 def test_ttl_problem_without_a_line_of_its_own() -> None:
@@ -1201,7 +819,7 @@ def test_ttl_problem_without_a_line_of_its_own() -> None:
             power_entity: switch.a
             max_ttl: 1
         """
-    ) == (4, "max_ttl (1 s) is below default_ttl (3600 s)")
+    ) == (4, "max_ttl 1 s is below default_ttl 3600 s")
 
 
 def test_unit_problems() -> None:
@@ -1246,7 +864,7 @@ def test_unit_problems() -> None:
         (12, "priv_protocol and priv_key go together"),
         (16, "auth_protocol and auth_key go together"),
         (23, "priv_protocol needs auth_protocol as well"),
-        (28, "snmp_version: expected one of 1, 2c, 3"),
+        (28, "snmp_version: expected one of 1, 2c, 3, not '4'"),
     ]
 
 
@@ -1302,48 +920,3 @@ def test_error_text_and_problem_values() -> None:
     assert error.errors[1] == LabFileProblem(3, "line three")
     assert not error.truncated
     assert LabFileError([]).filename == "labpower.yaml"
-
-
-def test_bounds_before_memory_is_spent() -> None:
-    """Nesting, aliases, names, range values and time: each refused with its line."""
-    deep = "a: " + "[" * 33 + "]" * 33 + "\n"
-    assert one_problem(deep) == (1, "nested more than 32 deep")
-    chain = "a: &a0 [x]\n" + "".join(f"b{n}: &a{n} [*a{n - 1}]\n" for n in range(1, 40))
-    assert one_problem(chain) == (32, "alias *a30 nests more than 32 deep")
-    labels = ", ".join(f'"l{n}[1-9999]"' for n in range(10))
-    many = "resources:\n" + "".join(
-        f"  - name: r{i}\n    labels: [{labels}]\n" for i in range(3)
-    )
-    assert problems(many)[-1] == (7, "ranges give more than 200,000 values")
-    assert one_problem(
-        "resources:\n  - name: a\n    power_entity: switch.a\n", deadline=0.0
-    ) == (None, "not read within 30 s")
-
-
-def test_merges_do_not_count_as_nesting() -> None:
-    """A chain of merge keys nests nothing: 40 of them load."""
-    lines = ["resources:", "  - &m0 {name: m0, power_entity: switch.m0}"]
-    lines += [
-        f"  - &m{n} {{<<: *m{n - 1}, name: m{n}, power_entity: switch.m{n}}}"
-        for n in range(1, 40)
-    ]
-    assert len(parse("\n".join(lines) + "\n").resources) == 40
-
-
-def test_yaml_numbers_stay_text_where_text_is_wanted() -> None:
-    """`10:20:30:40:50:59` (to YAML 1.1 a number) and `0755` are taken as written."""
-    lab = parse(
-        """\
-        resources:
-          - name: 0755
-            mac: 10:20:30:40:50:59
-            ssh_host: w.lab
-            ssh_username: root
-            ssh_password: 0755
-            host: w.lab
-        """
-    )
-    [data] = lab.resources
-    assert data["name"] == "0755"
-    assert data["mac"] == "10:20:30:40:50:59"
-    assert data["ssh_password"] == "0755"

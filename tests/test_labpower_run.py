@@ -259,9 +259,9 @@ async def test_renews_while_the_command_runs(
     await until(lambda: holders(lab, "builder-1"))
     [token] = holders(lab, "builder-1")
     first = token.expires
-    await asyncio.sleep(3.5)  # past the ttl given: renewed every second since
-    assert token.expires > first + 2.5
-    result = await finish(process)
+    # Renewed every second: before the first ttl ends, the lease reaches past it.
+    await until(lambda: token.expires > first + 2.5)
+    result = await finish(process)  # 4.5 s: longer than the ttl given
     assert result.code == 0, result.stderr
     assert expired == []
     assert len(released) == 1
@@ -327,9 +327,8 @@ async def test_waits_until_available(
         'echo "ran on $LABPOWER_RESOURCES"',
     )
     await until(lambda: holders(lab, "slow-1"))
-    await asyncio.sleep(0.3)
+    await until(lambda: hass.states.get("input_boolean.slow_1_relay").state == "on")
     assert process.returncode is None  # still waiting
-    assert hass.states.get("input_boolean.slow_1_relay").state == "on"
     hass.states.async_set(SENSOR, "on")
     result = await finish(process)
     assert result.code == 0, result.stderr

@@ -43,19 +43,73 @@ def test_ttl_accepts_numbers(value: Any, expected: float) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [True, False, "60", None, [], {}, 0, 0.5, 1e-320, -1, 31536001, float("nan")],
+    [
+        *(True, False, "60", None, [], {}, 0, 0.5, 1e-320, -1, 31536001),
+        *(float("nan"), 10**400),
+    ],
 )
 def test_ttl_is_strict(value: Any) -> None:
     with pytest.raises(schema.FieldInvalid):
         schema.ttl(value)
 
 
-@pytest.mark.parametrize("value", [True, "600", 0, -1, 10_000_000, 86400.5, None, []])
+@pytest.mark.parametrize(
+    "value", [True, "600", 0, -1, 10_000_000, 86400.5, None, [], 10**400]
+)
 def test_timeout_is_strict_and_bounded(value: Any) -> None:
     with pytest.raises(schema.FieldInvalid):
         schema.timeout(value)
     assert schema.timeout(86400) == 86400.0
     assert schema.timeout(0.05) == 0.05
+
+
+@pytest.mark.parametrize(
+    ("validator", "value", "message"),
+    [
+        (
+            schema.ttl,
+            31536001,
+            "expected from 1 s to 31536000 s (365 days), not 31536001",
+        ),
+        (schema.ttl, "60", "expected a number, not '60'"),
+        (
+            schema.ttl,
+            10**400,
+            "expected a number, not 1" + "0" * 38 + "…",
+        ),
+        (
+            schema.timeout,
+            1e7,
+            "expected more than 0 s and at most 86400 s (1 day), not 10000000",
+        ),
+        (schema.seconds(), 4e7, "must be at most 31536000 s (365 days), not 40000000"),
+        (
+            schema.whole(1, 65535),
+            10**400,
+            "expected a finite number, not 1" + "0" * 38 + "…",
+        ),
+        (schema.count, True, "expected a whole number, not true"),
+        (schema.holder, None, "expected text of at most 255 characters"),
+        (schema.entity_id, "light", "expected an entity id (switch.a), not 'light'"),
+        (schema.boolean, [1], "expected true or false, not a list"),
+        (schema.text, {"a": 1}, "expected text, not a mapping"),
+        (
+            schema.name,
+            "job\x1b[31m",
+            (
+                "a name is at most 255 characters, without control characters, "
+                "not 'job\\x1b[31m'"
+            ),
+        ),
+    ],
+)
+def test_refusals_name_the_value_and_the_rule(
+    validator: Any, value: Any, message: str
+) -> None:
+    """Bounds and values as written (never 3.1536e+07), long values cut short."""
+    with pytest.raises(schema.FieldInvalid) as refused:
+        validator(value)
+    assert refused.value.msg == message
 
 
 @pytest.mark.parametrize("value", [True, "2", 2.0, 0, 1001, None, []])

@@ -19,36 +19,25 @@ from .const import (
     CHECKER_ENTITY,
     CHECKER_ICMP,
     CHECKER_TCP,
-    CONF_AUTH_KEY,
-    CONF_AUTH_PROTOCOL,
     CONF_BMC,
     CONF_BMC_AUTH,
     CONF_CHECK_ENTITY,
     CONF_CHECKER,
     CONF_CIPHER_SUITE,
     CONF_COMMUNITY,
-    CONF_DEFAULT_TTL,
     CONF_DEPENDS_ON,
-    CONF_GRACEFUL_OFF,
     CONF_HOST,
     CONF_LABELS,
     CONF_LED_ENTITY,
     CONF_LONG_PRESS,
     CONF_MAC,
     CONF_MAX_PARALLEL_ON,
-    CONF_MAX_TRANSITIONS,
-    CONF_MAX_TTL,
-    CONF_MIN_OFF_TIME,
-    CONF_OFF_DELAY,
-    CONF_OFF_NOW,
     CONF_ON_SPACING,
     CONF_OUTLETS,
     CONF_PASSWORD,
     CONF_PORT,
     CONF_POWER_ENTITY,
     CONF_POWER_W,
-    CONF_PRIV_KEY,
-    CONF_PRIV_PROTOCOL,
     CONF_PROTOCOL,
     CONF_RELAY_ENTITY,
     CONF_RESET_ENTITY,
@@ -62,8 +51,6 @@ from .const import (
     CONF_SSH_PASSWORD,
     CONF_SSH_PORT,
     CONF_SSH_USERNAME,
-    CONF_START_TIMEOUT,
-    CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
     CONF_UNIT_PARALLEL_ON,
     CONF_USERNAME,
@@ -71,9 +58,6 @@ from .const import (
     CONF_VERIFY_SSL,
     CONF_WOL_ADDRESS,
     CONF_WOL_PORT,
-    CONF_WRITE_COMMUNITY,
-    CONF_WRITE_PASSWORD,
-    CONF_WRITE_USERNAME,
     FILE_KEY_PREFIX,
     SWITCHER_BMC,
     SWITCHER_BUTTON,
@@ -114,7 +98,7 @@ from .drivers.snmp import SnmpPduClient, udp_port_refuses
 from .drivers.ssh import SshShutdown
 from .drivers.tcp import TcpChecker
 from .drivers.wol_ssh import WolSshSwitcher
-from .schema import FIELD_DEFAULTS
+from .schema import FIELD_DEFAULTS, POLICY_FIELDS, unit_credentials
 from .switchers import ButtonSwitcher, EntityChecker, EntitySwitcher
 
 if TYPE_CHECKING:
@@ -122,18 +106,15 @@ if TYPE_CHECKING:
 
 
 def policy_from_data(data: Mapping[str, Any]) -> ResourcePolicy:
-    """The resource policy stored in a subentry (defaults where a field is absent)."""
-    default = ResourcePolicy()
+    """The resource policy stored in a subentry (defaults where a field is absent).
+
+    schema.POLICY_FIELDS are ResourcePolicy's fields, by name, with its defaults.
+    """
     return ResourcePolicy(
-        off_delay=float(data.get(CONF_OFF_DELAY, default.off_delay)),
-        min_off_time=float(data.get(CONF_MIN_OFF_TIME, default.min_off_time)),
-        start_timeout=float(data.get(CONF_START_TIMEOUT, default.start_timeout)),
-        stop_timeout=float(data.get(CONF_STOP_TIMEOUT, default.stop_timeout)),
-        default_ttl=float(data.get(CONF_DEFAULT_TTL, default.default_ttl)),
-        max_ttl=float(data.get(CONF_MAX_TTL, default.max_ttl)),
-        graceful_off=bool(data.get(CONF_GRACEFUL_OFF, default.graceful_off)),
-        off_now=bool(data.get(CONF_OFF_NOW, default.off_now)),
-        max_transitions=int(data.get(CONF_MAX_TRANSITIONS, default.max_transitions)),
+        **{
+            policy.key: type(policy.default)(data.get(policy.key, policy.default))
+            for policy in POLICY_FIELDS
+        }
     )
 
 
@@ -333,41 +314,31 @@ def wol_switcher(
 
 
 def pdu_client(hass: HomeAssistant, data: Mapping[str, Any]) -> PduClient:
-    """The protocol client of a PDU unit subentry (HA's shared HTTP session)."""
+    """The protocol client of a PDU unit subentry (HA's shared HTTP session).
+
+    The clients take the vendor's connection settings (schema.unit_credentials) by
+    their stored keys, None where left blank.
+    """
     vendor = data[CONF_VENDOR]
     host = data[CONF_HOST]
     port = data.get(CONF_PORT)
     port = None if port is None else int(port)
+    given: dict[str, Any] = {
+        f.key: data.get(f.key) or None for f in unit_credentials(vendor)
+    }
     if vendor in _HTTP_CLIENTS:
-        session = async_get_clientsession(hass)
-        username = data.get(CONF_USERNAME) or ""
-        password = data.get(CONF_PASSWORD) or ""
-        if vendor == VENDOR_NETIO:
-            return NetioClient(
-                session,
-                host,
-                port,
-                username=username,
-                password=password,
-                write_username=data.get(CONF_WRITE_USERNAME) or None,
-                write_password=data.get(CONF_WRITE_PASSWORD) or None,
-            )
-        return _HTTP_CLIENTS[vendor](
-            session, host, port, username=username, password=password
-        )
+        # A blank user name or password is an empty one over HTTP.
+        given[CONF_USERNAME] = given[CONF_USERNAME] or ""
+        given[CONF_PASSWORD] = given[CONF_PASSWORD] or ""
+        return _HTTP_CLIENTS[vendor](async_get_clientsession(hass), host, port, **given)
     return SnmpPduClient(
         host,
         port or 161,
-        version=_value(data, CONF_SNMP_VERSION),
-        community=data.get(CONF_COMMUNITY) or "public",
-        write_community=data.get(CONF_WRITE_COMMUNITY) or None,
-        username=data.get(CONF_USERNAME) or None,
-        auth_protocol=data.get(CONF_AUTH_PROTOCOL) or None,
-        auth_key=data.get(CONF_AUTH_KEY) or None,
-        priv_protocol=data.get(CONF_PRIV_PROTOCOL) or None,
-        priv_key=data.get(CONF_PRIV_KEY) or None,
-        profile=data.get(CONF_SNMP_PROFILE) or FIELD_DEFAULTS[CONF_SNMP_PROFILE],
+        version=given.pop(CONF_SNMP_VERSION) or FIELD_DEFAULTS[CONF_SNMP_VERSION],
+        community=given.pop(CONF_COMMUNITY) or "public",
+        profile=given.pop(CONF_SNMP_PROFILE) or FIELD_DEFAULTS[CONF_SNMP_PROFILE],
         executor=hass.async_add_executor_job,
+        **given,
     )
 
 

@@ -119,6 +119,7 @@ from .const import (
 )
 from .core.feeds import normalise_mac
 from .core.model import ResourcePolicy, TokenKind
+from .core.text import amount, duration
 from .drivers.snmp_profiles import SNMP_PROFILES
 from .drivers.ssh import DEFAULT_COMMAND, import_client_key
 
@@ -183,10 +184,33 @@ def error_key(err: vol.Invalid, fallback: str = "invalid") -> str:
 # Validators
 
 
+def _shown(value: Any) -> str:
+    """A refused value, as its message names it: short, text quoted and escaped."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float) and _finite(value):
+        shown = amount(value)
+    elif isinstance(value, str):
+        shown = repr(str(value))
+    else:
+        shown = {list: "a list", dict: "a mapping", type(None): "null"}.get(
+            type(value), repr(value)
+        )
+    return shown if len(shown) <= 40 else shown[:39] + "…"
+
+
+def _finite(value: float) -> bool:
+    """Whether a number is finite (an int too large for a float is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def text(value: Any) -> str:
     """A non-blank string, stripped (a number from YAML is taken as its text)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise FieldInvalid("not_text", "expected text")
+        raise FieldInvalid("not_text", f"expected text, not {_shown(value)}")
     result = str(value).strip()
     if not result:
         raise FieldInvalid("empty", "cannot be empty")
@@ -196,7 +220,7 @@ def text(value: Any) -> str:
 def opaque(value: Any) -> str:
     """A string taken as written (passwords, keys, commands); blank is allowed."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise FieldInvalid("not_text", "expected text")
+        raise FieldInvalid("not_text", f"expected text, not {_shown(value)}")
     return str(value)
 
 
@@ -209,7 +233,8 @@ def name(value: Any) -> str:
     if len(result) > MAX_TEXT or _CONTROL.search(result):
         raise FieldInvalid(
             "name_invalid",
-            f"a name is at most {MAX_TEXT} characters, without control characters",
+            f"a name is at most {MAX_TEXT} characters, without control characters, "
+            f"not {_shown(result)}",
         )
     return result
 
@@ -218,7 +243,9 @@ def unit_name(value: Any) -> str:
     """A PDU unit's name: a name without ':' (outlets are written unit:number)."""
     result = name(value)
     if ":" in result:
-        raise FieldInvalid("name_colon", "a unit's name cannot contain ':'")
+        raise FieldInvalid(
+            "name_colon", f"a unit's name cannot contain ':', not {_shown(result)}"
+        )
     return result
 
 
@@ -232,18 +259,23 @@ def host(value: Any) -> str:
 
 def _number(value: Any, *, whole: bool) -> float:
     """A finite number (numeric text from a form or a file is read); never a boolean."""
+    given = value
     if isinstance(value, str):
         try:
             value = int(value.strip()) if whole else float(value)
         except ValueError:
             kind = "whole number" if whole else "number"
-            raise FieldInvalid("not_number", f"expected a {kind}") from None
+            raise FieldInvalid(
+                "not_number", f"expected a {kind}, not {_shown(given)}"
+            ) from None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FieldInvalid("not_number", "expected a number")
-    if not math.isfinite(value):
-        raise FieldInvalid("not_number", "expected a finite number")
+        raise FieldInvalid("not_number", f"expected a number, not {_shown(given)}")
+    if not _finite(value):
+        raise FieldInvalid(
+            "not_number", f"expected a finite number, not {_shown(given)}"
+        )
     if whole and value != int(value):
-        raise FieldInvalid("not_whole", "expected a whole number")
+        raise FieldInvalid("not_whole", f"expected a whole number, not {_shown(given)}")
     return value
 
 
@@ -265,11 +297,14 @@ def seconds(*, positive: bool = False) -> Callable[[Any], float]:
     def validate(value: Any) -> float:
         number = float(_number(value, whole=False))
         if number < 0:
-            raise FieldInvalid("negative", "must be 0 or more")
+            raise FieldInvalid("negative", f"must be 0 or more, not {amount(number)}")
         if positive and number == 0:
             raise FieldInvalid("ttl_zero", "must be more than 0")
         if number > MAX_SECONDS:
-            raise FieldInvalid("too_long", f"must be at most {MAX_SECONDS:g} s")
+            raise FieldInvalid(
+                "too_long",
+                f"must be at most {duration(MAX_SECONDS)}, not {amount(number)}",
+            )
         return number
 
     return validate
@@ -279,14 +314,16 @@ def watts(value: Any) -> float:
     """A nominal power draw in W, 0 or more."""
     number = float(_number(value, whole=False))
     if number < 0:
-        raise FieldInvalid("negative", "must be 0 or more")
+        raise FieldInvalid("negative", f"must be 0 or more, not {amount(number)}")
     return number
 
 
 def boolean(value: Any) -> bool:
     """A boolean, nothing else (not "yes", not 1)."""
     if not isinstance(value, bool):
-        raise FieldInvalid("not_boolean", "expected true or false")
+        raise FieldInvalid(
+            "not_boolean", f"expected true or false, not {_shown(value)}"
+        )
     return value
 
 
@@ -297,7 +334,8 @@ def one_of(choices: Iterable[str]) -> Callable[[Any], str]:
     def validate(value: Any) -> str:
         if not isinstance(value, str) or value not in allowed:
             raise FieldInvalid(
-                "invalid_choice", f"expected one of {', '.join(allowed)}"
+                "invalid_choice",
+                f"expected one of {', '.join(allowed)}, not {_shown(value)}",
             )
         return value
 
@@ -309,7 +347,9 @@ def entity_id(value: Any) -> str:
     try:
         return str(cv.entity_id(value))
     except vol.Invalid:
-        raise FieldInvalid("entity_invalid", "expected an entity id") from None
+        raise FieldInvalid(
+            "entity_invalid", f"expected an entity id (switch.a), not {_shown(value)}"
+        ) from None
 
 
 def entity_ids(value: Any) -> list[str]:
@@ -320,7 +360,10 @@ def entity_ids(value: Any) -> list[str]:
 def mac(value: Any) -> str:
     """A MAC address in a usual form (aa:bb:cc:dd:ee:ff, aa-bb-..., aabb.ccdd.eeff)."""
     if not isinstance(value, str) or normalise_mac(value) is None:
-        raise FieldInvalid("invalid_mac", "expected a MAC address (aa:bb:cc:dd:ee:ff)")
+        raise FieldInvalid(
+            "invalid_mac",
+            f"expected a MAC address (aa:bb:cc:dd:ee:ff), not {_shown(value)}",
+        )
     return value.strip()
 
 
@@ -626,8 +669,8 @@ def rule_errors(data: Mapping[str, Any]) -> list[FieldInvalid]:
         found.append(
             RuleInvalid(
                 "max_ttl_below_default",
-                f"max_ttl ({data[CONF_MAX_TTL]:g} s) is below default_ttl "
-                f"({data[CONF_DEFAULT_TTL]:g} s)",
+                f"max_ttl {duration(data[CONF_MAX_TTL])} is below default_ttl "
+                f"{duration(data[CONF_DEFAULT_TTL])}",
                 [CONF_MAX_TTL],
             )
         )
@@ -1003,9 +1046,9 @@ def _strict_number(value: Any) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
+        or not _finite(value)
     ):
-        raise FieldInvalid("not_number", "expected a number")
+        raise FieldInvalid("not_number", f"expected a number, not {_shown(value)}")
     return float(value)
 
 
@@ -1014,7 +1057,9 @@ def ttl(value: Any) -> float:
     number = _strict_number(value)
     if not MIN_TTL <= number <= MAX_SECONDS:
         raise FieldInvalid(
-            "ttl_invalid", f"expected seconds from {MIN_TTL:g} to {MAX_SECONDS:g}"
+            "ttl_invalid",
+            f"expected from {duration(MIN_TTL)} to {duration(MAX_SECONDS)}, "
+            f"not {amount(number)}",
         )
     return number
 
@@ -1024,7 +1069,9 @@ def timeout(value: Any) -> float:
     number = _strict_number(value)
     if not 0 < number <= MAX_WAIT:
         raise FieldInvalid(
-            "timeout_invalid", f"expected seconds above 0 and at most {MAX_WAIT:g}"
+            "timeout_invalid",
+            f"expected more than 0 s and at most {duration(MAX_WAIT)}, "
+            f"not {amount(number)}",
         )
     return number
 
@@ -1032,9 +1079,13 @@ def timeout(value: Any) -> float:
 def count(value: Any) -> int:
     """How many resources a pool acquire takes: a whole number from 1 to 1000."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldInvalid("count_invalid", "expected a whole number")
+        raise FieldInvalid(
+            "count_invalid", f"expected a whole number, not {_shown(value)}"
+        )
     if not 1 <= value <= MAX_POOL:
-        raise FieldInvalid("count_invalid", f"expected from 1 to {MAX_POOL}")
+        raise FieldInvalid(
+            "count_invalid", f"expected from 1 to {MAX_POOL}, not {_shown(value)}"
+        )
     return value
 
 

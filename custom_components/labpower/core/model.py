@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .text import amount, duration
+
 
 class PowerState(StrEnum):
     """What a feed (or all feeds of a resource together) reports."""
@@ -204,10 +206,11 @@ class InvalidTtlError(LabError):
     def __init__(self, resource: str, ttl: float, max_ttl: float) -> None:
         """Say what was asked and what is allowed."""
         super().__init__(
-            f"ttl {ttl:g} s for {resource} must be above 0 and at most {max_ttl:g} s",
+            f"ttl {amount(ttl)} s for {resource} must be above 0 and at most "
+            f"{duration(max_ttl)}",
             resource=resource,
-            ttl=f"{ttl:g}",
-            max_ttl=f"{max_ttl:g}",
+            ttl=amount(ttl),
+            max_ttl=amount(max_ttl),
         )
 
 
@@ -232,9 +235,9 @@ class WaitTimeoutError(LabError):
         """Name the resources still not available."""
         names = ", ".join(resources)
         super().__init__(
-            f"Not available within {timeout:g} s: {names}",
+            f"Not available within {duration(timeout)}: {names}",
             resources=names,
-            timeout=f"{timeout:g}",
+            timeout=amount(timeout),
         )
 
 

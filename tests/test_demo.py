@@ -17,6 +17,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from .conftest import until
+from .peers.demo import demo_configuration, setup_demo
 from .peers.flows import error_text, resource_form
 from .peers.ha import call, say, state
 from .peers.hass_process import seed_module
@@ -25,39 +26,14 @@ CONFIG = Path(__file__).parent.parent / "config"
 
 
 async def test_demo_lab(hass: HomeAssistant) -> None:
-    configuration = load_yaml_dict(CONFIG / "configuration.yaml")
+    configuration = demo_configuration()
     seed = seed_module()
     # As shipped: hosts boot within a minute, resources go off 30 s after the last release.
     sensors = configuration["template"][0]["binary_sensor"]
     assert all(sensor.get("delay_on", 0) <= 60 for sensor in sensors)
     assert seed.DEMO_POLICY["off_delay"] == 30
     # Here in fast motion: the same configuration with boot times and delays shrunk.
-    for sensor in sensors:
-        if "delay_on" in sensor:
-            sensor["delay_on"] = {"milliseconds": 50}
-    for domain in ("input_boolean", "template", "automation"):
-        assert await async_setup_component(
-            hass, domain, {domain: configuration[domain]}
-        )
-    await hass.async_block_till_done()
-    demo = seed.demo_entry()
-    entry = MockConfigEntry(
-        domain=demo.domain,
-        title=demo.title,
-        data=dict(demo.data),
-        subentries_data=[
-            {
-                "data": {**sub.data, "off_delay": 0.1, "min_off_time": 0},
-                "subentry_type": sub.subentry_type,
-                "title": sub.title,
-                "unique_id": sub.unique_id,
-            }
-            for sub in demo.subentries.values()
-        ],
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await setup_demo(hass)
     # Steady: every resource's state is known, the front-panel machine's too.
     for name in ("builder_1", "builder_2", "ci_runner", "network_switch", "pi_maas"):
         assert state(hass, f"sensor.{name}_state") == "off", name

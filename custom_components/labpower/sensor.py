@@ -72,8 +72,11 @@ def holder_list(runtime: LabRuntime, name: str) -> list[dict[str, Any]]:
 
 
 def _energy_fields(key: str, *, used: bool) -> dict[str, Any]:
-    """What every energy sensor has: kWh; energy used is a counter the Energy dashboard
-    accepts, energy avoided has no statistics (kept out of its consumption pickers)."""
+    """What every energy sensor has: kWh.
+
+    Energy used is a counter the Energy dashboard accepts; energy avoided has no state
+    class, so no statistics: the dashboard's consumption pickers never offer it.
+    """
     return {
         "key": key,
         "translation_key": key,
@@ -175,9 +178,7 @@ RESOURCE_SENSORS = (
         attributes_fn=lambda runtime, name: {"tokens": holder_list(runtime, name)},
     ),
     _resource_energy("energy", lambda counter: counter.energy_kwh),
-    _resource_energy(
-        "energy_avoided", lambda counter: counter.avoided_kwh, used=False
-    ),
+    _resource_energy("energy_avoided", lambda counter: counter.avoided_kwh, used=False),
     # "power" is the Power switch's key: the sensor is "watts", named Power
     ResourceSensorDescription(
         **{**_power_fields("watts"), "translation_key": "power"},

@@ -226,7 +226,6 @@ def dashboard() -> dict[str, Any]:
                                     "title": LAB,
                                     "lab": LAB,
                                     "group_by": "rack",
-                                    "savings": True,
                                 },
                                 savings_graph(),
                             ],

@@ -64,7 +64,10 @@ async def test_websocket_resources(
     assert resources["builder-2"]["state"] == "off"
     # The lab's own: the cards' savings line reads its Cost avoided.
     assert response["result"]["labs"] == [
-        {"name": "Rack lab", "entities": {"cost_avoided": "sensor.rack_lab_cost_avoided"}}
+        {
+            "name": "Rack lab",
+            "entities": {"cost_avoided": "sensor.rack_lab_cost_avoided"},
+        }
     ]
 
 

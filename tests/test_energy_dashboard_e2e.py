@@ -14,9 +14,9 @@ the screenshots the README shows (docs/images/energy-dashboard.png, demo-savings
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+import re
 import time
 from typing import Any
 

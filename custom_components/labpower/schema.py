@@ -874,7 +874,7 @@ LAB_POLICY_FIELDS: Final = (
     ),
     Field(CONF_ON_SPACING, seconds(), SECONDS_SELECTOR, default=0.0, required=True),
     # Unset: the Energy dashboard's grid price (fixed or a price entity) is used.
-    Field(CONF_ENERGY_PRICE, price, _box(min=0, step="any")),
+    Field(CONF_ENERGY_PRICE, price, _box(step="any")),
     *(
         Field(key, boolean, selector.BooleanSelector(), default=True, required=True)
         for key in (

@@ -39,9 +39,9 @@ def websocket_resources(
     connection: ActiveConnection,
     msg: dict[str, Any],
 ) -> None:
-    """Every resource of every loaded lab: labels, state, tokens and its entity ids;
-    every lab with its own entity ids.
+    """Every resource of every loaded lab and every lab, with their entity ids.
 
+    A resource: labels, state, tokens and entity ids; a lab: its name and its own entities.
     Token ids only of the user's own tokens, or all of them for an administrator (the
     entities' attributes, which every user sees, carry none).
     """

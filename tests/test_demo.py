@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 
 from homeassistant.auth.models import User
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
-from homeassistant.util.yaml import load_yaml_dict
 from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
     async_fire_time_changed,
 )
 
@@ -21,8 +18,6 @@ from .peers.demo import demo_configuration, setup_demo
 from .peers.flows import error_text, resource_form
 from .peers.ha import call, say, state
 from .peers.hass_process import seed_module
-
-CONFIG = Path(__file__).parent.parent / "config"
 
 
 async def test_demo_lab(hass: HomeAssistant) -> None:
@@ -90,34 +85,9 @@ async def test_demo_lab(hass: HomeAssistant) -> None:
 
 async def test_demo_assist(hass: HomeAssistant, hass_admin_user: User) -> None:
     """The issue's sentences, asked of the demo lab as shipped (off delay 30 s)."""
-    configuration = load_yaml_dict(CONFIG / "configuration.yaml")
-    for sensor in configuration["template"][0]["binary_sensor"]:
-        if "delay_on" in sensor:
-            sensor["delay_on"] = {"milliseconds": 50}
     for domain in ("homeassistant", "conversation", "intent"):
         assert await async_setup_component(hass, domain, {})
-    for domain in ("input_boolean", "template", "automation"):
-        assert await async_setup_component(
-            hass, domain, {domain: configuration[domain]}
-        )
-    demo = seed_module().demo_entry()
-    entry = MockConfigEntry(
-        domain=demo.domain,
-        title=demo.title,
-        data=dict(demo.data),
-        subentries_data=[
-            {
-                "data": dict(sub.data),
-                "subentry_type": sub.subentry_type,
-                "title": sub.title,
-                "unique_id": sub.unique_id,
-            }
-            for sub in demo.subentries.values()
-        ],
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await setup_demo(hass, shipped=True)
     me = Context(user_id=hass_admin_user.id)
     await call(hass, "acquire", {"resource": "builder-1", "holder": "alice"})
     await until(hass, lambda: state(hass, "sensor.builder_1_state") == "available")

@@ -95,11 +95,17 @@ async def test_power_meter_in_watts(
 ) -> None:
     meter = "sensor.plug_power"
     hass.states.async_set(meter, "0.3", {"unit_of_measurement": "kW"})
-    await _lab(hass, meter_entity=meter)
-    await call(hass, "acquire", {"resource": "builder-1", "kind": "hold"})
-    await hass.async_block_till_done()
+    await _lab(hass, power_w=500, meter_entity=meter)
+    token = await _hold(hass)
+    await advance(hass, freezer, 1)
+    assert float(state(hass, "sensor.builder_1_power")) == 300  # measured, not nominal
     await _hours(hass, freezer, 1)
     assert kwh(hass, "sensor.builder_1_energy") == pytest.approx(0.3, abs=0.01)
+    hass.states.async_set(meter, "120", {"unit_of_measurement": "W"})
+    await advance(hass, freezer, 1)
+    assert float(state(hass, "sensor.builder_1_power")) == 120
+    await _release(hass, token)
+    assert float(state(hass, "sensor.builder_1_power")) == 0
 
 
 async def test_restart_neither_jumps_nor_double_counts(
@@ -222,19 +228,3 @@ def _grid(**price: Any) -> dict[str, Any]:
         "cost_adjustment_day": 0.0,
         **price,
     }
-
-
-async def test_power_from_a_power_meter(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory
-) -> None:
-    meter = "sensor.plug_power"
-    hass.states.async_set(meter, "0.3", {"unit_of_measurement": "kW"})
-    await _lab(hass, power_w=500, meter_entity=meter)
-    token = await _hold(hass)
-    await advance(hass, freezer, 1)
-    assert float(state(hass, "sensor.builder_1_power")) == 300  # measured, not nominal
-    hass.states.async_set(meter, "120", {"unit_of_measurement": "W"})
-    await advance(hass, freezer, 1)
-    assert float(state(hass, "sensor.builder_1_power")) == 120
-    await _release(hass, token)
-    assert float(state(hass, "sensor.builder_1_power")) == 0

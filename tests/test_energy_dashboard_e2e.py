@@ -217,16 +217,23 @@ async def until_valid(server: Server, devices: int) -> None:
         await asyncio.sleep(0.2)
 
 
-async def open_energy(
-    browser: Browser, server: Server, zone: str, refused: list[str]
+async def open_page(
+    browser: Browser,
+    server: Server,
+    zone: str,
+    refused: list[str],
+    *,
+    path: str,
+    size: tuple[int, int],
 ) -> Page:
-    """The Energy dashboard in a new page, logged in as the owner."""
+    """A dashboard (`path`) in a new page of `size`, logged in as the owner, in `zone`."""
+    width, height = size
     return await open_logged_in(
         browser,
         server,
         refused,
-        "energy/electricity",
-        viewport={"width": 1440, "height": 2300},
+        path,
+        viewport={"width": width, "height": height},
         timezone_id=zone,
         reduced_motion="reduce",  # charts drawn at once, without their animation
     )
@@ -296,7 +303,14 @@ async def test_energy_dashboard_in_chromium(tmp_path: Path) -> None:
         refused: list[str] = []  # requests to anywhere but 127.0.0.1
         shots = screenshot_dir(tmp_path)
         async with chromium() as browser:
-            page = await open_energy(browser, server, time_zone(now), refused)
+            page = await open_page(
+                browser,
+                server,
+                time_zone(now),
+                refused,
+                path="energy/electricity",
+                size=(1440, 2300),
+            )
             names = sorted(f"{resource} Energy" for resource in sensors)
             # Individual devices detail: a bar per hour and device, the devices in its
             # legend by the names of their Energy sensors.
@@ -362,14 +376,8 @@ async def power_now(
             "return_response": True,
         }
     )
-    page = await open_logged_in(
-        browser,
-        server,
-        refused,
-        "energy/now",
-        viewport={"width": 1200, "height": 1000},
-        timezone_id=zone,
-        reduced_motion="reduce",
+    page = await open_page(
+        browser, server, zone, refused, path="energy/now", size=(1200, 1000)
     )
     # builder-1 on, and the network switch it needs: their nominal draw
     expected = SCHEDULE["builder-1"][0] + SCHEDULE["network-switch"][0]
@@ -395,14 +403,8 @@ async def savings_on_the_demo_dashboard(
     browser: Browser, server: Server, zone: str, refused: list[str], shots: Path
 ) -> None:
     """The demo's dashboard: savings in the rack card's header, the savings graph."""
-    page = await open_logged_in(
-        browser,
-        server,
-        refused,
-        "lab-rack/rack",
-        viewport={"width": 1200, "height": 900},
-        timezone_id=zone,
-        reduced_motion="reduce",
+    page = await open_page(
+        browser, server, zone, refused, path="lab-rack/rack", size=(1200, 900)
     )
     saved = page.locator("labpower-rack-card .savings")
     # en-US writes euros as "€1.23"

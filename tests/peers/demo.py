@@ -13,6 +13,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from .hass_process import seed_module
 
 CONFIG = Path(__file__).parent.parent.parent / "config"
+# The lab's policy in fast motion: off a moment after the last release.
+FAST = {"off_delay": 0.1, "min_off_time": 0}
 
 
 def demo_configuration() -> dict[str, Any]:
@@ -20,8 +22,11 @@ def demo_configuration() -> dict[str, Any]:
     return load_yaml_dict(CONFIG / "configuration.yaml")
 
 
-async def setup_demo(hass: HomeAssistant) -> MockConfigEntry:
-    """The demo's simulated devices and its lab, boot times and delays shrunk."""
+async def setup_demo(hass: HomeAssistant, *, shipped: bool = False) -> MockConfigEntry:
+    """The demo's simulated devices and its lab, boot times shrunk.
+
+    The lab's off delays too, unless `shipped` (its policy as the seed writes it).
+    """
     configuration = demo_configuration()
     for sensor in configuration["template"][0]["binary_sensor"]:
         if "delay_on" in sensor:
@@ -38,7 +43,7 @@ async def setup_demo(hass: HomeAssistant) -> MockConfigEntry:
         data=dict(demo.data),
         subentries_data=[
             {
-                "data": {**sub.data, "off_delay": 0.1, "min_off_time": 0},
+                "data": {**sub.data, **({} if shipped else FAST)},
                 "subentry_type": sub.subentry_type,
                 "title": sub.title,
                 "unique_id": sub.unique_id,

@@ -191,7 +191,13 @@ async def test_money_at_the_energy_dashboard_price(
     await _hours(hass, freezer, 1)  # off, not priced
     assert state(hass, "sensor.builder_1_cost_avoided") == "unknown"
     prefs = await async_get_manager(hass)
-    await prefs.async_update({"energy_sources": [_grid(number_energy_price=0.40)]})
+    solar = {"type": "solar", "stat_energy_from": "sensor.solar"}
+    await prefs.async_update({"energy_sources": [solar, _grid()]})  # no price there
+    await _hours(hass, freezer, 1)
+    assert state(hass, "sensor.builder_1_cost_avoided") == "unknown"
+    await prefs.async_update(
+        {"energy_sources": [solar, _grid(), _grid(number_energy_price=0.40)]}
+    )
     await _hours(hass, freezer, 1)
     assert kwh(hass, "sensor.builder_1_cost_avoided") == pytest.approx(0.4, abs=0.01)
     # a price entity in EUR/MWh: 250 EUR/MWh is 0.25 EUR/kWh

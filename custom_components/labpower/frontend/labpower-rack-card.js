@@ -706,6 +706,7 @@ class LabpowerRackCardEditor extends HTMLElement {
       title: this._config.title ?? "",
       lab: this._config.lab ?? "",
       group_by: Array.isArray(groupBy) ? groupBy.join(", ") : (groupBy ?? ""),
+      savings: this._config.savings !== false, // shown unless turned off
     };
   }
 
@@ -724,6 +725,8 @@ class LabpowerRackCardEditor extends HTMLElement {
       .filter(Boolean);
     if (prefixes.length === 0) delete config.group_by;
     else config.group_by = prefixes.length === 1 ? prefixes[0] : prefixes;
+    if (value.savings === false) config.savings = false;
+    else delete config.savings; // the default: shown
     this._config = config;
     const changed = new Event("config-changed", { bubbles: true, composed: true });
     changed.detail = { config };

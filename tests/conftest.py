@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 import shutil
 from typing import Any
-from unittest.mock import patch
+from unittest.mock import PropertyMock, patch
 
 from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
@@ -38,6 +38,17 @@ from custom_components.labpower.const import (
 
 from .peers.ha import setup_integration
 from .peers.ipmi_sim import Sim, start_sim
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Generator[None]:
+    """Entities disabled by default are enabled (as Home Assistant's own fixture does)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
 
 
 @pytest.fixture

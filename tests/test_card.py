@@ -62,6 +62,13 @@ async def test_websocket_resources(
     assert hass.states.get("sensor.builder_1_holders").state == "1"
     assert resources["builder-2"]["holders"] == 0
     assert resources["builder-2"]["state"] == "off"
+    # The lab's own: the cards' savings line reads its Cost avoided.
+    assert response["result"]["labs"] == [
+        {
+            "name": "Rack lab",
+            "entities": {"cost_avoided": "sensor.rack_lab_cost_avoided"},
+        }
+    ]
 
 
 @pytest.mark.usefixtures("init_integration")
@@ -90,7 +97,7 @@ async def test_websocket_without_labs(
     await client.send_json_auto_id({"type": "labpower/resources"})
     response = await client.receive_json()
     assert response["success"]
-    assert response["result"] == {"resources": []}
+    assert response["result"] == {"resources": [], "labs": []}
 
 
 @pytest.mark.usefixtures("init_integration")

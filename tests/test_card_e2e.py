@@ -250,6 +250,15 @@ async def test_rack_card_in_chromium(tmp_path: Path) -> None:
                 "lab": "Demo lab",
                 "group_by": "rack",
             }
+            # The savings line is on unless turned off: the switch shows it so.
+            savings = editor.get_by_role("switch")
+            await expect(savings).to_be_checked()
+            await savings.click(force=True)  # the drawn switch covers its input
+            await page.wait_for_function(
+                "window.__editorChanges.length > 1", timeout=5000
+            )
+            changes = await page.evaluate("window.__editorChanges")
+            assert changes[-1]["savings"] is False
 
             dark = await open_dashboard(browser, server, refused, dark=True)
             await expect(dark.locator("labpower-rack-card .tile")).to_have_count(

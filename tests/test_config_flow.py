@@ -484,6 +484,7 @@ async def test_wol_needs_a_checker(hass: HomeAssistant) -> None:
     ("change", "errors"),
     [
         ({"on_spacing": -1}, {"on_spacing": "negative"}),
+        ({"energy_price": -0.1}, {"energy_price": "negative"}),
         ({"on_spacing": 400 * 86400}, {"on_spacing": "too_long"}),
         ({"max_parallel_on": 20000}, {"max_parallel_on": "out_of_range"}),
         ({"lab_file": "missing.yaml"}, {"lab_file": "lab_file_missing"}),

@@ -3,60 +3,31 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from homeassistant.auth.models import User
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
-from homeassistant.util.yaml import load_yaml_dict
 from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
     async_fire_time_changed,
 )
 
 from .conftest import until
+from .peers.demo import demo_configuration, setup_demo
 from .peers.flows import error_text, resource_form
 from .peers.ha import call, say, state
 from .peers.hass_process import seed_module
 
-CONFIG = Path(__file__).parent.parent / "config"
-
 
 async def test_demo_lab(hass: HomeAssistant) -> None:
-    configuration = load_yaml_dict(CONFIG / "configuration.yaml")
+    configuration = demo_configuration()
     seed = seed_module()
     # As shipped: hosts boot within a minute, resources go off 30 s after the last release.
     sensors = configuration["template"][0]["binary_sensor"]
     assert all(sensor.get("delay_on", 0) <= 60 for sensor in sensors)
     assert seed.DEMO_POLICY["off_delay"] == 30
     # Here in fast motion: the same configuration with boot times and delays shrunk.
-    for sensor in sensors:
-        if "delay_on" in sensor:
-            sensor["delay_on"] = {"milliseconds": 50}
-    for domain in ("input_boolean", "template", "automation"):
-        assert await async_setup_component(
-            hass, domain, {domain: configuration[domain]}
-        )
-    await hass.async_block_till_done()
-    demo = seed.demo_entry()
-    entry = MockConfigEntry(
-        domain=demo.domain,
-        title=demo.title,
-        data=dict(demo.data),
-        subentries_data=[
-            {
-                "data": {**sub.data, "off_delay": 0.1, "min_off_time": 0},
-                "subentry_type": sub.subentry_type,
-                "title": sub.title,
-                "unique_id": sub.unique_id,
-            }
-            for sub in demo.subentries.values()
-        ],
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await setup_demo(hass)
     # Steady: every resource's state is known, the front-panel machine's too.
     for name in ("builder_1", "builder_2", "ci_runner", "network_switch", "pi_maas"):
         assert state(hass, f"sensor.{name}_state") == "off", name
@@ -118,34 +89,9 @@ async def test_demo_lab(hass: HomeAssistant) -> None:
 
 async def test_demo_assist(hass: HomeAssistant, hass_admin_user: User) -> None:
     """The issue's sentences, asked of the demo lab as shipped (off delay 30 s)."""
-    configuration = load_yaml_dict(CONFIG / "configuration.yaml")
-    for sensor in configuration["template"][0]["binary_sensor"]:
-        if "delay_on" in sensor:
-            sensor["delay_on"] = {"milliseconds": 50}
     for domain in ("homeassistant", "conversation", "intent"):
         assert await async_setup_component(hass, domain, {})
-    for domain in ("input_boolean", "template", "automation"):
-        assert await async_setup_component(
-            hass, domain, {domain: configuration[domain]}
-        )
-    demo = seed_module().demo_entry()
-    entry = MockConfigEntry(
-        domain=demo.domain,
-        title=demo.title,
-        data=dict(demo.data),
-        subentries_data=[
-            {
-                "data": dict(sub.data),
-                "subentry_type": sub.subentry_type,
-                "title": sub.title,
-                "unique_id": sub.unique_id,
-            }
-            for sub in demo.subentries.values()
-        ],
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await setup_demo(hass, shipped=True)
     me = Context(user_id=hass_admin_user.id)
     await call(hass, "acquire", {"resource": "builder-1", "holder": "alice"})
     await until(hass, lambda: state(hass, "sensor.builder_1_state") == "available")

@@ -1,12 +1,14 @@
 """labpower's energy sensors on Home Assistant's Energy dashboard, end to end.
 
 The demo lab of scripts/develop in a real Home Assistant (tests/peers/hass_process.py, as
-the rack card's test starts it), its resources' Energy sensors set up as the dashboard's
-individual devices through the websocket API, half a day of hourly statistics imported for
-them (the recorder would compile its own only every five minutes and hourly), and the
-dashboard opened in headless Chromium as the rack card's test opens its dashboard. It checks
-that the dashboard shows labpower's devices and saves the screenshot the README shows
-(docs/images/energy-dashboard.png).
+the rack card's test starts it), with the Energy configuration its seed writes (the lab's
+supply priced, its resources the dashboard's individual devices with their Power), half a
+day of hourly statistics imported for them and two weeks of the lab's money (the recorder
+would compile its own only every five minutes and hourly), and the dashboards opened in
+headless Chromium as the rack card's test opens its dashboard. It checks that the Energy
+dashboard's own validation finds no issue, that it shows labpower's devices, that the demo's
+dashboard shows the savings in EUR (the rack card's header, the savings graph), and saves
+the screenshots the README shows (docs/images/energy-dashboard.png, demo-savings.png).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+import re
 import time
 from typing import Any
 
@@ -27,7 +30,7 @@ from playwright.async_api import (
 import pytest
 
 from .peers.chromium import CHROMIUM, DEMO, chromium, open_logged_in
-from .peers.hass_process import Server, home_assistant, screenshot_dir
+from .peers.hass_process import Server, home_assistant, screenshot_dir, seed_module
 
 pytestmark = [
     pytest.mark.e2e,
@@ -55,6 +58,12 @@ SCHEDULE: dict[str, tuple[float, list[float]]] = {
 }
 assert set(SCHEDULE) == DEMO
 assert all(len(on) == HOURS + 1 for _, on in SCHEDULE.values())
+SEED = seed_module()
+LAB_ENERGY = SEED.lab_entity("energy")
+LAB_POWER = SEED.lab_entity("power")
+# The lab's money, two weeks of it: the fraction of each day its machines were on.
+DAYS_ON = [0.35, 0.4, 0.3, 0.1, 0.05, 0.45, 0.5, 0.4, 0.35, 0.45, 0.1, 0.05, 0.4, 0.3]
+BASELINE_W = sum(watts for watts, _ in SCHEDULE.values())  # everything always on
 
 
 def energy_sensor(resource: str) -> str:
@@ -62,17 +71,18 @@ def energy_sensor(resource: str) -> str:
     return f"sensor.{resource.replace('-', '_')}_energy"
 
 
-def statistics(resource: str, hours: list[datetime]) -> dict[str, Any]:
-    """recorder/import_statistics for a resource: kWh counted hour by hour."""
-    watts, on = SCHEDULE[resource]
+def counted(statistic_id: str, unit: str, start: datetime, steps: list[float]) -> Any:
+    """recorder/import_statistics of a counter (kWh or money).
+
+    `steps` are added hour by hour from `start`, after a row of nothing (where the first
+    change starts from).
+    """
     total = 0.0
-    # A first hour with nothing used: where the first hour's change starts from.
-    stats = [
-        {"start": (hours[0] - timedelta(hours=1)).isoformat(), "state": 0, "sum": 0}
-    ]
-    for start, fraction in zip(hours, on, strict=True):
-        total = round(total + watts * fraction / 1000, 5)
-        stats.append({"start": start.isoformat(), "state": total, "sum": total})
+    stats = [{"start": (start - timedelta(hours=1)).isoformat(), "state": 0, "sum": 0}]
+    for n, step in enumerate(steps):
+        total = round(total + step, 5)
+        hour = (start + timedelta(hours=n)).isoformat()
+        stats.append({"start": hour, "state": total, "sum": total})
     return {
         "type": "recorder/import_statistics",
         "metadata": {
@@ -81,12 +91,73 @@ def statistics(resource: str, hours: list[datetime]) -> dict[str, Any]:
             "has_sum": True,
             "name": None,
             "source": "recorder",
-            "statistic_id": energy_sensor(resource),
-            "unit_class": "energy",
-            "unit_of_measurement": "kWh",
+            "statistic_id": statistic_id,
+            "unit_class": "energy" if unit == "kWh" else None,
+            "unit_of_measurement": unit,
         },
         "stats": stats,
     }
+
+
+def statistics(resource: str, hours: list[datetime]) -> dict[str, Any]:
+    """recorder/import_statistics for a resource: kWh counted hour by hour."""
+    watts, on = SCHEDULE[resource]
+    return counted(
+        energy_sensor(resource), "kWh", hours[0], [watts * f / 1000 for f in on]
+    )
+
+
+def lab_statistics(hours: list[datetime]) -> list[dict[str, Any]]:
+    """The lab's Energy (every resource's), its cost and Power (a mean per hour)."""
+    kwh = [
+        sum(watts * on[n] / 1000 for watts, on in SCHEDULE.values())
+        for n in range(HOURS + 1)
+    ]
+    power = [
+        {"start": hour.isoformat(), "mean": w * 1000, "min": 0, "max": BASELINE_W}
+        for hour, w in zip(hours, kwh, strict=True)
+    ]
+    return [
+        counted(LAB_ENERGY, "kWh", hours[0], kwh),
+        # the cost sensor the Energy dashboard makes for the priced supply
+        counted(
+            f"{LAB_ENERGY}_cost", "EUR", hours[0], [k * SEED.PRICE_PER_KWH for k in kwh]
+        ),
+        {
+            "type": "recorder/import_statistics",
+            "metadata": {
+                "has_mean": True,
+                "mean_type": 1,
+                "has_sum": False,
+                "name": None,
+                "source": "recorder",
+                "statistic_id": LAB_POWER,
+                "unit_class": "power",
+                "unit_of_measurement": "W",
+            },
+            "stats": power,
+        },
+    ]
+
+
+def hourly_money(avoided: bool) -> list[float]:
+    """What the lab saved (or spent) each hour of the last two weeks, up to this hour."""
+    price = SEED.PRICE_PER_KWH
+    hours = [
+        BASELINE_W / 1000 * price * ((1 - fraction) if avoided else fraction)
+        for fraction in DAYS_ON
+        for _ in range(24)
+    ]
+    return hours[: -(24 - LOCAL_HOUR)]  # today: up to the hour before this one
+
+
+def money_statistics(this_hour: datetime) -> list[dict[str, Any]]:
+    """Two weeks of the lab's Cost avoided and Cost at the demo's price, hour by hour."""
+    start = this_hour - timedelta(days=len(DAYS_ON) - 1, hours=LOCAL_HOUR)  # midnight
+    return [
+        counted(SEED.lab_entity(key), "EUR", start, hourly_money(key == "cost_avoided"))
+        for key in ("cost_avoided", "cost")
+    ]
 
 
 def time_zone(now: datetime) -> str:
@@ -123,16 +194,46 @@ async def until_imported(server: Server, start: datetime) -> dict[str, Any]:
         await asyncio.sleep(0.2)
 
 
-async def open_energy(
-    browser: Browser, server: Server, zone: str, refused: list[str]
+async def until_valid(server: Server, devices: int) -> None:
+    """The Energy dashboard's own validation: no issue, once the imports are written."""
+    deadline = time.monotonic() + 15
+    while True:
+        [validation] = await server.websocket({"type": "energy/validate"})
+        if validation == {
+            "energy_sources": [[]],
+            "device_consumption": [[]] * devices,
+            "device_consumption_water": [],
+        }:
+            return
+        # only statistics still being written may be missing
+        found = {
+            issue["type"]
+            for issues in validation.values()
+            for listed in issues
+            for issue in listed
+        }
+        assert found == {"statistics_not_defined"}, validation
+        assert time.monotonic() < deadline, validation
+        await asyncio.sleep(0.2)
+
+
+async def open_page(
+    browser: Browser,
+    server: Server,
+    zone: str,
+    refused: list[str],
+    *,
+    path: str,
+    size: tuple[int, int],
 ) -> Page:
-    """The Energy dashboard in a new page, logged in as the owner."""
+    """A dashboard (`path`) in a new page of `size`, logged in as the owner, in `zone`."""
+    width, height = size
     return await open_logged_in(
         browser,
         server,
         refused,
-        "energy",
-        viewport={"width": 1440, "height": 1450},
+        path,
+        viewport={"width": width, "height": height},
         timezone_id=zone,
         reduced_motion="reduce",  # charts drawn at once, without their animation
     )
@@ -177,33 +278,46 @@ async def test_energy_dashboard_in_chromium(tmp_path: Path) -> None:
             assert state["attributes"]["unit_of_measurement"] == "kWh", state
             assert state["attributes"]["state_class"] == "total_increasing", state
             assert state["attributes"]["friendly_name"] == f"{resource} Energy", state
-        await server.websocket(
-            {"type": "config/core/update", "time_zone": time_zone(now)},
-            {
-                "type": "energy/save_prefs",
-                "device_consumption": [
-                    {"stat_consumption": entity_id} for entity_id in sensors.values()
-                ],
-            },
-            *(statistics(resource, hours) for resource in sensors),
-        )
         [prefs] = await server.websocket({"type": "energy/get_prefs"})
-        assert [d["stat_consumption"] for d in prefs["device_consumption"]] == list(
+        assert prefs == SEED.energy_prefs()  # as seeded: a priced supply, the devices
+        assert {d["stat_consumption"] for d in prefs["device_consumption"]} == set(
             sensors.values()
         )
+        await server.websocket(
+            {"type": "config/core/update", "time_zone": time_zone(now)},
+            *(statistics(resource, hours) for resource in sensors),
+            *lab_statistics(hours),
+            *money_statistics(this_hour),
+        )
         imported = await until_imported(server, hours[0])
+        await until_valid(server, len(sensors))
+        # The lab's money in EUR at the seeded price, without any setup.
+        cost = await server.get(f"/api/states/{SEED.lab_entity('cost_avoided')}")
+        assert cost["attributes"]["unit_of_measurement"] == "EUR", cost
+        assert cost["attributes"]["device_class"] == "monetary", cost
         for resource, entity_id in sensors.items():
             watts, on = SCHEDULE[resource]
             changes = [row["change"] for row in imported[entity_id]]
             assert changes == pytest.approx([watts * f / 1000 for f in on]), resource
 
         refused: list[str] = []  # requests to anywhere but 127.0.0.1
+        shots = screenshot_dir(tmp_path)
         async with chromium() as browser:
-            page = await open_energy(browser, server, time_zone(now), refused)
+            page = await open_page(
+                browser,
+                server,
+                time_zone(now),
+                refused,
+                path="energy/electricity",
+                size=(1440, 2300),
+            )
             names = sorted(f"{resource} Energy" for resource in sensors)
             # Individual devices detail: a bar per hour and device, the devices in its
             # legend by the names of their Energy sensors.
-            legend = page.locator("hui-energy-devices-detail-graph-card .label")
+            # (beside them: untracked and over-reported consumption, from the supply)
+            legend = page.locator(
+                "hui-energy-devices-detail-graph-card .label", has_text=" Energy"
+            )
             await expect(legend).to_have_count(len(sensors), timeout=20000)
             assert sorted(await legend.all_inner_texts()) == names
             # Individual devices: a bar per device with today's use as imported, each
@@ -222,24 +336,94 @@ async def test_energy_dashboard_in_chromium(tmp_path: Path) -> None:
                 for resource, entity_id in sensors.items()
             }
             assert sorted(label for _, _, label in bars) == names
-            # Energy flow: every device.
+            # Energy flow: from the lab's supply to every device.
             flow = await chart_data(
                 page,
                 page.locator("hui-energy-sankey-card ha-chart-base"),
                 "o => o.series[0].nodes.map(node => node.id)",
             )
-            assert sorted(flow) == sorted(sensors.values())
+            assert set(sensors.values()) <= set(flow), flow
             await page.wait_for_timeout(500)  # the charts' last resize
 
             await page.screenshot(
-                path=screenshot_dir(tmp_path) / "energy-dashboard.png",
+                path=shots / "energy-dashboard.png",
                 animations="disabled",
                 clip=await around(
                     page,
                     "hui-energy-devices-detail-graph-card",
                     "hui-energy-sankey-card",
-                    "hui-energy-period-selector",
+                    "hui-view-sidebar hui-energy-distribution-card",
                 ),
             )
+            await power_now(browser, server, time_zone(now), refused, shots)
+            await savings_on_the_demo_dashboard(
+                browser, server, time_zone(now), refused, shots
+            )
             assert refused == [], refused
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 75
+
+
+async def power_now(
+    browser: Browser, server: Server, zone: str, refused: list[str], shots: Path
+) -> None:
+    """The Energy dashboard's Now view: the lab's Power, each resource's in the flow."""
+    await server.websocket(
+        {
+            "type": "call_service",
+            "domain": "labpower",
+            "service": "acquire",
+            "service_data": {"resource": "builder-1", "kind": "hold"},
+            "return_response": True,
+        }
+    )
+    page = await open_page(
+        browser, server, zone, refused, path="energy/now", size=(1200, 1000)
+    )
+    # builder-1 on, and the network switch it needs: their nominal draw
+    expected = SCHEDULE["builder-1"][0] + SCHEDULE["network-switch"][0]
+    badge = page.locator("hui-power-total-badge")
+    await expect(badge).to_contain_text(f"{expected:g} W", timeout=20000)
+    flow = await chart_data(
+        page,
+        page.locator("hui-power-sankey-card ha-chart-base"),
+        "o => o.series[0].nodes.map(node => node.id)",
+    )
+    assert {"sensor.builder_1_power", "sensor.network_switch_power"} <= set(flow), flow
+    await page.wait_for_timeout(500)  # the charts' last resize
+    await page.screenshot(
+        path=shots / "energy-power.png",
+        animations="disabled",
+        clip=await around(
+            page, "hui-power-sources-graph-card", "hui-power-sankey-card"
+        ),
+    )
+
+
+async def savings_on_the_demo_dashboard(
+    browser: Browser, server: Server, zone: str, refused: list[str], shots: Path
+) -> None:
+    """The demo's dashboard: savings in the rack card's header, the savings graph."""
+    page = await open_page(
+        browser, server, zone, refused, path="lab-rack/rack", size=(1200, 900)
+    )
+    saved = page.locator("labpower-rack-card .savings")
+    # en-US writes euros as "€1.23"
+    line = r"Saved €([\d.]+) today · €([\d.]+) this week · €([\d.]+) this month"
+    await expect(saved).to_have_text(re.compile(line), timeout=20000)
+    match = re.fullmatch(line, await saved.inner_text())
+    assert match is not None
+    today, week, month = (float(amount) for amount in match.groups())
+    assert today == pytest.approx(sum(hourly_money(True)[-LOCAL_HOUR:]), abs=0.006)
+    assert today <= week
+    assert today <= month
+    graph = page.locator("hui-statistics-graph-card ha-chart-base")
+    bars = await chart_data(
+        page, graph, "o => o.series.flatMap(s => s.data.map(d => d.value ?? d))"
+    )
+    assert bars, "the savings graph has no bars"
+    await page.wait_for_timeout(500)  # the chart's last resize
+    await page.screenshot(
+        path=shots / "demo-savings.png",
+        animations="disabled",
+        clip=await around(page, "labpower-rack-card", "hui-statistics-graph-card"),
+    )

@@ -485,3 +485,13 @@ async def test_lab_file_rules_are_the_flows(
         assert err.value.translation_placeholders["detail"] == (
             f"labpower.yaml {expected}"
         )
+
+
+async def test_policies_set_the_price(hass: HomeAssistant, config_dir: Path) -> None:
+    """A lab file's energy_price overrides the options' (the lab's money uses it)."""
+    text = LAB_FILE.format(pi_off_delay=0).replace(
+        "on_spacing: 2", "on_spacing: 2\n  energy_price: 0.5"
+    )
+    entry = await setup_file_lab(hass, config_dir, text, energy_price=0.1)
+    assert entry.runtime_data.energy.price() == 0.5
+    assert state(hass, "sensor.pi_lab_cost_avoided") == "0"  # priced: known

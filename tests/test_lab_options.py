@@ -43,6 +43,7 @@ async def test_options_set_lab_file_and_policies(
         "ui_hold_max": 7200,
         "expiring_warning": 300,
         "notify_when_available": True,
+        "energy_price": 0.28,
     }
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], settings
@@ -55,6 +56,7 @@ async def test_options_set_lab_file_and_policies(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options["lab_file"] == "labpower.yaml"
     await hass.async_block_till_done()
+    assert entry.runtime_data.energy.price() == 0.28  # the lab's own price
     stagger = entry.runtime_data.lab.stagger
     assert stagger.max_parallel == 4
     assert stagger.per_group == 2

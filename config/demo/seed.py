@@ -1,4 +1,5 @@
-"""Seed the development configuration: a demo Lab, a dashboard with the rack card, HTTP.
+"""Seed the development configuration: a demo Lab, a dashboard with the rack card, the
+Energy dashboard's preferences (with a price: the demo's money is in EUR at once), HTTP.
 
 Run by scripts/develop inside the project's Python (`seed.py CONFIG_DIR [PORT]`). It writes
 HA's own storage through HA's own classes and schemas, so the demo lab appears exactly as one
@@ -15,6 +16,14 @@ from types import MappingProxyType
 from typing import Any
 
 from homeassistant import config_entries
+from homeassistant.components.energy.data import (
+    DEVICE_CONSUMPTION_SCHEMA,
+    ENERGY_SOURCE_SCHEMA,
+    STORAGE_KEY as ENERGY_STORAGE_KEY,
+    STORAGE_MINOR_VERSION as ENERGY_STORAGE_MINOR_VERSION,
+    STORAGE_VERSION as ENERGY_STORAGE_VERSION,
+    EnergyPreferences,
+)
 from homeassistant.components.http.config import (
     HTTP_CONFIG_CREATED_AT,
     HTTP_CONFIG_ERROR,
@@ -47,6 +56,12 @@ HOST = "127.0.0.1"
 PORT = 8123
 DASHBOARD_ID = "lab_rack"
 DASHBOARD_URL = "lab-rack"
+# The demo's price of a kWh (EUR, config/configuration.yaml's currency): the Energy
+# dashboard's grid price, which labpower's Cost and Cost avoided sensors use.
+PRICE_PER_KWH = 0.32
+LAB = "Demo lab"
+# The demo's resources by the slug of their entity ids.
+SLUGS = ("network_switch", "builder_1", "builder_2", "ci_runner", "pi_maas")
 
 DEMO_POLICY = {
     "off_delay": 30,
@@ -117,14 +132,14 @@ def demo_entry() -> ConfigEntry:
         )
     )
     return ConfigEntry(
-        data={"name": "Demo lab"},
+        data={"name": LAB},
         discovery_keys=MappingProxyType({}),
         domain="labpower",
         minor_version=1,
         options={},
         source=config_entries.SOURCE_USER,
         subentries_data=resources,
-        title="Demo lab",
+        title=LAB,
         unique_id=None,
         version=1,
     )
@@ -168,9 +183,32 @@ def write_http(config_dir: Path, port: int = PORT) -> None:
     )
 
 
+def lab_entity(key: str) -> str:
+    """An entity of the demo lab's own device (its totals), by its name's slug."""
+    return f"sensor.{LAB.lower().replace(' ', '_')}_{key}"
+
+
+def savings_graph() -> dict[str, Any]:
+    """A statistics graph of the lab's money: avoided and spent, per day, a month long."""
+    return {
+        "type": "statistics-graph",
+        "title": "Savings per day",
+        "entities": [
+            {"entity": lab_entity("cost_avoided"), "name": "Cost avoided"},
+            {"entity": lab_entity("cost"), "name": "Cost"},
+        ],
+        "period": "day",
+        "stat_types": ["change"],
+        "chart_type": "bar",
+        "days_to_show": 30,
+    }
+
+
 def dashboard() -> dict[str, Any]:
-    """The demo's dashboard: the rack card of the demo lab (racks from `rack:` labels),
-    and the overview card: who holds what, until when."""
+    """The demo's dashboard: the rack card of the demo lab (racks from `rack:` labels,
+    savings today, this week and month in its header) above a graph of the savings per
+    day, and the overview card: who holds what, until when.
+    """
     return {
         "config": {
             "title": "Lab",
@@ -181,10 +219,16 @@ def dashboard() -> dict[str, Any]:
                     "type": "panel",
                     "cards": [
                         {
-                            "type": "custom:labpower-rack-card",
-                            "title": "Demo lab",
-                            "lab": "Demo lab",
-                            "group_by": "rack",
+                            "type": "vertical-stack",
+                            "cards": [
+                                {
+                                    "type": "custom:labpower-rack-card",
+                                    "title": LAB,
+                                    "lab": LAB,
+                                    "group_by": "rack",
+                                },
+                                savings_graph(),
+                            ],
                         }
                     ],
                 },
@@ -220,6 +264,44 @@ def write_dashboard(config_dir: Path) -> None:
         DASHBOARD_CONFIG_KEY.format(DASHBOARD_ID),
         DASHBOARD_CONFIG_VERSION,
         dashboard(),
+    )
+
+
+def energy_prefs() -> EnergyPreferences:
+    """The Energy dashboard's preferences: the lab's supply priced, each resource a device.
+
+    The grid is the lab's own Energy total (the demo's machines are all there is), at
+    PRICE_PER_KWH; each resource is an individual device with its Power sensor for the
+    live power view. Avoided energy is no consumption: it is not here.
+    """
+    grid = {
+        "type": "grid",
+        "name": "Lab supply",
+        "stat_energy_from": lab_entity("energy"),
+        "number_energy_price": PRICE_PER_KWH,
+        "power_config": {"stat_rate": lab_entity("power")},
+        "stat_rate": lab_entity("power"),
+        "cost_adjustment_day": 0.0,
+    }
+    devices = [
+        {"stat_consumption": f"sensor.{slug}_energy", "stat_rate": f"sensor.{slug}_power"}
+        for slug in SLUGS
+    ]
+    return {
+        "energy_sources": ENERGY_SOURCE_SCHEMA([grid]),
+        "device_consumption": [DEVICE_CONSUMPTION_SCHEMA(d) for d in devices],
+        "device_consumption_water": [],
+    }
+
+
+def write_energy(config_dir: Path) -> None:
+    """Store the Energy dashboard's preferences as its own settings page does."""
+    _write_store(
+        config_dir,
+        ENERGY_STORAGE_KEY,
+        ENERGY_STORAGE_VERSION,
+        energy_prefs(),
+        ENERGY_STORAGE_MINOR_VERSION,
     )
 
 
@@ -260,6 +342,7 @@ def main(config_dir: str, port: int = PORT) -> None:
         config_entries.STORAGE_VERSION_MINOR,
     )
     write_dashboard(directory)
+    write_energy(directory)
     write_dismissed_notices(directory)
     print(f"Seeded the demo lab into {path}")
 

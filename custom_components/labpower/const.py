@@ -162,4 +162,6 @@ CONF_EXPIRING_WARNING: Final = "expiring_warning"
 CONF_NOTIFY_AVAILABLE: Final = "notify_when_available"
 # Live tokens one non-administrator user may hold in a lab (0: no limit).
 CONF_TOKEN_LIMIT: Final = "token_limit"
+# The price of a kWh in Home Assistant's currency (unset: the Energy dashboard's grid price).
+CONF_ENERGY_PRICE: Final = "energy_price"
 EVENT_UPS_POLICY: Final = "labpower_ups_policy"

@@ -162,8 +162,8 @@ class LabRuntime:
             self.hass, self.entry.entry_id, self.entry.title, self.lab, self._stored
         )
         self.storage.on_commit = lambda: self._notify((), Topic.COMMITTED)
-        self.energy = EnergyTracker(self.hass, self.lab, clock)
         self.settings = {**LAB_OPTION_DEFAULTS, **self.entry.options}
+        self.energy = EnergyTracker(self.hass, self.lab, clock, self.settings)
         self.reminders = Reminders(self.hass, self.lab, self.settings, clock)
 
     async def async_start(self) -> None:
@@ -241,6 +241,7 @@ class LabRuntime:
             LOGGER.error("Power-on stagger ignored: %s", err)
         self._sync_icmp_issue(needed=uses_icmp)
         self.energy.accountant.load(stored.get("energy"))
+        await self.energy.async_start()
         await self.storage.async_restore()
         for name, reason in self.lab.halts().items():
             self._raise_halt_issue(name, reason)  # issues are not kept over a restart

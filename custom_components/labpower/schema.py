@@ -41,6 +41,7 @@ from .const import (
     CONF_COMMUNITY,
     CONF_DEFAULT_TTL,
     CONF_DEPENDS_ON,
+    CONF_ENERGY_PRICE,
     CONF_EXPIRING_WARNING,
     CONF_GRACEFUL_OFF,
     CONF_HOST,
@@ -310,12 +311,21 @@ def seconds(*, positive: bool = False) -> Callable[[Any], float]:
     return validate
 
 
-def watts(value: Any) -> float:
-    """A nominal power draw in W, 0 or more."""
+def _not_negative(value: Any) -> float:
     number = float(_number(value, whole=False))
     if number < 0:
         raise FieldInvalid("negative", f"must be 0 or more, not {amount(number)}")
     return number
+
+
+def watts(value: Any) -> float:
+    """A nominal power draw in W, 0 or more."""
+    return _not_negative(value)
+
+
+def price(value: Any) -> float:
+    """A price per kWh, 0 or more."""
+    return _not_negative(value)
 
 
 def boolean(value: Any) -> bool:
@@ -919,6 +929,8 @@ LAB_POLICY_FIELDS: Final = (
         required=True,
     ),
     Field(CONF_ON_SPACING, seconds(), SECONDS_SELECTOR, default=0.0, required=True),
+    # Unset: the Energy dashboard's grid price (fixed or a price entity) is used.
+    Field(CONF_ENERGY_PRICE, price, _box(step="any")),
     *(
         Field(key, boolean, selector.BooleanSelector(), default=True, required=True)
         for key in (

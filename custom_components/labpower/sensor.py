@@ -1,4 +1,10 @@
-"""Sensors: a resource's state and holder count; the lab's totals."""
+"""Sensors: a resource's state, holder count, energy, power and money; the lab's totals.
+
+Avoided energy has no state class: Home Assistant keeps no long-term statistics of it, so
+the Energy dashboard, whose pickers list energy statistics, never offers it as consumption
+(it would count savings as use). Its money, *Cost avoided*, has statistics (per day, week,
+month); *Power* (W) is a measurement the Energy dashboard's power view takes.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +54,7 @@ class ResourceSensorDescription(SensorEntityDescription):
 class LabSensorDescription(SensorEntityDescription):
     """A sensor of the whole lab."""
 
-    value_fn: Callable[[LabRuntime], int | float]
+    value_fn: Callable[[LabRuntime], int | float | None]
     topic: Topic = Topic.ENERGY
 
 
@@ -65,34 +71,90 @@ def holder_list(runtime: LabRuntime, name: str) -> list[dict[str, Any]]:
     return [holder_entry(token) for token in runtime.lab.ledger.tokens(name)]
 
 
-def _energy_fields(key: str) -> dict[str, Any]:
-    """What every energy sensor has: kWh, a counter HA's Energy dashboard accepts."""
+def _energy_fields(key: str, *, used: bool) -> dict[str, Any]:
+    """What every energy sensor has: kWh.
+
+    Energy used is a counter the Energy dashboard accepts; energy avoided has no state
+    class, so no statistics: the dashboard's consumption pickers never offer it.
+    """
     return {
         "key": key,
         "translation_key": key,
         "device_class": SensorDeviceClass.ENERGY,
-        "state_class": SensorStateClass.TOTAL_INCREASING,
+        "state_class": SensorStateClass.TOTAL_INCREASING if used else None,
         "native_unit_of_measurement": UnitOfEnergy.KILO_WATT_HOUR,
         "suggested_display_precision": 3,
     }
 
 
 def _resource_energy(
-    key: str, value: Callable[[EnergyCounter], float]
+    key: str, value: Callable[[EnergyCounter], float], *, used: bool = True
 ) -> ResourceSensorDescription:
     return ResourceSensorDescription(
-        **_energy_fields(key),
+        **_energy_fields(key, used=used),
         value_fn=lambda runtime, name: round(value(runtime.energy.counter(name)), 5),
     )
 
 
 def _lab_energy(
+    key: str, value: Callable[[EnergyCounter], float], *, used: bool = True
+) -> LabSensorDescription:
+    return LabSensorDescription(
+        **_energy_fields(key, used=used),
+        value_fn=lambda runtime: round(value(runtime.energy.totals()), 5),
+    )
+
+
+def _money(runtime: LabRuntime, amount: float) -> float | None:
+    """An amount of money; unknown while nothing is priced and no price is known."""
+    if not amount and runtime.energy.price() is None:
+        return None
+    return round(amount, 4)
+
+
+def _money_fields(key: str) -> dict[str, Any]:
+    """What every money sensor has: a total in HA's currency (MoneySensor sets the unit)."""
+    return {
+        "key": key,
+        "translation_key": key,
+        "device_class": SensorDeviceClass.MONETARY,
+        "state_class": SensorStateClass.TOTAL,  # a price may be negative
+        "suggested_display_precision": 2,
+    }
+
+
+def _resource_money(
+    key: str, value: Callable[[EnergyCounter], float]
+) -> ResourceSensorDescription:
+    return ResourceSensorDescription(
+        **_money_fields(key),
+        # a lab's totals are on; each resource's money is there for those who want it
+        entity_registry_enabled_default=False,
+        value_fn=lambda runtime, name: _money(
+            runtime, value(runtime.energy.counter(name))
+        ),
+    )
+
+
+def _lab_money(
     key: str, value: Callable[[EnergyCounter], float]
 ) -> LabSensorDescription:
     return LabSensorDescription(
-        **_energy_fields(key),
-        value_fn=lambda runtime: round(value(runtime.energy.totals()), 5),
+        **_money_fields(key),
+        value_fn=lambda runtime: _money(runtime, value(runtime.energy.totals())),
     )
+
+
+def _power_fields(key: str) -> dict[str, Any]:
+    """A draw in W: a measurement, as the Energy dashboard's power view takes it."""
+    return {
+        "key": key,
+        "translation_key": key,
+        "device_class": SensorDeviceClass.POWER,
+        "state_class": SensorStateClass.MEASUREMENT,
+        "native_unit_of_measurement": UnitOfPower.WATT,
+        "suggested_display_precision": 0,
+    }
 
 
 RESOURCE_SENSORS = (
@@ -116,7 +178,14 @@ RESOURCE_SENSORS = (
         attributes_fn=lambda runtime, name: {"tokens": holder_list(runtime, name)},
     ),
     _resource_energy("energy", lambda counter: counter.energy_kwh),
-    _resource_energy("energy_avoided", lambda counter: counter.avoided_kwh),
+    _resource_energy("energy_avoided", lambda counter: counter.avoided_kwh, used=False),
+    # "power" is the Power switch's key: the sensor is "watts", named Power
+    ResourceSensorDescription(
+        **{**_power_fields("watts"), "translation_key": "power"},
+        value_fn=lambda runtime, name: runtime.energy.power(name),
+    ),
+    _resource_money("cost", lambda counter: counter.cost),
+    _resource_money("cost_avoided", lambda counter: counter.cost_avoided),
     ResourceSensorDescription(
         key="hours_on",
         translation_key="hours_on",
@@ -191,7 +260,15 @@ LAB_SENSORS = (
         topic=Topic.COMMITTED,
     ),
     _lab_energy("energy_total", lambda counter: counter.energy_kwh),
-    _lab_energy("energy_avoided_total", lambda counter: counter.avoided_kwh),
+    _lab_energy(
+        "energy_avoided_total", lambda counter: counter.avoided_kwh, used=False
+    ),
+    LabSensorDescription(
+        **_power_fields("power_total"),
+        value_fn=lambda runtime: runtime.energy.total_power(),
+    ),
+    _lab_money("cost_total", lambda counter: counter.cost),
+    _lab_money("cost_avoided_total", lambda counter: counter.cost_avoided),
 )
 
 
@@ -234,7 +311,19 @@ def _outlet_description(description: PduSensorDescription) -> PduSensorDescripti
     return replace(description, translation_key=f"outlet_{description.key}")
 
 
-class ResourceSensor(ResourceEntity, SensorEntity):
+class MoneySensor(SensorEntity):
+    """A sensor whose money is in Home Assistant's currency (the others: their unit)."""
+
+    @property
+    @override
+    def native_unit_of_measurement(self) -> str | None:
+        """The currency for money, else the description's unit."""
+        if self.entity_description.device_class is SensorDeviceClass.MONETARY:
+            return self.hass.config.currency
+        return super().native_unit_of_measurement
+
+
+class ResourceSensor(ResourceEntity, MoneySensor):
     """A resource's state (with the fault reason) or holder count."""
 
     entity_description: ResourceSensorDescription
@@ -263,7 +352,7 @@ class ResourceSensor(ResourceEntity, SensorEntity):
         return self.entity_description.attributes_fn(self.runtime, self.resource)
 
 
-class LabSensor(LabEntity, SensorEntity):
+class LabSensor(LabEntity, MoneySensor):
     """A lab total."""
 
     entity_description: LabSensorDescription
@@ -274,12 +363,12 @@ class LabSensor(LabEntity, SensorEntity):
         self.topics = frozenset({description.topic})
 
     @override
-    def shown(self) -> int | float:
+    def shown(self) -> int | float | None:
         return self.native_value
 
     @property
     @override
-    def native_value(self) -> int | float:
+    def native_value(self) -> int | float | None:
         """The total."""
         return self.entity_description.value_fn(self.runtime)
 

@@ -22,6 +22,8 @@ _ENTITIES = {
     "holders": Platform.SENSOR,
     "energy": Platform.SENSOR,
 }
+# The lab's entities the cards use (savings in their header), by the card's name for them.
+_LAB_ENTITIES = {"cost_avoided": "cost_avoided_total"}
 
 
 @callback
@@ -37,15 +39,29 @@ def websocket_resources(
     connection: ActiveConnection,
     msg: dict[str, Any],
 ) -> None:
-    """Every resource of every loaded lab: labels, state, tokens and its entity ids.
+    """Every resource of every loaded lab and every lab, with their entity ids.
 
+    A resource: labels, state, tokens and entity ids; a lab: its name and its own entities.
     Token ids only of the user's own tokens, or all of them for an administrator (the
     entities' attributes, which every user sees, carry none).
     """
     registry = er.async_get(hass)
     user = connection.user
     resources: list[dict[str, Any]] = []
+    labs: list[dict[str, Any]] = []
     for runtime in runtimes(hass):
+        entry_id = runtime.entry.entry_id
+        labs.append(
+            {
+                "name": runtime.entry.title,
+                "entities": {
+                    name: registry.async_get_entity_id(
+                        Platform.SENSOR, DOMAIN, f"{entry_id}_{key}"
+                    )
+                    for name, key in _LAB_ENTITIES.items()
+                },
+            }
+        )
         for name in runtime.lab.names:
             subentry_id = runtime.subentry_of[name]
             view = resource_view(
@@ -59,4 +75,4 @@ def websocket_resources(
                 for key, platform in _ENTITIES.items()
             }
             resources.append(view)
-    connection.send_result(msg["id"], {"resources": resources})
+    connection.send_result(msg["id"], {"resources": resources, "labs": labs})

@@ -125,3 +125,52 @@ def test_totals_follow_every_counter(clock: FakeClock) -> None:
     restored.forget("b")
     assert restored.total.energy_kwh == pytest.approx(0.1)
     assert restored.total.hours_on == pytest.approx(1)
+
+
+def test_money_at_the_price_of_each_tick(clock: FakeClock) -> None:
+    energy = EnergyAccountant(clock)
+    energy.tick("r", Reading(True, 1000, price=0.30))
+    clock.advance(HOUR)
+    counter = energy.tick("r", Reading(False, 1000, price=0.30))
+    assert counter.cost == pytest.approx(0.30)
+    clock.advance(HOUR)
+    counter = energy.tick("r", Reading(False, 1000, price=0.50))  # a new tariff
+    assert counter.cost_avoided == pytest.approx(0.50)
+    clock.advance(HOUR)
+    counter = energy.tick("r", Reading(False, 1000))  # no price known: not priced
+    assert counter.avoided_kwh == pytest.approx(2)
+    assert counter.cost_avoided == pytest.approx(0.50)
+    clock.advance(HOUR)
+    counter = energy.tick("r", Reading(False, 1000, price=-0.10))  # paid to use
+    assert counter.cost_avoided == pytest.approx(0.40)
+    assert (energy.total.cost, energy.total.cost_avoided) == pytest.approx((0.3, 0.4))
+    restored = EnergyAccountant(clock)
+    restored.load(energy.to_dict())
+    assert restored.counter("r").cost_avoided == pytest.approx(0.40)
+    assert restored.total.cost == pytest.approx(0.30)
+    restored.forget("r")
+    assert (restored.total.cost, restored.total.cost_avoided) == pytest.approx((0, 0))
+    # a store written before money was counted
+    old = {"r": {"energy_kwh": 1.0, "avoided_kwh": 2.0, "hours_on": 3.0}}
+    restored.load(old)
+    assert restored.counter("r").cost == 0.0
+
+
+def test_power_now(clock: FakeClock) -> None:
+    energy = EnergyAccountant(clock)
+    counter = energy.counter("r")
+    assert energy.power_now(counter, Reading(None, 100)) is None
+    assert energy.power_now(counter, Reading(False, 100)) == 0.0
+    assert energy.power_now(counter, Reading(True, 100)) == 100
+    measured = Reading(True, 100, MeterKind.POWER, 72.5)
+    assert energy.power_now(counter, measured) == 72.5
+    unavailable = Reading(True, 100, MeterKind.POWER, None)
+    assert energy.power_now(counter, unavailable) == 100
+    assert energy.power_now(counter, Reading(True, None, MeterKind.ENERGY, 5)) is None
+    energy.tick("r", Reading(True, None, MeterKind.ENERGY, 5.0))
+    clock.advance(2 * HOUR)
+    counter = energy.tick("r", Reading(True, None, MeterKind.ENERGY, 5.5))
+    # a kWh meter: the average draw while on
+    assert energy.power_now(counter, Reading(True, None, MeterKind.ENERGY, 5.5)) == (
+        pytest.approx(250)
+    )

@@ -1,9 +1,13 @@
-"""Energy accounting: used, avoided against an always-on baseline, and hours on.
+"""Energy accounting: used, avoided against an always-on baseline, and hours on; and money.
 
 Pure and clock-driven. Each resource's counter is advanced ("ticked") with what is known at
 that moment: whether it is powered, and a meter reading where one exists. Time whose power
 state is unknown (including while Home Assistant was down) is never counted, so a restart
 neither jumps nor counts twice.
+
+Money: the energy a tick adds (used and avoided) is priced at the price the tick is given
+(currency per kWh), so a changing price (a tariff, a price entity) prices each interval at
+the price known at its end; energy counted while no price is known costs nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class EnergyCounter:
     energy_kwh: float = 0.0
     avoided_kwh: float = 0.0
     hours_on: float = 0.0
+    cost: float = 0.0  # what the energy used cost, in the price's currency
+    cost_avoided: float = 0.0  # what the energy avoided would have cost
     last_tick: float | None = None
     last_powered: bool | None = None
     last_reading: float | None = None
@@ -43,6 +49,7 @@ class Reading:
     nominal_w: float | None = None
     meter: MeterKind | None = None
     value: float | None = None  # the meter's reading (kWh or W), None while unavailable
+    price: float | None = None  # currency per kWh, None: not known
 
 
 class EnergyAccountant:
@@ -64,10 +71,17 @@ class EnergyAccountant:
         counter = self.counter(name)
         before = (counter.energy_kwh, counter.avoided_kwh, counter.hours_on)
         self._account(counter, reading)
+        used = counter.energy_kwh - before[0]
+        avoided = counter.avoided_kwh - before[1]
         total = self.total
-        total.energy_kwh += counter.energy_kwh - before[0]
-        total.avoided_kwh += counter.avoided_kwh - before[1]
+        total.energy_kwh += used
+        total.avoided_kwh += avoided
         total.hours_on += counter.hours_on - before[2]
+        if reading.price is not None and (used or avoided):
+            counter.cost += used * reading.price
+            counter.cost_avoided += avoided * reading.price
+            total.cost += used * reading.price
+            total.cost_avoided += avoided * reading.price
         return counter
 
     def _account(self, counter: EnergyCounter, reading: Reading) -> None:
@@ -112,6 +126,24 @@ class EnergyAccountant:
             return counter.energy_kwh * 1000 / counter.hours_on
         return 0.0
 
+    @staticmethod
+    def power_now(counter: EnergyCounter, reading: Reading) -> float | None:
+        """The draw now in W: 0 while off; measured, else nominal, else the average on.
+
+        None while the power state is unknown, or on without anything to go by.
+        """
+        if reading.powered is None:
+            return None
+        if not reading.powered:
+            return 0.0
+        if reading.meter is MeterKind.POWER and reading.value is not None:
+            return reading.value
+        if reading.nominal_w:
+            return reading.nominal_w
+        if counter.hours_on > 0:
+            return counter.energy_kwh * 1000 / counter.hours_on
+        return None
+
     def forget(self, name: str) -> None:
         """Drop a removed resource's counter."""
         counter = self.counters.pop(name, None)
@@ -119,6 +151,8 @@ class EnergyAccountant:
             self.total.energy_kwh -= counter.energy_kwh
             self.total.avoided_kwh -= counter.avoided_kwh
             self.total.hours_on -= counter.hours_on
+            self.total.cost -= counter.cost
+            self.total.cost_avoided -= counter.cost_avoided
 
     def to_dict(self) -> dict[str, Any]:
         """Totals for storage (the tick times are not kept: downtime is not counted)."""
@@ -129,6 +163,8 @@ class EnergyAccountant:
                 "energy_kwh": counter.energy_kwh,
                 "avoided_kwh": counter.avoided_kwh,
                 "hours_on": counter.hours_on,
+                "cost": counter.cost,
+                "cost_avoided": counter.cost_avoided,
                 "last_tick": None,
                 "last_powered": None,
                 "last_reading": counter.last_reading,
@@ -143,10 +179,16 @@ class EnergyAccountant:
                 energy_kwh=float(raw["energy_kwh"]),
                 avoided_kwh=float(raw["avoided_kwh"]),
                 hours_on=float(raw["hours_on"]),
+                # stores written before money was counted have none
+                cost=float(raw.get("cost", 0.0)),
+                cost_avoided=float(raw.get("cost_avoided", 0.0)),
                 last_reading=raw.get("last_reading"),
             )
+        counters = self.counters.values()
         self.total = EnergyCounter(
-            energy_kwh=sum(c.energy_kwh for c in self.counters.values()),
-            avoided_kwh=sum(c.avoided_kwh for c in self.counters.values()),
-            hours_on=sum(c.hours_on for c in self.counters.values()),
+            energy_kwh=sum(c.energy_kwh for c in counters),
+            avoided_kwh=sum(c.avoided_kwh for c in counters),
+            hours_on=sum(c.hours_on for c in counters),
+            cost=sum(c.cost for c in counters),
+            cost_avoided=sum(c.cost_avoided for c in counters),
         )

@@ -13,6 +13,7 @@
  *   lab: Demo lab           # optional: only this lab's resources
  *   positions:              # optional: "group/slot" per resource, over "position:" labels
  *     builder-1: A/1
+ *   savings: false          # optional: no savings line (cost avoided today, week, month)
  */
 
 const CARD = "labpower-rack-card";
@@ -31,6 +32,12 @@ const MAX_EMPTY_SLOTS = 48;
 
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 const TICK_MS = 30000; // time left is shown in minutes: redraw twice a minute
+const SAVINGS_MS = 300000; // the recorder compiles its statistics every five minutes
+const SAVINGS_PERIODS = [
+  ["day", "today"],
+  ["week", "this week"],
+  ["month", "this month"],
+];
 
 /* "45 min", "3 h 20 min", "2 d 4 h"; null for a token without an end. */
 export function timeLeft(expires, now = Date.now()) {
@@ -79,6 +86,17 @@ const escape = (text) =>
   );
 
 /* "A/2" -> {group: "A", slot: "2"}; "2" -> {group: null, slot: "2"}. */
+/* A formatter of amounts in this currency, as the user's locale writes them ("1,20 €"). */
+export function formatMoney(hass, currency) {
+  const locale = hass?.locale?.language;
+  try {
+    const format = new Intl.NumberFormat(locale, { style: "currency", currency });
+    return (amount) => format.format(amount);
+  } catch (_err) {
+    return (amount) => `${amount.toFixed(2)} ${currency ?? ""}`.trim(); // not an ISO code
+  }
+}
+
 function parsePosition(text) {
   const value = String(text).trim();
   const cut = value.lastIndexOf("/");
@@ -169,6 +187,10 @@ const STYLE = `
   }
   .content { padding: 0 16px 16px; }
   .content.no-header { padding-top: 16px; }
+  .savings {
+    margin: -4px 0 12px; font-size: 0.9rem; color: var(--secondary-text-color); white-space: pre-line;
+  }
+  .savings[hidden] { display: none; }
   .lab {
     display: grid;
     gap: 12px;
@@ -286,6 +308,74 @@ class LabpowerResourcesCard extends HTMLElement {
     this._fetchAgain = false;
     this._entitiesSeen = undefined; // hass.entities last looked at
     this._signature = null; // labpower's entity ids then
+    this._labs = []; // from labpower/resources: each lab's own entities
+    this._savings = {}; // Cost avoided sensor -> {day, week, month} from the statistics
+    this._savingsTimer = null;
+  }
+
+  /* Savings are asked for when the card is shown, then every SAVINGS_MS. */
+  _startSavings() {
+    clearInterval(this._savingsTimer);
+    this._savingsTimer = setInterval(() => this._fetchSavings(), SAVINGS_MS);
+    if (this._resources !== null) this._fetchSavings();
+  }
+
+  _stopSavings() {
+    clearInterval(this._savingsTimer);
+    this._savingsTimer = null;
+  }
+
+  /* The Cost avoided sensors of these labs (all: undefined). */
+  _savingsOf(labs) {
+    return this._labs
+      .filter((lab) => labs === undefined || labs.includes(lab.name))
+      .map((lab) => lab.entities?.cost_avoided)
+      .filter(Boolean);
+  }
+
+  async _fetchSavings() {
+    if (!this._hass) return;
+    for (const id of this._savingsOf()) {
+      const found = {};
+      try {
+        for (const [period] of SAVINGS_PERIODS) {
+          const result = await this._hass.callWS({
+            type: "recorder/statistic_during_period",
+            statistic_id: id,
+            calendar: { period },
+            types: ["change"],
+          });
+          found[period] = result?.change ?? null;
+        }
+        this._savings[id] = found;
+      } catch (_err) {
+        this._savings[id] = null; // no recorder: the total so far instead
+      }
+    }
+    this._savingsFetched();
+  }
+
+  /* New savings figures arrived. */
+  _savingsFetched() {}
+
+  /* "Saved 1.20 € today · 3.40 € this week · 9.10 € this month" for these labs. */
+  _savingsText(labs) {
+    const lines = [];
+    for (const id of this._savingsOf(labs)) {
+      const stateObj = this._hass?.states[id];
+      const total = Number.parseFloat(stateObj?.state);
+      if (!stateObj || Number.isNaN(total)) continue; // no price known: nothing to say
+      const money = formatMoney(this._hass, stateObj.attributes?.unit_of_measurement);
+      const lab = this._labs.length > 1 ? `${this._labs.find((l) => l.entities?.cost_avoided === id)?.name}: ` : "";
+      const found = this._savings[id];
+      const parts = found
+        ? SAVINGS_PERIODS.filter(([period]) => found[period] !== null && found[period] !== undefined).map(
+            ([period, text]) => `${money(found[period])} ${text}`,
+          )
+        : [];
+      lines.push(`${lab}Saved ${parts.length ? parts.join(" · ") : `${money(total)} so far`}`);
+    }
+    return lines;
   }
 
   get hass() {
@@ -316,8 +406,11 @@ class LabpowerResourcesCard extends HTMLElement {
     this._fetching = true;
     try {
       const result = await this._hass.callWS({ type: "labpower/resources" });
+      const first = this._resources === null;
       this._resources = result.resources;
+      this._labs = result.labs ?? [];
       this._error = null;
+      if (first) this._fetchSavings();
     } catch (err) {
       this._error = err?.code === "unknown_command" ? "labpower is not loaded." : err?.message ?? String(err);
     } finally {
@@ -355,10 +448,16 @@ class LabpowerRackCard extends LabpowerResourcesCard {
       this._shown = null; // time left changes without any state change
       this._render();
     }, TICK_MS);
+    this._startSavings();
   }
 
   disconnectedCallback() {
     clearInterval(this._tick);
+    this._stopSavings();
+  }
+
+  _savingsFetched() {
+    this._render();
   }
 
   static async getConfigElement() {
@@ -455,14 +554,24 @@ class LabpowerRackCard extends LabpowerResourcesCard {
         resources.length ? this._grid(this._layout) : `<div class="message">No labpower resources.</div>`,
       );
     }
+    this._updateSavings(root.querySelector(".savings"));
     if (this._relevant() === null) return;
     for (const tile of root.querySelectorAll(".tile")) this._update(tile);
+  }
+
+  _updateSavings(element) {
+    if (!element) return;
+    const lab = this._config.lab;
+    const text = this._savingsText(lab === undefined ? undefined : [lab]).join("\n");
+    if (element.textContent !== text) element.textContent = text;
+    element.hidden = !text;
   }
 
   _frame(body) {
     const title = this._config.title;
     const header = title ? ` header="${escape(title)}"` : "";
-    return `<style>${STYLE}</style><ha-card${header}><div class="content${title ? "" : " no-header"}">${body}</div></ha-card>`;
+    const savings = this._config.savings === false ? "" : `<div class="savings" hidden></div>`;
+    return `<style>${STYLE}</style><ha-card${header}><div class="content${title ? "" : " no-header"}">${savings}${body}</div></ha-card>`;
   }
 
   _grid({ grouped, groups }) {
@@ -540,11 +649,13 @@ export const EDITOR_SCHEMA = [
   { name: "title", selector: { text: {} } },
   { name: "lab", selector: { text: {} } },
   { name: "group_by", selector: { text: {} } },
+  { name: "savings", selector: { boolean: {} } },
 ];
 const EDITOR_LABELS = {
   title: "Title",
   lab: "Lab (empty: every lab)",
   group_by: "Group by label prefix (e.g. rack; empty: one group)",
+  savings: "Show the savings (cost avoided today, this week, this month)",
 };
 
 /* The card's visual editor (HA shows it in the card dialog): title, lab and grouping. */
@@ -595,6 +706,7 @@ class LabpowerRackCardEditor extends HTMLElement {
       title: this._config.title ?? "",
       lab: this._config.lab ?? "",
       group_by: Array.isArray(groupBy) ? groupBy.join(", ") : (groupBy ?? ""),
+      savings: this._config.savings !== false, // shown unless turned off
     };
   }
 
@@ -613,6 +725,8 @@ class LabpowerRackCardEditor extends HTMLElement {
       .filter(Boolean);
     if (prefixes.length === 0) delete config.group_by;
     else config.group_by = prefixes.length === 1 ? prefixes[0] : prefixes;
+    if (value.savings === false) config.savings = false;
+    else delete config.savings; // the default: shown
     this._config = config;
     const changed = new Event("config-changed", { bubbles: true, composed: true });
     changed.detail = { config };
@@ -627,6 +741,7 @@ class LabpowerRackCardEditor extends HTMLElement {
  *   type: custom:labpower-overview-card
  *   title: Lab overview     # optional
  *   lab: Demo lab           # optional: only this lab (else a filter offers every lab)
+ *   savings: false          # optional: no savings line (cost avoided today, week, month)
  *
  * A row per resource: state (and why), holders with time left, energy today (the energy
  * sensor's change since midnight, from the recorder's statistics), and Take a hold /
@@ -729,11 +844,17 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
   connectedCallback() {
     this._tick = setInterval(() => this._redraw(), TICK_MS); // time left
     this._energyTimer = setInterval(() => this._fetchEnergy(), ENERGY_MS);
+    this._startSavings();
   }
 
   disconnectedCallback() {
     clearInterval(this._tick);
     clearInterval(this._energyTimer);
+    this._stopSavings();
+  }
+
+  _savingsFetched() {
+    this._redraw();
   }
 
   set hass(hass) {
@@ -800,6 +921,7 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
     const shown = [this._hass.localize, this._hass.locale?.language, this._hass.user];
     for (const resource of this._resources)
       for (const key of ["state", "holders", "energy"]) shown.push(states[resource.entities?.[key]]);
+    for (const id of this._savingsOf()) shown.push(states[id]);
     if (sameObjects(this._shown, shown)) return null;
     this._shown = shown;
     return shown;
@@ -821,7 +943,9 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
     if (this._relevant() === null) return;
     // Redrawn after an action, a filter or new tokens: the focus goes back where it was.
     const focused = root.activeElement?.dataset?.focus;
-    root.innerHTML = frame(this._filters() + `<div class="rows">${this._rows()}</div>`);
+    const savings = this._config.savings === false ? [] : this._savingsText(this._filter.lab ? [this._filter.lab] : undefined);
+    const header = savings.map((line) => `<div class="savings">${escape(line)}</div>`).join("");
+    root.innerHTML = frame(header + this._filters() + `<div class="rows">${this._rows()}</div>`);
     if (focused) root.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus();
   }
 

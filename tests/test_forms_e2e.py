@@ -59,8 +59,10 @@ async def shoot(page: Page, path: Path) -> None:
     """The dialog alone, once its form has settled (no focus ring, no ripple)."""
     await page.evaluate("() => document.activeElement && document.activeElement.blur()")
     await page.wait_for_timeout(300)
-    await dialog_of(page).get_by_role("dialog").screenshot(
-        path=path, animations="disabled"
+    await (
+        dialog_of(page)
+        .get_by_role("dialog")
+        .screenshot(path=path, animations="disabled")
     )
 
 
@@ -77,6 +79,15 @@ async def has_fields(dialog: Locator, labels: dict[str, str], keys: list[str]) -
         await expect(dialog.get_by_text(labels["data"][key]).first).to_be_visible()
         if description := labels.get("data_description", {}).get(key):
             await expect(dialog.get_by_text(description).first).to_be_visible()
+
+
+async def above(upper: Locator, lower: Locator) -> bool:
+    """Whether `upper` is shown above `lower`."""
+    first = await upper.first.bounding_box()
+    second = await lower.first.bounding_box()
+    assert first is not None
+    assert second is not None
+    return first["y"] < second["y"]
 
 
 async def entry_menu(page: Page, item: str) -> None:
@@ -146,6 +157,11 @@ async def test_config_forms_in_chromium(tmp_path: Path) -> None:
             await expect(
                 field(dialog, OPTIONS["data"]["ui_hold_max"] + "*")
             ).to_have_value("43200")
+            # The UPS sensors come just before what their running on battery sets off.
+            assert await above(
+                dialog.get_by_text(OPTIONS["data"]["ups_entities"], exact=True),
+                dialog.get_by_text(OPTIONS["data"]["refuse_acquire_on_battery"]),
+            )
             await shoot(page, screenshots / "lab-options.png")
             await close(page)
 
@@ -287,6 +303,14 @@ async def test_config_forms_in_chromium(tmp_path: Path) -> None:
                 ["snmp_version", "community", "write_community", "username", "auth_protocol",
                  "auth_key", "priv_protocol", "priv_key", "snmp_profile"],
             )  # fmt: skip
+            # Twelve vendor profiles: a drop-down, not a column of radio buttons.
+            profiles = TRANSLATIONS["selector"]["snmp_profile"]["options"]
+            await expect(
+                dialog.locator("ha-select").filter(has_text=profiles["automatic"])
+            ).to_be_visible()
+            await expect(
+                dialog.get_by_role("radio", name=profiles["apc_rpdu2"])
+            ).to_have_count(0)
             await shoot(page, screenshots / "pdu-connection.png")
             await close(page)
         assert refused == [], refused

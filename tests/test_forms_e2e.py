@@ -44,7 +44,7 @@ CHECKERS = TRANSLATIONS["selector"]["checker_type"]["options"]
 VENDORS = TRANSLATIONS["selector"]["vendor"]["options"]
 
 NEW = "builder-3"
-PASSWORD = "stored-secret"  # noqa: S105 - a test's SSH password, never used to log in
+PASSWORD = "stored-secret"  # a test's SSH password: nothing logs in with it
 NOT_A_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----"
 )
@@ -73,7 +73,7 @@ def field(dialog: Locator, label: str) -> Locator:
     )
 
 
-async def has_fields(dialog: Locator, labels: dict[str, str], keys: list[str]) -> None:
+async def has_fields(dialog: Locator, labels: dict[str, Any], keys: list[str]) -> None:
     """Each field's translated label is shown, with its description where it has one."""
     for key in keys:
         await expect(dialog.get_by_text(labels["data"][key]).first).to_be_visible()
@@ -90,18 +90,19 @@ async def above(upper: Locator, lower: Locator) -> bool:
     return first["y"] < second["y"]
 
 
-async def entry_menu(page: Page, item: str) -> None:
-    """An item of the Demo lab entry's menu (Add resource, Add BMC, Add PDU unit)."""
+async def add_on_entry(page: Page, item: str, step: dict[str, Any]) -> None:
+    """An Add item of the Demo lab entry's menu, until its form (`step`) is shown."""
     lab = page.locator("ha-config-entry-row").filter(has_text="Demo lab").first
     await lab.get_by_role("button", name="Menu").first.click()
     await page.get_by_role("menuitem", name=item).click()
+    title = dialog_of(page).get_by_text(step["title"], exact=True)
+    await expect(title).to_be_visible(timeout=10000)
 
 
 async def close(page: Page) -> None:
+    """Close the dialog, its flow unfinished."""
     await dialog_of(page).get_by_role("button", name="Close").click()
-    await expect(
-        page.locator("dialog-data-entry-flow").get_by_role("dialog")
-    ).to_be_hidden()
+    await expect(dialog_of(page).get_by_role("dialog")).to_be_hidden()
 
 
 async def stored_subentry(directory: Path, title: str) -> dict[str, Any]:
@@ -174,11 +175,8 @@ async def test_config_forms_in_chromium(tmp_path: Path) -> None:
             await close(page)
 
             # Add resource, first step: name, switcher and checker.
-            await entry_menu(page, "Add resource")
             user = RESOURCE["step"]["user"]
-            await expect(dialog.get_by_text(user["title"], exact=True)).to_be_visible(
-                timeout=10000
-            )
+            await add_on_entry(page, "Add resource", user)
             await has_fields(dialog, user, ["name", "switcher_type", "checker_type"])
             for label in (*SWITCHERS.values(), *CHECKERS.values()):
                 await expect(dialog.get_by_role("radio", name=label)).to_be_visible()
@@ -203,7 +201,7 @@ async def test_config_forms_in_chromium(tmp_path: Path) -> None:
                 "255.255.255.255"
             )
             await shoot(page, screenshots / "resource-details.png")
-            # A MAC with a typo and a key SSH cannot read: each refused under its own name.
+            # A MAC with a typo and a key SSH cannot read: each refused, in words, at its field.
             await field(dialog, labels["mac"] + "*").fill("52:54:00:zz:00:01")
             await field(dialog, labels["ssh_host"] + "*").fill("127.0.0.1")
             await field(dialog, labels["ssh_username"] + "*").fill("ci")
@@ -219,6 +217,16 @@ async def test_config_forms_in_chromium(tmp_path: Path) -> None:
                 dialog.locator("ha-alert").filter(has_text=errors["invalid_ssh_key"])
             ).to_be_visible()
             await expect(dialog.locator("ha-alert")).to_have_count(2)
+            # Each just above its field (Home Assistant's forms put a field's error there).
+            mac_error = dialog.locator("ha-alert").filter(
+                has_text=errors["invalid_mac"]
+            )
+            key_error = dialog.locator("ha-alert").filter(
+                has_text=errors["invalid_ssh_key"]
+            )
+            assert await above(mac_error, field(dialog, labels["mac"] + "*"))
+            assert await above(field(dialog, labels["ssh_password"]), key_error)
+            assert await above(key_error, field(dialog, labels["ssh_key"]))
             # What was entered stays (but for a credential, which is never sent back).
             await expect(field(dialog, labels["ssh_username"] + "*")).to_have_value(
                 "ci"
@@ -279,22 +287,16 @@ async def test_config_forms_in_chromium(tmp_path: Path) -> None:
             assert stored["ssh_password"] == PASSWORD  # left blank: kept
 
             # Add BMC: one form; it is tried before it is saved.
-            await entry_menu(page, "Add BMC")
             bmc = BMC["step"]["user"]
-            await expect(dialog.get_by_text(bmc["title"], exact=True)).to_be_visible(
-                timeout=10000
-            )
+            await add_on_entry(page, "Add BMC", bmc)
             await has_fields(dialog, bmc, list(bmc["data"]))
             await expect(field(dialog, bmc["data"]["password"] + "*")).to_have_value("")
             await shoot(page, screenshots / "bmc.png")
             await close(page)
 
             # Add PDU unit: its vendor, then how to connect to it (SNMP: the most to set).
-            await entry_menu(page, "Add PDU unit")
             unit = PDU["step"]["user"]
-            await expect(dialog.get_by_text(unit["title"], exact=True)).to_be_visible(
-                timeout=10000
-            )
+            await add_on_entry(page, "Add PDU unit", unit)
             await has_fields(dialog, unit, list(unit["data"]))
             for label in VENDORS.values():
                 await expect(dialog.get_by_role("radio", name=label)).to_be_visible()

@@ -467,12 +467,15 @@ def _entity(domains: list[str], **config: Any) -> selector.EntitySelector:
     )
 
 
-def _choice(options: Iterable[str], key: str) -> selector.SelectSelector:
+def _choice(
+    options: Iterable[str],
+    key: str,
+    mode: selector.SelectSelectorMode = selector.SelectSelectorMode.LIST,
+) -> selector.SelectSelector:
+    """Radio buttons, or a drop-down where the list is long."""
     return selector.SelectSelector(
         selector.SelectSelectorConfig(
-            options=list(options),
-            translation_key=key,
-            mode=selector.SelectSelectorMode.LIST,
+            options=list(options), translation_key=key, mode=mode
         )
     )
 
@@ -784,7 +787,9 @@ UNIT_CREDENTIALS: Final[dict[str, tuple[Field, ...]]] = {
         Field(
             CONF_SNMP_PROFILE,
             one_of(SNMP_PROFILES),
-            _choice(SNMP_PROFILES, CONF_SNMP_PROFILE),
+            _choice(
+                SNMP_PROFILES, CONF_SNMP_PROFILE, selector.SelectSelectorMode.DROPDOWN
+            ),
             default=SNMP_AUTOMATIC,
             required=True,
         ),
@@ -913,7 +918,7 @@ BMC_SCHEMA: Final = _mapping(BMC_FIELDS)
 # Lab-wide settings: the Lab entry's options; a lab file's `policies:` sets them too.
 # 0 parallel power-ons means no limit.
 _COUNT_SELECTOR: Final = _box(min=0)
-LAB_POLICY_FIELDS: Final = (
+_POWER_ON_FIELDS: Final = (
     Field(
         CONF_MAX_PARALLEL_ON,
         whole(0, MAX_PARALLEL_BOUND),
@@ -929,8 +934,9 @@ LAB_POLICY_FIELDS: Final = (
         required=True,
     ),
     Field(CONF_ON_SPACING, seconds(), SECONDS_SELECTOR, default=0.0, required=True),
-    # Unset: the Energy dashboard's grid price (fixed or a price entity) is used.
-    Field(CONF_ENERGY_PRICE, price, _box(step="any")),
+)
+# What a UPS feeding the lab running on battery sets off.
+_BATTERY_FIELDS: Final = (
     *(
         Field(key, boolean, selector.BooleanSelector(), default=True, required=True)
         for key in (
@@ -941,9 +947,23 @@ LAB_POLICY_FIELDS: Final = (
         )
     ),
 )
+# Unset: the Energy dashboard's grid price (fixed or a price entity) is used.
+_ENERGY_PRICE: Final = Field(CONF_ENERGY_PRICE, price, _box(step="any"))
+LAB_POLICY_FIELDS: Final = (*_POWER_ON_FIELDS, *_BATTERY_FIELDS, _ENERGY_PRICE)
+# The options form's order: the UPS sensors just before what their battery sets off.
 LAB_OPTION_FIELDS: Final = (
     Field(CONF_LAB_FILE, opaque, TEXT_SELECTOR, default=""),
-    *LAB_POLICY_FIELDS,
+    *_POWER_ON_FIELDS,
+    Field(
+        CONF_UPS_ENTITIES,
+        entity_ids,
+        selector.EntitySelector(
+            selector.EntitySelectorConfig(domain="sensor", multiple=True)
+        ),
+        default=[],
+    ),
+    *_BATTERY_FIELDS,
+    _ENERGY_PRICE,
     # Holds from the UI end (0: never); reminders and the expiring event come before.
     _duration(CONF_UI_HOLD_MAX, DEFAULT_UI_HOLD_MAX, seconds()),
     _duration(CONF_EXPIRING_WARNING, DEFAULT_EXPIRING_WARNING, seconds()),
@@ -953,14 +973,6 @@ LAB_OPTION_FIELDS: Final = (
         selector.BooleanSelector(),
         default=False,
         required=True,
-    ),
-    Field(
-        CONF_UPS_ENTITIES,
-        entity_ids,
-        selector.EntitySelector(
-            selector.EntitySelectorConfig(domain="sensor", multiple=True)
-        ),
-        default=[],
     ),
     # Live tokens per non-administrator user in this lab (0: no limit).
     Field(

@@ -37,7 +37,8 @@ async def test_device_activity_has_labpowers_entries(
     """A resource's device page Activity (the logbook by device) shows labpower's entries.
 
     Asked as the device page asks it (logbook/get_events with its device id): who caused
-    each change, the child a dependency was powered on for; nothing of another device.
+    each change, the child a dependency was powered on for, labpower's icons; nothing of
+    another device.
     """
     assert await async_setup_component(hass, "logbook", {})
     await setup_relays(hass, "switch-1", "host-1")
@@ -56,7 +57,7 @@ async def test_device_activity_has_labpowers_entries(
     devices = dr.async_get(hass)
     client = await hass_ws_client(hass)
 
-    async def activity(name: str) -> list[tuple[str, str]]:
+    async def activity(name: str) -> list[tuple[str, str, str]]:
         device = devices.async_get_device_by_identifier(
             ("labpower", f"sub_{name}"), entry.entry_id
         )
@@ -71,15 +72,19 @@ async def test_device_activity_has_labpowers_entries(
         response = await client.receive_json()
         assert response["success"], response
         return [
-            (e["name"], e["message"])
+            (e["name"], e["message"], e["icon"])
             for e in response["result"]
             if e.get("domain") == "labpower"
         ]
 
     assert await activity("host-1") == [
-        ("host-1", "was acquired by alice"),
-        ("host-1", "was powered on (acquired by alice)"),
+        ("host-1", "was acquired by alice", "mdi:account-multiple"),
+        ("host-1", "was powered on (acquired by alice)", "mdi:power"),
     ]
     assert await activity("switch-1") == [
-        ("switch-1", "was powered on (needed by host-1 (acquired by alice))"),
+        (
+            "switch-1",
+            "was powered on (needed by host-1 (acquired by alice))",
+            "mdi:power",
+        ),
     ]

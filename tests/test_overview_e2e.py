@@ -30,6 +30,7 @@ pytestmark = [
 
 OVERVIEW = "lab-rack/overview"
 BOB = "Bob"
+TOKENS = '.cell[data-col="tokens"]'
 
 
 async def login_user(server: Server, name: str, username: str) -> Server:
@@ -107,6 +108,61 @@ def overview_row(page: Page, name: str) -> Any:
     return page.locator(f'labpower-overview-card .row[data-resource="{name}"]')
 
 
+async def column_edges(page: Page) -> list[list[float]]:
+    """For the header and each row of the overview: where each of its cells starts."""
+    edges: list[list[float]] = await page.locator("labpower-overview-card").evaluate(
+        "card => [...card.shadowRoot.querySelectorAll('.head, .row')].map(row =>"
+        " [...row.children].map(cell => Math.round(cell.getBoundingClientRect().left)))"
+    )
+    return edges
+
+
+async def test_overview_keeps_an_open_filter_while_states_update(
+    tmp_path: Path,
+) -> None:
+    """A state change redraws the rows, not the filters: an open <select> stays open.
+
+    The Label filter is chosen and then focused (as when its options are open); holds taken
+    meanwhile (by the REST API) show up in the rows live, and the filter is the same element,
+    still focused, with its value, and the rows keep to it.
+    """
+    async with home_assistant(tmp_path) as server:
+        refused: list[str] = []
+        async with chromium() as browser:
+            page = await open_logged_in(
+                browser,
+                server,
+                refused,
+                OVERVIEW,
+                viewport={"width": 1000, "height": 760},
+            )
+            card = page.locator("labpower-overview-card")
+            await expect(overview_row(page, "builder-1")).to_be_visible(timeout=20000)
+            # the columns line up: every row's cells start where the header's do
+            edges = await column_edges(page)
+            assert len(edges) == 6, edges
+            assert all(row == edges[0] for row in edges), edges
+            label = card.locator('select[data-filter="label"]')
+            await label.select_option("maas")
+            await expect(card.locator(".row")).to_have_count(1)
+            await label.focus()
+            await label.evaluate("select => { select.dataset.probe = 'kept'; }")
+            for name in ("pi-maas", "builder-2"):
+                await server.action(
+                    "acquire", {"resource": name, "holder": f"ci-{name}"}
+                )
+            await expect(overview_row(page, "pi-maas").locator(TOKENS)).to_contain_text(
+                "ci-pi-maas", timeout=20000
+            )
+            await page.wait_for_timeout(1000)  # builder-2's changes arrive too
+            await expect(card.locator(".row")).to_have_count(1)
+            assert await label.evaluate(
+                "select => [select.dataset.probe, select.value,"
+                " select.getRootNode().activeElement === select]"
+            ) == ["kept", "maas", True]
+            assert refused == [], refused
+
+
 async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
     screenshots = screenshot_dir(tmp_path)
     async with home_assistant(tmp_path) as server:
@@ -141,9 +197,11 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
             # ...and in the overview, with Renew and Release for her.
             await ada.goto(f"{server.url}/{OVERVIEW}")
             row = overview_row(ada, "builder-1")
-            await expect(row.locator(".tokens")).to_contain_text(OWNER, timeout=20000)
-            await expect(row.locator(".tokens")).to_contain_text("mine")
+            await expect(row.locator(TOKENS)).to_contain_text(OWNER, timeout=20000)
+            await expect(row.locator(TOKENS)).to_contain_text("mine")
             await expect(row.locator('[data-action="renew"]')).to_be_visible()
+            edges = await column_edges(ada)
+            assert all(row == edges[0] for row in edges), edges
             await ada.locator("labpower-overview-card").screenshot(
                 path=screenshots / "overview-card.png", animations="disabled"
             )
@@ -153,7 +211,7 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
                 browser, bob, refused, OVERVIEW, viewport={"width": 390, "height": 844}
             )
             bob_row = overview_row(bobs, "builder-1")
-            await expect(bob_row.locator(".tokens")).to_contain_text(
+            await expect(bob_row.locator(TOKENS)).to_contain_text(
                 OWNER, timeout=20000
             )
             await expect(bob_row.locator('[data-action="renew"]')).to_have_count(0)
@@ -177,10 +235,10 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
             after = await server.get("/api/labpower/resources/builder-1")
             assert after["tokens"][0]["expires"] > before["tokens"][0]["expires"]
             await row.locator('[data-action="release"]').click()
-            await expect(row.locator(".tokens")).to_contain_text(
+            await expect(row.locator(TOKENS)).to_contain_text(
                 "nobody", timeout=10000
             )
-            await expect(bob_row.locator(".tokens")).to_contain_text(
+            await expect(bob_row.locator(TOKENS)).to_contain_text(
                 "nobody", timeout=10000
             )
 
@@ -205,8 +263,8 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
             await bobs.goto(f"{server.url}/{OVERVIEW}")
             bob_ci = overview_row(bobs, "ci-runner")
             await bob_ci.locator('[data-action="hold"]').click(timeout=20000)
-            await expect(bob_ci.locator(".tokens")).to_contain_text(BOB, timeout=10000)
-            await expect(bob_ci.locator(".tokens")).to_contain_text("2 min left")
+            await expect(bob_ci.locator(TOKENS)).to_contain_text(BOB, timeout=10000)
+            await expect(bob_ci.locator(TOKENS)).to_contain_text("2 min left")
             started = time.monotonic()
             reminded = False
             while time.monotonic() - started < 150:
@@ -221,7 +279,7 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
                 await asyncio.sleep(2)
             assert reminded, "no reminder before the end"
             assert resource["holders"] == 0, "not released after its maximum"
-            await expect(bob_ci.locator(".tokens")).to_contain_text(
+            await expect(bob_ci.locator(TOKENS)).to_contain_text(
                 "nobody", timeout=10000
             )
             assert refused == [], refused

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 import time
 from typing import Any
@@ -160,6 +161,55 @@ async def test_overview_keeps_an_open_filter_while_states_update(
                 "select => [select.dataset.probe, select.value,"
                 " select.getRootNode().activeElement === select]"
             ) == ["kept", "maas", True]
+            assert refused == [], refused
+
+
+async def test_device_page_in_chromium_holders_and_activity(tmp_path: Path) -> None:
+    """A resource's device page: the Holders sensor reads "Holders 1" (a count, no unit) and
+    its Activity card has labpower's entries with who caused them."""
+    screenshots = screenshot_dir(tmp_path)
+    async with home_assistant(tmp_path) as server:
+        await server.action("acquire", {"resource": "builder-2", "holder": "ci 4711"})
+        [devices] = await server.websocket({"type": "config/device_registry/list"})
+        [device] = [d for d in devices if d["name"] == "builder-2"]
+        # HA's logbook takes labpower's descriptions in (its logbook platform) once started:
+        # until then a subscription by device has none of labpower's events.
+        since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+        for _ in range(60):
+            [entries] = await server.websocket(
+                {
+                    "type": "logbook/get_events",
+                    "start_time": since,
+                    "device_ids": [device["id"]],
+                }
+            )
+            if any(e.get("domain") == "labpower" for e in entries):
+                break
+            await asyncio.sleep(0.5)
+        refused: list[str] = []
+        async with chromium() as browser:
+            page = await open_logged_in(
+                browser,
+                server,
+                refused,
+                f"config/devices/device/{device['id']}",
+                viewport={"width": 1200, "height": 1000},
+            )
+            holders = page.locator(
+                "ha-device-entities-card hui-generic-entity-row", has_text="Holders"
+            )
+            await expect(holders).to_be_visible(timeout=20000)
+            # the row is named Holders (has_text sees its shadow DOM); its value: 1, no unit
+            assert (await holders.inner_text()).split() == ["1"]
+            activity = page.locator("ha-card", has=page.locator("ha-logbook"))
+            for entry in (
+                "was acquired by ci 4711",
+                "was powered on (acquired by ci 4711)",
+            ):
+                await expect(activity.get_by_text(entry)).to_be_visible(timeout=20000)
+            await activity.screenshot(
+                path=screenshots / "device-activity.png", animations="disabled"
+            )
             assert refused == [], refused
 
 

@@ -2,8 +2,10 @@
 
 Ada (the owner) takes a hold from the rack card: her name and the time left show on the
 tile and in the overview card, and Bob (another user, logged in his own browser) sees
-them too. Ada renews and releases from the overview. With a 2-minute UI hold maximum, a
-hold is reminded (a persistent notification) and then released. Screenshots go to a
+them too. Ada renews and releases from the overview. With a 2-minute UI hold maximum,
+Bob's hold is reminded (a persistent notification, in his browser's notifications) and
+then released. The overview's columns line up and an open filter stays open while states
+change; a resource's device page shows its Holders count and labpower's Activity. Screenshots go to a
 temporary folder (scripts/screenshots writes them into docs/images).
 """
 
@@ -165,8 +167,11 @@ async def test_overview_keeps_an_open_filter_while_states_update(
 
 
 async def test_device_page_in_chromium_holders_and_activity(tmp_path: Path) -> None:
-    """A resource's device page: the Holders sensor reads "Holders 1" (a count, no unit) and
-    its Activity card has labpower's entries with who caused them."""
+    """A resource's device page: its Holders count and its Activity.
+
+    The Holders sensor reads "Holders 1" (a count, no unit); the Activity card has
+    labpower's entries with who caused them.
+    """
     screenshots = screenshot_dir(tmp_path)
     async with home_assistant(tmp_path) as server:
         await server.action("acquire", {"resource": "builder-2", "holder": "ci 4711"})
@@ -258,12 +263,10 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
 
             # Bob sees Ada's hold, without actions on it (no Renew/Release, no Force off).
             bobs = await open_logged_in(
-                browser, bob, refused, OVERVIEW, viewport={"width": 390, "height": 844}
+                browser, bob, refused, OVERVIEW, viewport={"width": 390, "height": 1000}
             )
             bob_row = overview_row(bobs, "builder-1")
-            await expect(bob_row.locator(TOKENS)).to_contain_text(
-                OWNER, timeout=20000
-            )
+            await expect(bob_row.locator(TOKENS)).to_contain_text(OWNER, timeout=20000)
             await expect(bob_row.locator('[data-action="renew"]')).to_have_count(0)
             await expect(bob_row.locator('[data-action="force_off"]')).to_have_count(0)
             await expect(bob_row.locator('[data-action="hold"]')).to_be_visible()
@@ -285,9 +288,7 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
             after = await server.get("/api/labpower/resources/builder-1")
             assert after["tokens"][0]["expires"] > before["tokens"][0]["expires"]
             await row.locator('[data-action="release"]').click()
-            await expect(row.locator(TOKENS)).to_contain_text(
-                "nobody", timeout=10000
-            )
+            await expect(row.locator(TOKENS)).to_contain_text("nobody", timeout=10000)
             await expect(bob_row.locator(TOKENS)).to_contain_text(
                 "nobody", timeout=10000
             )
@@ -316,18 +317,48 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
             await expect(bob_ci.locator(TOKENS)).to_contain_text(BOB, timeout=10000)
             await expect(bob_ci.locator(TOKENS)).to_contain_text("2 min left")
             started = time.monotonic()
-            reminded = False
+            reminder: dict[str, Any] | None = None
             while time.monotonic() - started < 150:
                 [notes] = await server.websocket(
                     {"type": "persistent_notification/get"}
                 )
-                if any("ci-runner" in n["title"] for n in notes):
-                    reminded = True
+                if reminder is None:
+                    reminder = next(
+                        (n for n in notes if "ci-runner" in n["title"]), None
+                    )
+                    if reminder is not None:
+                        # Bob sees it in his sidebar's notifications, in his browser.
+                        bob_wide = await open_logged_in(
+                            browser,
+                            bob,
+                            refused,
+                            OVERVIEW,
+                            viewport={"width": 1000, "height": 760},
+                        )
+                        await (
+                            bob_wide.locator("ha-sidebar", has_text="Notifications")
+                            .get_by_text("Notifications")
+                            .click(timeout=20000)
+                        )
+                        drawer = bob_wide.locator("notification-drawer")
+                        await expect(
+                            drawer.get_by_text(reminder["title"])
+                        ).to_be_visible(timeout=10000)
+                        await bob_wide.screenshot(
+                            path=screenshots / "hold-reminder.png",
+                            clip={"x": 0, "y": 0, "width": 500, "height": 280},
+                            animations="disabled",
+                        )
                 resource = await server.get("/api/labpower/resources/ci-runner")
                 if resource["holders"] == 0:
                     break
                 await asyncio.sleep(2)
-            assert reminded, "no reminder before the end"
+            assert reminder is not None, "no reminder before the end"
+            # the translations' text, naming its user
+            assert reminder["title"] == "Your hold on ci-runner ends soon"
+            assert reminder["message"].startswith(
+                f"{BOB}: your hold on ci-runner ends at"
+            )
             assert resource["holders"] == 0, "not released after its maximum"
             await expect(bob_ci.locator(TOKENS)).to_contain_text(
                 "nobody", timeout=10000

@@ -13,7 +13,7 @@ from homeassistant.auth.models import User
 from homeassistant.components import persistent_notification
 from homeassistant.core import Context, HomeAssistant, ServiceCall
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr, translation
+from homeassistant.helpers import translation
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -32,8 +32,7 @@ HOLDERS = "sensor.builder_1_holders"
 POWER = "switch.builder_1_power"
 EN = json.loads(
     (
-        Path(__file__).parent.parent
-        / "custom_components/labpower/translations/en.json"
+        Path(__file__).parent.parent / "custom_components/labpower/translations/en.json"
     ).read_text(encoding="utf-8")
 )
 COMMON = EN["common"]
@@ -271,9 +270,9 @@ async def test_notifications_in_has_language(
     assert notification["title"] == "Deine Reservierung von builder-1 endet bald"
     # no German for the message: HA's fallback, English
     assert notification["message"].startswith(
-        COMMON["hold_ending_message"].split("{resource}")[0].format(
-            holder=hass_admin_user.name
-        )
+        COMMON["hold_ending_message"]
+        .split("{resource}")[0]
+        .format(holder=hass_admin_user.name)
     )
     [message] = sent
     assert message.data["title"] == notification["title"]
@@ -389,37 +388,6 @@ async def test_told_when_available(
     # a resource already available when taken: nothing to tell
     await _switch(hass, "turn_on", hass_admin_user)
     assert len(sent) == 1
-
-
-async def test_power_changes_name_who_and_the_child(hass: HomeAssistant) -> None:
-    """Each power change carries its cause and the resource's device (its Activity)."""
-    await setup_relays(hass, "switch-1", "host-1")
-    entry = lab_entry(
-        resource_data("switch-1"), resource_data("host-1", depends_on=["switch-1"])
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    power = async_capture_events(hass, "labpower_power_changed")
-    await call(hass, "acquire", {"resource": "host-1", "holder": "alice"})
-    for _ in range(5):
-        await hass.async_block_till_done()
-    assert state(hass, "input_boolean.host_1_relay") == "on"
-    devices = dr.async_get(hass)
-
-    def device(name: str) -> str:
-        found = devices.async_get_device_by_identifier(
-            ("labpower", f"sub_{name}"), entry.entry_id
-        )
-        assert found is not None
-        return found.id
-
-    assert [
-        (e.data["resource"], e.data["cause"], e.data["device_id"]) for e in power
-    ] == [
-        ("switch-1", "needed by host-1 (acquired by alice)", device("switch-1")),
-        ("host-1", "acquired by alice", device("host-1")),
-    ]
 
 
 async def test_a_hold_not_written_does_not_stay(

@@ -1,4 +1,4 @@
-"""The logbook of a resource's device page (its Activity card) has labpower's entries.
+"""The logbook: power changes name who caused them, on the resource's device page Activity.
 
 A module of its own: the recorder must be set up before the hass fixture (HA's rule for
 recorder tests), so every test here has it.
@@ -6,7 +6,7 @@ recorder tests), so every test here has it.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 from homeassistant.components.recorder import Recorder
 from homeassistant.core import HomeAssistant
@@ -14,6 +14,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
+from pytest_homeassistant_custom_component.common import async_capture_events
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
@@ -31,6 +32,43 @@ def auto_enable_custom_integrations(
     return
 
 
+async def _host_acquired(hass: HomeAssistant) -> Callable[[str], str]:
+    """host-1 (which needs switch-1) acquired by alice; the device id of a resource."""
+    await setup_relays(hass, "switch-1", "host-1")
+    entry = lab_entry(
+        resource_data("switch-1"), resource_data("host-1", depends_on=["switch-1"])
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await call(hass, "acquire", {"resource": "host-1", "holder": "alice"})
+    for _ in range(5):
+        await hass.async_block_till_done()
+    assert state(hass, "input_boolean.host_1_relay") == "on"
+    devices = dr.async_get(hass)
+
+    def device(name: str) -> str:
+        found = devices.async_get_device_by_identifier(
+            ("labpower", f"sub_{name}"), entry.entry_id
+        )
+        assert found is not None
+        return found.id
+
+    return device
+
+
+async def test_power_changes_name_who_and_the_child(hass: HomeAssistant) -> None:
+    """Each power change carries its cause and the resource's device (its Activity)."""
+    power = async_capture_events(hass, "labpower_power_changed")
+    device = await _host_acquired(hass)
+    assert [
+        (e.data["resource"], e.data["cause"], e.data["device_id"]) for e in power
+    ] == [
+        ("switch-1", "needed by host-1 (acquired by alice)", device("switch-1")),
+        ("host-1", "acquired by alice", device("host-1")),
+    ]
+
+
 async def test_device_activity_has_labpowers_entries(
     hass: HomeAssistant, hass_ws_client: WebSocketGenerator
 ) -> None:
@@ -41,32 +79,17 @@ async def test_device_activity_has_labpowers_entries(
     another device.
     """
     assert await async_setup_component(hass, "logbook", {})
-    await setup_relays(hass, "switch-1", "host-1")
-    entry = lab_entry(
-        resource_data("switch-1"), resource_data("host-1", depends_on=["switch-1"])
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
     start = dt_util.utcnow()
-    await call(hass, "acquire", {"resource": "host-1", "holder": "alice"})
-    for _ in range(5):
-        await hass.async_block_till_done()
-    assert state(hass, "input_boolean.host_1_relay") == "on"
+    device = await _host_acquired(hass)
     await async_wait_recording_done(hass)
-    devices = dr.async_get(hass)
     client = await hass_ws_client(hass)
 
     async def activity(name: str) -> list[tuple[str, str, str]]:
-        device = devices.async_get_device_by_identifier(
-            ("labpower", f"sub_{name}"), entry.entry_id
-        )
-        assert device is not None
         await client.send_json_auto_id(
             {
                 "type": "logbook/get_events",
                 "start_time": start.isoformat(),
-                "device_ids": [device.id],
+                "device_ids": [device(name)],
             }
         )
         response = await client.receive_json()

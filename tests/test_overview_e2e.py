@@ -12,6 +12,8 @@ temporary folder (scripts/screenshots writes them into docs/images).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+import contextlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,7 @@ pytestmark = [
 ]
 
 OVERVIEW = "lab-rack/overview"
+WIDE = {"width": 1000, "height": 760}
 BOB = "Bob"
 TOKENS = '.cell[data-col="tokens"]'
 
@@ -107,6 +110,15 @@ async def set_ui_hold_max(server: Server, seconds: float) -> None:
         assert done["type"] == "create_entry", done
 
 
+@contextlib.asynccontextmanager
+async def one_page(server: Server, path: str, **context: Any) -> AsyncIterator[Page]:
+    """`path` in Chromium, as the owner; no request went off 127.0.0.1 (checked after)."""
+    refused: list[str] = []
+    async with chromium() as browser:
+        yield await open_logged_in(browser, server, refused, path, **context)
+    assert refused == [], refused
+
+
 def overview_row(page: Page, name: str) -> Any:
     return page.locator(f'labpower-overview-card .row[data-resource="{name}"]')
 
@@ -129,41 +141,32 @@ async def test_overview_keeps_an_open_filter_while_states_update(
     meanwhile (by the REST API) show up in the rows live, and the filter is the same element,
     still focused, with its value, and the rows keep to it.
     """
-    async with home_assistant(tmp_path) as server:
-        refused: list[str] = []
-        async with chromium() as browser:
-            page = await open_logged_in(
-                browser,
-                server,
-                refused,
-                OVERVIEW,
-                viewport={"width": 1000, "height": 760},
-            )
-            card = page.locator("labpower-overview-card")
-            await expect(overview_row(page, "builder-1")).to_be_visible(timeout=20000)
-            # the columns line up: every row's cells start where the header's do
-            edges = await column_edges(page)
-            assert len(edges) == 6, edges
-            assert all(row == edges[0] for row in edges), edges
-            label = card.locator('select[data-filter="label"]')
-            await label.select_option("maas")
-            await expect(card.locator(".row")).to_have_count(1)
-            await label.focus()
-            await label.evaluate("select => { select.dataset.probe = 'kept'; }")
-            for name in ("pi-maas", "builder-2"):
-                await server.action(
-                    "acquire", {"resource": name, "holder": f"ci-{name}"}
-                )
-            await expect(overview_row(page, "pi-maas").locator(TOKENS)).to_contain_text(
-                "ci-pi-maas", timeout=20000
-            )
-            await page.wait_for_timeout(1000)  # builder-2's changes arrive too
-            await expect(card.locator(".row")).to_have_count(1)
-            assert await label.evaluate(
-                "select => [select.dataset.probe, select.value,"
-                " select.getRootNode().activeElement === select]"
-            ) == ["kept", "maas", True]
-            assert refused == [], refused
+    async with (
+        home_assistant(tmp_path) as server,
+        one_page(server, OVERVIEW, viewport=WIDE) as page,
+    ):
+        card = page.locator("labpower-overview-card")
+        await expect(overview_row(page, "builder-1")).to_be_visible(timeout=20000)
+        # the columns line up: every row's cells start where the header's do
+        edges = await column_edges(page)
+        assert len(edges) == 6, edges
+        assert all(row == edges[0] for row in edges), edges
+        label = card.locator('select[data-filter="label"]')
+        await label.select_option("maas")
+        await expect(card.locator(".row")).to_have_count(1)
+        await label.focus()
+        await label.evaluate("select => { select.dataset.probe = 'kept'; }")
+        for name in ("pi-maas", "builder-2"):
+            await server.action("acquire", {"resource": name, "holder": f"ci-{name}"})
+        await expect(overview_row(page, "pi-maas").locator(TOKENS)).to_contain_text(
+            "ci-pi-maas", timeout=20000
+        )
+        await page.wait_for_timeout(1000)  # builder-2's changes arrive too
+        await expect(card.locator(".row")).to_have_count(1)
+        assert await label.evaluate(
+            "select => [select.dataset.probe, select.value,"
+            " select.getRootNode().activeElement === select]"
+        ) == ["kept", "maas", True]
 
 
 async def test_device_page_in_chromium_holders_and_activity(tmp_path: Path) -> None:
@@ -191,15 +194,10 @@ async def test_device_page_in_chromium_holders_and_activity(tmp_path: Path) -> N
             if any(e.get("domain") == "labpower" for e in entries):
                 break
             await asyncio.sleep(0.5)
-        refused: list[str] = []
-        async with chromium() as browser:
-            page = await open_logged_in(
-                browser,
-                server,
-                refused,
-                f"config/devices/device/{device['id']}",
-                viewport={"width": 1200, "height": 1000},
-            )
+        path = f"config/devices/device/{device['id']}"
+        async with one_page(
+            server, path, viewport={"width": 1200, "height": 1000}
+        ) as page:
             holders = page.locator(
                 "ha-device-entities-card hui-generic-entity-row", has_text="Holders"
             )
@@ -215,7 +213,6 @@ async def test_device_page_in_chromium_holders_and_activity(tmp_path: Path) -> N
             await activity.screenshot(
                 path=screenshots / "device-activity.png", animations="disabled"
             )
-            assert refused == [], refused
 
 
 async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
@@ -229,7 +226,7 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
                 server,
                 refused,
                 "lab-rack/0",
-                viewport={"width": 1000, "height": 760},
+                viewport=WIDE,
             )
             tile = ada.locator('labpower-rack-card .tile[data-resource="builder-1"]')
             await expect(tile).to_be_visible(timeout=20000)
@@ -299,7 +296,7 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
                 server,
                 refused,
                 OVERVIEW,
-                viewport={"width": 1000, "height": 760},
+                viewport=WIDE,
                 color_scheme="dark",
             )
             await expect(overview_row(dark, "builder-2")).to_be_visible(timeout=20000)
@@ -333,7 +330,7 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
                             bob,
                             refused,
                             OVERVIEW,
-                            viewport={"width": 1000, "height": 760},
+                            viewport=WIDE,
                         )
                         await (
                             bob_wide.locator("ha-sidebar", has_text="Notifications")

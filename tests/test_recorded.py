@@ -1,5 +1,6 @@
-"""The logbook: power changes name who caused them, on the resource's device page Activity.
+"""What the recorder keeps: the logbook and the Holders count's long-term statistics.
 
+The logbook says who caused each power change, on the resource's device page Activity too.
 A module of its own: the recorder must be set up before the hass fixture (HA's rule for
 recorder tests), so every test here has it.
 """
@@ -7,8 +8,14 @@ recorder tests), so every test here has it.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from datetime import datetime, timedelta
 
-from homeassistant.components.recorder import Recorder
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.recorder.core import Recorder
+from homeassistant.components.recorder.statistics import (
+    get_metadata,
+    statistics_during_period,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
@@ -17,11 +24,12 @@ import pytest
 from pytest_homeassistant_custom_component.common import async_capture_events
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
+    do_adhoc_statistics,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .peers.ha import call, state
+from .peers.ha import advance, call, state
 
 
 @pytest.fixture(autouse=True)
@@ -111,3 +119,34 @@ async def test_device_activity_has_labpowers_entries(
             "mdi:power",
         ),
     ]
+
+
+async def test_holders_statistics_are_a_count(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """The Holders count (no unit) gets long-term statistics: its mean, min and max."""
+    start = datetime(2026, 3, 2, 10, 0, tzinfo=dt_util.UTC)
+    freezer.move_to(start)
+    await _host_acquired(hass)  # host-1: 1 holder from the start
+    await advance(hass, freezer, 150)
+    await call(hass, "acquire", {"resource": "host-1", "holder": "bob"})
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.host_1_holders") == "2"
+    freezer.move_to(start + timedelta(minutes=5, seconds=1))
+    do_adhoc_statistics(hass, start=start)
+    await async_wait_recording_done(hass)
+    holders = "sensor.host_1_holders"
+    recorder = hass.data["recorder_instance"]
+    metadata = await recorder.async_add_executor_job(
+        lambda: get_metadata(hass, statistic_ids={holders})
+    )
+    assert metadata[holders][1]["unit_of_measurement"] is None
+    stats = await recorder.async_add_executor_job(
+        lambda: statistics_during_period(
+            hass, start, None, {holders}, "5minute", None, {"mean", "min", "max"}
+        )
+    )
+    [period] = stats[holders]
+    # 0 as the lab starts, 1 at once (alice), 2 after 150 s (bob)
+    assert (period["min"], period["max"]) == (0.0, 2.0)
+    assert 1.0 < period["mean"] < 2.0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import json
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -11,7 +13,7 @@ from homeassistant.auth.models import User
 from homeassistant.components import persistent_notification
 from homeassistant.core import Context, HomeAssistant, ServiceCall
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import translation
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -28,6 +30,12 @@ from .peers.ha import advance, call, state
 
 HOLDERS = "sensor.builder_1_holders"
 POWER = "switch.builder_1_power"
+EN = json.loads(
+    (
+        Path(__file__).parent.parent / "custom_components/labpower/translations/en.json"
+    ).read_text(encoding="utf-8")
+)
+COMMON = EN["common"]
 
 
 async def _lab(hass: HomeAssistant, **options: Any) -> MockConfigEntry:
@@ -87,6 +95,11 @@ async def test_holders_sensor_lists_tokens_without_ids(
     holders = hass.states.get(HOLDERS)
     assert holders is not None
     assert holders.state == "2"
+    # a count: its name says what is counted ("Holders 2"; HA's units have no plural,
+    # "1 holders" read badly); still a measurement, for the history graph and statistics
+    assert "unit_of_measurement" not in holders.attributes
+    assert holders.attributes["state_class"] == "measurement"
+    assert holders.attributes["friendly_name"] == "builder-1 Holders"
     assert holders.attributes["tokens"] == [
         {
             "holder": hass_admin_user.name,
@@ -167,7 +180,14 @@ async def test_ui_hold_reminds_then_ends(
     await advance(hass, freezer, 2)
     [(notification_id, notification)] = _notifications(hass).items()
     assert notification_id.startswith("labpower_hold_")
-    assert "builder-1" in notification["title"]
+    assert notification["title"] == "Your hold on builder-1 ends soon"
+    ends = dt_util.as_local(dt_util.utcnow() + timedelta(seconds=59))
+    assert notification["message"] == COMMON["hold_ending_message"].format(
+        holder=hass_admin_user.name,
+        resource="builder-1",
+        time=ends.strftime("%H:%M"),
+        minutes=1,
+    )
     assert "(in 1 min)" in notification["message"]
     assert [e.data["resource"] for e in expiring] == ["builder-1"]
     assert expiring[0].data["kind"] == "hold"
@@ -213,6 +233,55 @@ async def test_ui_hold_renewed_and_never(
     assert renewals == []
 
 
+def _with_language(language: str, strings: dict[str, Any]) -> Any:
+    """HA reading labpower's translations/<language>.json as if it held `strings`."""
+    real = translation._load_translations_files_by_language
+
+    def load(files: dict[str, dict[str, Path]]) -> dict[str, dict[str, Any]]:
+        loaded = real(files)
+        if "labpower" in files.get(language, {}):
+            loaded.setdefault(language, {})["labpower"] = strings
+        return loaded
+
+    return patch.object(translation, "_load_translations_files_by_language", load)
+
+
+@pytest.mark.usefixtures("disable_translations_once")
+async def test_notifications_in_has_language(
+    hass: HomeAssistant,
+    hass_admin_user: User,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The reminder's texts are the translations' in HA's language, English where it has none."""
+    await hass.config.async_update(language="de")
+    german = {
+        "common": {
+            "hold_ending_title": "Deine Reservierung von {resource} endet bald",
+            "action_keep": "4 h länger",
+            "action_release": "Jetzt freigeben",
+        }
+    }
+    with _with_language("de", german):
+        await _lab(hass, ui_hold_max=1200)
+    sent = _phone(hass, hass_admin_user, "Pixel")
+    await _switch(hass, "turn_on", hass_admin_user)
+    await advance(hass, freezer, 601)
+    [notification] = _notifications(hass).values()
+    assert notification["title"] == "Deine Reservierung von builder-1 endet bald"
+    # no German for the message: HA's fallback, English
+    assert notification["message"].startswith(
+        COMMON["hold_ending_message"]
+        .split("{resource}")[0]
+        .format(holder=hass_admin_user.name)
+    )
+    [message] = sent
+    assert message.data["title"] == notification["title"]
+    assert [a["title"] for a in message.data["data"]["actions"]] == [
+        "4 h länger",
+        "Jetzt freigeben",
+    ]
+
+
 async def test_phone_keeps_or_releases(
     hass: HomeAssistant,
     hass_admin_user: User,
@@ -227,7 +296,11 @@ async def test_phone_keeps_or_releases(
     [message] = sent
     assert not others
     actions = message.data["data"]["actions"]
-    assert [a["title"] for a in actions] == ["Keep 4 h more", "Release now"]
+    assert [a["title"] for a in actions] == [
+        COMMON["action_keep"],
+        COMMON["action_release"],
+    ]
+    assert COMMON["action_keep"] == "Keep 4 h more"
     keep, release = (a["action"] for a in actions)
 
     # another user's phone cannot answer for the holder
@@ -309,40 +382,12 @@ async def test_told_when_available(
     assert state(hass, "sensor.builder_1_state") == "available"
     assert "labpower_available_builder-1" in _notifications(hass)
     assert [m.data["title"] for m in sent] == ["builder-1 is available"]
+    assert sent[0].data["message"] == COMMON["available_message"].format(
+        holder=hass_admin_user.name, resource="builder-1"
+    )
     # a resource already available when taken: nothing to tell
     await _switch(hass, "turn_on", hass_admin_user)
     assert len(sent) == 1
-
-
-async def test_power_changes_name_who_and_the_child(hass: HomeAssistant) -> None:
-    """Each power change carries its cause and the resource's device (its Activity)."""
-    await setup_relays(hass, "switch-1", "host-1")
-    entry = lab_entry(
-        resource_data("switch-1"), resource_data("host-1", depends_on=["switch-1"])
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    power = async_capture_events(hass, "labpower_power_changed")
-    await call(hass, "acquire", {"resource": "host-1", "holder": "alice"})
-    for _ in range(5):
-        await hass.async_block_till_done()
-    assert state(hass, "input_boolean.host_1_relay") == "on"
-    devices = dr.async_get(hass)
-
-    def device(name: str) -> str:
-        found = devices.async_get_device_by_identifier(
-            ("labpower", f"sub_{name}"), entry.entry_id
-        )
-        assert found is not None
-        return found.id
-
-    assert [
-        (e.data["resource"], e.data["cause"], e.data["device_id"]) for e in power
-    ] == [
-        ("switch-1", "needed by host-1 (acquired by alice)", device("switch-1")),
-        ("host-1", "acquired by alice", device("host-1")),
-    ]
 
 
 async def test_a_hold_not_written_does_not_stay(

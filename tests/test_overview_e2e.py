@@ -2,15 +2,20 @@
 
 Ada (the owner) takes a hold from the rack card: her name and the time left show on the
 tile and in the overview card, and Bob (another user, logged in his own browser) sees
-them too. Ada renews and releases from the overview. With a 2-minute UI hold maximum, a
-hold is reminded (a persistent notification) and then released. Screenshots go to a
+them too. Ada renews and releases from the overview. With a 2-minute UI hold maximum,
+Bob's hold is reminded (a persistent notification, in his browser's notifications) and
+then released. The overview's columns line up and an open filter stays open while states
+change; a resource's device page shows its Holders count and labpower's Activity. Screenshots go to a
 temporary folder (scripts/screenshots writes them into docs/images).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+import contextlib
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 import time
 from typing import Any
@@ -29,7 +34,9 @@ pytestmark = [
 ]
 
 OVERVIEW = "lab-rack/overview"
+WIDE = {"width": 1000, "height": 760}
 BOB = "Bob"
+TOKENS = '.cell[data-col="tokens"]'
 
 
 async def login_user(server: Server, name: str, username: str) -> Server:
@@ -103,8 +110,109 @@ async def set_ui_hold_max(server: Server, seconds: float) -> None:
         assert done["type"] == "create_entry", done
 
 
+@contextlib.asynccontextmanager
+async def one_page(server: Server, path: str, **context: Any) -> AsyncIterator[Page]:
+    """`path` in Chromium, as the owner; no request went off 127.0.0.1 (checked after)."""
+    refused: list[str] = []
+    async with chromium() as browser:
+        yield await open_logged_in(browser, server, refused, path, **context)
+    assert refused == [], refused
+
+
 def overview_row(page: Page, name: str) -> Any:
     return page.locator(f'labpower-overview-card .row[data-resource="{name}"]')
+
+
+async def column_edges(page: Page) -> list[list[float]]:
+    """For the header and each row of the overview: where each of its cells starts."""
+    edges: list[list[float]] = await page.locator("labpower-overview-card").evaluate(
+        "card => [...card.shadowRoot.querySelectorAll('.head, .row')].map(row =>"
+        " [...row.children].map(cell => Math.round(cell.getBoundingClientRect().left)))"
+    )
+    return edges
+
+
+async def test_overview_keeps_an_open_filter_while_states_update(
+    tmp_path: Path,
+) -> None:
+    """A state change redraws the rows, not the filters: an open <select> stays open.
+
+    The Label filter is chosen and then focused (as when its options are open); holds taken
+    meanwhile (by the REST API) show up in the rows live, and the filter is the same element,
+    still focused, with its value, and the rows keep to it.
+    """
+    async with (
+        home_assistant(tmp_path) as server,
+        one_page(server, OVERVIEW, viewport=WIDE) as page,
+    ):
+        card = page.locator("labpower-overview-card")
+        await expect(overview_row(page, "builder-1")).to_be_visible(timeout=20000)
+        # the columns line up: every row's cells start where the header's do
+        edges = await column_edges(page)
+        assert len(edges) == 6, edges
+        assert all(row == edges[0] for row in edges), edges
+        label = card.locator('select[data-filter="label"]')
+        await label.select_option("maas")
+        await expect(card.locator(".row")).to_have_count(1)
+        await label.focus()
+        await label.evaluate("select => { select.dataset.probe = 'kept'; }")
+        for name in ("pi-maas", "builder-2"):
+            await server.action("acquire", {"resource": name, "holder": f"ci-{name}"})
+        await expect(overview_row(page, "pi-maas").locator(TOKENS)).to_contain_text(
+            "ci-pi-maas", timeout=20000
+        )
+        await page.wait_for_timeout(1000)  # builder-2's changes arrive too
+        await expect(card.locator(".row")).to_have_count(1)
+        assert await label.evaluate(
+            "select => [select.dataset.probe, select.value,"
+            " select.getRootNode().activeElement === select]"
+        ) == ["kept", "maas", True]
+
+
+async def test_device_page_in_chromium_holders_and_activity(tmp_path: Path) -> None:
+    """A resource's device page: its Holders count and its Activity.
+
+    The Holders sensor reads "Holders 1" (a count, no unit); the Activity card has
+    labpower's entries with who caused them.
+    """
+    screenshots = screenshot_dir(tmp_path)
+    async with home_assistant(tmp_path) as server:
+        await server.action("acquire", {"resource": "builder-2", "holder": "ci 4711"})
+        [devices] = await server.websocket({"type": "config/device_registry/list"})
+        [device] = [d for d in devices if d["name"] == "builder-2"]
+        # HA's logbook takes labpower's descriptions in (its logbook platform) once started:
+        # until then a subscription by device has none of labpower's events.
+        since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+        for _ in range(60):
+            [entries] = await server.websocket(
+                {
+                    "type": "logbook/get_events",
+                    "start_time": since,
+                    "device_ids": [device["id"]],
+                }
+            )
+            if any(e.get("domain") == "labpower" for e in entries):
+                break
+            await asyncio.sleep(0.5)
+        path = f"config/devices/device/{device['id']}"
+        async with one_page(
+            server, path, viewport={"width": 1200, "height": 1000}
+        ) as page:
+            holders = page.locator(
+                "ha-device-entities-card hui-generic-entity-row", has_text="Holders"
+            )
+            await expect(holders).to_be_visible(timeout=20000)
+            # the row is named Holders (has_text sees its shadow DOM); its value: 1, no unit
+            assert (await holders.inner_text()).split() == ["1"]
+            activity = page.locator("ha-card", has=page.locator("ha-logbook"))
+            for entry in (
+                "was acquired by ci 4711",
+                "was powered on (acquired by ci 4711)",
+            ):
+                await expect(activity.get_by_text(entry)).to_be_visible(timeout=20000)
+            await activity.screenshot(
+                path=screenshots / "device-activity.png", animations="disabled"
+            )
 
 
 async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
@@ -118,7 +226,7 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
                 server,
                 refused,
                 "lab-rack/0",
-                viewport={"width": 1000, "height": 760},
+                viewport=WIDE,
             )
             tile = ada.locator('labpower-rack-card .tile[data-resource="builder-1"]')
             await expect(tile).to_be_visible(timeout=20000)
@@ -141,21 +249,21 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
             # ...and in the overview, with Renew and Release for her.
             await ada.goto(f"{server.url}/{OVERVIEW}")
             row = overview_row(ada, "builder-1")
-            await expect(row.locator(".tokens")).to_contain_text(OWNER, timeout=20000)
-            await expect(row.locator(".tokens")).to_contain_text("mine")
+            await expect(row.locator(TOKENS)).to_contain_text(OWNER, timeout=20000)
+            await expect(row.locator(TOKENS)).to_contain_text("mine")
             await expect(row.locator('[data-action="renew"]')).to_be_visible()
+            edges = await column_edges(ada)
+            assert all(row == edges[0] for row in edges), edges
             await ada.locator("labpower-overview-card").screenshot(
                 path=screenshots / "overview-card.png", animations="disabled"
             )
 
             # Bob sees Ada's hold, without actions on it (no Renew/Release, no Force off).
             bobs = await open_logged_in(
-                browser, bob, refused, OVERVIEW, viewport={"width": 390, "height": 844}
+                browser, bob, refused, OVERVIEW, viewport={"width": 390, "height": 1000}
             )
             bob_row = overview_row(bobs, "builder-1")
-            await expect(bob_row.locator(".tokens")).to_contain_text(
-                OWNER, timeout=20000
-            )
+            await expect(bob_row.locator(TOKENS)).to_contain_text(OWNER, timeout=20000)
             await expect(bob_row.locator('[data-action="renew"]')).to_have_count(0)
             await expect(bob_row.locator('[data-action="force_off"]')).to_have_count(0)
             await expect(bob_row.locator('[data-action="hold"]')).to_be_visible()
@@ -177,10 +285,8 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
             after = await server.get("/api/labpower/resources/builder-1")
             assert after["tokens"][0]["expires"] > before["tokens"][0]["expires"]
             await row.locator('[data-action="release"]').click()
-            await expect(row.locator(".tokens")).to_contain_text(
-                "nobody", timeout=10000
-            )
-            await expect(bob_row.locator(".tokens")).to_contain_text(
+            await expect(row.locator(TOKENS)).to_contain_text("nobody", timeout=10000)
+            await expect(bob_row.locator(TOKENS)).to_contain_text(
                 "nobody", timeout=10000
             )
 
@@ -190,7 +296,7 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
                 server,
                 refused,
                 OVERVIEW,
-                viewport={"width": 1000, "height": 760},
+                viewport=WIDE,
                 color_scheme="dark",
             )
             await expect(overview_row(dark, "builder-2")).to_be_visible(timeout=20000)
@@ -205,23 +311,53 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
             await bobs.goto(f"{server.url}/{OVERVIEW}")
             bob_ci = overview_row(bobs, "ci-runner")
             await bob_ci.locator('[data-action="hold"]').click(timeout=20000)
-            await expect(bob_ci.locator(".tokens")).to_contain_text(BOB, timeout=10000)
-            await expect(bob_ci.locator(".tokens")).to_contain_text("2 min left")
+            await expect(bob_ci.locator(TOKENS)).to_contain_text(BOB, timeout=10000)
+            await expect(bob_ci.locator(TOKENS)).to_contain_text("2 min left")
             started = time.monotonic()
-            reminded = False
+            reminder: dict[str, Any] | None = None
             while time.monotonic() - started < 150:
                 [notes] = await server.websocket(
                     {"type": "persistent_notification/get"}
                 )
-                if any("ci-runner" in n["title"] for n in notes):
-                    reminded = True
+                if reminder is None:
+                    reminder = next(
+                        (n for n in notes if "ci-runner" in n["title"]), None
+                    )
+                    if reminder is not None:
+                        # Bob sees it in his sidebar's notifications, in his browser.
+                        bob_wide = await open_logged_in(
+                            browser,
+                            bob,
+                            refused,
+                            OVERVIEW,
+                            viewport=WIDE,
+                        )
+                        await (
+                            bob_wide.locator("ha-sidebar", has_text="Notifications")
+                            .get_by_text("Notifications")
+                            .click(timeout=20000)
+                        )
+                        drawer = bob_wide.locator("notification-drawer")
+                        await expect(
+                            drawer.get_by_text(reminder["title"])
+                        ).to_be_visible(timeout=10000)
+                        await bob_wide.screenshot(
+                            path=screenshots / "hold-reminder.png",
+                            clip={"x": 0, "y": 0, "width": 500, "height": 280},
+                            animations="disabled",
+                        )
                 resource = await server.get("/api/labpower/resources/ci-runner")
                 if resource["holders"] == 0:
                     break
                 await asyncio.sleep(2)
-            assert reminded, "no reminder before the end"
+            assert reminder is not None, "no reminder before the end"
+            # the translations' text, naming its user
+            assert reminder["title"] == "Your hold on ci-runner ends soon"
+            assert reminder["message"].startswith(
+                f"{BOB}: your hold on ci-runner ends at"
+            )
             assert resource["holders"] == 0, "not released after its maximum"
-            await expect(bob_ci.locator(".tokens")).to_contain_text(
+            await expect(bob_ci.locator(TOKENS)).to_contain_text(
                 "nobody", timeout=10000
             )
             assert refused == [], refused

@@ -178,6 +178,7 @@ def test_logbook_descriptions(hass: HomeAssistant) -> None:
     assert power == {
         "name": "builder-1",
         "message": "was powered on (acquired by jenkins #7)",
+        "icon": "mdi:power",
     }
     revoked = described["labpower_token_revoked"](
         Event(
@@ -199,6 +200,7 @@ def test_logbook_descriptions(hass: HomeAssistant) -> None:
     assert shed == {
         "name": "UPS policy",
         "message": "powered off idle pi01, pi02 (UPS sensor.ups1_status on battery)",
+        "icon": "mdi:battery-alert-variant-outline",
     }
     told = described["labpower_ups_policy"](
         Event(
@@ -219,6 +221,7 @@ def test_logbook_descriptions(hass: HomeAssistant) -> None:
         "name": "builder-1",
         "message": "is no longer switched by labpower: switched by something else: "
         "input_boolean.builder_1_relay",
+        "icon": "mdi:server-remove",
     }
     resumed = described["labpower_resumed"](
         Event(
@@ -229,6 +232,15 @@ def test_logbook_descriptions(hass: HomeAssistant) -> None:
     assert resumed["message"] == (
         "is switched by labpower again (acknowledged in Repairs)"
     )
+    assert resumed["icon"] == "mdi:server"
+    assert revoked["icon"] == "mdi:account-multiple"
+    off = described["labpower_power_changed"](
+        Event(
+            "labpower_power_changed",
+            {"resource": "b", "action": "forced_off", "cause": "stop timeout"},
+        )
+    )
+    assert off["icon"] == "mdi:power-off"
     assert set(described) == {
         "labpower_halted",
         "labpower_resumed",

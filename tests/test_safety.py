@@ -13,7 +13,7 @@ from homeassistant.config_entries import (
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -430,8 +430,13 @@ async def test_a_foreign_actor_is_corrected_once_then_a_repair_lets_it_go(
     assert relay.states == ["on", "off", "on", "off"]
     reason = f"switched by something else: {RELAY_1}"
     assert hass.states.get("sensor.builder_1_state").attributes["reason"] == reason
+    builder_1 = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, "sub_builder-1"), lab.entry_id
+    )
+    assert builder_1 is not None
+    # on the resource's device page Activity too
     assert [event.data for event in halted] == [
-        {"resource": "builder-1", "reason": reason}
+        {"resource": "builder-1", "reason": reason, "device_id": builder_1.id}
     ]
     assert state(hass, "switch.builder_1_power") == "on"  # the hold is kept
     issue_id = f"halted_{lab.entry_id}_builder-1"
@@ -458,7 +463,11 @@ async def test_a_foreign_actor_is_corrected_once_then_a_repair_lets_it_go(
     assert relay.states == ["on", "off", "on", "off", "on"]
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
     assert [event.data for event in resumed] == [
-        {"resource": "builder-1", "cause": "acknowledged in Repairs"}
+        {
+            "resource": "builder-1",
+            "cause": "acknowledged in Repairs",
+            "device_id": builder_1.id,
+        }
     ]
 
 

@@ -1,4 +1,9 @@
-"""Logbook entries: who caused each power change and each token change, and halts."""
+"""Logbook entries: who caused each power change and each token change, and halts.
+
+Each entry has labpower's icon for what it is about (as icons.json gives its entities): the
+Power switch's for a power change, the Holders sensor's for a token, the State sensor's
+fault for a halt. Entries without an icon show an empty glyph in the Activity panel.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from homeassistant.components.logbook.const import (
+    LOGBOOK_ENTRY_ICON,
     LOGBOOK_ENTRY_MESSAGE,
     LOGBOOK_ENTRY_NAME,
 )
@@ -31,6 +37,13 @@ _POWER_MESSAGES = {
     "cycle": "was power cycled",
     "reset": "was reset",
 }
+_POWERED_OFF = frozenset({"graceful_off", "off", "forced_off"})
+ICON_POWER = "mdi:power"
+ICON_POWER_OFF = "mdi:power-off"
+ICON_TOKEN = "mdi:account-multiple"
+ICON_HALT = "mdi:server-remove"
+ICON_RESUMED = "mdi:server"
+ICON_UPS = "mdi:battery-alert-variant-outline"
 _TOKEN_MESSAGES = {
     EVENT_TOKEN_ACQUIRED: "was acquired by {holder}",
     EVENT_TOKEN_RELEASED: "was released by {holder}",
@@ -61,6 +74,9 @@ def async_describe_events(
         return {
             LOGBOOK_ENTRY_NAME: data["resource"],
             LOGBOOK_ENTRY_MESSAGE: f"{message} ({data['cause']})",
+            LOGBOOK_ENTRY_ICON: ICON_POWER_OFF
+            if data["action"] in _POWERED_OFF
+            else ICON_POWER,
         }
 
     @callback
@@ -71,6 +87,7 @@ def async_describe_events(
             LOGBOOK_ENTRY_MESSAGE: _TOKEN_MESSAGES[str(event.event_type)].format(
                 **data
             ),
+            LOGBOOK_ENTRY_ICON: ICON_TOKEN,
         }
 
     @callback
@@ -79,6 +96,7 @@ def async_describe_events(
         message = _UPS_MESSAGES.get(data["step"], data["step"])
         return {
             LOGBOOK_ENTRY_NAME: "UPS policy",
+            LOGBOOK_ENTRY_ICON: ICON_UPS,
             LOGBOOK_ENTRY_MESSAGE: message.format(
                 cause=data["cause"],
                 holders=", ".join(data.get("holders", ())) or "nobody",
@@ -91,9 +109,15 @@ def async_describe_events(
         data = event.data
         if event.event_type == EVENT_HALTED:
             message = f"is no longer switched by labpower: {data['reason']}"
+            icon = ICON_HALT
         else:
             message = f"is switched by labpower again ({data['cause']})"
-        return {LOGBOOK_ENTRY_NAME: data["resource"], LOGBOOK_ENTRY_MESSAGE: message}
+            icon = ICON_RESUMED
+        return {
+            LOGBOOK_ENTRY_NAME: data["resource"],
+            LOGBOOK_ENTRY_MESSAGE: message,
+            LOGBOOK_ENTRY_ICON: icon,
+        }
 
     async_describe_event(DOMAIN, EVENT_POWER_CHANGED, describe_power)
     async_describe_event(DOMAIN, EVENT_HALTED, describe_halt)

@@ -18,11 +18,13 @@ from typing import Any
 from homeassistant.components import persistent_notification
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_point_in_utc_time
+from homeassistant.helpers.translation import async_get_cached_translations
 from homeassistant.util import dt as dt_util, slugify
 
 from .const import (
     CONF_EXPIRING_WARNING,
     CONF_NOTIFY_AVAILABLE,
+    DOMAIN,
     EVENT_TOKEN_EXPIRING,
     LOGGER,
 )
@@ -48,6 +50,18 @@ def ui_hold(token: UsageToken) -> bool:
         and token.limit is not None
         and token.user_id is not None
     )
+
+
+def text(hass: HomeAssistant, key: str, **placeholders: object) -> str:
+    """One of the notifications' texts, in HA's language (translations' `common`).
+
+    HA loads an integration's translations when it sets up and again when the language
+    changes; a key the language lacks is English (HA's fallback).
+    """
+    found = async_get_cached_translations(
+        hass, hass.config.language, "common", DOMAIN
+    ).get(f"component.{DOMAIN}.common.{key}")
+    return key if found is None else found.format(**placeholders)
 
 
 def mobile_notify_services(hass: HomeAssistant, user_id: str) -> list[str]:
@@ -177,11 +191,14 @@ class Reminders:
         self._key_of[token.id] = key
         ends = dt_util.as_local(dt_util.utc_from_timestamp(token.expires))
         minutes = max(1, round((token.expires - self.clock()) / 60))
-        title = f"Your hold on {token.resource} ends soon"
-        message = (
-            f"{token.holder}: your hold on {token.resource} ends at "
-            f"{ends.strftime('%H:%M')} (in {minutes} min) and {token.resource} is "
-            "released unless you renew it (lab overview: Renew)."
+        words = {"resource": token.resource, "holder": token.holder}
+        title = text(self.hass, "hold_ending_title", **words)
+        message = text(
+            self.hass,
+            "hold_ending_message",
+            **words,
+            time=ends.strftime("%H:%M"),
+            minutes=minutes,
         )
         persistent_notification.async_create(
             self.hass, message, title, _notification_id(key)
@@ -193,8 +210,14 @@ class Reminders:
             {
                 "tag": _notification_id(key),
                 "actions": [
-                    {"action": f"{ACTION_KEEP}{key}", "title": "Keep 4 h more"},
-                    {"action": f"{ACTION_RELEASE}{key}", "title": "Release now"},
+                    {
+                        "action": f"{ACTION_KEEP}{key}",
+                        "title": text(self.hass, "action_keep"),
+                    },
+                    {
+                        "action": f"{ACTION_RELEASE}{key}",
+                        "title": text(self.hass, "action_release"),
+                    },
                 ],
             },
         )
@@ -208,10 +231,9 @@ class Reminders:
             if token.id in self._told_available:
                 continue
             self._told_available.add(token.id)
-            title = f"{resource} is available"
-            message = (
-                f"{token.holder}: {resource}, which you switched on, is available."
-            )
+            words = {"resource": resource, "holder": token.holder}
+            title = text(self.hass, "available_title", **words)
+            message = text(self.hass, "available_message", **words)
             persistent_notification.async_create(
                 self.hass, message, title, f"labpower_available_{resource}"
             )

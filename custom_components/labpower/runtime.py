@@ -613,12 +613,22 @@ class LabRuntime:
         elif kind is EventKind.HALTED:
             assert event.resource is not None
             self.hass.bus.async_fire(
-                EVENT_HALTED, {"resource": event.resource, "reason": event.detail}
+                EVENT_HALTED,
+                {
+                    "resource": event.resource,
+                    "reason": event.detail,
+                    "device_id": self.device_id_of(event.resource),
+                },
             )
             self._raise_halt_issue(event.resource, str(event.detail))
         elif kind is EventKind.RESUMED:
             self.hass.bus.async_fire(
-                EVENT_RESUMED, {"resource": event.resource, "cause": event.cause}
+                EVENT_RESUMED,
+                {
+                    "resource": event.resource,
+                    "cause": event.cause,
+                    "device_id": self.device_id_of(event.resource),
+                },
             )
             ir.async_delete_issue(
                 self.hass, DOMAIN, self._issue_id(ISSUE_HALTED, event.resource)

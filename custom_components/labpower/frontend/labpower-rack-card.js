@@ -763,6 +763,97 @@ export function filterResources(resources, filter) {
   );
 }
 
+/*
+ * The overview's columns, in order, and nothing about them anywhere else: a column is one
+ * entry here. Each has its header (title), its width on a wide card (a CSS grid track:
+ * every row is a subgrid of the header's tracks, so the columns line up), its alignment,
+ * where it goes on a narrow card (a phone, 390 px, where rows stack: the cells of "start"
+ * and "end" share the first line; any other takes a line of its own), whether a narrow card
+ * writes its title before it (label, default true), the entities of a resource it reads (the card redraws when one
+ * changes) and its cell: HTML from the row (see _row: resource, state, stateText, reason,
+ * tokens, now, energy, actions, hass).
+ */
+export const OVERVIEW_COLUMNS = [
+  {
+    key: "name",
+    title: "Resource",
+    width: "fit-content(200px)",
+    narrow: "start",
+    label: false,
+    cell: (row) =>
+      `<span class="name">${escape(row.resource.name)}</span><span class="reason">${escape(row.resource.lab)}</span>`,
+  },
+  {
+    key: "state",
+    title: "State",
+    width: "max-content",
+    narrow: "end",
+    label: false,
+    entities: ["state"],
+    cell: (row) =>
+      `<span class="state">${escape(row.stateText)}</span>${row.reason ? `<span class="reason">${escape(row.reason)}</span>` : ""}`,
+  },
+  {
+    key: "tokens",
+    title: "Holders",
+    width: "minmax(140px, 1fr)",
+    label: false,
+    entities: ["holders"],
+    cell: (row) =>
+      row.tokens.length
+        ? row.tokens
+            .map(
+              (t) =>
+                `<div class="${t.mine ? "mine" : ""}" title="since ${escape(t.since ?? "")}">${escape(describeToken(t, row.now))}${t.mine ? " · mine" : ""}</div>`,
+            )
+            .join("")
+        : `<div class="nobody">nobody</div>`,
+  },
+  {
+    key: "energy",
+    title: "Energy today",
+    width: "fit-content(80px)",
+    align: "end",
+    entities: ["energy"],
+    cell: (row) => (row.energy === undefined || row.energy === null ? "–" : `${row.energy.toFixed(2)} kWh`),
+  },
+  {
+    key: "actions",
+    title: "",
+    width: "fit-content(230px)",
+    align: "end",
+    label: false,
+    cell: (row) => `<div class="actions">${row.actions.join("")}</div>`,
+  },
+];
+
+/* The columns' share of the style: the grid's tracks, and where each cell goes when narrow. */
+function columnStyle(columns) {
+  const narrow = columns
+    .map((c) => {
+      const place = c.narrow === "start" ? "1" : c.narrow === "end" ? "2" : "1 / -1";
+      const align = c.narrow === "end" || (!c.narrow && c.label === false && c.align === "end") ? "end" : "start";
+      return `.cell[data-col="${c.key}"] { grid-column: ${place}; text-align: ${align}; }`;
+    })
+    .join("\n    ");
+  const aligned = columns
+    .filter((c) => c.align === "end")
+    .map((c) => `.head [data-col="${c.key}"], .cell[data-col="${c.key}"] { text-align: end; }`)
+    .join("\n  ");
+  return `
+  .rows { grid-template-columns: ${columns.map((c) => c.width).join(" ")}; }
+  ${aligned}
+  @container overview (max-width: 560px) {
+    .rows { grid-template-columns: minmax(0, 1fr); }
+    .head { display: none; }
+    .row { grid-template-columns: minmax(0, 1fr) auto; }
+    ${narrow}
+    .cell[data-label]::before { content: attr(data-label) ": "; color: var(--secondary-text-color); }
+  }`;
+}
+
+const OVERVIEW_ENTITIES = [...new Set(OVERVIEW_COLUMNS.flatMap((c) => c.entities ?? []))];
+
 const OVERVIEW_STYLE = `
   ${STYLE}
   .filters { display: flex; flex-wrap: wrap; gap: 8px 12px; align-items: center; margin-bottom: 8px; }
@@ -771,12 +862,17 @@ const OVERVIEW_STYLE = `
     border: 1px solid var(--divider-color, rgba(0,0,0,0.12)); border-radius: 6px; padding: 4px 6px;
   }
   .filters label { display: inline-flex; gap: 4px; align-items: center; color: var(--secondary-text-color); }
-  .rows { display: grid; gap: 6px; container-type: inline-size; }
+  .overview { container: overview / inline-size; }
+  /* One grid for the header and every row (each row a subgrid of its tracks). */
+  .rows { display: grid; column-gap: 12px; row-gap: 6px; align-items: center; }
+  .head, .row {
+    grid-column: 1 / -1; display: grid; grid-template-columns: subgrid; align-items: center;
+    row-gap: 4px; padding: 0 10px; border-left: 5px solid transparent;
+  }
+  .head { font-size: 0.75rem; font-weight: 500; letter-spacing: 0.04em; text-transform: uppercase; color: var(--secondary-text-color); }
   .row {
     --lp-color: var(--lp-unknown);
-    display: grid; gap: 4px 12px; align-items: center;
-    grid-template-columns: minmax(110px, 1.2fr) minmax(90px, 0.8fr) minmax(140px, 2fr) 80px auto;
-    padding: 8px 10px; border-radius: 8px; border-left: 5px solid var(--lp-color);
+    padding-block: 8px; border-radius: 8px; border-left-color: var(--lp-color);
     background: color-mix(in srgb, var(--lp-color) 12%, var(--lp-surface));
   }
   .row[data-state="off"] { --lp-color: var(--lp-off); }
@@ -784,12 +880,15 @@ const OVERVIEW_STYLE = `
   .row[data-state="available"] { --lp-color: var(--lp-available); }
   .row[data-state="stopping"] { --lp-color: var(--lp-stopping); }
   .row[data-state="fault"] { --lp-color: var(--lp-fault); }
+  .row[data-state="unknown"] { border-left-style: dashed; }
+  .cell { min-width: 0; }
+  .cell .name { display: block; }
   .row .reason { display: block; font-size: 0.8rem; color: var(--secondary-text-color); }
-  .row .tokens { font-size: 0.9rem; color: var(--primary-text-color); min-width: 0; }
-  .row .tokens div { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-  .row .tokens .mine { font-weight: 500; }
-  .row .tokens .nobody { color: var(--secondary-text-color); }
-  .row .energy { font-size: 0.9rem; color: var(--secondary-text-color); text-align: right; }
+  .cell[data-col="tokens"] { font-size: 0.9rem; color: var(--primary-text-color); }
+  .cell[data-col="tokens"] div { overflow-wrap: anywhere; }
+  .cell[data-col="tokens"] .mine { font-weight: 500; }
+  .cell[data-col="tokens"] .nobody { color: var(--secondary-text-color); }
+  .cell[data-col="energy"] { font-size: 0.9rem; color: var(--secondary-text-color); white-space: nowrap; }
   .actions { display: flex; flex-wrap: wrap; gap: 4px; justify-content: flex-end; }
   .actions button {
     font: inherit; font-size: 0.85rem; cursor: pointer; border-radius: 6px; padding: 4px 8px;
@@ -798,11 +897,7 @@ const OVERVIEW_STYLE = `
   .actions button.danger { border-color: var(--error-color, #db4437); color: var(--error-color, #db4437); }
   .actions button.confirm { background: var(--error-color, #db4437); color: var(--text-primary-color, #fff); }
   .actions button:disabled { opacity: 0.5; cursor: default; }
-  @container (max-width: 560px) {
-    .row { grid-template-columns: 1fr auto; }
-    .row .tokens { grid-column: 1 / -1; }
-    .row .energy { text-align: left; }
-  }
+  ${columnStyle(OVERVIEW_COLUMNS)}
 `;
 
 class LabpowerOverviewCard extends LabpowerResourcesCard {
@@ -815,6 +910,8 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
     this._confirming = null; // resource whose Force off waits for a second click
     this._busy = false;
     this._shown = null; // the state objects (and localize) last rendered
+    this._drawnTitle = null; // the card's frame (title, filters, rows) drawn with this title
+    this._filterKey = null; // the filters' options drawn
     this.attachShadow({ mode: "open" });
     this.shadowRoot.addEventListener("click", (ev) => this._clicked(ev));
     this.shadowRoot.addEventListener("change", (ev) => this._filtered(ev));
@@ -920,48 +1017,81 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
     const states = this._hass.states;
     const shown = [this._hass.localize, this._hass.locale?.language, this._hass.user];
     for (const resource of this._resources)
-      for (const key of ["state", "holders", "energy"]) shown.push(states[resource.entities?.[key]]);
+      for (const key of OVERVIEW_ENTITIES) shown.push(states[resource.entities?.[key]]);
     for (const id of this._savingsOf()) shown.push(states[id]);
     if (sameObjects(this._shown, shown)) return null;
     this._shown = shown;
     return shown;
   }
 
+  /*
+   * The card, the filters and the rows are drawn apart: a state change redraws the rows only,
+   * so an open filter (a <select> showing its options) stays open and keeps its value.
+   */
   _render() {
     if (!this._config) return;
     const root = this.shadowRoot;
     const title = this._config.title;
-    const frame = (body) =>
-      `<style>${OVERVIEW_STYLE}</style><ha-card${title ? ` header="${escape(title)}"` : ""}>` +
-      `<div class="content${title ? "" : " no-header"}">${body}</div></ha-card>`;
     if (this._error !== null || !this._hass || this._resources === null) {
       const text = this._error ?? "Loading…";
       this._shown = null;
-      root.innerHTML = frame(`<div class="message${this._error !== null ? " error" : ""}">${escape(text)}</div>`);
+      this._drawnTitle = null;
+      root.innerHTML = this._card(`<div class="message${this._error !== null ? " error" : ""}">${escape(text)}</div>`);
       return;
     }
+    if (this._drawnTitle !== (title ?? "")) {
+      this._drawnTitle = title ?? "";
+      this._filterKey = null;
+      this._shown = null;
+      root.innerHTML = this._card(`<div class="savings-lines"></div><div class="filters"></div><div class="overview"><div class="rows" role="table"></div></div>`);
+    }
+    this._drawFilters(root.querySelector(".filters"));
     if (this._relevant() === null) return;
-    // Redrawn after an action, a filter or new tokens: the focus goes back where it was.
-    const focused = root.activeElement?.dataset?.focus;
     const savings = this._config.savings === false ? [] : this._savingsText(this._filter.lab ? [this._filter.lab] : undefined);
-    const header = savings.map((line) => `<div class="savings">${escape(line)}</div>`).join("");
-    root.innerHTML = frame(header + this._filters() + `<div class="rows">${this._rows()}</div>`);
-    if (focused) root.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus();
+    root.querySelector(".savings-lines").innerHTML = savings.map((line) => `<div class="savings">${escape(line)}</div>`).join("");
+    // Redrawn after an action or new tokens: the focus goes back to the same button.
+    const focused = root.activeElement?.closest?.(".rows") ? root.activeElement.dataset?.focus : null;
+    root.querySelector(".rows").innerHTML = this._header() + this._rows();
+    if (focused) root.querySelector(`.rows [data-focus="${CSS.escape(focused)}"]`)?.focus();
   }
 
-  _filters() {
+  _card(body) {
+    const title = this._config.title;
+    return (
+      `<style>${OVERVIEW_STYLE}</style><ha-card${title ? ` header="${escape(title)}"` : ""}>` +
+      `<div class="content${title ? "" : " no-header"}">${body}</div></ha-card>`
+    );
+  }
+
+  /* The filters' options are drawn again only when they change; their values are set. */
+  _drawFilters(filters) {
     const labs = [...new Set(this._resources.map((r) => r.lab))].sort(collator.compare);
     const labels = [...new Set(this._resources.flatMap((r) => r.labels ?? []))].sort(collator.compare);
-    const options = (values, chosen, any) =>
-      `<option value="">${any}</option>` +
-      values.map((v) => `<option value="${escape(v)}"${v === chosen ? " selected" : ""}>${escape(v)}</option>`).join("");
-    const lab = this._config.lab
-      ? ""
-      : `<label>Lab <select data-filter="lab" data-focus="lab">${options(labs, this._filter.lab, "every lab")}</select></label>`;
+    const key = JSON.stringify([this._config.lab ?? null, labs, labels]);
+    if (key !== this._filterKey) {
+      this._filterKey = key;
+      const options = (values, any) =>
+        `<option value="">${any}</option>` + values.map((v) => `<option value="${escape(v)}">${escape(v)}</option>`).join("");
+      const lab = this._config.lab
+        ? ""
+        : `<label>Lab <select data-filter="lab">${options(labs, "every lab")}</select></label>`;
+      filters.innerHTML =
+        lab +
+        `<label>Label <select data-filter="label">${options(labels, "any")}</select></label>` +
+        `<label><input type="checkbox" data-filter="mine"> Mine</label>`;
+    }
+    for (const input of filters.querySelectorAll("[data-filter]")) {
+      const value = this._filter[input.dataset.filter];
+      if (input.type === "checkbox") input.checked = Boolean(value);
+      else if (input.value !== value) input.value = value;
+    }
+  }
+
+  _header() {
     return (
-      `<div class="filters">${lab}` +
-      `<label>Label <select data-filter="label" data-focus="label">${options(labels, this._filter.label, "any")}</select></label>` +
-      `<label><input type="checkbox" data-filter="mine" data-focus="mine"${this._filter.mine ? " checked" : ""}> Mine</label></div>`
+      `<div class="head" role="row">` +
+      OVERVIEW_COLUMNS.map((c) => `<div role="columnheader" data-col="${c.key}">${escape(c.title)}</div>`).join("") +
+      `</div>`
     );
   }
 
@@ -972,43 +1102,45 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
     if (!shown.length) return `<div class="message">No resources match.</div>`;
     return shown
       .map((resource) => {
-        const { state, stateText, reason } = stateInfo(this._hass, resource);
-        // From labpower/resources, fetched again whenever a Holders sensor changes.
-        const held = resource.tokens ?? [];
-        const tokens = held.length
-          ? held
-              .map(
-                (t) =>
-                  `<div class="${t.mine ? "mine" : ""}" title="since ${escape(t.since ?? "")}">${escape(describeToken(t, now))}${t.mine ? " · mine" : ""}</div>`,
-              )
-              .join("")
-          : `<div class="nobody">nobody</div>`;
-        const kwh = this._energy[resource.entities?.energy];
-        const energy = kwh === undefined || kwh === null ? "–" : `${kwh.toFixed(2)} kWh`;
-        const mine = this._mine(resource);
-        const name = escape(resource.name);
-        const button = (action, text, extra = "") =>
-          `<button type="button" data-action="${action}" data-resource="${name}" data-focus="${action}:${name}"${extra}>${text}</button>`;
-        const actions = [];
-        if (!mine.some((t) => t.kind === "hold") && resource.entities?.power) actions.push(button("hold", "Take a hold"));
-        if (mine.some((t) => t.expires)) actions.push(button("renew", "Renew"));
-        if (mine.length) actions.push(button("release", "Release"));
-        if (admin && state !== "off")
-          actions.push(
-            this._confirming === resource.name
-              ? button("force_off", "Confirm force off", ' class="danger confirm"')
-              : button("force_off", "Force off", ' class="danger"'),
-          );
-        return (
-          `<div class="row" data-resource="${name}" data-state="${state}">` +
-          `<div><span class="name">${name}</span><span class="reason">${escape(resource.lab)}</span></div>` +
-          `<div><span class="state">${escape(stateText)}</span>${reason ? `<span class="reason">${escape(reason)}</span>` : ""}</div>` +
-          `<div class="tokens">${tokens}</div>` +
-          `<div class="energy" title="energy today">${energy}</div>` +
-          `<div class="actions">${actions.join("")}</div></div>`
-        );
+        const row = this._row(resource, admin, now);
+        const cells = OVERVIEW_COLUMNS.map((c) => {
+          const label = c.label === false || !c.title ? "" : ` data-label="${escape(c.title)}"`;
+          return `<div class="cell" role="cell" data-col="${c.key}"${label}>${c.cell(row)}</div>`;
+        });
+        return `<div class="row" role="row" data-resource="${escape(resource.name)}" data-state="${row.state}">${cells.join("")}</div>`;
       })
       .join("");
+  }
+
+  /* What the columns' cells read of one resource. */
+  _row(resource, admin, now) {
+    const { state, stateText, reason } = stateInfo(this._hass, resource);
+    const mine = this._mine(resource);
+    const name = escape(resource.name);
+    const button = (action, text, extra = "") =>
+      `<button type="button" data-action="${action}" data-resource="${name}" data-focus="${action}:${name}"${extra}>${text}</button>`;
+    const actions = [];
+    if (!mine.some((t) => t.kind === "hold") && resource.entities?.power) actions.push(button("hold", "Take a hold"));
+    if (mine.some((t) => t.expires)) actions.push(button("renew", "Renew"));
+    if (mine.length) actions.push(button("release", "Release"));
+    if (admin && state !== "off")
+      actions.push(
+        this._confirming === resource.name
+          ? button("force_off", "Confirm force off", ' class="danger confirm"')
+          : button("force_off", "Force off", ' class="danger"'),
+      );
+    return {
+      resource,
+      state,
+      stateText,
+      reason,
+      // From labpower/resources, fetched again whenever a Holders sensor changes.
+      tokens: resource.tokens ?? [],
+      now,
+      energy: this._energy[resource.entities?.energy],
+      actions,
+      hass: this._hass,
+    };
   }
 
   _filtered(ev) {

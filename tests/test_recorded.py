@@ -1,0 +1,152 @@
+"""What the recorder keeps: the logbook and the Holders count's long-term statistics.
+
+The logbook says who caused each power change, on the resource's device page Activity too.
+A module of its own: the recorder must be set up before the hass fixture (HA's rule for
+recorder tests), so every test here has it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from datetime import datetime, timedelta
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.recorder.core import Recorder
+from homeassistant.components.recorder.statistics import (
+    get_metadata,
+    statistics_during_period,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import async_capture_events
+from pytest_homeassistant_custom_component.components.recorder.common import (
+    async_wait_recording_done,
+    do_adhoc_statistics,
+)
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from .conftest import lab_entry, resource_data, setup_relays
+from .peers.ha import advance, call, state
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(
+    recorder_mock: Recorder, enable_custom_integrations: None
+) -> Generator[None]:
+    """The recorder first, then labpower from custom_components."""
+    return
+
+
+async def _host_acquired(hass: HomeAssistant) -> Callable[[str], str]:
+    """host-1 (which needs switch-1) acquired by alice; the device id of a resource."""
+    await setup_relays(hass, "switch-1", "host-1")
+    entry = lab_entry(
+        resource_data("switch-1"), resource_data("host-1", depends_on=["switch-1"])
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await call(hass, "acquire", {"resource": "host-1", "holder": "alice"})
+    for _ in range(5):
+        await hass.async_block_till_done()
+    assert state(hass, "input_boolean.host_1_relay") == "on"
+    devices = dr.async_get(hass)
+
+    def device(name: str) -> str:
+        found = devices.async_get_device_by_identifier(
+            ("labpower", f"sub_{name}"), entry.entry_id
+        )
+        assert found is not None
+        return found.id
+
+    return device
+
+
+async def test_power_changes_name_who_and_the_child(hass: HomeAssistant) -> None:
+    """Each power change carries its cause and the resource's device (its Activity)."""
+    power = async_capture_events(hass, "labpower_power_changed")
+    device = await _host_acquired(hass)
+    assert [
+        (e.data["resource"], e.data["cause"], e.data["device_id"]) for e in power
+    ] == [
+        ("switch-1", "needed by host-1 (acquired by alice)", device("switch-1")),
+        ("host-1", "acquired by alice", device("host-1")),
+    ]
+
+
+async def test_device_activity_has_labpowers_entries(
+    hass: HomeAssistant, hass_ws_client: WebSocketGenerator
+) -> None:
+    """A resource's device page Activity (the logbook by device) shows labpower's entries.
+
+    Asked as the device page asks it (logbook/get_events with its device id): who caused
+    each change, the child a dependency was powered on for, labpower's icons; nothing of
+    another device.
+    """
+    assert await async_setup_component(hass, "logbook", {})
+    start = dt_util.utcnow()
+    device = await _host_acquired(hass)
+    await async_wait_recording_done(hass)
+    client = await hass_ws_client(hass)
+
+    async def activity(name: str) -> list[tuple[str, str, str]]:
+        await client.send_json_auto_id(
+            {
+                "type": "logbook/get_events",
+                "start_time": start.isoformat(),
+                "device_ids": [device(name)],
+            }
+        )
+        response = await client.receive_json()
+        assert response["success"], response
+        return [
+            (e["name"], e["message"], e["icon"])
+            for e in response["result"]
+            if e.get("domain") == "labpower"
+        ]
+
+    assert await activity("host-1") == [
+        ("host-1", "was acquired by alice", "mdi:account-multiple"),
+        ("host-1", "was powered on (acquired by alice)", "mdi:power"),
+    ]
+    assert await activity("switch-1") == [
+        (
+            "switch-1",
+            "was powered on (needed by host-1 (acquired by alice))",
+            "mdi:power",
+        ),
+    ]
+
+
+async def test_holders_statistics_are_a_count(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """The Holders count (no unit) gets long-term statistics: its mean, min and max."""
+    start = datetime(2026, 3, 2, 10, 0, tzinfo=dt_util.UTC)
+    freezer.move_to(start)
+    await _host_acquired(hass)  # host-1: 1 holder from the start
+    await advance(hass, freezer, 150)
+    await call(hass, "acquire", {"resource": "host-1", "holder": "bob"})
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.host_1_holders") == "2"
+    freezer.move_to(start + timedelta(minutes=5, seconds=1))
+    do_adhoc_statistics(hass, start=start)
+    await async_wait_recording_done(hass)
+    holders = "sensor.host_1_holders"
+    recorder = hass.data["recorder_instance"]
+    metadata = await recorder.async_add_executor_job(
+        lambda: get_metadata(hass, statistic_ids={holders})
+    )
+    assert metadata[holders][1]["unit_of_measurement"] is None
+    stats = await recorder.async_add_executor_job(
+        lambda: statistics_during_period(
+            hass, start, None, {holders}, "5minute", None, {"mean", "min", "max"}
+        )
+    )
+    [period] = stats[holders]
+    # 0 as the lab starts, 1 at once (alice), 2 after 150 s (bob)
+    assert (period["min"], period["max"]) == (0.0, 2.0)
+    assert 1.0 < period["mean"] < 2.0

@@ -168,7 +168,7 @@ def _is_labels(value: Any) -> bool:
     return (
         isinstance(value, list)
         and bool(value)
-        and all(isinstance(label, str) and label for label in value)
+        and all(isinstance(label, str) and 0 < len(label) <= 255 for label in value)
     )
 
 
@@ -225,10 +225,10 @@ def _schema(run: Run, user: str) -> Any:
         choices: dict[str, st.SearchStrategy[Any]] = {}
         if _is_labels(body.get("labels")):
             choices["labels"] = st.sampled_from(
-                [body["labels"], ["rack"], ["rack"], ["arm64"], ["arm64", "gpio"]]
+                [["rack"], body["labels"], ["rack"], ["arm64"], ["arm64", "gpio"]]
             )
         if "count" not in body or _is_count(body["count"]):
-            choices["count"] = st.sampled_from([body.get("count", 1), 1, 2])
+            choices["count"] = st.sampled_from([1, body.get("count", 1), 2])
         return st.fixed_dictionaries(choices).map(lambda chosen: {**body, **chosen})
 
     @schema.hook("map_body")

@@ -77,6 +77,7 @@ def test_exceptions_translated() -> None:
                 "labs",
                 "detail",
                 "limit",
+                "left",
             }
 
 

@@ -19,6 +19,7 @@ import probatio as vol
 
 from .core.model import (
     AcquireRefusedError,
+    ExclusiveConflictError,
     HeldByOthersError,
     InvalidTtlError,
     LabError,
@@ -52,6 +53,7 @@ from .runtime import LabRuntime
 from .schema import (
     ACQUIRE_REST_SCHEMA,
     ATTR_COUNT,
+    ATTR_EXCLUSIVE,
     ATTR_HOLDER,
     ATTR_KIND,
     ATTR_LABELS,
@@ -131,6 +133,14 @@ def json_errors(handler: Handler) -> Handler:
             return error_response(
                 HTTPStatus.CONFLICT, err.key, str(err), holders=err.holders
             )
+        except ExclusiveConflictError as err:
+            return error_response(
+                HTTPStatus.CONFLICT,
+                err.key,
+                str(err),
+                holders=err.holders,
+                seconds_left=err.seconds_left,
+            )
         except LabError as err:
             status = _STATUS_OF.get(type(err), HTTPStatus.CONFLICT)
             return error_response(
@@ -181,6 +191,7 @@ class _AcquireOptions:
         self.ttl: float | None = body.get(ATTR_TTL)
         self.holder: str = body.get(ATTR_HOLDER) or user.name or "REST API"
         self.wait_timeout = body[ATTR_TIMEOUT] if body[ATTR_WAIT] else None
+        self.exclusive: bool = body[ATTR_EXCLUSIVE]
 
     async def acquire(self, located: dict[str, LabRuntime], user: User) -> Taken:
         """Take the tokens (and wait) as these options say."""
@@ -192,6 +203,7 @@ class _AcquireOptions:
             user_id=user.id,
             admin=user.is_admin,
             wait_timeout=self.wait_timeout,
+            exclusive=self.exclusive,
         )
 
 

@@ -240,10 +240,12 @@ async def async_acquire(
     user_id: str | None,
     admin: bool,
     wait_timeout: float | None,
+    exclusive: bool = False,
 ) -> Taken:
     """Take a token on every resource, all or none; with a timeout, wait until available.
 
-    A wait that fails (timeout, fault) releases everything this call took.
+    Exclusive tokens only on resources nobody holds (see Lab.acquire). A wait that
+    fails (timeout, fault) releases everything this call took.
     """
     by_lab: dict[int, tuple[LabRuntime, list[str]]] = {}
     for name, runtime in located.items():
@@ -255,9 +257,8 @@ async def async_acquire(
             check_token_limit(runtime, user_id, len(names))
     for runtime, names in by_lab.values():
         lab = runtime.lab
+        lab.check_acquire(names, kind=kind, ttl=ttl, exclusive=exclusive)
         for name in names:
-            if kind is TokenKind.LEASE:
-                lab.ledger.validate_ttl(name, ttl)
             # A token on a broken machine helps nobody: say so now, not after a wait.
             for broken in (name, *lab.ancestors(name)):
                 reconciler = lab.reconciler(broken)
@@ -265,7 +266,9 @@ async def async_acquire(
                     raise ResourceFaultError(broken, reconciler.reason or "fault")
     taken: Taken = []
     for runtime, names in by_lab.values():
-        tokens = runtime.lab.acquire(names, holder, kind=kind, ttl=ttl, user_id=user_id)
+        tokens = runtime.lab.acquire(
+            names, holder, kind=kind, ttl=ttl, user_id=user_id, exclusive=exclusive
+        )
         taken.extend((runtime, token) for token in tokens)
     waits: list[asyncio.Future[None]] = []
     try:
@@ -436,6 +439,7 @@ def token_view(runtime: LabRuntime, token: UsageToken) -> dict[str, Any]:
         "kind": token.kind.value,
         "holder": token.holder,
         "expires": iso_time(token.expires),
+        "exclusive": token.exclusive,
         "state": runtime.lab.state(token.resource).value,
     }
 
@@ -474,4 +478,5 @@ def holder_entry(token: UsageToken) -> dict[str, Any]:
         "kind": token.kind.value,
         "since": iso_time(token.created),
         "expires": iso_time(token.expires),
+        "exclusive": token.exclusive,
     }

@@ -42,6 +42,7 @@ from .const import (
     CONF_CHECKER,
     CONF_LAB_FILE,
     CONF_METER_ENTITY,
+    CONF_UI_HOLD_EXCLUSIVE,
     CONF_UI_HOLD_MAX,
     CONF_UNIT_NAME,
     CONF_UPS_ENTITIES,
@@ -670,6 +671,10 @@ class LabRuntime:
     def holders_total(self) -> int:
         """How many live tokens the lab has."""
         return self.lab.ledger.token_count
+
+    def ui_hold_exclusive(self) -> bool:
+        """Whether holds taken from the UI are exclusive (the ui_hold_exclusive option)."""
+        return bool(self.settings.get(CONF_UI_HOLD_EXCLUSIVE))
 
     def ui_hold_limit(self) -> float | None:
         """How long a hold taken from the UI lasts (None: until released)."""

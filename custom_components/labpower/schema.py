@@ -88,6 +88,7 @@ from .const import (
     CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
     CONF_TOKEN_LIMIT,
+    CONF_UI_HOLD_EXCLUSIVE,
     CONF_UI_HOLD_MAX,
     CONF_UNIT_NAME,
     CONF_UNIT_PARALLEL_ON,
@@ -150,6 +151,7 @@ ATTR_LABELS: Final = "labels"
 ATTR_COUNT: Final = "count"
 ATTR_LAB: Final = "lab"
 ATTR_POWER_OFF: Final = "power_off"
+ATTR_EXCLUSIVE: Final = "exclusive"
 POWER_OFF_NOW: Final = "now"
 WAIT_NONE: Final = "none"
 WAIT_AVAILABLE: Final = "available"
@@ -878,6 +880,14 @@ LAB_OPTION_FIELDS: Final = (
     *LAB_POLICY_FIELDS,
     # Holds from the UI end (0: never); reminders and the expiring event come before.
     _duration(CONF_UI_HOLD_MAX, DEFAULT_UI_HOLD_MAX, seconds()),
+    # Holds from the UI are exclusive tokens (a person debugging a board).
+    Field(
+        CONF_UI_HOLD_EXCLUSIVE,
+        boolean,
+        selector.BooleanSelector(),
+        default=False,
+        required=True,
+    ),
     _duration(CONF_EXPIRING_WARNING, DEFAULT_EXPIRING_WARNING, seconds()),
     Field(
         CONF_NOTIFY_AVAILABLE,
@@ -1036,6 +1046,7 @@ ACQUIRE_ACTION_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_TIMEOUT, default=DEFAULT_WAIT): timeout,
         vol.Optional(ATTR_LABELS): names,
         vol.Optional(ATTR_COUNT, default=1): count,
+        vol.Optional(ATTR_EXCLUSIVE, default=False): boolean,
         **cv.TARGET_SERVICE_FIELDS,
     }
 )
@@ -1057,6 +1068,7 @@ _REST_ACQUIRE: Final = {
     vol.Optional(ATTR_KIND, default=TokenKind.LEASE.value): KIND,
     vol.Optional(ATTR_WAIT, default=False): boolean,
     vol.Optional(ATTR_TIMEOUT, default=DEFAULT_WAIT): timeout,
+    vol.Optional(ATTR_EXCLUSIVE, default=False): boolean,
 }
 ACQUIRE_REST_SCHEMA: Final = vol.Schema(_REST_ACQUIRE)
 POOL_REST_SCHEMA: Final = vol.Schema(

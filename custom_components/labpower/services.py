@@ -44,6 +44,7 @@ from .operations import (
 from .schema import (
     ACQUIRE_ACTION_SCHEMA,
     ATTR_COUNT,
+    ATTR_EXCLUSIVE,
     ATTR_HOLDER,
     ATTR_KIND,
     ATTR_LAB,
@@ -146,6 +147,7 @@ async def _acquire(call: ServiceCall) -> ServiceResponse:
         user_id=call.context.user_id,
         admin=await async_is_admin(hass, call.context),
         wait_timeout=call.data[ATTR_TIMEOUT] if waiting else None,
+        exclusive=call.data[ATTR_EXCLUSIVE],
     )
     return {"tokens": [token_view(runtime, token) for runtime, token in taken]}
 

@@ -307,20 +307,26 @@ class Lab:
         ttl: float | None = None,
         user_id: str | None = None,
         limit: float | None = None,
+        exclusive: bool = False,
     ) -> list[UsageToken]:
-        """Take a token on each resource: all or none (a hold ends after `limit` s)."""
+        """Take a token on each resource: all or none (a hold ends after `limit` s).
+
+        An exclusive token is granted only on a resource nobody holds, and refuses
+        every other token while it lives (ExclusiveConflictError names its holder).
+        """
         self.check_accepting()
         names = list(dict.fromkeys(names))
-        if kind is TokenKind.LEASE:
-            for name in names:
-                self.ledger.validate_ttl(name, ttl)
-        else:
-            for name in names:
-                self.ledger.policy(name)
+        self.check_acquire(names, kind=kind, ttl=ttl, exclusive=exclusive)
         wanted = {name: self.ledger.wants_on(name) for name in names}
         tokens = [
             self.ledger.acquire(
-                name, holder, kind=kind, ttl=ttl, user_id=user_id, limit=limit
+                name,
+                holder,
+                kind=kind,
+                ttl=ttl,
+                user_id=user_id,
+                limit=limit,
+                exclusive=exclusive,
             )
             for name in names
         ]
@@ -332,6 +338,22 @@ class Lab:
             )
         self._emit(EventKind.PERSIST)
         return tokens
+
+    def check_acquire(
+        self,
+        names: Iterable[str],
+        *,
+        kind: TokenKind,
+        ttl: float | None,
+        exclusive: bool,
+    ) -> None:
+        """Raise what acquire would raise for these resources, taking nothing."""
+        for name in names:
+            if kind is TokenKind.LEASE:
+                self.ledger.validate_ttl(name, ttl)
+            else:
+                self.ledger.policy(name)
+            self.ledger.check_free(name, exclusive=exclusive)
 
     def release(self, token_ids: Iterable[str]) -> list[UsageToken]:
         """Release tokens; ones already released are skipped, unknown ones refused."""

@@ -10,6 +10,8 @@ import secrets
 from typing import Any
 
 from .model import (
+    ExclusiveConflictError,
+    ExclusiveNeedsFreeError,
     InvalidTtlError,
     ResourcePolicy,
     StoredStateError,
@@ -111,13 +113,16 @@ class Ledger:
         ttl: float | None = None,
         user_id: str | None = None,
         limit: float | None = None,
+        exclusive: bool = False,
     ) -> UsageToken:
         """Issue a token for a resource; a lease gets the default ttl if none is given.
 
         A hold never expires unless it has a `limit` (seconds, > 0): a hold taken from
         the UI ends then, unless renewed. The lease rules (max_ttl) do not apply to it.
+        An exclusive token needs the resource free and keeps it so (see check_free).
         """
         policy = self.policy(resource)
+        self.check_free(resource, exclusive=exclusive)
         now = self._clock()
         expires: float | None = None
         if kind is TokenKind.LEASE:
@@ -135,6 +140,7 @@ class Ledger:
             expires=expires,
             user_id=user_id,
             limit=None if kind is TokenKind.LEASE else limit,
+            exclusive=exclusive,
         )
         self._tokens[token.id] = token
         self._by_resource[resource][token.id] = token
@@ -147,6 +153,36 @@ class Ledger:
         self._put.add(token.id)
         self._touched.add(resource)
         return token
+
+    def check_free(self, resource: str, *, exclusive: bool) -> None:
+        """Raise ExclusiveConflictError unless a token (exclusive or not) may be taken.
+
+        (ExclusiveNeedsFreeError when an exclusive token is asked for.)
+
+        An exclusive token refuses every other token on its resource; an exclusive
+        token is refused while anybody holds the resource. The error names the holders
+        and when the resource is free at the latest (None: a hold without an end).
+        """
+        held = self._by_resource.get(resource)
+        if not held:
+            return
+        blocking = (
+            list(held.values())
+            if exclusive
+            else [token for token in held.values() if token.exclusive]
+        )
+        if not blocking:
+            return
+        ends = [token.expires for token in blocking]
+        left = (
+            None
+            if None in ends
+            else max(end for end in ends if end is not None) - self._clock()
+        )
+        error = ExclusiveNeedsFreeError if exclusive else ExclusiveConflictError
+        raise error(
+            resource, list(dict.fromkeys(token.holder for token in blocking)), left
+        )
 
     def validate_ttl(self, resource: str, ttl: float | None) -> None:
         """Raise what acquire would raise for this resource and ttl, issuing nothing."""

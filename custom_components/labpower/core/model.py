@@ -57,6 +57,8 @@ class UsageToken:
     user_id: str | None = None
     # A hold that ends (taken from the UI): its length in seconds, again when renewed.
     limit: float | None = None
+    # While it lives, nobody else gets a token on the resource (see Ledger.check_free).
+    exclusive: bool = False
 
     def as_dict(self) -> dict[str, object]:
         """Return the token as plain data (for storage)."""
@@ -69,6 +71,7 @@ class UsageToken:
             "expires": self.expires,
             "user_id": self.user_id,
             "limit": self.limit,
+            "exclusive": self.exclusive,
         }
 
     @classmethod
@@ -86,6 +89,8 @@ class UsageToken:
             expires=None if expires is None else float(str(expires)),
             user_id=None if user_id is None else str(user_id),
             limit=None if limit is None else float(str(limit)),
+            # Stores written before exclusive tokens have no such key: shared.
+            exclusive=data.get("exclusive") is True,
         )
 
 
@@ -329,6 +334,54 @@ class HeldByOthersError(LabError):
             holders=names,
         )
         self.holders = holders
+
+
+def duration_text(seconds: float) -> str:
+    """A time left as people read it: 45 s, 12 min, 2 h 05 min."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = -(-seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class ExclusiveConflictError(LabError):
+    """An exclusive token holds the resource: other acquires are refused (or queue).
+
+    Names the holders and the time they have left: `seconds_left` is when the
+    resource is free at the latest, None while a hold without an end holds it.
+    """
+
+    key = "held_exclusively"
+    template = "{resource} is held exclusively by {holders} ({left})"
+
+    def __init__(
+        self, resource: str, holders: list[str], seconds_left: float | None
+    ) -> None:
+        """Name the resource, whoever holds it and how long they may keep it."""
+        names = ", ".join(holders)
+        left = (
+            "until released"
+            if seconds_left is None
+            else f"{duration_text(seconds_left)} left"
+        )
+        super().__init__(
+            self.template.format(resource=resource, holders=names, left=left),
+            resource=resource,
+            holders=names,
+            left=left,
+        )
+        self.holders = holders
+        self.seconds_left = seconds_left
+
+
+class ExclusiveNeedsFreeError(ExclusiveConflictError):
+    """An exclusive token asked for while others hold the resource."""
+
+    key = "exclusive_needs_free"
+    template = "{resource} cannot be taken exclusively: in use by {holders} ({left})"
 
 
 class CycleRefusedError(HeldByOthersError):

@@ -17,6 +17,18 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util.json import json_loads
 import probatio as vol
 
+from .bookings import (
+    all_bookings,
+    async_book,
+    async_delete_booking,
+    booking_request,
+)
+from .core.bookings import (
+    BookingTargetError,
+    BookingTimesError,
+    NotBookingOwnerError,
+    UnknownBookingError,
+)
 from .core.model import (
     AcquireRefusedError,
     ExclusiveConflictError,
@@ -62,6 +74,7 @@ from .schema import (
     ATTR_TOKEN,
     ATTR_TTL,
     ATTR_WAIT,
+    BOOK_REST_SCHEMA,
     POOL_REST_SCHEMA,
     RELEASE_REST_SCHEMA,
     RENEW_REST_SCHEMA,
@@ -80,10 +93,18 @@ _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     StoreWriteError: HTTPStatus.SERVICE_UNAVAILABLE,
     NotTokenOwnerError: HTTPStatus.FORBIDDEN,
     TokenLimitError: HTTPStatus.TOO_MANY_REQUESTS,
+    UnknownBookingError: HTTPStatus.NOT_FOUND,
+    NotBookingOwnerError: HTTPStatus.FORBIDDEN,
+    BookingTimesError: HTTPStatus.BAD_REQUEST,
+    BookingTargetError: HTTPStatus.BAD_REQUEST,
 }
 # Seconds a client is told to wait before asking again while labs are loading.
 _RETRY_AFTER: dict[type[LabError], str] = {LabsLoadingError: str(round(LOAD_WAIT))}
-_FIELD_OF: dict[type[LabError], str] = {InvalidTtlError: "ttl"}
+_FIELD_OF: dict[type[LabError], str] = {
+    InvalidTtlError: "ttl",
+    BookingTimesError: "end",
+    BookingTargetError: "resource",
+}
 
 type Handler = Callable[..., Awaitable[web.Response]]
 
@@ -368,6 +389,53 @@ class PowerCycleView(HomeAssistantView):
         )
 
 
+class BookingsView(HomeAssistantView):
+    """GET every booking, POST a booking."""
+
+    url = "/api/labpower/bookings"
+    name = "api:labpower:bookings"
+
+    @json_errors
+    async def get(self, request: web.Request) -> web.Response:
+        """Every lab's bookings, the earliest first."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        await async_all_runtimes(hass)
+        return self.json(
+            {
+                "bookings": [
+                    bookings.view(booking) for bookings, booking in all_bookings(hass)
+                ]
+            }
+        )
+
+    @json_errors
+    async def post(self, request: web.Request) -> web.Response:
+        """Book resources (or labels and a count) from start to end."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
+        body = _validated(BOOK_REST_SCHEMA, await _body(request, required=True))
+        wanted = booking_request(body, user.name or "REST API")
+        bookings, booking = await async_book(
+            hass, wanted, user.id, admin=user.is_admin
+        )
+        return self.json(bookings.view(booking), HTTPStatus.CREATED)
+
+
+class BookingView(HomeAssistantView):
+    """DELETE a booking."""
+
+    url = "/api/labpower/bookings/{booking_id}"
+    name = "api:labpower:booking"
+
+    @json_errors
+    async def delete(self, request: web.Request, booking_id: str) -> web.Response:
+        """Delete (its maker or an administrator): its holds are released."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
+        await async_delete_booking(hass, booking_id, user.id, admin=user.is_admin)
+        return web.Response(status=HTTPStatus.NO_CONTENT)
+
+
 _METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -440,6 +508,8 @@ VIEWS: tuple[type[HomeAssistantView], ...] = (
     RenewView,
     ForceOffView,
     PowerCycleView,
+    BookingsView,
+    BookingView,
 )
 
 

@@ -145,12 +145,18 @@ def lab_of_token(hass: HomeAssistant, token_id: str) -> LabRuntime:
 
 
 def pool(
-    hass: HomeAssistant, labels: Iterable[str], count: int
+    hass: HomeAssistant,
+    labels: Iterable[str],
+    count: int,
+    within: Iterable[LabRuntime] | None = None,
 ) -> dict[str, LabRuntime]:
-    """`count` free resources carrying every label, chosen to switch on the least."""
+    """`count` free resources carrying every label, chosen to switch on the least.
+
+    From every lab, or from those `within` (a booking's own lab).
+    """
     wanted = frozenset(labels)
     candidates: list[tuple[int, float, str, LabRuntime]] = []
-    for runtime in runtimes(hass):
+    for runtime in runtimes(hass) if within is None else within:
         lab = runtime.lab
         for name in lab.names:
             state = lab.state(name)

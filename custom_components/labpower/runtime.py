@@ -8,7 +8,7 @@ import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import (
@@ -89,6 +89,9 @@ from .schema import LAB_OPTION_DEFAULTS
 from .storage import LabStorage
 from .ups import UpsPolicy
 
+if TYPE_CHECKING:
+    from .bookings import LabBookings
+
 type LabpowerConfigEntry = ConfigEntry[LabRuntime]
 
 
@@ -140,6 +143,8 @@ class LabRuntime:
     )  # options + lab file policies
     ups: UpsPolicy = field(init=False)
     reminders: Reminders = field(init=False)
+    # Set up after the lab has started (bookings.py imports this module).
+    bookings: LabBookings = field(init=False, repr=False)
     host_keys: dict[str, str] = field(default_factory=dict)
     # The resources the lab file defines (subentry data), for the feed check.
     file_resources: list[dict[str, Any]] = field(default_factory=list)

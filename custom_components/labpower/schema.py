@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 import math
 import re
 from typing import Any, Final, cast
 
 from homeassistant.helpers import config_validation as cv, selector
+from homeassistant.util import dt as dt_util
 import probatio as vol
 
 from .const import (
@@ -1083,3 +1085,32 @@ RENEW_REST_SCHEMA: Final = RENEW_ACTION_SCHEMA  # one token in both
 RELEASE_REST_SCHEMA: Final = vol.Schema(
     {vol.Required(ATTR_TOKEN): token, vol.Optional(ATTR_POWER_OFF): POWER_OFF}
 )
+
+# The book action and POST /api/labpower/bookings: what, when, for whom.
+ATTR_START: Final = "start"
+ATTR_END: Final = "end"
+
+
+def moment(value: Any) -> datetime:
+    """A point in time: a datetime or ISO 8601 text; without an offset, HA's local time."""
+    if isinstance(value, datetime):
+        found: datetime | None = value
+    elif isinstance(value, str):
+        found = dt_util.parse_datetime(value)
+    else:
+        found = None
+    if found is None:
+        raise FieldInvalid("time_invalid", "expected a date and time (ISO 8601)")
+    return dt_util.as_utc(found)
+
+
+_BOOK: Final = {
+    vol.Optional(ATTR_RESOURCE): names,
+    vol.Optional(ATTR_COUNT, default=1): count,
+    vol.Optional(ATTR_HOLDER): holder,
+    vol.Required(ATTR_START): moment,
+    vol.Required(ATTR_END): moment,
+    vol.Optional(ATTR_EXCLUSIVE, default=False): boolean,
+}
+BOOK_ACTION_SCHEMA: Final = vol.Schema({**_BOOK, vol.Optional(ATTR_LABELS): names})
+BOOK_REST_SCHEMA: Final = vol.Schema({**_BOOK, vol.Optional(ATTR_LABELS): label_list})

@@ -1,4 +1,4 @@
-"""The labpower actions: acquire, release, renew, list and force_off."""
+"""The labpower actions: acquire, release, renew, list, book and force_off."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from homeassistant.helpers.target import (
     async_extract_referenced_entity_ids,
 )
 
+from .bookings import async_book, booking_request
 from .const import DOMAIN
 from .core.model import (
     TokenKind,
@@ -55,6 +56,7 @@ from .schema import (
     ATTR_TOKEN,
     ATTR_TTL,
     ATTR_WAIT,
+    BOOK_ACTION_SCHEMA,
     FORCE_OFF_ACTION_SCHEMA,
     NAMES_ACTION_SCHEMA,
     RELEASE_ACTION_SCHEMA,
@@ -78,6 +80,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     hass.services.async_register(
         DOMAIN, "list", _list, NAMES_ACTION_SCHEMA, SupportsResponse.ONLY
+    )
+    hass.services.async_register(
+        DOMAIN, "book", _book, BOOK_ACTION_SCHEMA, SupportsResponse.OPTIONAL
     )
     async_register_admin_service(
         hass,
@@ -150,6 +155,21 @@ async def _acquire(call: ServiceCall) -> ServiceResponse:
         exclusive=call.data[ATTR_EXCLUSIVE],
     )
     return {"tokens": [token_view(runtime, token) for runtime, token in taken]}
+
+
+@labpower_errors
+async def _book(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    request = booking_request(
+        call.data, await async_caller_name(hass, call.context)
+    )
+    bookings, booking = await async_book(
+        hass,
+        request,
+        call.context.user_id,
+        admin=await async_is_admin(hass, call.context),
+    )
+    return {"booking": bookings.view(booking)}
 
 
 @labpower_errors

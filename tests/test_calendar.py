@@ -1,0 +1,564 @@
+"""Bookings and the lab's calendar through Home Assistant: power up in time, end on time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+)
+from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
+    WebSocketGenerator,
+)
+
+from custom_components.labpower.core.bookings import (
+    LEAD_FACTOR,
+    LEAD_MARGIN,
+    Booking,
+    BookingBook,
+    BookingConflictError,
+    BookingTextError,
+    BootTimes,
+    parse_event_text,
+)
+from custom_components.labpower.core.model import ResourceState
+from custom_components.labpower.diagnostics import (
+    async_get_config_entry_diagnostics,
+)
+
+from .conftest import lab_entry, relay, resource_data, setup_relays
+from .peers.ha import advance, call, setup_integration, state
+from .peers.rest import error_of, rest_api
+
+CALENDAR = "calendar.lab_bookings"
+RELAY = relay("builder-1")
+# resource_data's start_timeout, as the lead of a resource never measured.
+DEFAULT_LEAD = 60 * LEAD_FACTOR + LEAD_MARGIN
+
+
+def _at(minutes: float) -> datetime:
+    return dt_util.utcnow() + timedelta(minutes=minutes)
+
+
+async def _events(hass: HomeAssistant, minutes: float = 24 * 60) -> list[Any]:
+    response = await hass.services.async_call(
+        "calendar",
+        "get_events",
+        {
+            "entity_id": CALENDAR,
+            "start_date_time": dt_util.utcnow() - timedelta(hours=1),
+            "end_date_time": _at(minutes),
+        },
+        blocking=True,
+        return_response=True,
+    )
+    assert isinstance(response, dict)
+    events: list[Any] = response[CALENDAR]["events"]
+    return events
+
+
+async def _book(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
+    data.setdefault("resource", "builder-1")
+    for key in ("start", "end"):
+        if isinstance(data[key], datetime):
+            data[key] = data[key].isoformat()
+    response = await call(hass, "book", data)
+    booking: dict[str, Any] = response["booking"]
+    return booking
+
+
+def _holders(entry: MockConfigEntry, name: str = "builder-1") -> int:
+    return entry.runtime_data.lab.ledger.holder_count(name)
+
+
+async def test_booking_powers_up_in_time_and_ends_on_time(
+    hass: HomeAssistant, lab: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Done when: booked 30 min ahead, available at its start, released at its end."""
+    start, end = _at(30), _at(50)
+    booking = await _book(hass, holder="benchmark", start=start, end=end)
+    assert booking["status"] == "scheduled"
+    power_on = dt_util.parse_datetime(booking["power_on_at"])
+    assert power_on == start - timedelta(seconds=DEFAULT_LEAD)
+    [event] = await _events(hass)
+    assert event["summary"] == "benchmark: builder-1"
+    assert "resource: builder-1" in event["description"]
+    assert dt_util.parse_datetime(event["start"]) == start
+    assert dt_util.parse_datetime(event["end"]) == end
+    assert state(hass, CALENDAR) == "off"  # not yet
+    # Nothing switches before its power-on time.
+    await advance(hass, freezer, (power_on - dt_util.utcnow()).total_seconds() - 1)
+    assert state(hass, RELAY) == "off"
+    assert _holders(lab) == 0
+    await advance(hass, freezer, 2)
+    assert state(hass, RELAY) == "on"
+    assert _holders(lab) == 1
+    [token] = lab.runtime_data.lab.ledger.tokens("builder-1")
+    assert token.holder == "benchmark"
+    # At its start the machine is available, and the calendar says it is going on.
+    await advance(hass, freezer, (start - dt_util.utcnow()).total_seconds())
+    assert lab.runtime_data.lab.state("builder-1") is ResourceState.AVAILABLE
+    assert state(hass, CALENDAR) == "on"
+    assert hass.states.get(CALENDAR).attributes["message"] == "benchmark: builder-1"
+    # At its end its hold is released; the machine goes off after its off delay.
+    await advance(hass, freezer, (end - dt_util.utcnow()).total_seconds())
+    assert _holders(lab) == 0
+    assert state(hass, RELAY) == "on"
+    await advance(hass, freezer, 31)
+    assert state(hass, RELAY) == "off"
+    assert await _events(hass) == []
+    assert state(hass, CALENDAR) == "off"
+
+
+async def test_leases_and_holds_are_events(
+    hass: HomeAssistant, lab: MockConfigEntry
+) -> None:
+    await call(hass, "acquire", {"resource": "builder-1", "holder": "ci", "ttl": 600})
+    await call(
+        hass,
+        "acquire",
+        {"resource": "builder-2", "holder": "me", "kind": "hold", "exclusive": True},
+    )
+    events = {event["summary"]: event for event in await _events(hass)}
+    assert set(events) == {"ci: builder-1", "me: builder-2 (exclusive)"}
+    lease, hold = events["ci: builder-1"], events["me: builder-2 (exclusive)"]
+    assert (
+        dt_util.parse_datetime(lease["end"]) - dt_util.parse_datetime(lease["start"])
+    ) == timedelta(seconds=600)
+    assert "ends: until released" in hold["description"]
+    assert dt_util.parse_datetime(hold["end"]) > dt_util.utcnow()
+    # A token's id is a secret: its event does not carry it.
+    tokens = [t.id for n in ("builder-1", "builder-2") for t in _tokens(lab, n)]
+    for event in events.values():
+        assert not any(token in str(event) for token in tokens)
+    assert state(hass, CALENDAR) == "on"
+
+
+def _tokens(entry: MockConfigEntry, name: str) -> list[Any]:
+    return list(entry.runtime_data.lab.ledger.tokens(name))
+
+
+async def test_calendar_books_and_deleting_releases(
+    hass: HomeAssistant,
+    lab: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    # Starting now: its power-on time has passed, so it is taken at once.
+    await hass.services.async_call(
+        "calendar",
+        "create_event",
+        {
+            "entity_id": CALENDAR,
+            "summary": "Debugging: builder-1 (exclusive)",
+            "start_date_time": dt_util.now(),
+            "end_date_time": dt_util.now() + timedelta(hours=1),
+        },
+        blocking=True,
+    )
+    [token] = _tokens(lab, "builder-1")
+    assert token.holder == "Debugging"
+    assert token.exclusive
+    assert state(hass, RELAY) == "on"
+    [event] = await _events(hass)
+    assert event["summary"] == "Debugging: builder-1 (exclusive)"
+    [booking] = lab.runtime_data.bookings.book.all()
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id(
+        {"type": "calendar/event/delete", "entity_id": CALENDAR, "uid": booking.id}
+    )
+    assert (await client.receive_json())["success"]
+    await hass.async_block_till_done()
+    assert _holders(lab) == 0
+    assert await _events(hass) == []
+
+
+async def test_calendar_text_names_labels_count_and_holder(
+    hass: HomeAssistant, hass_ws_client: WebSocketGenerator
+) -> None:
+    await setup_relays(hass, "arm-1", "arm-2", "arm-3")
+    entry = await setup_integration(
+        hass,
+        lab_entry(*(resource_data(f"arm-{n}", labels=["arm64"]) for n in (1, 2, 3))),
+    )
+    client = await hass_ws_client(hass)
+    start = dt_util.now() + timedelta(hours=2)
+    await client.send_json_auto_id(
+        {
+            "type": "calendar/event/create",
+            "entity_id": CALENDAR,
+            "event": {
+                "summary": "Nightly",
+                "description": "labels: arm64\ncount: 2\nholder: nightly build\n"
+                "exclusive: yes\nthe rest are notes",
+                "dtstart": start.isoformat(),
+                "dtend": (start + timedelta(hours=1)).isoformat(),
+            },
+        }
+    )
+    assert (await client.receive_json())["success"]
+    [booking] = entry.runtime_data.bookings.book.all()
+    assert (booking.labels, booking.count, booking.holder, booking.exclusive) == (
+        ("arm64",),
+        2,
+        "nightly build",
+        True,
+    )
+    # The text it shows reads back as the same booking.
+    [event] = await _events(hass, 4 * 60)
+    again = parse_event_text(event["summary"], event["description"])
+    assert (again.labels, again.count, again.holder, again.exclusive) == (
+        ("arm64",),
+        2,
+        "nightly build",
+        True,
+    )
+    # Only one of the three is left for an exclusive booking of two at that time.
+    await client.send_json_auto_id(
+        {
+            "type": "calendar/event/create",
+            "entity_id": CALENDAR,
+            "event": {
+                "summary": "Other",
+                "description": "labels: arm64\ncount: 2",
+                "dtstart": start.isoformat(),
+                "dtend": (start + timedelta(minutes=30)).isoformat(),
+            },
+        }
+    )
+    refused = await client.receive_json()
+    assert not refused["success"]
+    assert "booked exclusively by nightly build" in refused["error"]["message"]
+    # A text that names nothing is refused with what to write.
+    with pytest.raises(ServiceValidationError) as bad:
+        await hass.services.async_call(
+            "calendar",
+            "create_event",
+            {
+                "entity_id": CALENDAR,
+                "summary": "   ",
+                "start_date_time": start,
+                "end_date_time": start + timedelta(hours=1),
+            },
+            blocking=True,
+        )
+    assert bad.value.translation_key == "booking_text"
+
+
+async def test_exclusive_bookings_conflict(
+    hass: HomeAssistant, lab: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    await _book(hass, holder="me", start=_at(60), end=_at(120), exclusive=True)
+    with pytest.raises(ServiceValidationError) as refused:
+        await _book(hass, holder="ci", start=_at(90), end=_at(150))
+    assert refused.value.translation_key == "booking_conflict"
+    assert refused.value.translation_placeholders["holders"] == "me"
+    # Before, after, or on another resource: fine; shared bookings share.
+    await _book(hass, holder="ci", start=_at(120), end=_at(150))
+    await _book(hass, holder="ci", start=_at(30), end=_at(60))
+    await _book(hass, resource="builder-2", holder="a", start=_at(60), end=_at(90))
+    await _book(hass, resource="builder-2", holder="b", start=_at(60), end=_at(90))
+    assert len(lab.runtime_data.bookings.book) == 5
+    # An exclusive booking is refused where any other booking overlaps.
+    with pytest.raises(ServiceValidationError):
+        await _book(
+            hass, resource="builder-2", start=_at(80), end=_at(85), exclusive=True
+        )
+
+
+async def test_an_exclusive_token_refuses_a_booking_taken_now(
+    hass: HomeAssistant, lab: MockConfigEntry
+) -> None:
+    await call(
+        hass, "acquire", {"resource": "builder-1", "holder": "me", "exclusive": True}
+    )
+    with pytest.raises(ServiceValidationError) as refused:
+        await _book(hass, start=_at(0), end=_at(30))
+    assert refused.value.translation_key == "held_exclusively"
+    assert lab.runtime_data.bookings.book.all() == []
+
+
+async def test_booking_on_battery_is_refused_like_any_acquire(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    await setup_relays(hass, "builder-1")
+    hass.states.async_set("sensor.ups_status", "OL")
+    entry = await setup_integration(
+        hass, lab_entry(resource_data("builder-1"), ups_entities=["sensor.ups_status"])
+    )
+    refusals = async_capture_events(hass, "labpower_booking_refused")
+    booking = await _book(hass, holder="bench", start=_at(30), end=_at(40))
+    hass.states.async_set("sensor.ups_status", "OB DISCHRG")
+    await hass.async_block_till_done()
+    await advance(hass, freezer, 30 * 60)
+    assert state(hass, RELAY) == "off"
+    [stored] = entry.runtime_data.bookings.book.all()
+    assert stored.status.value == "refused"
+    assert "battery" in (stored.reason or "")
+    [refusal] = refusals
+    assert refusal.data["booking"] == booking["id"]
+    [event] = await _events(hass)
+    assert event["summary"].startswith("refused: bench")
+    # Taken at once, it is refused to the caller and not kept.
+    with pytest.raises(HomeAssistantError) as now:
+        await _book(hass, start=_at(0), end=_at(5))
+    assert now.value.translation_key == "acquire_refused"
+    assert len(entry.runtime_data.bookings.book) == 1
+    # Its end forgets it.
+    await advance(hass, freezer, 10 * 60)
+    assert len(entry.runtime_data.bookings.book) == 0
+
+
+async def test_restart_keeps_bookings(
+    hass: HomeAssistant, lab: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    later = await _book(hass, holder="later", start=_at(30), end=_at(40))
+    now = await _book(hass, resource="builder-2", start=_at(0), end=_at(20))
+    assert now["status"] == "taken"
+    assert await hass.config_entries.async_reload(lab.entry_id)
+    await hass.async_block_till_done()
+    bookings = lab.runtime_data.bookings
+    assert [b.id for b in bookings.book.all()] == [now["id"], later["id"]]
+    assert _holders(lab, "builder-2") == 1
+    # Their timers run again after the restart.
+    await advance(hass, freezer, 30 * 60)
+    assert state(hass, RELAY) == "on"
+    assert _holders(lab, "builder-2") == 0
+    assert [b.id for b in bookings.book.all()] == [later["id"]]
+
+
+async def test_a_booking_ended_while_home_assistant_was_down_is_released(
+    hass: HomeAssistant, lab: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    await _book(hass, start=_at(0), end=_at(10))
+    assert await hass.config_entries.async_unload(lab.entry_id)
+    freezer.tick(timedelta(minutes=11))
+    assert await hass.config_entries.async_setup(lab.entry_id)
+    await hass.async_block_till_done()
+    assert _holders(lab) == 0
+    assert len(lab.runtime_data.bookings.book) == 0
+
+
+async def test_a_measured_boot_time_sets_the_lead(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    await setup_relays(hass, "builder-1")
+    hass.states.async_set("binary_sensor.builder_1_up", "off")
+    entry = await setup_integration(
+        hass,
+        lab_entry(
+            resource_data(
+                "builder-1",
+                checker_type="entity",
+                check_entity="binary_sensor.builder_1_up",
+                start_timeout=600,
+            )
+        ),
+    )
+    bookings = entry.runtime_data.bookings
+    assert bookings.lead("builder-1") == 600 * LEAD_FACTOR + LEAD_MARGIN
+    taken = await call(hass, "acquire", {"resource": "builder-1", "ttl": 600})
+    assert state(hass, "sensor.builder_1_state") == "starting"
+    await advance(hass, freezer, 200)
+    hass.states.async_set("binary_sensor.builder_1_up", "on")
+    await advance(hass, freezer, 5)
+    assert state(hass, "sensor.builder_1_state") == "available"
+    boot = bookings.boot.boot_time("builder-1")
+    assert boot is not None
+    assert 200 <= boot <= 210
+    assert bookings.lead("builder-1") == boot * LEAD_FACTOR + LEAD_MARGIN
+    await call(hass, "release", {"token": taken["tokens"][0]["token"]})
+    # Learned times survive a restart.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.runtime_data.bookings.boot.boot_time("builder-1") == boot
+
+
+async def test_rest_bookings(
+    hass: HomeAssistant,
+    lab: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    hass_client: ClientSessionGenerator,
+    hass_access_token: str,
+) -> None:
+    api = await rest_api(hass_client, hass_access_token)
+    made = await api(
+        "POST",
+        "/bookings",
+        json={
+            "resource": "builder-1",
+            "start": _at(30).isoformat(),
+            "end": _at(60).isoformat(),
+            "exclusive": True,
+        },
+    )
+    assert made.status == 201
+    booking = await made.json()
+    assert booking["exclusive"] is True
+    assert booking["status"] == "scheduled"
+    assert booking["lab"] == "Lab"
+    listed = await (await api("GET", "/bookings")).json()
+    assert [b["id"] for b in listed["bookings"]] == [booking["id"]]
+    conflict = await error_of(
+        await api(
+            "POST",
+            "/bookings",
+            json={
+                "resource": "builder-1",
+                "start": _at(40).isoformat(),
+                "end": _at(50).isoformat(),
+            },
+        ),
+        409,
+    )
+    assert conflict["code"] == "booking_conflict"
+    backwards = await error_of(
+        await api(
+            "POST",
+            "/bookings",
+            json={
+                "resource": "builder-1",
+                "start": _at(40).isoformat(),
+                "end": _at(30).isoformat(),
+            },
+        ),
+        400,
+    )
+    assert backwards["field"] == "end"
+    bad = await error_of(
+        await api("POST", "/bookings", json={"resource": "builder-1", "start": "x"}),
+        400,
+    )
+    assert bad["field"] in ("start", "end")
+    both = await error_of(
+        await api(
+            "POST",
+            "/bookings",
+            json={
+                "resource": "builder-1",
+                "labels": ["x"],
+                "start": _at(1).isoformat(),
+                "end": _at(2).isoformat(),
+            },
+        ),
+        400,
+    )
+    assert both["code"] == "booking_target"
+    deleted = await api("DELETE", f"/bookings/{booking['id']}")
+    assert deleted.status == 204
+    await error_of(await api("DELETE", f"/bookings/{booking['id']}"), 404)
+
+
+async def test_only_its_maker_deletes_a_booking(
+    hass: HomeAssistant,
+    lab: MockConfigEntry,
+    hass_admin_user: Any,
+    hass_read_only_user: Any,
+) -> None:
+    from homeassistant.core import Context
+
+    mine = Context(user_id=hass_read_only_user.id)
+    made = await call(
+        hass,
+        "book",
+        {
+            "resource": "builder-1",
+            "start": _at(0).isoformat(),
+            "end": _at(10).isoformat(),
+        },
+        context=mine,
+    )
+    bookings = lab.runtime_data.bookings
+    with pytest.raises(ServiceValidationError) as refused:
+        await hass_delete(bookings, made["booking"]["id"], "someone else")
+    assert refused.value.translation_key == "not_booking_owner"
+    assert _holders(lab) == 1
+    # The calendar may not delete it either: it is its user's.
+    with pytest.raises(ServiceValidationError):
+        await hass.services.async_call(
+            "calendar",
+            "delete_event",
+            {"entity_id": CALENDAR, "uid": made["booking"]["id"]},
+            blocking=True,
+        )
+
+
+async def hass_delete(bookings: Any, booking_id: str, user_id: str) -> None:
+    """Delete as another (non-administrator) user, translated as the actions are."""
+    from custom_components.labpower.helpers import labpower_errors
+
+    await labpower_errors(bookings.async_delete)(booking_id, user_id, admin=False)
+
+
+async def test_diagnostics_list_bookings(
+    hass: HomeAssistant, lab: MockConfigEntry
+) -> None:
+    await _book(hass, holder="bench", start=_at(0), end=_at(10))
+    found = await async_get_config_entry_diagnostics(hass, lab)
+    [booking] = found["bookings"]
+    assert booking["holder"] == "bench"
+    assert booking["tokens"] == 1  # how many, never their ids
+    assert booking["id"] == "**REDACTED**"
+
+
+def test_conflicts_and_lead_times_in_the_core() -> None:
+    book = BookingBook()
+
+    def both(_labels: tuple[str, ...]) -> list[str]:
+        return ["r1", "r2"]
+
+    a = Booking(id="a", holder="x", start=0, end=100, resources=("r1",), exclusive=True)
+    book.add(a)
+    with pytest.raises(BookingConflictError):
+        book.check(Booking(id="b", holder="y", start=50, end=60, resources=("r1",)), both)
+    book.check(Booking(id="b", holder="y", start=100, end=160, resources=("r1",)), both)
+    # By labels: r1 is exclusively booked, r2 is left.
+    by_label = Booking(id="c", holder="y", start=10, end=20, labels=("l",), count=1)
+    book.check(by_label, both)
+    by_label.count = 2
+    with pytest.raises(BookingConflictError):
+        book.check(by_label, both)
+    # An exclusive booking of one by labels, not taken yet, leaves one to r2's.
+    by_label.count, by_label.exclusive = 1, True
+    book.add(by_label)
+    with pytest.raises(BookingConflictError):
+        book.check(Booking(id="d", holder="z", start=0, end=30, resources=("r2",)), both)
+    book.check(Booking(id="d", holder="z", start=40, end=50, resources=("r2",)), both)
+    times = BootTimes()
+    assert not times.observe("r1", ResourceState.AVAILABLE, 0)
+    times.observe("r1", ResourceState.STARTING, 10)
+    times.observe("r1", ResourceState.STARTING, 20)  # still the same start
+    assert times.observe("r1", ResourceState.AVAILABLE, 50)
+    assert times.boot_time("r1") == 40
+    times.observe("r1", ResourceState.STARTING, 100)
+    assert not times.observe("r1", ResourceState.FAULT, 120)  # no sample
+    parents = {"r1": ["p"], "p": []}
+    lead = times.lead("r1", parents.__getitem__, lambda _: 8.0)
+    assert lead == (40 * LEAD_FACTOR + LEAD_MARGIN) + (8 * LEAD_FACTOR + LEAD_MARGIN)
+
+
+def test_event_text() -> None:
+    assert parse_event_text("builder-1, builder-2", None).resources == (
+        "builder-1",
+        "builder-2",
+    )
+    plain = parse_event_text("builder-1", "")
+    assert (plain.holder, plain.exclusive) == ("calendar", False)
+    described = parse_event_text("Soak test", "resource: b1\nexclusive: no")
+    assert (described.holder, described.resources) == ("Soak test", ("b1",))
+    for summary, description in (
+        ("x", "resource: a\nlabels: b"),
+        ("x", "count: 2"),
+        ("x", "labels: a\ncount: none"),
+        ("x", "resource: a\nexclusive: maybe"),
+        ("  ", None),
+    ):
+        with pytest.raises(BookingTextError):
+            parse_event_text(summary, description)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.util import dt as dt_util
 import pytest
@@ -33,6 +33,7 @@ from custom_components.labpower.core.model import ResourceState
 from custom_components.labpower.diagnostics import (
     async_get_config_entry_diagnostics,
 )
+from custom_components.labpower.helpers import labpower_errors
 
 from .conftest import lab_entry, relay, resource_data, setup_relays
 from .peers.ha import advance, call, setup_integration, state
@@ -67,6 +68,8 @@ async def _events(hass: HomeAssistant, minutes: float = 24 * 60) -> list[Any]:
 
 async def _book(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
     data.setdefault("resource", "builder-1")
+    if data["resource"] is None:
+        del data["resource"]
     for key in ("start", "end"):
         if isinstance(data[key], datetime):
             data[key] = data[key].isoformat()
@@ -429,7 +432,7 @@ async def test_rest_bookings(
                 "end": _at(30).isoformat(),
             },
         ),
-        400,
+        409,
     )
     assert backwards["field"] == "end"
     bad = await error_of(
@@ -448,7 +451,7 @@ async def test_rest_bookings(
                 "end": _at(2).isoformat(),
             },
         ),
-        400,
+        409,
     )
     assert both["code"] == "booking_target"
     deleted = await api("DELETE", f"/bookings/{booking['id']}")
@@ -459,11 +462,8 @@ async def test_rest_bookings(
 async def test_only_its_maker_deletes_a_booking(
     hass: HomeAssistant,
     lab: MockConfigEntry,
-    hass_admin_user: Any,
     hass_read_only_user: Any,
 ) -> None:
-    from homeassistant.core import Context
-
     mine = Context(user_id=hass_read_only_user.id)
     made = await call(
         hass,
@@ -492,8 +492,6 @@ async def test_only_its_maker_deletes_a_booking(
 
 async def hass_delete(bookings: Any, booking_id: str, user_id: str) -> None:
     """Delete as another (non-administrator) user, translated as the actions are."""
-    from custom_components.labpower.helpers import labpower_errors
-
     await labpower_errors(bookings.async_delete)(booking_id, user_id, admin=False)
 
 
@@ -517,7 +515,9 @@ def test_conflicts_and_lead_times_in_the_core() -> None:
     a = Booking(id="a", holder="x", start=0, end=100, resources=("r1",), exclusive=True)
     book.add(a)
     with pytest.raises(BookingConflictError):
-        book.check(Booking(id="b", holder="y", start=50, end=60, resources=("r1",)), both)
+        book.check(
+            Booking(id="b", holder="y", start=50, end=60, resources=("r1",)), both
+        )
     book.check(Booking(id="b", holder="y", start=100, end=160, resources=("r1",)), both)
     # By labels: r1 is exclusively booked, r2 is left.
     by_label = Booking(id="c", holder="y", start=10, end=20, labels=("l",), count=1)
@@ -529,7 +529,9 @@ def test_conflicts_and_lead_times_in_the_core() -> None:
     by_label.count, by_label.exclusive = 1, True
     book.add(by_label)
     with pytest.raises(BookingConflictError):
-        book.check(Booking(id="d", holder="z", start=0, end=30, resources=("r2",)), both)
+        book.check(
+            Booking(id="d", holder="z", start=0, end=30, resources=("r2",)), both
+        )
     book.check(Booking(id="d", holder="z", start=40, end=50, resources=("r2",)), both)
     times = BootTimes()
     assert not times.observe("r1", ResourceState.AVAILABLE, 0)
@@ -562,3 +564,37 @@ def test_event_text() -> None:
     ):
         with pytest.raises(BookingTextError):
             parse_event_text(summary, description)
+
+
+async def test_booking_by_labels_finds_its_lab_and_takes_free_ones(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    await setup_relays(hass, "x-1", "arm-1", "arm-2")
+    await setup_integration(hass, lab_entry(resource_data("x-1"), title="Lab"))
+    other = await setup_integration(
+        hass,
+        lab_entry(
+            *(resource_data(f"arm-{n}", labels=["arm64"]) for n in (1, 2)),
+            title="Arm lab",
+        ),
+    )
+    with pytest.raises(ServiceValidationError) as few:
+        await _book(hass, resource=None, labels=["arm64"], count=3, **_slot(0, 10))
+    assert few.value.translation_key == "not_enough_free"
+    await call(hass, "acquire", {"resource": "arm-1", "holder": "ci"})
+    booking = await _book(hass, resource=None, labels=["arm64"], **_slot(0, 10))
+    assert booking["lab"] == "Arm lab"
+    assert booking["taken"] == ["arm-2"]  # the free one
+    assert other.runtime_data.lab.ledger.holder_count("arm-2") == 1
+    with pytest.raises(ServiceValidationError) as across:
+        await _book(hass, resource=["x-1", "arm-1"], **_slot(20, 30))
+    assert across.value.translation_key == "booking_across_labs"
+    with pytest.raises(ServiceValidationError) as both:
+        await _book(hass, labels=["arm64"], **_slot(20, 30))
+    assert both.value.translation_key == "booking_target"
+    await advance(hass, freezer, 10 * 60)
+    assert other.runtime_data.lab.ledger.holder_count("arm-2") == 0
+
+
+def _slot(start: float, end: float) -> dict[str, datetime]:
+    return {"start": _at(start), "end": _at(end)}

@@ -107,6 +107,9 @@ ORDER = [
     "powerCycle",
     "release",
     "forceOff",
+    "listBookings",
+    "book",
+    "deleteBooking",
 ]
 
 # Home Assistant's event loop thread uses the global `random` (random_uuid_hex) while

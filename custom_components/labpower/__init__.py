@@ -7,8 +7,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .bookings import LabBookings, async_remove_bookings
 from .assist import async_refresh_assist, async_setup_assist
+from .bookings import LabBookings, async_remove_bookings
 from .const import DOMAIN, FILE_KEY_PREFIX
 from .frontend import async_register_card
 from .http import async_register_views

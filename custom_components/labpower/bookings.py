@@ -236,7 +236,10 @@ class LabBookings:
             created=now,
         )
         self.book.check(booking, self.candidates, local_text)
-        booking.power_on_at = start - max(self.lead(name) for name in candidates)
+        # Not before now: one whose power-on time has come is taken at once.
+        booking.power_on_at = max(
+            now, start - max(self.lead(name) for name in candidates)
+        )
         if booking.power_on_at <= now:
             await self._async_take(booking)
         self.book.add(booking)
@@ -319,7 +322,7 @@ class LabBookings:
         """Take the booking's holds (as its maker would), on disk."""
         runtime = self.runtime
         located = (
-            {name: runtime for name in booking.resources}
+            dict.fromkeys(booking.resources, runtime)
             if booking.resources
             else pool(self.hass, booking.labels, booking.count, within=[runtime])
         )
@@ -387,12 +390,13 @@ async def async_book(
         [runtime] = labs.values()
     else:
         await async_labs_loaded(hass)
-        found = {rt: len(rt.bookings.candidates(request.labels)) for rt in runtimes(hass)}
-        enough = [rt for rt, carrying in found.items() if carrying >= request.count]
+        found = [
+            (len(rt.bookings.candidates(request.labels)), rt) for rt in runtimes(hass)
+        ]
+        enough = [rt for carrying, rt in found if carrying >= request.count]
         if not enough:
-            raise NotEnoughFreeError(
-                sorted(request.labels), request.count, max(found.values(), default=0)
-            )
+            most = max((carrying for carrying, _ in found), default=0)
+            raise NotEnoughFreeError(sorted(request.labels), request.count, most)
         runtime = enough[0]
     bookings = runtime.bookings
     return bookings, await bookings.async_book(request, user_id, admin=admin)
@@ -425,4 +429,3 @@ async def async_delete_booking(
     await async_labs_loaded(hass)
     bookings = _lab_of_booking(hass, booking_id)
     await bookings.async_delete(booking_id, user_id, admin=admin)
-

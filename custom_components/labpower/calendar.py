@@ -17,7 +17,6 @@ from typing import Any, override
 from homeassistant.components.calendar import (
     CalendarEntity,
     CalendarEntityDescription,
-    CalendarEntityFeature,
     CalendarEvent,
 )
 from homeassistant.components.calendar.const import (
@@ -26,6 +25,7 @@ from homeassistant.components.calendar.const import (
     EVENT_RRULE,
     EVENT_START,
     EVENT_SUMMARY,
+    CalendarEntityFeature,
 )
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event, HomeAssistant, callback

@@ -95,8 +95,9 @@ _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     TokenLimitError: HTTPStatus.TOO_MANY_REQUESTS,
     UnknownBookingError: HTTPStatus.NOT_FOUND,
     NotBookingOwnerError: HTTPStatus.FORBIDDEN,
-    BookingTimesError: HTTPStatus.BAD_REQUEST,
-    BookingTargetError: HTTPStatus.BAD_REQUEST,
+    # Valid by the schema, refused by a rule between its fields.
+    BookingTimesError: HTTPStatus.CONFLICT,
+    BookingTargetError: HTTPStatus.CONFLICT,
 }
 # Seconds a client is told to wait before asking again while labs are loading.
 _RETRY_AFTER: dict[type[LabError], str] = {LabsLoadingError: str(round(LOAD_WAIT))}
@@ -415,9 +416,7 @@ class BookingsView(HomeAssistantView):
         user: User = request[KEY_HASS_USER]
         body = _validated(BOOK_REST_SCHEMA, await _body(request, required=True))
         wanted = booking_request(body, user.name or "REST API")
-        bookings, booking = await async_book(
-            hass, wanted, user.id, admin=user.is_admin
-        )
+        bookings, booking = await async_book(hass, wanted, user.id, admin=user.is_admin)
         return self.json(bookings.view(booking), HTTPStatus.CREATED)
 
 

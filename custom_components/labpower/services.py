@@ -160,9 +160,7 @@ async def _acquire(call: ServiceCall) -> ServiceResponse:
 @labpower_errors
 async def _book(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
-    request = booking_request(
-        call.data, await async_caller_name(hass, call.context)
-    )
+    request = booking_request(call.data, await async_caller_name(hass, call.context))
     bookings, booking = await async_book(
         hass,
         request,

@@ -114,7 +114,9 @@ class BookingTextError(LabError):
 
     def __init__(self, detail: str) -> None:
         """Say what is wrong with it."""
-        super().__init__(f"The event does not say what to book: {detail}", detail=detail)
+        super().__init__(
+            f"The event does not say what to book: {detail}", detail=detail
+        )
 
 
 @dataclass(slots=True)
@@ -409,7 +411,9 @@ def parse_event_text(summary: str, description: str | None) -> BookingText:
     if KEY_EXCLUSIVE in fields:
         flag = fields[KEY_EXCLUSIVE].casefold()
         if flag not in _YES | _NO:
-            raise BookingTextError(f"exclusive is '{fields[KEY_EXCLUSIVE]}', not yes or no")
+            raise BookingTextError(
+                f"exclusive is '{fields[KEY_EXCLUSIVE]}', not yes or no"
+            )
         exclusive = flag in _YES
     resources = _names(fields.get(KEY_RESOURCE, ""))
     labels = _names(fields.get(KEY_LABELS, ""))
@@ -424,7 +428,9 @@ def parse_event_text(summary: str, description: str | None) -> BookingText:
         except ValueError:
             count = 0
         if count < 1:
-            raise BookingTextError(f"count is '{fields[KEY_COUNT]}', not a whole number")
+            raise BookingTextError(
+                f"count is '{fields[KEY_COUNT]}', not a whole number"
+            )
     holder = fields.get(KEY_HOLDER, "")
     if resources or labels:
         holder = holder or summary

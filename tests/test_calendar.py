@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+import json
+from pathlib import Path
+import re
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -19,6 +22,8 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
+from custom_components.labpower.calendar import token_uid
+from custom_components.labpower.core import bookings as core_bookings
 from custom_components.labpower.core.bookings import (
     LEAD_FACTOR,
     LEAD_MARGIN,
@@ -29,7 +34,7 @@ from custom_components.labpower.core.bookings import (
     BootTimes,
     parse_event_text,
 )
-from custom_components.labpower.core.model import ResourceState
+from custom_components.labpower.core.model import LabError, ResourceState
 from custom_components.labpower.diagnostics import (
     async_get_config_entry_diagnostics,
 )
@@ -463,6 +468,7 @@ async def test_only_its_maker_deletes_a_booking(
     hass: HomeAssistant,
     lab: MockConfigEntry,
     hass_read_only_user: Any,
+    hass_ws_client: WebSocketGenerator,
 ) -> None:
     mine = Context(user_id=hass_read_only_user.id)
     made = await call(
@@ -481,13 +487,20 @@ async def test_only_its_maker_deletes_a_booking(
     assert refused.value.translation_key == "not_booking_owner"
     assert _holders(lab) == 1
     # The calendar may not delete it either: it is its user's.
-    with pytest.raises(ServiceValidationError):
-        await hass.services.async_call(
-            "calendar",
-            "delete_event",
-            {"entity_id": CALENDAR, "uid": made["booking"]["id"]},
-            blocking=True,
-        )
+    client = await hass_ws_client(hass)
+    refused = await _ws_delete(client, made["booking"]["id"])
+    assert "belongs to another user" in refused["error"]["message"]
+    assert _holders(lab) == 1
+
+
+async def _ws_delete(client: Any, uid: str) -> dict[str, Any]:
+    """Delete an event through the calendar's websocket command; the refusal."""
+    await client.send_json_auto_id(
+        {"type": "calendar/event/delete", "entity_id": CALENDAR, "uid": uid}
+    )
+    answer: dict[str, Any] = await client.receive_json()
+    assert not answer["success"]
+    return answer
 
 
 async def hass_delete(bookings: Any, booking_id: str, user_id: str) -> None:
@@ -598,3 +611,74 @@ async def test_booking_by_labels_finds_its_lab_and_takes_free_ones(
 
 def _slot(start: float, end: float) -> dict[str, datetime]:
     return {"start": _at(start), "end": _at(end)}
+
+
+async def test_calendar_refusals_and_all_day_bookings(
+    hass: HomeAssistant,
+    lab: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    client = await hass_ws_client(hass)
+
+    async def create(event: dict[str, Any]) -> dict[str, Any]:
+        await client.send_json_auto_id(
+            {"type": "calendar/event/create", "entity_id": CALENDAR, "event": event}
+        )
+        answer: dict[str, Any] = await client.receive_json()
+        return answer
+
+    tomorrow = dt_util.now().date() + timedelta(days=1)
+    after = tomorrow + timedelta(days=1)
+    day = {"dtstart": tomorrow.isoformat(), "dtend": after.isoformat()}
+    repeated = await create({"summary": "builder-1", "rrule": "FREQ=DAILY", **day})
+    assert not repeated["success"]
+    assert "do not repeat" in repeated["error"]["message"]
+    too_many = await create(
+        {"summary": "x", "description": "labels: y\ncount: 2", **day}
+    )
+    assert not too_many["success"]
+    assert (await create({"summary": "builder-2", **day}))["success"]
+    [booking] = lab.runtime_data.bookings.book.all()
+    midnight = dt_util.start_of_local_day(tomorrow)
+    assert booking.start == midnight.timestamp()
+    assert booking.end == (midnight + timedelta(days=1)).timestamp()
+    # A token's event is not deleted from the calendar: it is released.
+    await call(hass, "acquire", {"resource": "builder-1", "holder": "ci"})
+    [token] = _tokens(lab, "builder-1")
+    refused = await _ws_delete(client, token_uid(token))
+    assert "release it with the Release action" in refused["error"]["message"]
+    assert _holders(lab) == 1
+
+
+async def test_bookings_are_written_when_acknowledged_and_removed_with_the_lab(
+    hass: HomeAssistant, lab: MockConfigEntry, hass_storage: dict[str, Any]
+) -> None:
+    key = f"labpower.{lab.entry_id}.bookings"
+    made = await _book(hass, start=_at(30), end=_at(40))
+    [stored] = hass_storage[key]["data"]["bookings"]
+    assert stored["id"] == made["id"]
+    assert await hass.config_entries.async_remove(lab.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
+
+
+def test_booking_errors_translated() -> None:
+    en = json.loads(
+        (
+            Path(__file__).parent.parent
+            / "custom_components/labpower/translations/en.json"
+        ).read_text(encoding="utf-8")
+    )["exceptions"]
+    errors = [
+        cls
+        for cls in vars(core_bookings).values()
+        if isinstance(cls, type) and issubclass(cls, LabError)
+    ]
+    assert len(errors) == 8
+    for cls in errors:
+        message = en[cls.key]["message"]
+        instance = cls(*(["x"] * (cls.__init__.__code__.co_argcount - 1)))
+        assert set(re.findall(r"{(\w+)}", message)) == set(instance.placeholders)
+    for key in ("booking_recurring", "calendar_token_event"):
+        assert en[key]["message"]

@@ -37,7 +37,7 @@ from .core.bookings import (
     UnknownBookingError,
     new_booking_id,
 )
-from .core.model import LabError, NotEnoughFreeError, StoreWriteError, TokenKind
+from .core.model import LabError, NotEnoughFreeError, TokenKind
 from .operations import (
     async_acquire,
     async_found,
@@ -158,10 +158,8 @@ class LabBookings:
         return {"bookings": self.book.to_list(), "boot_times": self.boot.to_dict()}
 
     async def _async_save(self) -> None:
-        try:
-            await self._store.async_save(self._data())
-        except OSError as err:
-            raise StoreWriteError(str(err)) from err
+        """Write the store now: a change is answered once written."""
+        await self._store.async_save(self._data())
 
     @callback
     def _state_changed(self, name: str) -> None:
@@ -243,13 +241,7 @@ class LabBookings:
         if booking.power_on_at <= now:
             await self._async_take(booking)
         self.book.add(booking)
-        try:
-            await self._async_save()
-        except StoreWriteError:
-            self.book.remove(booking.id)
-            self._release(booking)
-            await self.runtime.storage.async_committed()
-            raise
+        await self._async_save()
         self._plan(booking)
         self._notify()
         return booking
@@ -268,8 +260,6 @@ class LabBookings:
 
     def _plan(self, booking: Booking) -> None:
         """Arm the booking's next timer: its power-on time, else its end."""
-        if (cancel := self._timers.pop(booking.id, None)) is not None:
-            cancel()
         due = (
             booking.power_on_at
             if booking.status is BookingStatus.SCHEDULED
@@ -282,11 +272,8 @@ class LabBookings:
         )
 
     async def _async_due(self, booking_id: str, _now: datetime) -> None:
-        self._timers.pop(booking_id, None)
-        try:
-            booking = self.book.get(booking_id)
-        except UnknownBookingError:
-            return  # deleted meanwhile
+        del self._timers[booking_id]  # a deletion cancels it
+        booking = self.book.get(booking_id)
         if booking.end <= self._now():
             await self._async_finish(booking)
             return
@@ -308,15 +295,9 @@ class LabBookings:
                     "reason": str(err),
                 },
             )
-        await self._async_save_logged()
+        await self._async_save()
         self._plan(booking)
         self._notify()
-
-    async def _async_save_logged(self) -> None:
-        try:
-            await self._async_save()
-        except StoreWriteError as err:
-            LOGGER.error("%s: bookings not written: %s", self.runtime.entry.title, err)
 
     async def _async_take(self, booking: Booking) -> None:
         """Take the booking's holds (as its maker would), on disk."""
@@ -353,7 +334,7 @@ class LabBookings:
         self._release(booking)
         self.book.remove(booking.id)
         await self.runtime.storage.async_committed()
-        await self._async_save_logged()
+        await self._async_save()
         self._notify()
 
     def view(self, booking: Booking) -> dict[str, Any]:

@@ -397,16 +397,17 @@ async def test_rest_bookings(
     hass_access_token: str,
 ) -> None:
     api = await rest_api(hass_client, hass_access_token)
-    made = await api(
-        "POST",
-        "/bookings",
-        json={
+
+    async def post(begin: float, finish: float, **extra: Any) -> Any:
+        body = {
             "resource": "builder-1",
-            "start": _at(30).isoformat(),
-            "end": _at(60).isoformat(),
-            "exclusive": True,
-        },
-    )
+            "start": _at(begin).isoformat(),
+            "end": _at(finish).isoformat(),
+            **extra,
+        }
+        return await api("POST", "/bookings", json=body)
+
+    made = await post(30, 60, exclusive=True)
     assert made.status == 201
     booking = await made.json()
     assert booking["exclusive"] is True
@@ -414,50 +415,13 @@ async def test_rest_bookings(
     assert booking["lab"] == "Lab"
     listed = await (await api("GET", "/bookings")).json()
     assert [b["id"] for b in listed["bookings"]] == [booking["id"]]
-    conflict = await error_of(
-        await api(
-            "POST",
-            "/bookings",
-            json={
-                "resource": "builder-1",
-                "start": _at(40).isoformat(),
-                "end": _at(50).isoformat(),
-            },
-        ),
-        409,
-    )
+    conflict = await error_of(await post(40, 50), 409)
     assert conflict["code"] == "booking_conflict"
-    backwards = await error_of(
-        await api(
-            "POST",
-            "/bookings",
-            json={
-                "resource": "builder-1",
-                "start": _at(40).isoformat(),
-                "end": _at(30).isoformat(),
-            },
-        ),
-        409,
-    )
+    backwards = await error_of(await post(40, 30), 409)
     assert backwards["field"] == "end"
-    bad = await error_of(
-        await api("POST", "/bookings", json={"resource": "builder-1", "start": "x"}),
-        400,
-    )
-    assert bad["field"] in ("start", "end")
-    both = await error_of(
-        await api(
-            "POST",
-            "/bookings",
-            json={
-                "resource": "builder-1",
-                "labels": ["x"],
-                "start": _at(1).isoformat(),
-                "end": _at(2).isoformat(),
-            },
-        ),
-        409,
-    )
+    bad = await error_of(await post(1, 2, start="x"), 400)
+    assert bad["field"] == "start"
+    both = await error_of(await post(1, 2, labels=["x"]), 409)
     assert both["code"] == "booking_target"
     deleted = await api("DELETE", f"/bookings/{booking['id']}")
     assert deleted.status == 204

@@ -393,20 +393,13 @@ def all_bookings(hass: HomeAssistant) -> list[tuple[LabBookings, Booking]]:
     return sorted(found, key=lambda pair: pair[1].start)
 
 
-def _lab_of_booking(hass: HomeAssistant, booking_id: str) -> LabBookings:
-    for runtime in runtimes(hass):
-        try:
-            runtime.bookings.book.get(booking_id)
-        except UnknownBookingError:
-            continue
-        return runtime.bookings
-    raise UnknownBookingError(booking_id)
-
-
 async def async_delete_booking(
     hass: HomeAssistant, booking_id: str, user_id: str | None, *, admin: bool
 ) -> None:
     """Delete a booking of any lab (once labs still loading have loaded)."""
     await async_labs_loaded(hass)
-    bookings = _lab_of_booking(hass, booking_id)
-    await bookings.async_delete(booking_id, user_id, admin=admin)
+    for runtime in runtimes(hass):
+        if booking_id in runtime.bookings.book:
+            await runtime.bookings.async_delete(booking_id, user_id, admin=admin)
+            return
+    raise UnknownBookingError(booking_id)

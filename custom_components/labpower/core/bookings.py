@@ -209,6 +209,10 @@ class BookingBook:
         """How many bookings there are."""
         return len(self._bookings)
 
+    def __contains__(self, booking_id: object) -> bool:
+        """Whether a booking has this id."""
+        return booking_id in self._bookings
+
     def all(self) -> list[Booking]:
         """Every booking, the earliest first."""
         return sorted(self._bookings.values(), key=lambda b: (b.start, b.id))

@@ -32,6 +32,7 @@ from .core.model import (
     QueuedRequest,
     ResourceFaultError,
     ResourceState,
+    TicketInUseError,
     TokenKind,
     TokenLimitError,
     UnknownResourceError,
@@ -311,6 +312,12 @@ async def async_take(
         runtime, queued = found
         if not request.admin and queued.user_id != request.user_id:
             raise NotTokenOwnerError
+        if (queued.resources, queued.labels, queued.count) != (
+            request.resources,
+            request.labels,
+            request.count,
+        ):
+            raise TicketInUseError
         return await _async_wait_turn(hass, runtime, queued)
     try:
         if request.resources:

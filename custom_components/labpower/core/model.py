@@ -481,6 +481,18 @@ class QueueTimeoutError(LabError):
         )
 
 
+class TicketInUseError(LabError):
+    """A ticket that names a queued request for something else."""
+
+    key = "ticket_in_use"
+
+    def __init__(self) -> None:
+        """Say so without repeating the ticket."""
+        super().__init__(
+            "This ticket names another queued request: choose a new one for this one"
+        )
+
+
 class QueueInterruptedError(LabError):
     """The lab stopped (a restart, a reload) while a request waited in its queue.
 

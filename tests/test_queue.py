@@ -296,3 +296,23 @@ async def test_a_pool_too_small_for_the_request_is_refused_at_once(
     with pytest.raises(ServiceValidationError) as refused:
         await call(hass, "acquire", {"labels": ["arm"], "count": 4, "wait": "queue"})
     assert refused.value.translation_key == "not_enough_free"
+
+
+async def test_no_grant_while_the_lab_refuses_tokens(hass: HomeAssistant) -> None:
+    """A UPS on battery (the policy's refusal): a new request is refused, a queued one
+    is not granted until tokens are given out again."""
+    entry = await _lab(hass, "board")
+    lab = entry.runtime_data.lab
+    first = await call(hass, "acquire", {"resource": "board", "exclusive": True})
+    waiting = _start(hass, {"resource": "board", "holder": "ci", "wait": "queue"})
+    await _settle(hass)
+    lab.refuse_acquire("UPS ups1 on battery")
+    with pytest.raises(HomeAssistantError) as refused:
+        await call(hass, "acquire", {"resource": "board", "wait": "queue"})
+    assert refused.value.translation_key == "acquire_refused"
+    await call(hass, "release", {"token": first["tokens"][0]["token"]})
+    await _settle(hass)
+    assert not waiting.done()
+    assert lab.ledger.holder_count("board") == 0
+    lab.refuse_acquire(None)
+    assert (await _done(waiting))["tokens"][0]["holder"] == "ci"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 import secrets
 from typing import Any
@@ -32,6 +32,7 @@ from .core.model import (
     QueuedRequest,
     ResourceFaultError,
     ResourceState,
+    StoreWriteError,
     TicketInUseError,
     TokenKind,
     TokenLimitError,
@@ -345,12 +346,10 @@ async def async_take(
     if not request.admin:
         check_token_limit(runtime, request.user_id, request.count)
     runtime.lab.enqueue(request)
-    try:
-        await runtime.storage.async_committed()
-    except LabError:
-        runtime.lab.queue.withdraw(request.id)  # not on disk: not acknowledged
-        raise
-    return await _async_wait_turn(hass, runtime, request)
+    # Not on disk, not queued: a failed write withdraws it like any failure.
+    return await _async_wait_turn(
+        hass, runtime, request, runtime.storage.async_committed()
+    )
 
 
 def new_request(
@@ -413,19 +412,25 @@ def _queue_lab(
 
 
 async def _async_wait_turn(
-    hass: HomeAssistant, runtime: LabRuntime, request: QueuedRequest
+    hass: HomeAssistant,
+    runtime: LabRuntime,
+    request: QueuedRequest,
+    committed: Awaitable[None] | None = None,
 ) -> Taken:
-    """Wait for the request's turn, then grant it through the ordinary acquire.
+    """Wait for the request's turn (once `committed`), then grant it as any acquire.
 
     A caller that goes away (a closed connection cancels the request) gives its
     place up, unless Home Assistant is stopping: then it keeps it for the restart.
     """
     lab = runtime.lab
     try:
-        names = await lab.queue.wait_turn(request.id)
+        names = await lab.queue.wait_turn(request.id, committed)
     except asyncio.CancelledError:
         if not hass.is_stopping and lab.running:
             lab.queue.withdraw(request.id)
+        raise
+    except StoreWriteError:
+        lab.queue.withdraw(request.id)
         raise
     remaining = max(request.deadline - lab.clock(), 1.0)
     try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 import logging
 from typing import TYPE_CHECKING
 
@@ -191,17 +191,23 @@ class WaitQueue:
         """Whether a caller waits for the request now."""
         return self._attached[request_id] > 0
 
-    async def wait_turn(self, request_id: str) -> list[str]:
+    async def wait_turn(
+        self, request_id: str, first: Awaitable[None] | None = None
+    ) -> list[str]:
         """Wait until the request may be granted; the resources to grant it.
 
-        Raises the error it was withdrawn with (its deadline: QueueTimeoutError; the
-        lab stopping: QueueInterruptedError). Cancelled, it stays queued: whether the
-        caller is gone for good is the glue's to say (withdraw).
+        `first` is awaited once the caller counts as waiting (the request's journal
+        write: its deadline may pass meanwhile). Raises the error it was withdrawn with
+        (its deadline: QueueTimeoutError; the lab stopping: QueueInterruptedError).
+        Cancelled, it stays queued: whether the caller is gone for good is the glue's
+        to say (withdraw).
         """
         loop = asyncio.get_running_loop()
         self._attached[request_id] += 1
         self._reattach_by.pop(request_id, None)
         try:
+            if first is not None:
+                await first
             while True:
                 if (error := self._ended.pop(request_id, None)) is not None:
                     raise error

@@ -78,6 +78,7 @@ def test_exceptions_translated() -> None:
                 "detail",
                 "limit",
                 "left",
+                "position",
             }
 
 

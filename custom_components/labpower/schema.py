@@ -154,9 +154,13 @@ ATTR_COUNT: Final = "count"
 ATTR_LAB: Final = "lab"
 ATTR_POWER_OFF: Final = "power_off"
 ATTR_EXCLUSIVE: Final = "exclusive"
+ATTR_QUEUE: Final = "queue"
+ATTR_TICKET: Final = "ticket"
 POWER_OFF_NOW: Final = "now"
 WAIT_NONE: Final = "none"
 WAIT_AVAILABLE: Final = "available"
+# Wait in the queue for the turn (see core/queue.py), then until available.
+WAIT_QUEUE: Final = "queue"
 KINDS: Final = tuple(kind.value for kind in TokenKind)
 
 # C0 and C1 control characters and DEL: never in a holder (they forge log lines).
@@ -1033,7 +1037,7 @@ def label_list(value: Any) -> list[str]:
 
 
 KIND: Final = one_of(KINDS)
-WAIT: Final = one_of([WAIT_NONE, WAIT_AVAILABLE])
+WAIT: Final = one_of([WAIT_NONE, WAIT_AVAILABLE, WAIT_QUEUE])
 POWER_OFF: Final = one_of([POWER_OFF_NOW])
 TOKENS: Final = vol.All(_items, [token], vol.Length(min=1))
 
@@ -1049,6 +1053,7 @@ ACQUIRE_ACTION_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_LABELS): names,
         vol.Optional(ATTR_COUNT, default=1): count,
         vol.Optional(ATTR_EXCLUSIVE, default=False): boolean,
+        vol.Optional(ATTR_TICKET): token,
         **cv.TARGET_SERVICE_FIELDS,
     }
 )
@@ -1071,6 +1076,9 @@ _REST_ACQUIRE: Final = {
     vol.Optional(ATTR_WAIT, default=False): boolean,
     vol.Optional(ATTR_TIMEOUT, default=DEFAULT_WAIT): timeout,
     vol.Optional(ATTR_EXCLUSIVE, default=False): boolean,
+    vol.Optional(ATTR_QUEUE, default=False): boolean,
+    # The id of the queued request: chosen by the caller, who may ask again with it.
+    vol.Optional(ATTR_TICKET): token,
 }
 ACQUIRE_REST_SCHEMA: Final = vol.Schema(_REST_ACQUIRE)
 POOL_REST_SCHEMA: Final = vol.Schema(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from homeassistant.core import (
     HomeAssistant,
@@ -29,15 +30,15 @@ from .core.model import (
 )
 from .helpers import labpower_errors
 from .operations import (
-    async_acquire,
     async_all_runtimes,
     async_force_off,
     async_found,
     async_release_tokens,
     async_reload_lab_files,
     async_renew,
+    async_take,
     locate,
-    pool,
+    new_request,
     resource_view,
     runtimes,
     token_view,
@@ -52,6 +53,7 @@ from .schema import (
     ATTR_LABELS,
     ATTR_POWER_OFF,
     ATTR_RESOURCE,
+    ATTR_TICKET,
     ATTR_TIMEOUT,
     ATTR_TOKEN,
     ATTR_TTL,
@@ -62,7 +64,8 @@ from .schema import (
     RELEASE_ACTION_SCHEMA,
     RELOAD_ACTION_SCHEMA,
     RENEW_ACTION_SCHEMA,
-    WAIT_AVAILABLE,
+    WAIT_NONE,
+    WAIT_QUEUE,
 )
 from .users import async_caller_name, async_is_admin
 
@@ -130,6 +133,7 @@ def _targeted(hass: HomeAssistant, call: ServiceCall) -> list[str]:
 @labpower_errors
 async def _acquire(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
+    where: dict[str, Any]
     if labels := call.data.get(ATTR_LABELS):
         if call.data.get(ATTR_RESOURCE) or any(
             key in call.data for key in cv.TARGET_SERVICE_FIELDS
@@ -137,22 +141,23 @@ async def _acquire(call: ServiceCall) -> ServiceResponse:
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="labels_and_resources"
             )
-        count = call.data[ATTR_COUNT]
-        located = await async_found(hass, lambda: pool(hass, labels, count))
+        where = {"labels": labels, "count": call.data[ATTR_COUNT]}
     else:
-        names = _targeted(hass, call)
-        located = await async_found(hass, lambda: locate(hass, names))
-    holder = call.data.get(ATTR_HOLDER) or await async_caller_name(hass, call.context)
-    waiting = call.data[ATTR_WAIT] == WAIT_AVAILABLE
-    taken = await async_acquire(
-        located,
-        holder,
+        where = {"resources": _targeted(hass, call)}
+    wait = call.data[ATTR_WAIT]
+    request = new_request(
+        call.data.get(ATTR_HOLDER) or await async_caller_name(hass, call.context),
+        ticket=call.data.get(ATTR_TICKET),
         kind=TokenKind(call.data[ATTR_KIND]),
         ttl=call.data.get(ATTR_TTL),
         user_id=call.context.user_id,
         admin=await async_is_admin(hass, call.context),
-        wait_timeout=call.data[ATTR_TIMEOUT] if waiting else None,
         exclusive=call.data[ATTR_EXCLUSIVE],
+        wait=wait != WAIT_NONE,
+        **where,
+    )
+    taken = await async_take(
+        hass, request, timeout=call.data[ATTR_TIMEOUT], queue=wait == WAIT_QUEUE
     )
     return {"tokens": [token_view(runtime, token) for runtime, token in taken]}
 

@@ -13,6 +13,7 @@ from .model import (
     ExclusiveConflictError,
     ExclusiveNeedsFreeError,
     InvalidTtlError,
+    QueuedRequest,
     ResourcePolicy,
     StoredStateError,
     TokenKind,
@@ -67,6 +68,11 @@ class Ledger:
         self._put: set[str] = set()
         self._dropped: dict[str, float] = {}
         self._touched: set[str] = set()
+        # Acquires waiting their turn, oldest first (persisted; see core/queue.py),
+        # and the queue's changes not yet journaled: requests put, requests gone.
+        self._queue: dict[str, QueuedRequest] = {}
+        self._queue_put: set[str] = set()
+        self._queue_gone: set[str] = set()
 
     # Resources
 
@@ -318,6 +324,29 @@ class Ledger:
             and token.holder == holder
         ]
 
+    # The queue (kept here so that it is journaled with the tokens)
+
+    def enqueue(self, request: QueuedRequest) -> None:
+        """Put a request at the end of the queue."""
+        self._queue[request.id] = request
+        self._queue_put.add(request.id)
+
+    def dequeue(self, request_id: str) -> QueuedRequest | None:
+        """Take a request out of the queue; None when it is not in it."""
+        request = self._queue.pop(request_id, None)
+        if request is not None:
+            self._queue_put.discard(request_id)
+            self._queue_gone.add(request_id)
+        return request
+
+    def queued(self) -> list[QueuedRequest]:
+        """The queued requests, oldest first."""
+        return list(self._queue.values())
+
+    def queued_request(self, request_id: str) -> QueuedRequest | None:
+        """A queued request by id."""
+        return self._queue.get(request_id)
+
     # Desired state
 
     def wants_on(self, resource: str) -> bool:
@@ -500,12 +529,19 @@ class Ledger:
             "halted": dict(self._halted),
             "kept": sorted(self._kept),
             "unknown": self._unknown,
+            "queue": [request.as_dict() for request in self._queue.values()],
         }
 
     @property
     def has_changes(self) -> bool:
         """Whether changes wait for drain_changes."""
-        return bool(self._put or self._dropped or self._touched)
+        return bool(
+            self._put
+            or self._dropped
+            or self._touched
+            or self._queue_put
+            or self._queue_gone
+        )
 
     def drain_changes(self) -> list[Any]:
         """The changes since the last drain, as journal records (see replay).
@@ -526,9 +562,17 @@ class Ledger:
             for name in self._touched
             if name in self._policies
         )
+        records.extend(["unqueue", request_id] for request_id in self._queue_gone)
+        records.extend(
+            ["queue", self._queue[request_id].as_dict()]
+            for request_id in self._queue
+            if request_id in self._queue_put
+        )
         self._put.clear()
         self._dropped.clear()
         self._touched.clear()
+        self._queue_put.clear()
+        self._queue_gone.clear()
         return records
 
     def _fields(self, name: str) -> dict[str, Any]:
@@ -579,6 +623,11 @@ class Ledger:
         )
         self._kept.update(name for name in data.get("kept", ()) if name in known)
         self._unknown = self._unknown or data.get("unknown") or None
+        for raw in data.get("queue", ()):
+            request = QueuedRequest.from_dict(raw)
+            # A request for a resource no longer known could never be granted.
+            if all(name in known for name in request.resources):
+                self._queue[request.id] = request
         return orphans
 
     # Internals
@@ -678,6 +727,15 @@ def _check_state(data: dict[str, Any]) -> None:
         names = data.get(key, [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise TypeError(f"{key} is not a list of names")
+    queue = data.get("queue", [])
+    if not isinstance(queue, list):
+        raise TypeError("queue is not a list")
+    for number, raw in enumerate(queue):
+        if not isinstance(raw, dict):
+            raise TypeError(f"queued request {number} is not an object")
+        request = QueuedRequest.from_dict(raw)
+        if not math.isfinite(request.created) or not math.isfinite(request.deadline):
+            raise ValueError(f"queued request {number} has no time")
 
 
 def replay(data: dict[str, Any], journal: Iterable[list[Any]]) -> dict[str, Any]:
@@ -692,6 +750,9 @@ def replay(data: dict[str, Any], journal: Iterable[list[Any]]) -> dict[str, Any]
     released = dict(data["released"])
     maps = {key: dict(data.get(key, {})) for key in _MAP_FIELDS}
     sets = {key: set(data.get(key, ())) for key in _SET_FIELDS}
+    queue = {
+        str(raw["id"]): raw for raw in data.get("queue", ()) if isinstance(raw, dict)
+    }
 
     def apply(record: Any) -> bool:
         match record:
@@ -711,6 +772,10 @@ def replay(data: dict[str, Any], journal: Iterable[list[Any]]) -> dict[str, Any]
                         sets[key].add(name)
                     else:
                         sets[key].discard(name)
+            case ["queue", dict() as raw]:
+                queue[str(raw["id"])] = raw
+            case ["unqueue", str() as request_id]:
+                queue.pop(request_id, None)
             case _:
                 return False
         return True
@@ -729,6 +794,7 @@ def replay(data: dict[str, Any], journal: Iterable[list[Any]]) -> dict[str, Any]
         "released": released,
         **maps,
         **{key: sorted(names) for key, names in sets.items()},
+        "queue": list(queue.values()),
     }
 
 

@@ -646,3 +646,37 @@ def test_booking_errors_translated() -> None:
         assert set(re.findall(r"{(\w+)}", message)) == set(instance.placeholders)
     for key in ("booking_recurring", "calendar_token_event"):
         assert en[key]["message"]
+
+
+async def test_a_booking_waits_for_an_exclusive_holder_until_its_start(
+    hass: HomeAssistant, lab: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    held = await call(
+        hass,
+        "acquire",
+        {"resource": "builder-1", "holder": "me", "exclusive": True, "ttl": 1800},
+    )
+    made = await _book(hass, holder="bench", start=_at(10), end=_at(40))
+    # Its power-on time comes while the exclusive lease lives: it tries again.
+    power_on = dt_util.parse_datetime(made["power_on_at"])
+    assert power_on is not None
+    await advance(hass, freezer, (power_on - dt_util.utcnow()).total_seconds() + 1)
+    [booking] = lab.runtime_data.bookings.book.all()
+    assert booking.status.value == "scheduled"
+    assert "held exclusively by me" in (booking.reason or "")
+    await call(hass, "release", {"token": held["tokens"][0]["token"]})
+    await advance(hass, freezer, 60)
+    assert booking.status.value == "taken"
+    assert [t.holder for t in _tokens(lab, "builder-1")] == ["bench"]
+    # Held on past its start, another booking is refused then.
+    await call(hass, "release", {"token": booking.tokens[0]})
+    other = await call(
+        hass,
+        "acquire",
+        {"resource": "builder-2", "holder": "me", "exclusive": True, "kind": "hold"},
+    )
+    late = await _book(hass, resource="builder-2", start=_at(1), end=_at(5))
+    await advance(hass, freezer, 61)
+    [refused] = [b for b in lab.runtime_data.bookings.book.all() if b.id == late["id"]]
+    assert refused.status.value == "refused"
+    assert other["tokens"]

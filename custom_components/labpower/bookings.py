@@ -37,7 +37,13 @@ from .core.bookings import (
     UnknownBookingError,
     new_booking_id,
 )
-from .core.model import LabError, NotEnoughFreeError, TokenKind
+from .core.model import (
+    ExclusiveConflictError,
+    LabError,
+    NotEnoughFreeError,
+    QueuedAheadError,
+    TokenKind,
+)
 from .operations import (
     async_acquire,
     async_found,
@@ -60,6 +66,10 @@ from .schema import (
 EVENT_BOOKING_REFUSED = "labpower_booking_refused"
 # Measured boot times are written within this many seconds (they are not acknowledged).
 BOOT_SAVE_DELAY = 10.0
+# Refusals that end when others release or are served (an exclusive token, the queue,
+# a full pool): a booking tries again this often until its start, then is refused.
+_BUSY = (ExclusiveConflictError, QueuedAheadError, NotEnoughFreeError)
+BUSY_RETRY = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,27 +287,38 @@ class LabBookings:
         if booking.end <= self._now():
             await self._async_finish(booking)
             return
+        now = self._now()
         try:
             await self._async_take(booking)
+        except _BUSY as err:
+            if now >= booking.start:
+                self._refuse(booking, err)
+            else:  # somebody else's turn first: again a little later, until its start
+                booking.reason = str(err)
+                booking.power_on_at = min(booking.start, now + BUSY_RETRY)
         except LabError as err:
-            booking.status = BookingStatus.REFUSED
-            booking.reason = str(err)
-            LOGGER.warning("Booking of %s refused: %s", booking.holder, err)
-            self.hass.bus.async_fire(
-                EVENT_BOOKING_REFUSED,
-                {
-                    "lab": self.runtime.entry.title,
-                    "booking": booking.id,
-                    "holder": booking.holder,
-                    "resources": list(booking.resources),
-                    "labels": list(booking.labels),
-                    "start": iso_time(booking.start),
-                    "reason": str(err),
-                },
-            )
+            self._refuse(booking, err)
         await self._async_save()
         self._plan(booking)
         self._notify()
+
+    def _refuse(self, booking: Booking, err: LabError) -> None:
+        """Its holds cannot be taken: refused until its end, and said so."""
+        booking.status = BookingStatus.REFUSED
+        booking.reason = str(err)
+        LOGGER.warning("Booking of %s refused: %s", booking.holder, err)
+        self.hass.bus.async_fire(
+            EVENT_BOOKING_REFUSED,
+            {
+                "lab": self.runtime.entry.title,
+                "booking": booking.id,
+                "holder": booking.holder,
+                "resources": list(booking.resources),
+                "labels": list(booking.labels),
+                "start": iso_time(booking.start),
+                "reason": str(err),
+            },
+        )
 
     async def _async_take(self, booking: Booking) -> None:
         """Take the booking's holds (as its maker would), on disk."""

@@ -680,3 +680,37 @@ async def test_a_booking_waits_for_an_exclusive_holder_until_its_start(
     [refused] = [b for b in lab.runtime_data.bookings.book.all() if b.id == late["id"]]
     assert refused.status.value == "refused"
     assert other["tokens"]
+
+
+async def test_the_calendar_card_is_told_of_new_events(
+    hass: HomeAssistant,
+    lab: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """What the calendar card subscribes to: pushed on a booking and on a token."""
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id(
+        {
+            "type": "calendar/event/subscribe",
+            "entity_id": CALENDAR,
+            "start": dt_util.utcnow().isoformat(),
+            "end": _at(24 * 60).isoformat(),
+        }
+    )
+    assert (await client.receive_json())["success"]
+    assert (await client.receive_json())["event"]["events"] == []
+
+    async def pushed_until(wanted: set[str]) -> None:
+        # A change is pushed at once; a state write may push the same again.
+        for _ in range(3):
+            events = (await client.receive_json())["event"]["events"]
+            if {event["summary"] for event in events} == wanted:
+                return
+        pytest.fail(f"never pushed {wanted}")
+
+    await _book(hass, holder="bench", start=_at(60), end=_at(90))
+    await pushed_until({"bench: builder-1"})
+    await call(hass, "acquire", {"resource": "builder-2", "holder": "ci"})
+    await hass.async_block_till_done()
+    await pushed_until({"bench: builder-1", "ci: builder-2"})

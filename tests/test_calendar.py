@@ -714,3 +714,29 @@ async def test_the_calendar_card_is_told_of_new_events(
     await call(hass, "acquire", {"resource": "builder-2", "holder": "ci"})
     await hass.async_block_till_done()
     await pushed_until({"bench: builder-1", "ci: builder-2"})
+
+
+async def test_damaged_bookings_are_left_out_not_fatal(
+    hass: HomeAssistant, hass_storage: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    good = Booking(
+        id="a" * 16, holder="kept", start=0, end=4e9, resources=("builder-1",)
+    )
+    hass_storage["labpower.entry_lab.bookings"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": "labpower.entry_lab.bookings",
+        "data": {
+            "bookings": [good.as_dict(), {"id": "b"}, "junk"],
+            "boot_times": {"builder-1": [12.0], "builder-2": "x"},
+        },
+    }
+    await setup_relays(hass, "builder-1", "builder-2")
+    entry = await setup_integration(
+        hass, lab_entry(resource_data("builder-1"), resource_data("builder-2"))
+    )
+    bookings = entry.runtime_data.bookings
+    assert [b.holder for b in bookings.book.all()] == ["kept"]
+    assert "damaged bookings left out" in caplog.text
+    assert bookings.boot.boot_time("builder-1") == 12.0
+    assert bookings.boot.boot_time("builder-2") is None

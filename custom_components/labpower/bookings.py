@@ -135,7 +135,12 @@ class LabBookings:
     async def async_start(self) -> None:
         """Read the store, follow every resource's state, and plan every booking."""
         stored = await self._store.async_load() or {}
-        self.book.load(stored.get("bookings", ()))
+        if problems := self.book.load(stored.get("bookings", ())):
+            LOGGER.error(
+                "%s: damaged bookings left out: %s",
+                self.runtime.entry.title,
+                "; ".join(problems),
+            )
         self.boot.load(stored.get("boot_times", {}))
         for name in self.runtime.lab.names:
             self._unsubscribe.append(

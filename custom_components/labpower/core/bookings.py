@@ -289,11 +289,17 @@ class BookingBook:
         """Plain data of every booking."""
         return [booking.as_dict() for booking in self.all()]
 
-    def load(self, data: Iterable[Mapping[str, Any]]) -> None:
-        """Restore what to_list returned."""
+    def load(self, data: Iterable[Any]) -> list[str]:
+        """Restore what to_list returned; returns why items were left out (damaged)."""
+        problems: list[str] = []
         for item in data:
-            booking = Booking.from_dict(item)
+            try:
+                booking = Booking.from_dict(item)
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                problems.append(f"{str(item)[:80]}: {err!r}")
+                continue
             self._bookings[booking.id] = booking
+        return problems
 
 
 @dataclass(slots=True)
@@ -353,9 +359,12 @@ class BootTimes:
         return {name: list(kept) for name, kept in self.samples.items()}
 
     def load(self, data: Mapping[str, Iterable[float]]) -> None:
-        """Restore what to_dict returned."""
+        """Restore what to_dict returned (what cannot be read is measured again)."""
         for name, kept in data.items():
-            self.samples[str(name)] = [float(v) for v in kept][-BOOT_SAMPLES:]
+            try:
+                self.samples[str(name)] = [float(v) for v in kept][-BOOT_SAMPLES:]
+            except TypeError, ValueError:
+                continue
 
 
 # The text of a calendar event: what to book, on lines of its description.

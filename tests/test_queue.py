@@ -16,6 +16,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.labpower.const import DOMAIN
 from custom_components.labpower.core.queue import REATTACH_SECONDS
 
 from .conftest import lab_entry, relay, resource_data, setup_relays
@@ -39,11 +40,27 @@ async def _lab(hass: HomeAssistant, *names: str) -> MockConfigEntry:
     )
 
 
-def _start(hass: HomeAssistant, data: dict[str, Any]) -> asyncio.Task[Any]:
-    """An acquire action that may wait (not tracked: block_till_done does not wait)."""
-    return hass.async_create_background_task(
+async def _start(hass: HomeAssistant, data: dict[str, Any]) -> asyncio.Task[Any]:
+    """An acquire action that may wait: started, answered or waiting in the queue.
+
+    Not tracked (block_till_done does not wait for it); waiting means queued, its
+    caller attached and the request on disk, so the next one queues behind it.
+    """
+    task = hass.async_create_background_task(
         call(hass, "acquire", data), f"acquire {data.get('holder')}"
     )
+    [entry] = hass.config_entries.async_loaded_entries(DOMAIN)
+    runtime = entry.runtime_data
+    holder = data.get("holder")
+    async with asyncio.timeout(10):
+        while not task.done():
+            queued = [r for r in runtime.lab.queue.requests() if r.holder == holder]
+            if queued and runtime.lab.queue.is_attached(queued[0].id):
+                await runtime.storage.async_committed()
+                break
+            await asyncio.sleep(0.01)
+    await _settle(hass)
+    return task
 
 
 async def _settle(hass: HomeAssistant) -> None:
@@ -75,7 +92,7 @@ async def test_two_exclusive_requests_the_second_waits_for_the_first(
         "acquire",
         {"resource": "board", "holder": "me", "exclusive": True, "kind": "hold"},
     )
-    second = _start(
+    second = await _start(
         hass,
         {"resource": "board", "holder": "bench", "exclusive": True, "wait": "queue"},
     )
@@ -109,14 +126,16 @@ async def test_a_request_for_two_is_not_overtaken_by_requests_for_one(
         ][0]["token"]
         for name in POOL
     ]
-    pair = _start(
+    pair = await _start(
         hass, {"labels": ["arm"], "count": 2, "holder": "pair", "wait": "queue"}
     )
     await _settle(hass)
     singles = []
     for n in range(2):
         singles.append(
-            _start(hass, {"labels": ["arm"], "holder": f"single {n}", "wait": "queue"})
+            await _start(
+                hass, {"labels": ["arm"], "holder": f"single {n}", "wait": "queue"}
+            )
         )
         await _settle(hass)
     assert await _queue(hass, "arm-1") == [
@@ -159,7 +178,7 @@ async def test_a_pool_queue_of_ten_is_served_in_order_across_a_restart(
 
     tasks = []
     for n in range(10):
-        tasks.append(_start(hass, request(n)))
+        tasks.append(await _start(hass, request(n)))
         await _settle(hass)
     assert [task.done() for task in tasks] == [True] * 3 + [False] * 7
     tokens = {
@@ -183,9 +202,9 @@ async def test_a_pool_queue_of_ten_is_served_in_order_across_a_restart(
     # Nothing lost: the five waiting requests are back, in their order.
     assert await _queue(hass, "arm-1") == [(f"job {n}", n - 4) for n in range(5, 10)]
     # Their callers come back (in any order) and keep their places; a new one queues last.
-    back = {n: _start(hass, request(n)) for n in (9, 7, 5, 8, 6)}
+    back = {n: await _start(hass, request(n)) for n in (9, 7, 5, 8, 6)}
     await _settle(hass)
-    back[10] = _start(hass, request(10))
+    back[10] = await _start(hass, request(10))
     await _settle(hass)
     assert not any(task.done() for task in back.values())
     for n in range(2, 8):  # each release serves the next in line
@@ -200,7 +219,7 @@ async def test_a_restored_request_whose_caller_never_comes_back_is_given_up(
 ) -> None:
     entry = await _lab(hass, "board")
     first = await call(hass, "acquire", {"resource": "board", "exclusive": True})
-    gone = _start(
+    gone = await _start(
         hass,
         {"resource": "board", "holder": "gone", "wait": "queue", "ticket": "t-gone"},
     )
@@ -210,7 +229,9 @@ async def test_a_restored_request_whose_caller_never_comes_back_is_given_up(
         await _done(gone)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    later = _start(hass, {"resource": "board", "holder": "later", "wait": "queue"})
+    later = await _start(
+        hass, {"resource": "board", "holder": "later", "wait": "queue"}
+    )
     await _settle(hass)
     assert await _queue(hass, "board") == [("gone", 1), ("later", 2)]
     await advance(hass, freezer, REATTACH_SECONDS + 1)
@@ -226,7 +247,7 @@ async def test_the_timeout_gives_the_place_up(
     await call(
         hass, "acquire", {"resource": "board", "exclusive": True, "holder": "me"}
     )
-    waiting = _start(
+    waiting = await _start(
         hass, {"resource": "board", "holder": "ci", "wait": "queue", "timeout": 60}
     )
     await _settle(hass)
@@ -246,7 +267,7 @@ async def test_a_caller_that_goes_away_gives_its_place_up(
 ) -> None:
     entry = await _lab(hass, "board")
     await call(hass, "acquire", {"resource": "board", "exclusive": True})
-    waiting = _start(hass, {"resource": "board", "holder": "ci", "wait": "queue"})
+    waiting = await _start(hass, {"resource": "board", "holder": "ci", "wait": "queue"})
     await _settle(hass)
     assert entry.runtime_data.lab.queue.requests()
     waiting.cancel()
@@ -299,12 +320,11 @@ async def test_a_pool_too_small_for_the_request_is_refused_at_once(
 
 
 async def test_no_grant_while_the_lab_refuses_tokens(hass: HomeAssistant) -> None:
-    """A UPS on battery (the policy's refusal): a new request is refused, a queued one
-    is not granted until tokens are given out again."""
+    """A UPS on battery: a new request is refused, a queued one waits it out."""
     entry = await _lab(hass, "board")
     lab = entry.runtime_data.lab
     first = await call(hass, "acquire", {"resource": "board", "exclusive": True})
-    waiting = _start(hass, {"resource": "board", "holder": "ci", "wait": "queue"})
+    waiting = await _start(hass, {"resource": "board", "holder": "ci", "wait": "queue"})
     await _settle(hass)
     lab.refuse_acquire("UPS ups1 on battery")
     with pytest.raises(HomeAssistantError) as refused:

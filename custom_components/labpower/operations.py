@@ -481,6 +481,14 @@ def queue_view(
     }
 
 
+def queue_list(runtime: LabRuntime, name: str) -> list[dict[str, Any]]:
+    """Who waits for a resource in the queue, as everyone may see it (no tickets)."""
+    return [
+        queue_view(runtime, request, shown_to=None, admin=False)
+        for request in runtime.lab.queue.waiting_for(name)
+    ]
+
+
 def check_token_limit(runtime: LabRuntime, user_id: str | None, wanted: int) -> None:
     """Refuse `wanted` more tokens to a user at the lab's limit of live tokens per user.
 

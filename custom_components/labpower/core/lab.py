@@ -172,6 +172,7 @@ class Lab:
         """
         new = {spec.name: spec for spec in specs}
         self._check_graph(new)
+        self.queue.forget_scopes()
         dirty: list[str] = []
         for spec in new.values():
             self._install(spec, dirty)

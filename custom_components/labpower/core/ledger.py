@@ -692,16 +692,21 @@ def check_state(data: dict[str, Any]) -> None:
         raise StoredStateError(f"malformed: {err}") from None
 
 
+def _objects(items: Any, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A stored list's objects, numbered; TypeError on anything else."""
+    if not isinstance(items, list):
+        raise TypeError(f"the {what}s are not a list")
+    for number, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            raise TypeError(f"{what} {number} is not an object")
+        yield number, raw
+
+
 def _check_state(data: dict[str, Any]) -> None:
     version = data.get("version")
     if version != STATE_VERSION:
         raise ValueError(f"ledger state version {version!r}")
-    tokens = data["tokens"]
-    if not isinstance(tokens, list):
-        raise TypeError("tokens is not a list")
-    for number, raw in enumerate(tokens):
-        if not isinstance(raw, dict):
-            raise TypeError(f"token {number} is not an object")
+    for number, raw in _objects(data["tokens"], "token"):
         token = UsageToken.from_dict(raw)
         if not (token.id and token.resource) or not math.isfinite(token.created):
             raise ValueError(f"token {number} has no id, resource or time")
@@ -727,12 +732,7 @@ def _check_state(data: dict[str, Any]) -> None:
         names = data.get(key, [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise TypeError(f"{key} is not a list of names")
-    queue = data.get("queue", [])
-    if not isinstance(queue, list):
-        raise TypeError("queue is not a list")
-    for number, raw in enumerate(queue):
-        if not isinstance(raw, dict):
-            raise TypeError(f"queued request {number} is not an object")
+    for number, raw in _objects(data.get("queue", []), "queued request"):
         request = QueuedRequest.from_dict(raw)
         if not math.isfinite(request.created) or not math.isfinite(request.deadline):
             raise ValueError(f"queued request {number} has no time")

@@ -60,16 +60,25 @@ class WaitQueue:
         self._ended: dict[str, LabError] = {}  # why a waited-for request left
         self._timers: dict[str, Cancel] = {}
         self._reattach_by: dict[str, float] = {}
+        self._pools: dict[frozenset[str], frozenset[str]] = {}  # labels -> scope
 
     # Order and turns
 
-    def scope(self, request: QueuedRequest) -> set[str]:
+    def scope(self, request: QueuedRequest) -> frozenset[str]:
         """The resources a request could be given."""
         if request.resources:
-            return set(request.resources)
+            return frozenset(request.resources)
         wanted = frozenset(request.labels)
-        lab = self._lab
-        return {name for name in lab.names if wanted <= lab.spec(name).labels}
+        if (found := self._pools.get(wanted)) is None:
+            lab = self._lab
+            found = self._pools[wanted] = frozenset(
+                name for name in lab.names if wanted <= lab.spec(name).labels
+            )
+        return found
+
+    def forget_scopes(self) -> None:
+        """Resources were added or redefined: pools are worked out again."""
+        self._pools.clear()
 
     def requests(self) -> list[QueuedRequest]:
         """The queued requests, oldest first."""

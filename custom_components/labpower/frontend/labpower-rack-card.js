@@ -674,6 +674,7 @@ const OVERVIEW_STYLE = `
   .row .tokens div { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   .row .tokens .mine { font-weight: 500; }
   .row .tokens .nobody { color: var(--secondary-text-color); }
+  .row .tokens .queued { color: var(--secondary-text-color); font-style: italic; }
   .row .energy { font-size: 0.9rem; color: var(--secondary-text-color); text-align: right; }
   .actions { display: flex; flex-wrap: wrap; gap: 4px; justify-content: flex-end; }
   .actions button {
@@ -859,6 +860,13 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
               )
               .join("")
           : `<div class="nobody">nobody</div>`;
+        // Who waits in the queue for it (see the acquire action's wait: queue).
+        const queued = (resource.queue ?? [])
+          .map(
+            (q) =>
+              `<div class="queued${q.mine ? " mine" : ""}">${escape(`waiting #${q.position}: ${q.holder}${q.exclusive ? " (exclusive)" : ""}`)}${q.mine ? " · mine" : ""}</div>`,
+          )
+          .join("");
         const kwh = this._energy[resource.entities?.energy];
         const energy = kwh === undefined || kwh === null ? "–" : `${kwh.toFixed(2)} kWh`;
         const mine = this._mine(resource);
@@ -879,7 +887,7 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
           `<div class="row" data-resource="${name}" data-state="${state}">` +
           `<div><span class="name">${name}</span><span class="reason">${escape(resource.lab)}</span></div>` +
           `<div><span class="state">${escape(stateText)}</span>${reason ? `<span class="reason">${escape(reason)}</span>` : ""}</div>` +
-          `<div class="tokens">${tokens}</div>` +
+          `<div class="tokens">${tokens}${queued}</div>` +
           `<div class="energy" title="energy today">${energy}</div>` +
           `<div class="actions">${actions.join("")}</div></div>`
         );

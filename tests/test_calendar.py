@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 import json
 from pathlib import Path
 import re
 from typing import Any
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Context, HomeAssistant
@@ -16,6 +18,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
+    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
@@ -740,3 +743,33 @@ async def test_damaged_bookings_are_left_out_not_fatal(
     assert "damaged bookings left out" in caplog.text
     assert bookings.boot.boot_time("builder-1") == 12.0
     assert bookings.boot.boot_time("builder-2") is None
+
+
+async def test_a_booking_deleted_while_its_holds_are_taken_leaves_none(
+    hass: HomeAssistant, lab: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    made = await _book(hass, start=_at(30), end=_at(40))
+    runtime = lab.runtime_data
+    written = runtime.storage.async_committed
+    gate = asyncio.Event()
+    calls = 0
+
+    async def slow_first_commit() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await gate.wait()  # the take's holds wait for the disk
+        await written()
+
+    with patch.object(runtime.storage, "async_committed", slow_first_commit):
+        freezer.move_to(dt_util.parse_datetime(made["power_on_at"]))
+        async_fire_time_changed(hass)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert calls == 1
+        assert _holders(lab) == 1  # taken, not yet on disk
+        await runtime.bookings.async_delete(made["id"], None, admin=True)
+        gate.set()
+        await hass.async_block_till_done()
+    assert _holders(lab) == 0
+    assert len(runtime.bookings.book) == 0

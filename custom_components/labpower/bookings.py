@@ -11,6 +11,7 @@ exclusive token, a fault) marks the booking refused with the reason, and fires
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -129,6 +130,8 @@ class LabBookings:
         self._timers: dict[str, CALLBACK_TYPE] = {}
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._listeners: list[CALLBACK_TYPE] = []
+        self._taking: set[asyncio.Future[None]] = set()  # takes under way
+        self._stopped = False
 
     # Life cycle
 
@@ -157,16 +160,19 @@ class LabBookings:
 
     @callback
     def _stopping(self, _event: Event | None = None) -> None:
+        self._stopped = True
         for cancel in self._timers.values():
             cancel()
         self._timers.clear()
 
     async def async_stop(self) -> None:
-        """Cancel the timers and write the learned boot times."""
+        """Cancel the timers, let takes under way end, and write the store."""
         self._stopping()
         for cancel in self._unsubscribe:
             cancel()
         self._unsubscribe.clear()
+        # A take under way ends with its holds and its booking both written.
+        await asyncio.gather(*self._taking, return_exceptions=True)
         await self._store.async_save(self._data())
 
     def _data(self) -> dict[str, Any]:
@@ -275,6 +281,8 @@ class LabBookings:
 
     def _plan(self, booking: Booking) -> None:
         """Arm the booking's next timer: its power-on time, else its end."""
+        if self._stopped:
+            return  # planned again from the store when the lab starts again
         due = (
             booking.power_on_at
             if booking.status is BookingStatus.SCHEDULED
@@ -293,6 +301,8 @@ class LabBookings:
             await self._async_finish(booking)
             return
         now = self._now()
+        taking = self.hass.loop.create_future()
+        self._taking.add(taking)
         try:
             await self._async_take(booking)
         except _BUSY as err:
@@ -303,6 +313,13 @@ class LabBookings:
                 booking.power_on_at = min(booking.start, now + BUSY_RETRY)
         except LabError as err:
             self._refuse(booking, err)
+        finally:
+            self._taking.discard(taking)
+            taking.set_result(None)
+        if booking.id not in self.book:  # deleted while its holds were taken
+            self._release(booking)
+            await self.runtime.storage.async_committed()
+            return
         await self._async_save()
         self._plan(booking)
         self._notify()

@@ -773,3 +773,22 @@ async def test_a_booking_deleted_while_its_holds_are_taken_leaves_none(
         await hass.async_block_till_done()
     assert _holders(lab) == 0
     assert len(runtime.bookings.book) == 0
+
+
+async def test_a_booking_due_now_waits_for_a_busy_resource_until_its_start(
+    hass: HomeAssistant, lab: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    held = await call(
+        hass,
+        "acquire",
+        {"resource": "builder-1", "holder": "me", "exclusive": True, "ttl": 600},
+    )
+    # Due now (its start is within its lead), busy: kept, tried again until its start.
+    made = await _book(hass, holder="bench", start=_at(0.5), end=_at(10))
+    assert made["status"] == "scheduled"
+    assert "held exclusively by me" in made["reason"]
+    await call(hass, "release", {"token": held["tokens"][0]["token"]})
+    await advance(hass, freezer, 30)
+    [booking] = lab.runtime_data.bookings.book.all()
+    assert booking.status.value == "taken"
+    assert booking.reason is None

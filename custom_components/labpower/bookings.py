@@ -259,8 +259,10 @@ class LabBookings:
         booking.power_on_at = max(
             now, start - max(self.lead(name) for name in candidates)
         )
-        if booking.power_on_at <= now:
-            await self._async_take(booking)
+        if booking.power_on_at <= now and (
+            refusal := await self._async_try_take(booking, now)
+        ):
+            raise refusal
         self.book.add(booking)
         await self._async_save()
         self._plan(booking)
@@ -300,19 +302,11 @@ class LabBookings:
         if booking.end <= self._now():
             await self._async_finish(booking)
             return
-        now = self._now()
         taking = self.hass.loop.create_future()
         self._taking.add(taking)
         try:
-            await self._async_take(booking)
-        except _BUSY as err:
-            if now >= booking.start:
-                self._refuse(booking, err)
-            else:  # somebody else's turn first: again a little later, until its start
-                booking.reason = str(err)
-                booking.power_on_at = min(booking.start, now + BUSY_RETRY)
-        except LabError as err:
-            self._refuse(booking, err)
+            if refusal := await self._async_try_take(booking, self._now()):
+                self._refuse(booking, refusal)
         finally:
             self._taking.discard(taking)
             taking.set_result(None)
@@ -323,6 +317,23 @@ class LabBookings:
         await self._async_save()
         self._plan(booking)
         self._notify()
+
+    async def _async_try_take(self, booking: Booking, now: float) -> LabError | None:
+        """Take its holds; the refusal, unless it is worth trying again before its start.
+
+        Busy (somebody else's turn first): it stays scheduled, trying again a little
+        later, until its start.
+        """
+        try:
+            await self._async_take(booking)
+        except _BUSY as err:
+            if now >= booking.start:
+                return err
+            booking.reason = str(err)
+            booking.power_on_at = min(booking.start, now + BUSY_RETRY)
+        except LabError as err:
+            return err
+        return None
 
     def _refuse(self, booking: Booking, err: LabError) -> None:
         """Its holds cannot be taken: refused until its end, and said so."""

@@ -25,6 +25,7 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
+from custom_components.labpower.bookings import BookingRequest
 from custom_components.labpower.calendar import token_uid
 from custom_components.labpower.core import bookings as core_bookings
 from custom_components.labpower.core.bookings import (
@@ -37,7 +38,11 @@ from custom_components.labpower.core.bookings import (
     BootTimes,
     parse_event_text,
 )
-from custom_components.labpower.core.model import LabError, ResourceState
+from custom_components.labpower.core.model import (
+    AcquireRefusedError,
+    LabError,
+    ResourceState,
+)
 from custom_components.labpower.diagnostics import (
     async_get_config_entry_diagnostics,
 )
@@ -325,6 +330,15 @@ async def test_booking_on_battery_is_refused_like_any_acquire(
     # Its end forgets it.
     await advance(hass, freezer, 10 * 60)
     assert len(entry.runtime_data.bookings.book) == 0
+    # A later booking is kept; changed to start now, it is refused and gone.
+    later = await _book(hass, holder="bench", start=_at(60), end=_at(70))
+    bookings = entry.runtime_data.bookings
+    moved = BookingRequest(
+        holder="bench", start=_at(0), end=_at(10), resources=("builder-1",)
+    )
+    with pytest.raises(AcquireRefusedError):
+        await bookings.async_update(later["id"], moved, None, admin=True)
+    assert len(bookings.book) == 0
 
 
 async def test_restart_keeps_bookings(
@@ -792,3 +806,65 @@ async def test_a_booking_due_now_waits_for_a_busy_resource_until_its_start(
     [booking] = lab.runtime_data.bookings.book.all()
     assert booking.status.value == "taken"
     assert booking.reason is None
+
+
+async def test_changing_a_booking_in_the_calendar(
+    hass: HomeAssistant,
+    lab: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    client = await hass_ws_client(hass)
+    now = dt_util.now()
+
+    async def send(kind: str, **fields: Any) -> dict[str, Any]:
+        await client.send_json_auto_id(
+            {"type": f"calendar/event/{kind}", "entity_id": CALENDAR, **fields}
+        )
+        answer: dict[str, Any] = await client.receive_json()
+        return answer
+
+    def event(summary: str, start: float, end: float) -> dict[str, str]:
+        return {
+            "summary": summary,
+            "dtstart": (now + timedelta(minutes=start)).isoformat(),
+            "dtend": (now + timedelta(minutes=end)).isoformat(),
+        }
+
+    assert (await send("create", event=event("Debug: builder-1", 0, 30)))["success"]
+    bookings = lab.runtime_data.bookings
+    [booking] = bookings.book.all()
+    [token] = booking.tokens
+    # Under way, longer: the same hold, a later end.
+    changed = await send(
+        "update", uid=booking.id, event=event("Debug: builder-1", 0, 60)
+    )
+    assert changed["success"]
+    [longer] = bookings.book.all()
+    assert (longer.id, longer.tokens) == (booking.id, (token,))
+    assert longer.end == (now + timedelta(minutes=60)).timestamp()
+    # Another resource: the first hold goes, the other is taken.
+    assert (await send("update", uid=booking.id, event=event("builder-2", 0, 60)))[
+        "success"
+    ]
+    assert _holders(lab) == 0
+    assert _holders(lab, "builder-2") == 1
+    # Moved later: released until its new power-on time.
+    assert (await send("update", uid=booking.id, event=event("builder-2", 60, 90)))[
+        "success"
+    ]
+    assert _holders(lab, "builder-2") == 0
+    [later] = bookings.book.all()
+    assert later.status.value == "scheduled"
+    # Not a token's event, not another user's booking, and a conflict refuses it.
+    await call(hass, "acquire", {"resource": "builder-1", "holder": "ci"})
+    [ci] = _tokens(lab, "builder-1")
+    refused = await send("update", uid=token_uid(ci), event=event("builder-1", 0, 5))
+    assert not refused["success"]
+    await _book(
+        hass, resource="builder-1", start=_at(100), end=_at(200), exclusive=True
+    )
+    clash = await send("update", uid=later.id, event=event("builder-1", 120, 150))
+    assert not clash["success"]
+    assert "booked exclusively" in clash["error"]["message"]
+    assert bookings.book.get(later.id).resources == ("builder-2",)  # unchanged

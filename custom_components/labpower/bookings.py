@@ -218,13 +218,18 @@ class LabBookings:
 
     # Booking, deleting
 
-    async def async_book(
-        self, request: BookingRequest, user_id: str | None, *, admin: bool
+    def _checked(
+        self,
+        request: BookingRequest,
+        user_id: str | None,
+        *,
+        admin: bool,
+        booking_id: str | None = None,
     ) -> Booking:
-        """Check, store and plan a booking; taken at once when its power-on time is due.
+        """The request's booking, checked: times, resources, conflicts.
 
-        A booking taken at once is refused with the acquire's own error, and kept
-        nowhere; one planned for later is answered once it is on disk.
+        Its power-on time is not before now (one whose time has come is taken at
+        once). `booking_id`: the booking it replaces (an edit), not collided with.
         """
         now = self._now()
         start, end = request.start.timestamp(), request.end.timestamp()
@@ -242,7 +247,7 @@ class LabBookings:
                     sorted(request.labels), request.count, len(candidates)
                 )
         booking = Booking(
-            id=new_booking_id(),
+            id=booking_id or new_booking_id(),
             holder=request.holder,
             start=start,
             end=end,
@@ -255,27 +260,85 @@ class LabBookings:
             created=now,
         )
         self.book.check(booking, self.candidates, local_text)
-        # Not before now: one whose power-on time has come is taken at once.
         booking.power_on_at = max(
             now, start - max(self.lead(name) for name in candidates)
         )
-        if booking.power_on_at <= now and (
-            refusal := await self._async_try_take(booking, now)
+        return booking
+
+    async def async_book(
+        self, request: BookingRequest, user_id: str | None, *, admin: bool
+    ) -> Booking:
+        """Check, store and plan a booking; taken at once when its power-on time is due.
+
+        A booking taken at once is refused with the acquire's own error, and kept
+        nowhere; one planned for later is answered once it is on disk.
+        """
+        booking = self._checked(request, user_id, admin=admin)
+        await self._async_keep(booking)
+        return booking
+
+    async def _async_keep(self, booking: Booking) -> None:
+        """Take it if due (a refusal raises, nothing kept), then store and plan it."""
+        if (
+            booking.status is BookingStatus.SCHEDULED
+            and booking.power_on_at <= self._now()
+            and (refusal := await self._async_try_take(booking, self._now()))
         ):
             raise refusal
         self.book.add(booking)
         await self._async_save()
         self._plan(booking)
         self._notify()
+
+    async def async_update(
+        self,
+        booking_id: str,
+        request: BookingRequest,
+        user_id: str | None,
+        *,
+        admin: bool,
+    ) -> Booking:
+        """Change a booking (as its maker may delete it): checked as a new one.
+
+        Under way, with the same resources (or labels and count) and exclusivity, it
+        keeps its holds; otherwise they are released and it is planned (or taken) anew.
+        """
+        old = self._owned(booking_id, user_id, admin=admin)
+        new = self._checked(request, old.user_id, admin=old.admin, booking_id=old.id)
+        keeps = (
+            old.status is BookingStatus.TAKEN
+            and new.power_on_at <= self._now()
+            and (new.resources, new.labels, new.count, new.exclusive)
+            == (old.resources, old.labels, old.count, old.exclusive)
+        )
+        if (cancel := self._timers.pop(old.id, None)) is not None:
+            cancel()
+        self.book.remove(old.id)
+        if keeps:
+            new.status, new.tokens, new.taken = old.status, old.tokens, old.taken
+        else:
+            self._release(old)
+            await self.runtime.storage.async_committed()
+        try:
+            await self._async_keep(new)
+        except LabError:
+            await self._async_save()  # the old one is gone: refused, nothing kept
+            self._notify()
+            raise
+        return new
+
+    def _owned(self, booking_id: str, user_id: str | None, *, admin: bool) -> Booking:
+        """A booking its maker (or an administrator) may change or delete."""
+        booking = self.book.get(booking_id)
+        if not admin and booking.user_id is not None and booking.user_id != user_id:
+            raise NotBookingOwnerError
         return booking
 
     async def async_delete(
         self, booking_id: str, user_id: str | None, *, admin: bool
     ) -> Booking:
         """Delete a booking (its maker's or, for an administrator, anyone's): release it."""
-        booking = self.book.get(booking_id)
-        if not admin and booking.user_id is not None and booking.user_id != user_id:
-            raise NotBookingOwnerError
+        booking = self._owned(booking_id, user_id, admin=admin)
         await self._async_finish(booking)
         return booking
 

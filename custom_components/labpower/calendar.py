@@ -4,8 +4,8 @@ Every live token is an event ("holder: resource", from when it was taken to its
 expiry; a hold without an end reaches OPEN_END past now, its description says "until
 released"), except the tokens of bookings, which show as their booking's event. A
 booking is an event from its start to its end; creating an event books (the text is
-read by core/bookings.parse_event_text) and deleting one deletes the booking, which
-releases its holds. Tokens are released with labpower.release, not from the calendar.
+read by core/bookings.parse_event_text), changing one changes the booking and deleting
+one deletes it, which releases its holds. Tokens are released with labpower.release, not from the calendar.
 """
 
 from __future__ import annotations
@@ -113,12 +113,40 @@ def _moment(value: date | datetime) -> datetime:
     )
 
 
+def _request(event: dict[str, Any]) -> BookingRequest:
+    """The booking an event's fields ask for (the text: parse_event_text)."""
+    if event.get(EVENT_RRULE):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="booking_recurring"
+        )
+    text = parse_event_text(event[EVENT_SUMMARY], event.get(EVENT_DESCRIPTION))
+    return BookingRequest(
+        holder=text.holder,
+        start=_moment(event[EVENT_START]),
+        end=_moment(event[EVENT_END]),
+        resources=text.resources,
+        labels=text.labels,
+        count=text.count,
+        exclusive=text.exclusive,
+    )
+
+
+def _check_booking_uid(uid: str) -> None:
+    """A token's event is not changed or deleted from the calendar: it is released."""
+    if uid.startswith(TOKEN_UID_PREFIX):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="calendar_token_event"
+        )
+
+
 class LabCalendar(LabEntity, CalendarEntity):
     """The lab's leases, holds and bookings."""
 
     topics = frozenset({Topic.COMMITTED})
     _attr_supported_features = (
-        CalendarEntityFeature.CREATE_EVENT | CalendarEntityFeature.DELETE_EVENT
+        CalendarEntityFeature.CREATE_EVENT
+        | CalendarEntityFeature.DELETE_EVENT
+        | CalendarEntityFeature.UPDATE_EVENT
     )
 
     def _events(self) -> list[CalendarEvent]:
@@ -188,23 +216,24 @@ class LabCalendar(LabEntity, CalendarEntity):
     @override
     async def async_create_event(self, **kwargs: Any) -> None:
         """Book what the event's summary and description say, for its time."""
-        if kwargs.get(EVENT_RRULE):
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="booking_recurring"
-            )
-        text = parse_event_text(kwargs[EVENT_SUMMARY], kwargs.get(EVENT_DESCRIPTION))
-        request = BookingRequest(
-            holder=text.holder,
-            start=_moment(kwargs[EVENT_START]),
-            end=_moment(kwargs[EVENT_END]),
-            resources=text.resources,
-            labels=text.labels,
-            count=text.count,
-            exclusive=text.exclusive,
-        )
         # The calendar's caller is not known (its websocket command passes no user):
         # a booking made here is the calendar's, and anyone who may use it may delete it.
-        await self.runtime.bookings.async_book(request, None, admin=False)
+        await self.runtime.bookings.async_book(_request(kwargs), None, admin=False)
+
+    @labpower_errors
+    @override
+    async def async_update_event(
+        self,
+        uid: str,
+        event: dict[str, Any],
+        recurrence_id: str | None = None,
+        recurrence_range: str | None = None,
+    ) -> None:
+        """Change a booking made here, as the event now says; never a token."""
+        _check_booking_uid(uid)
+        await self.runtime.bookings.async_update(
+            uid, _request(event), None, admin=False
+        )
 
     @labpower_errors
     @override
@@ -215,10 +244,7 @@ class LabCalendar(LabEntity, CalendarEntity):
         recurrence_range: str | None = None,
     ) -> None:
         """Delete a booking made here (its holds are released); never a token."""
-        if uid.startswith(TOKEN_UID_PREFIX):
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="calendar_token_event"
-            )
+        _check_booking_uid(uid)
         # Only the calendar's own bookings: one made through the action or REST
         # belongs to its user, who deletes it there.
         await self.runtime.bookings.async_delete(uid, None, admin=False)

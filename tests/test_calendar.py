@@ -91,6 +91,17 @@ async def _book(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
     return booking
 
 
+async def _hold_exclusively(hass: HomeAssistant, **extra: Any) -> str:
+    """An exclusive token of "me" on builder-1; its id."""
+    taken = await call(
+        hass,
+        "acquire",
+        {"resource": "builder-1", "holder": "me", "exclusive": True, **extra},
+    )
+    token: str = taken["tokens"][0]["token"]
+    return token
+
+
 def _holders(entry: MockConfigEntry, name: str = "builder-1") -> int:
     return entry.runtime_data.lab.ledger.holder_count(name)
 
@@ -668,11 +679,7 @@ def test_booking_errors_translated() -> None:
 async def test_a_booking_waits_for_an_exclusive_holder_until_its_start(
     hass: HomeAssistant, lab: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
-    held = await call(
-        hass,
-        "acquire",
-        {"resource": "builder-1", "holder": "me", "exclusive": True, "ttl": 1800},
-    )
+    held = await _hold_exclusively(hass, ttl=1800)
     made = await _book(hass, holder="bench", start=_at(10), end=_at(40))
     # Its power-on time comes while the exclusive lease lives: it tries again.
     power_on = dt_util.parse_datetime(made["power_on_at"])
@@ -681,7 +688,7 @@ async def test_a_booking_waits_for_an_exclusive_holder_until_its_start(
     [booking] = lab.runtime_data.bookings.book.all()
     assert booking.status.value == "scheduled"
     assert "held exclusively by me" in (booking.reason or "")
-    await call(hass, "release", {"token": held["tokens"][0]["token"]})
+    await call(hass, "release", {"token": held})
     await advance(hass, freezer, 60)
     assert booking.status.value == "taken"
     assert [t.holder for t in _tokens(lab, "builder-1")] == ["bench"]
@@ -792,16 +799,12 @@ async def test_a_booking_deleted_while_its_holds_are_taken_leaves_none(
 async def test_a_booking_due_now_waits_for_a_busy_resource_until_its_start(
     hass: HomeAssistant, lab: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
-    held = await call(
-        hass,
-        "acquire",
-        {"resource": "builder-1", "holder": "me", "exclusive": True, "ttl": 600},
-    )
+    held = await _hold_exclusively(hass, ttl=600)
     # Due now (its start is within its lead), busy: kept, tried again until its start.
     made = await _book(hass, holder="bench", start=_at(0.5), end=_at(10))
     assert made["status"] == "scheduled"
     assert "held exclusively by me" in made["reason"]
-    await call(hass, "release", {"token": held["tokens"][0]["token"]})
+    await call(hass, "release", {"token": held})
     await advance(hass, freezer, 30)
     [booking] = lab.runtime_data.bookings.book.all()
     assert booking.status.value == "taken"

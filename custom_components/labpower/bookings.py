@@ -24,7 +24,7 @@ from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, LOGGER
+from .const import DOMAIN, EVENT_BOOKING_REFUSED, LOGGER
 from .core.bookings import (
     BOOKINGS_VERSION,
     Booking,
@@ -64,7 +64,6 @@ from .schema import (
     ATTR_START,
 )
 
-EVENT_BOOKING_REFUSED = "labpower_booking_refused"
 # Measured boot times are written within this many seconds (they are not acknowledged).
 BOOT_SAVE_DELAY = 10.0
 # Refusals that end when others release or are served (an exclusive token, the queue,

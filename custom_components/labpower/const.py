@@ -165,3 +165,5 @@ CONF_NOTIFY_AVAILABLE: Final = "notify_when_available"
 # Live tokens one non-administrator user may hold in a lab (0: no limit).
 CONF_TOKEN_LIMIT: Final = "token_limit"
 EVENT_UPS_POLICY: Final = "labpower_ups_policy"
+# A booking's holds could not be taken (bookings.py): it is refused until its end.
+EVENT_BOOKING_REFUSED: Final = "labpower_booking_refused"

@@ -35,7 +35,7 @@ from .peers.hass_process import (
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 MANIFEST = REPO / "custom_components" / "labpower" / "manifest.json"
-PLATFORMS = ("binary_sensor", "button", "sensor", "switch")
+PLATFORMS = ("binary_sensor", "button", "calendar", "sensor", "switch")
 # What the demo's configuration.yaml loads beyond a bare install's packages (the frontend,
 # the recorder): a headless Home Assistant without them.
 NOT_BARE = ("frontend", "config", "history", "logbook", "energy")

@@ -106,12 +106,14 @@ async def test_holders_sensor_lists_tokens_without_ids(
             "kind": "hold",
             "since": now.isoformat(),
             "expires": (now + timedelta(hours=12)).isoformat(),
+            "exclusive": False,
         },
         {
             "holder": "ci 42",
             "kind": "lease",
             "since": (now + timedelta(seconds=5)).isoformat(),
             "expires": (now + timedelta(seconds=605)).isoformat(),
+            "exclusive": False,
         },
     ]
     # every user sees attributes: no token id anywhere in them

@@ -24,6 +24,8 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.labpower.core.model import TokenKind
+
 from .conftest import resource_data
 
 SCRIPT = str(Path(__file__).parent.parent / "bin" / "labpower-run")
@@ -523,3 +525,61 @@ async def test_help_documents_the_exit_codes() -> None:
 def test_script_is_executable() -> None:
     assert os.access(SCRIPT, os.X_OK)
     assert Path(SCRIPT).read_text().startswith("#!/usr/bin/env python3\n")
+
+
+async def test_waits_in_the_queue_and_prints_its_position(
+    hass: HomeAssistant, server: Env, lab: MockConfigEntry
+) -> None:
+    first = lab.runtime_data.lab.acquire(
+        ["builder-1"], "me", kind=TokenKind.HOLD, exclusive=True
+    )
+    process = await start(
+        server.environ,
+        "--resource",
+        "builder-1",
+        "--exclusive",
+        "--holder",
+        "bench",
+        "--",
+        "sh",
+        "-c",
+        'echo "$LABPOWER_RESOURCES"',
+    )
+    assert process.stderr is not None
+    seen = b""
+    while b"waiting in the queue: position 1" not in seen:
+        seen += await asyncio.wait_for(process.stderr.readline(), 20)
+    assert [r.holder for r in lab.runtime_data.lab.queue.requests()] == ["bench"]
+    lab.runtime_data.lab.release([token.id for token in first])
+    result = await finish(process)
+    assert (result.code, result.stdout) == (0, "builder-1\n"), result.stderr
+    assert lab.runtime_data.lab.queue.requests() == []
+
+
+async def test_no_queue_is_refused_at_once(
+    hass: HomeAssistant, server: Env, lab: MockConfigEntry
+) -> None:
+    lab.runtime_data.lab.acquire(["builder-1"], "me", exclusive=True)
+    result = await run(
+        server.environ, "--resource", "builder-1", "--no-queue", "--", "true"
+    )
+    assert result.code == 5
+    assert "builder-1 is held exclusively by me" in result.stderr
+
+
+async def test_keeps_its_place_in_the_queue_when_the_lab_reloads(
+    hass: HomeAssistant, server: Env, lab: MockConfigEntry
+) -> None:
+    first = lab.runtime_data.lab.acquire(["builder-1"], "me", exclusive=True)
+    process = await start(
+        server.environ, "--resource", "builder-1", "--holder", "ci", "--", "true"
+    )
+    await until(lab.runtime_data.lab.queue.requests)
+    [queued] = lab.runtime_data.lab.queue.requests()
+    assert await hass.config_entries.async_reload(lab.entry_id)
+    # Told the lab stopped, labpower-run asks again with its ticket: same request.
+    await until(lambda: lab.runtime_data.lab.queue.is_attached(queued.id), 20)
+    lab.runtime_data.lab.release([token.id for token in first])
+    result = await finish(process)
+    assert result.code == 0, result.stderr
+    assert "asking again" in result.stderr

@@ -85,7 +85,13 @@ CONFIG: dict[str, Any] = {
             "checks": {
                 "positive_data_acceptance": {"expected-statuses": [*_ACCEPTED, "400"]}
             },
-        }
+        },
+        # Bookings have no links: kept out of the stateful phase, whose steps then go
+        # to acquire's links (renew, release) as before; every other phase runs them.
+        {
+            "include-path-regex": "^/api/labpower/bookings",
+            "phases": {"stateful": {"enabled": False}},
+        },
     ],
 }
 NAMES = ["builder-1", "builder-2", "pi-1", "pi-2", "nope"]
@@ -100,6 +106,7 @@ ORDER = [
     "getResource",
     "acquire",
     "acquirePool",
+    "listQueue",
     "renew",
     "maasOn",
     "maasQuery",
@@ -107,6 +114,9 @@ ORDER = [
     "powerCycle",
     "release",
     "forceOff",
+    "listBookings",
+    "book",
+    "deleteBooking",
 ]
 
 # Home Assistant's event loop thread uses the global `random` (random_uuid_hex) while
@@ -168,7 +178,7 @@ def _is_labels(value: Any) -> bool:
     return (
         isinstance(value, list)
         and bool(value)
-        and all(isinstance(label, str) and label for label in value)
+        and all(isinstance(label, str) and 0 < len(label) <= 255 for label in value)
     )
 
 
@@ -225,15 +235,22 @@ def _schema(run: Run, user: str) -> Any:
         choices: dict[str, st.SearchStrategy[Any]] = {}
         if _is_labels(body.get("labels")):
             choices["labels"] = st.sampled_from(
-                [body["labels"], ["rack"], ["rack"], ["arm64"], ["arm64", "gpio"]]
+                [["rack"], body["labels"], ["rack"], ["arm64"], ["arm64", "gpio"]]
             )
         if "count" not in body or _is_count(body["count"]):
-            choices["count"] = st.sampled_from([body.get("count", 1), 1, 2])
+            choices["count"] = st.sampled_from([1, body.get("count", 1), 2])
         return st.fixed_dictionaries(choices).map(lambda chosen: {**body, **chosen})
 
     @schema.hook("map_body")
     def short_waits(context: schemathesis.HookContext, body: Any) -> Any:
-        """Wait 5 s at most; an invalid timeout is left for the server to refuse."""
+        """Wait 5 s at most; an invalid timeout is left for the server to refuse.
+
+        Not in the queue: the run holds what it asks for, so a queued request would
+        end in a 504 (its timeout, by design), which counts as a server error here.
+        test_queue.py waits in the queue through the REST API.
+        """
+        if isinstance(body, dict) and body.get("queue") is True:
+            body = {**body, "queue": False}
         if isinstance(body, dict) and body.get("wait") is True:
             timeout = body.get("timeout")
             if "timeout" not in body or (

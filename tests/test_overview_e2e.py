@@ -254,6 +254,19 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
             await expect(row.locator('[data-action="renew"]')).to_be_visible()
             edges = await column_edges(ada)
             assert all(row == edges[0] for row in edges), edges
+            # A bench job queued for builder-1 to itself: shown waiting, in its place.
+            queued = asyncio.ensure_future(
+                server.session.post(
+                    f"{server.url}/api/labpower/resources/builder-1/tokens",
+                    headers=server.headers,
+                    json={"holder": "bench", "exclusive": True, "queue": True},
+                )
+            )
+            await expect(row.locator(f"{TOKENS} .queued")).to_contain_text(
+                "waiting #1: bench (exclusive)", timeout=20000
+            )
+            queued.cancel()  # the caller goes away: it leaves the queue
+            await expect(row.locator(f"{TOKENS} .queued")).to_have_count(0, timeout=20000)
             await ada.locator("labpower-overview-card").screenshot(
                 path=screenshots / "overview-card.png", animations="disabled"
             )

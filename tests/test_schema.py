@@ -141,6 +141,7 @@ def test_acquire_action_schema_defaults() -> None:
         "wait": "none",
         "timeout": 600.0,
         "count": 1,
+        "exclusive": False,
     }
 
 

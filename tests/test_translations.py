@@ -77,6 +77,8 @@ def test_exceptions_translated() -> None:
                 "labs",
                 "detail",
                 "limit",
+                "left",
+                "position",
             }
 
 

@@ -8,6 +8,7 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .assist import async_refresh_assist, async_setup_assist
+from .bookings import LabBookings, async_remove_bookings
 from .const import DOMAIN, FILE_KEY_PREFIX
 from .frontend import async_register_card
 from .http import async_register_views
@@ -19,7 +20,13 @@ from .websocket import async_register_websocket
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.CALENDAR,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -44,6 +51,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) -> 
     )
     runtime = LabRuntime(hass, entry, lab_device_id=lab_device.id)
     await runtime.async_start()
+    runtime.bookings = LabBookings(runtime)
+    await runtime.bookings.async_start()
     entry.runtime_data = runtime
     entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -74,11 +83,13 @@ async def async_unload_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) ->
     """Unload a Lab: stop its workers and write its ledger (power is left as it is)."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
+        await entry.runtime_data.bookings.async_stop()
         await entry.runtime_data.async_stop()
         async_refresh_assist(hass)
     return unloaded
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) -> None:
-    """Forget a removed Lab's stored tokens."""
+    """Forget a removed Lab's stored tokens and bookings."""
     await async_remove_storage(hass, entry.entry_id)
+    await async_remove_bookings(hass, entry.entry_id)

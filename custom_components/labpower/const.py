@@ -156,6 +156,8 @@ CONF_SHUTDOWN_ON_LOW_BATTERY: Final = "shutdown_held_on_low_battery"
 CONF_UPS_ENTITIES: Final = "ups_entities"
 # Holds taken from the UI (Power switch, rack card, overview) end after this (0: never).
 CONF_UI_HOLD_MAX: Final = "ui_hold_max"
+# Holds taken from the UI are exclusive: nobody else gets a token while one lives.
+CONF_UI_HOLD_EXCLUSIVE: Final = "ui_hold_exclusive"
 # How long before a token's end its user is reminded and the expiring event fires.
 CONF_EXPIRING_WARNING: Final = "expiring_warning"
 # Tell a UI user when the resource they took becomes available.
@@ -165,3 +167,5 @@ CONF_TOKEN_LIMIT: Final = "token_limit"
 # The price of a kWh in Home Assistant's currency (unset: the Energy dashboard's grid price).
 CONF_ENERGY_PRICE: Final = "energy_price"
 EVENT_UPS_POLICY: Final = "labpower_ups_policy"
+# A booking's holds could not be taken (bookings.py): it is refused until its end.
+EVENT_BOOKING_REFUSED: Final = "labpower_booking_refused"

@@ -17,7 +17,7 @@ TO_REDACT = {"id", "token", "user_id", *REDACTED}
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: LabpowerConfigEntry
 ) -> dict[str, Any]:
-    """Configuration, resource states and tokens (secrets redacted)."""
+    """Configuration, resource states, tokens and bookings (secrets redacted)."""
     runtime = entry.runtime_data
     lab = runtime.lab
     resources = {}
@@ -65,6 +65,12 @@ async def async_get_config_entry_diagnostics(
                 for name, unit in runtime.units.items()
             },
             "resources": resources,
+            # Bookings with how many tokens they hold (the ids are secrets).
+            "bookings": [
+                {**booking.as_dict(), "tokens": len(booking.tokens)}
+                for booking in runtime.bookings.book.all()
+            ],
+            "boot_times": runtime.bookings.boot.to_dict(),
         },
         TO_REDACT,
     )

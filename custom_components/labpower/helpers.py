@@ -15,6 +15,7 @@ from .core.model import (
     AcquireRefusedError,
     LabError,
     LabsLoadingError,
+    QueueInterruptedError,
     ResourceFaultError,
     ResourceHaltedError,
     TokenRevokedError,
@@ -26,6 +27,7 @@ from .core.switching import SwitchError
 _DEVICE_ERRORS = (
     AcquireRefusedError,
     LabsLoadingError,
+    QueueInterruptedError,
     ResourceFaultError,
     ResourceHaltedError,
     TokenRevokedError,

@@ -17,14 +17,29 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util.json import json_loads
 import probatio as vol
 
+from .bookings import (
+    all_bookings,
+    async_book,
+    async_delete_booking,
+    booking_request,
+)
+from .core.bookings import (
+    BookingTargetError,
+    BookingTimesError,
+    NotBookingOwnerError,
+    UnknownBookingError,
+)
 from .core.model import (
     AcquireRefusedError,
+    ExclusiveConflictError,
     HeldByOthersError,
     InvalidTtlError,
     LabError,
     LabsLoadingError,
     NotEnoughFreeError,
     NotTokenOwnerError,
+    QueueInterruptedError,
+    QueueTimeoutError,
     ResourceFaultError,
     StoreWriteError,
     TokenKind,
@@ -36,15 +51,16 @@ from .core.model import (
 from .operations import (
     LOAD_WAIT,
     Taken,
-    async_acquire,
     async_all_runtimes,
     async_force_off,
     async_found,
     async_release_tokens,
     async_renew,
+    async_take,
     check_cycle,
     locate,
-    pool,
+    new_request,
+    queue_view,
     resource_view,
     token_view,
 )
@@ -52,14 +68,18 @@ from .runtime import LabRuntime
 from .schema import (
     ACQUIRE_REST_SCHEMA,
     ATTR_COUNT,
+    ATTR_EXCLUSIVE,
     ATTR_HOLDER,
     ATTR_KIND,
     ATTR_LABELS,
     ATTR_POWER_OFF,
+    ATTR_QUEUE,
+    ATTR_TICKET,
     ATTR_TIMEOUT,
     ATTR_TOKEN,
     ATTR_TTL,
     ATTR_WAIT,
+    BOOK_REST_SCHEMA,
     POOL_REST_SCHEMA,
     RELEASE_REST_SCHEMA,
     RENEW_REST_SCHEMA,
@@ -73,15 +93,29 @@ _STATUS_OF: dict[type[LabError], HTTPStatus] = {
     ResourceFaultError: HTTPStatus.CONFLICT,
     NotEnoughFreeError: HTTPStatus.CONFLICT,
     WaitTimeoutError: HTTPStatus.GATEWAY_TIMEOUT,
+    QueueTimeoutError: HTTPStatus.GATEWAY_TIMEOUT,
+    QueueInterruptedError: HTTPStatus.SERVICE_UNAVAILABLE,
     AcquireRefusedError: HTTPStatus.SERVICE_UNAVAILABLE,
     LabsLoadingError: HTTPStatus.SERVICE_UNAVAILABLE,
     StoreWriteError: HTTPStatus.SERVICE_UNAVAILABLE,
     NotTokenOwnerError: HTTPStatus.FORBIDDEN,
     TokenLimitError: HTTPStatus.TOO_MANY_REQUESTS,
+    UnknownBookingError: HTTPStatus.NOT_FOUND,
+    NotBookingOwnerError: HTTPStatus.FORBIDDEN,
+    # Valid by the schema, refused by a rule between its fields.
+    BookingTimesError: HTTPStatus.CONFLICT,
+    BookingTargetError: HTTPStatus.CONFLICT,
 }
 # Seconds a client is told to wait before asking again while labs are loading.
-_RETRY_AFTER: dict[type[LabError], str] = {LabsLoadingError: str(round(LOAD_WAIT))}
-_FIELD_OF: dict[type[LabError], str] = {InvalidTtlError: "ttl"}
+_RETRY_AFTER: dict[type[LabError], str] = {
+    LabsLoadingError: str(round(LOAD_WAIT)),
+    QueueInterruptedError: "5",
+}
+_FIELD_OF: dict[type[LabError], str] = {
+    InvalidTtlError: "ttl",
+    BookingTimesError: "end",
+    BookingTargetError: "resource",
+}
 
 type Handler = Callable[..., Awaitable[web.Response]]
 
@@ -131,6 +165,14 @@ def json_errors(handler: Handler) -> Handler:
             return error_response(
                 HTTPStatus.CONFLICT, err.key, str(err), holders=err.holders
             )
+        except ExclusiveConflictError as err:
+            return error_response(
+                HTTPStatus.CONFLICT,
+                err.key,
+                str(err),
+                holders=err.holders,
+                seconds_left=err.seconds_left,
+            )
         except LabError as err:
             status = _STATUS_OF.get(type(err), HTTPStatus.CONFLICT)
             return error_response(
@@ -173,26 +215,28 @@ def _validated(schema: vol.Schema, data: Mapping[str, Any]) -> dict[str, Any]:
         raise BadRequestError(message, field) from None
 
 
-class _AcquireOptions:
-    """The fields acquire and the pool form share, read by the shared schema."""
-
-    def __init__(self, body: Mapping[str, Any], user: User) -> None:
-        self.kind = TokenKind(body[ATTR_KIND])
-        self.ttl: float | None = body.get(ATTR_TTL)
-        self.holder: str = body.get(ATTR_HOLDER) or user.name or "REST API"
-        self.wait_timeout = body[ATTR_TIMEOUT] if body[ATTR_WAIT] else None
-
-    async def acquire(self, located: dict[str, LabRuntime], user: User) -> Taken:
-        """Take the tokens (and wait) as these options say."""
-        return await async_acquire(
-            located,
-            self.holder,
-            kind=self.kind,
-            ttl=self.ttl,
-            user_id=user.id,
-            admin=user.is_admin,
-            wait_timeout=self.wait_timeout,
-        )
+async def _async_take(
+    request: web.Request, body: Mapping[str, Any], **where: Any
+) -> Taken:
+    """Acquire (or queue) as the body says, for the calling user."""
+    user: User = request[KEY_HASS_USER]
+    wanted = new_request(
+        body.get(ATTR_HOLDER) or user.name or "REST API",
+        ticket=body.get(ATTR_TICKET),
+        kind=TokenKind(body[ATTR_KIND]),
+        ttl=body.get(ATTR_TTL),
+        user_id=user.id,
+        admin=user.is_admin,
+        exclusive=body[ATTR_EXCLUSIVE],
+        wait=body[ATTR_WAIT],
+        **where,
+    )
+    return await async_take(
+        request.app[KEY_HASS],
+        wanted,
+        timeout=body[ATTR_TIMEOUT],
+        queue=body[ATTR_QUEUE],
+    )
 
 
 class ResourcesView(HomeAssistantView):
@@ -241,12 +285,8 @@ class TokensView(HomeAssistantView):
     @json_errors
     async def post(self, request: web.Request, name: str) -> web.Response:
         """Acquire, optionally waiting until available."""
-        hass: HomeAssistant = request.app[KEY_HASS]
-        user: User = request[KEY_HASS_USER]
         body = _validated(ACQUIRE_REST_SCHEMA, await _body(request))
-        options = _AcquireOptions(body, user)
-        located = await async_found(hass, partial(locate, hass, [name]))
-        [(runtime, token)] = await options.acquire(located, user)
+        [(runtime, token)] = await _async_take(request, body, resources=[name])
         return self.json(token_view(runtime, token), HTTPStatus.CREATED)
 
 
@@ -259,16 +299,35 @@ class PoolView(HomeAssistantView):
     @json_errors
     async def post(self, request: web.Request) -> web.Response:
         """Acquire `count` free resources carrying every label."""
-        hass: HomeAssistant = request.app[KEY_HASS]
-        user: User = request[KEY_HASS_USER]
         body = _validated(POOL_REST_SCHEMA, await _body(request, required=True))
-        options = _AcquireOptions(body, user)
-        labels, count = body[ATTR_LABELS], body[ATTR_COUNT]
-        located = await async_found(hass, partial(pool, hass, labels, count))
-        taken = await options.acquire(located, user)
+        taken = await _async_take(
+            request, body, labels=body[ATTR_LABELS], count=body[ATTR_COUNT]
+        )
         return self.json(
             {"tokens": [token_view(runtime, token) for runtime, token in taken]},
             HTTPStatus.CREATED,
+        )
+
+
+class QueueView(HomeAssistantView):
+    """GET the queued requests of every lab."""
+
+    url = "/api/labpower/queue"
+    name = "api:labpower:queue"
+
+    @json_errors
+    async def get(self, request: web.Request) -> web.Response:
+        """Every queued request with its position (ids only for their owner or admins)."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
+        return self.json(
+            {
+                "queue": [
+                    queue_view(runtime, queued, shown_to=user.id, admin=user.is_admin)
+                    for runtime in await async_all_runtimes(hass)
+                    for queued in runtime.lab.queue.requests()
+                ]
+            }
         )
 
 
@@ -356,6 +415,51 @@ class PowerCycleView(HomeAssistantView):
         )
 
 
+class BookingsView(HomeAssistantView):
+    """GET every booking, POST a booking."""
+
+    url = "/api/labpower/bookings"
+    name = "api:labpower:bookings"
+
+    @json_errors
+    async def get(self, request: web.Request) -> web.Response:
+        """Every lab's bookings, the earliest first."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        await async_all_runtimes(hass)
+        return self.json(
+            {
+                "bookings": [
+                    bookings.view(booking) for bookings, booking in all_bookings(hass)
+                ]
+            }
+        )
+
+    @json_errors
+    async def post(self, request: web.Request) -> web.Response:
+        """Book resources (or labels and a count) from start to end."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
+        body = _validated(BOOK_REST_SCHEMA, await _body(request, required=True))
+        wanted = booking_request(body, user.name or "REST API")
+        bookings, booking = await async_book(hass, wanted, user.id, admin=user.is_admin)
+        return self.json(bookings.view(booking), HTTPStatus.CREATED)
+
+
+class BookingView(HomeAssistantView):
+    """DELETE a booking."""
+
+    url = "/api/labpower/bookings/{booking_id}"
+    name = "api:labpower:booking"
+
+    @json_errors
+    async def delete(self, request: web.Request, booking_id: str) -> web.Response:
+        """Delete (its maker or an administrator): its holds are released."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        user: User = request[KEY_HASS_USER]
+        await async_delete_booking(hass, booking_id, user.id, admin=user.is_admin)
+        return web.Response(status=HTTPStatus.NO_CONTENT)
+
+
 _METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -424,10 +528,13 @@ VIEWS: tuple[type[HomeAssistantView], ...] = (
     ResourceView,
     TokensView,
     PoolView,
+    QueueView,
     ReleaseView,
     RenewView,
     ForceOffView,
     PowerCycleView,
+    BookingsView,
+    BookingView,
 )
 
 

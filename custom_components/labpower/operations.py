@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
+import secrets
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -20,14 +21,19 @@ from .const import (
 )
 from .core.model import (
     CycleRefusedError,
+    ExclusiveConflictError,
     HeldByOthersError,
     LabError,
     LabsLoadingError,
     NotEnoughFreeError,
     NotPoweredError,
     NotTokenOwnerError,
+    QueuedAheadError,
+    QueuedRequest,
     ResourceFaultError,
     ResourceState,
+    StoreWriteError,
+    TicketInUseError,
     TokenKind,
     TokenLimitError,
     UnknownResourceError,
@@ -39,13 +45,6 @@ from .runtime import POWERED_STATES, LabRuntime, iso_time
 from .storage import async_committed
 
 type Taken = list[tuple[LabRuntime, UsageToken]]
-
-# Free resources are handed out energy-aware: powered ones first (no power-on at all),
-# then those whose parents are already on, then the rest; least recently used first.
-_POWERED = frozenset(
-    {ResourceState.AVAILABLE, ResourceState.STARTING, ResourceState.STOPPING}
-)
-_POOLABLE = _POWERED | {ResourceState.OFF}
 
 
 # How long an action or a REST request waits for labs that are still loading (Home
@@ -145,32 +144,21 @@ def lab_of_token(hass: HomeAssistant, token_id: str) -> LabRuntime:
 
 
 def pool(
-    hass: HomeAssistant, labels: Iterable[str], count: int
+    hass: HomeAssistant,
+    labels: Iterable[str],
+    count: int,
+    within: Iterable[LabRuntime] | None = None,
 ) -> dict[str, LabRuntime]:
-    """`count` free resources carrying every label, chosen to switch on the least."""
+    """`count` free resources carrying every label, chosen to switch on the least.
+
+    From every lab, or from those `within` (a booking's own lab).
+    """
     wanted = frozenset(labels)
-    candidates: list[tuple[int, float, str, LabRuntime]] = []
-    for runtime in runtimes(hass):
-        lab = runtime.lab
-        for name in lab.names:
-            state = lab.state(name)
-            spec = lab.spec(name)
-            if (
-                not wanted <= spec.labels
-                or lab.ledger.holder_count(name)
-                or state not in _POOLABLE
-            ):
-                continue
-            if state in _POWERED:
-                tier = 0
-            elif all(lab.state(parent) in _POWERED for parent in spec.depends_on):
-                tier = 1 if spec.depends_on else 2
-            else:
-                tier = 2
-            last_off = lab.ledger.last_off(name)
-            candidates.append(
-                (tier, float("-inf") if last_off is None else last_off, name, runtime)
-            )
+    candidates = [
+        (*candidate, runtime)
+        for runtime in (runtimes(hass) if within is None else within)
+        for candidate in runtime.lab.pool_candidates(wanted)
+    ]
     if len(candidates) < count:
         raise NotEnoughFreeError(sorted(wanted), count, len(candidates))
     candidates.sort(key=lambda candidate: candidate[:3])
@@ -240,10 +228,14 @@ async def async_acquire(
     user_id: str | None,
     admin: bool,
     wait_timeout: float | None,
+    exclusive: bool = False,
+    ticket: str | None = None,
 ) -> Taken:
     """Take a token on every resource, all or none; with a timeout, wait until available.
 
-    A wait that fails (timeout, fault) releases everything this call took.
+    Exclusive tokens only on resources nobody holds, and nobody jumps the queue
+    (see Lab.acquire; `ticket`: the queued request this grants). A wait that fails
+    (timeout, fault) releases everything this call took.
     """
     by_lab: dict[int, tuple[LabRuntime, list[str]]] = {}
     for name, runtime in located.items():
@@ -255,9 +247,8 @@ async def async_acquire(
             check_token_limit(runtime, user_id, len(names))
     for runtime, names in by_lab.values():
         lab = runtime.lab
+        lab.check_acquire(names, kind=kind, ttl=ttl, exclusive=exclusive, ticket=ticket)
         for name in names:
-            if kind is TokenKind.LEASE:
-                lab.ledger.validate_ttl(name, ttl)
             # A token on a broken machine helps nobody: say so now, not after a wait.
             for broken in (name, *lab.ancestors(name)):
                 reconciler = lab.reconciler(broken)
@@ -265,7 +256,15 @@ async def async_acquire(
                     raise ResourceFaultError(broken, reconciler.reason or "fault")
     taken: Taken = []
     for runtime, names in by_lab.values():
-        tokens = runtime.lab.acquire(names, holder, kind=kind, ttl=ttl, user_id=user_id)
+        tokens = runtime.lab.acquire(
+            names,
+            holder,
+            kind=kind,
+            ttl=ttl,
+            user_id=user_id,
+            exclusive=exclusive,
+            ticket=ticket,
+        )
         taken.extend((runtime, token) for token in tokens)
     waits: list[asyncio.Future[None]] = []
     try:
@@ -291,6 +290,203 @@ async def async_acquire(
             runtime.lab.release([token.id])
         raise
     return taken
+
+
+async def async_take(
+    hass: HomeAssistant,
+    request: QueuedRequest,
+    *,
+    timeout: float,  # noqa: ASYNC109
+    queue: bool,
+) -> Taken:
+    """Acquire what `request` asks for (the acquire action and REST share it).
+
+    Named resources or a pool (labels and count). Without `queue`, now or refused;
+    with `request.wait`, then until available within `timeout`. With `queue`, a
+    request that cannot be granted now (an exclusive token in the way, too few free,
+    others queued first) waits its turn in the queue (see core/queue.py) within
+    `timeout`, all waits included; asked again with the id of a request still queued
+    (after a restart, a dropped connection), it waits on in its place.
+    """
+    common: dict[str, Any] = {
+        "kind": request.kind,
+        "ttl": request.ttl,
+        "user_id": request.user_id,
+        "admin": request.admin,
+        "exclusive": request.exclusive,
+    }
+    if queue and (found := _queued(hass, request.id)) is not None:
+        runtime, queued = found
+        if not request.admin and queued.user_id != request.user_id:
+            raise NotTokenOwnerError
+        if (queued.resources, queued.labels, queued.count) != (
+            request.resources,
+            request.labels,
+            request.count,
+        ):
+            raise TicketInUseError
+        return await _async_wait_turn(hass, runtime, queued)
+    try:
+        if request.resources:
+            names = list(request.resources)
+            located = await async_found(hass, partial(locate, hass, names))
+        else:
+            labels, count = request.labels, request.count
+            located = await async_found(hass, partial(pool, hass, labels, count))
+        return await async_acquire(
+            located,
+            request.holder,
+            wait_timeout=timeout if request.wait else None,
+            **common,
+        )
+    except (ExclusiveConflictError, QueuedAheadError, NotEnoughFreeError) as err:
+        if not queue:
+            raise
+        runtime = _queue_lab(hass, request, err)
+    now = runtime.lab.clock()
+    request.created, request.deadline = now, now + timeout
+    if request.resources:
+        for name in request.resources:
+            if request.kind is TokenKind.LEASE:
+                runtime.lab.ledger.validate_ttl(name, request.ttl)
+    if not request.admin:
+        check_token_limit(runtime, request.user_id, request.count)
+    runtime.lab.enqueue(request)
+    # Not on disk, not queued: a failed write withdraws it like any failure.
+    return await _async_wait_turn(
+        hass, runtime, request, runtime.storage.async_committed()
+    )
+
+
+def new_request(
+    holder: str,
+    *,
+    resources: Iterable[str] = (),
+    labels: Iterable[str] = (),
+    count: int = 1,
+    ticket: str | None = None,
+    **fields: Any,
+) -> QueuedRequest:
+    """A request as async_take reads it (its times are set if it is queued)."""
+    resources = tuple(resources)
+    return QueuedRequest(
+        id=ticket or secrets.token_urlsafe(16),
+        holder=holder,
+        created=0.0,
+        deadline=0.0,
+        resources=resources,
+        labels=tuple(labels),
+        count=len(resources) or count,
+        **fields,
+    )
+
+
+def _queued(
+    hass: HomeAssistant, request_id: str
+) -> tuple[LabRuntime, QueuedRequest] | None:
+    """The lab queueing a request, and the request, if it is still queued."""
+    for runtime in runtimes(hass):
+        if (request := runtime.lab.ledger.queued_request(request_id)) is not None:
+            return runtime, request
+    return None
+
+
+def _queue_lab(
+    hass: HomeAssistant, request: QueuedRequest, refusal: LabError
+) -> LabRuntime:
+    """The lab whose queue a request waits in (`refusal` when none could serve it).
+
+    Named resources must be of one lab; a pool is served from one lab, the one with
+    the most resources carrying its labels, refused at once when even that one has
+    too few (the request could never be granted).
+    """
+    if request.resources:
+        located = locate(hass, request.resources)
+        labs = {id(runtime): runtime for runtime in located.values()}
+        if len(labs) > 1:
+            raise refusal
+        return next(iter(labs.values()))
+    wanted = frozenset(request.labels)
+    sizes = [
+        (sum(wanted <= runtime.lab.spec(n).labels for n in runtime.lab.names), runtime)
+        for runtime in runtimes(hass)
+    ]
+    size, runtime = max(sizes, key=lambda item: item[0], default=(0, None))
+    if runtime is None or size < request.count:
+        raise NotEnoughFreeError(sorted(wanted), request.count, size)
+    return runtime
+
+
+async def _async_wait_turn(
+    hass: HomeAssistant,
+    runtime: LabRuntime,
+    request: QueuedRequest,
+    committed: Awaitable[None] | None = None,
+) -> Taken:
+    """Wait for the request's turn (once `committed`), then grant it as any acquire.
+
+    A caller that goes away (a closed connection cancels the request) gives its
+    place up, unless Home Assistant is stopping: then it keeps it for the restart.
+    """
+    lab = runtime.lab
+    try:
+        names = await lab.queue.wait_turn(request.id, committed)
+    except asyncio.CancelledError:
+        if not hass.is_stopping and lab.running:
+            lab.queue.withdraw(request.id)
+        raise
+    except StoreWriteError:
+        lab.queue.withdraw(request.id)
+        raise
+    remaining = max(request.deadline - lab.clock(), 1.0)
+    try:
+        return await async_acquire(
+            dict.fromkeys(names, runtime),
+            request.holder,
+            kind=request.kind,
+            ttl=request.ttl,
+            user_id=request.user_id,
+            admin=request.admin,
+            wait_timeout=remaining if request.wait else None,
+            exclusive=request.exclusive,
+            ticket=request.id,
+        )
+    except LabError, asyncio.CancelledError:
+        lab.queue.withdraw(request.id)  # refused before the grant: it ends here
+        raise
+
+
+def queue_view(
+    runtime: LabRuntime,
+    request: QueuedRequest,
+    *,
+    shown_to: str | None,
+    admin: bool,
+) -> dict[str, Any]:
+    """A queued request as everyone may see it; its id only for its owner or an admin."""
+    mine = shown_to is not None and request.user_id == shown_to
+    return {
+        "ticket": request.id if admin or mine else None,
+        "holder": request.holder,
+        "position": runtime.lab.queue.position(request.id),
+        "resources": list(request.resources),
+        "labels": list(request.labels),
+        "count": request.count,
+        "exclusive": request.exclusive,
+        "kind": request.kind.value,
+        "since": iso_time(request.created),
+        "deadline": iso_time(request.deadline),
+        "waiting": runtime.lab.queue.is_attached(request.id),
+        "mine": mine,
+    }
+
+
+def queue_list(runtime: LabRuntime, name: str) -> list[dict[str, Any]]:
+    """Who waits for a resource in the queue, as everyone may see it (no tickets)."""
+    return [
+        queue_view(runtime, request, shown_to=None, admin=False)
+        for request in runtime.lab.queue.waiting_for(name)
+    ]
 
 
 def check_token_limit(runtime: LabRuntime, user_id: str | None, wanted: int) -> None:
@@ -436,6 +632,7 @@ def token_view(runtime: LabRuntime, token: UsageToken) -> dict[str, Any]:
         "kind": token.kind.value,
         "holder": token.holder,
         "expires": iso_time(token.expires),
+        "exclusive": token.exclusive,
         "state": runtime.lab.state(token.resource).value,
     }
 
@@ -454,7 +651,13 @@ def resource_view(
         "holders": len(live),
         "labels": sorted(lab.spec(name).labels),
     }
+    waiting = lab.queue.waiting_for(name)
+    view["queued"] = len(waiting)
     if tokens:
+        view["queue"] = [
+            queue_view(runtime, request, shown_to=shown_to, admin=admin)
+            for request in waiting
+        ]
         view["tokens"] = [
             {
                 "token": token.id if admin or mine else None,
@@ -474,4 +677,5 @@ def holder_entry(token: UsageToken) -> dict[str, Any]:
         "kind": token.kind.value,
         "since": iso_time(token.created),
         "expires": iso_time(token.expires),
+        "exclusive": token.exclusive,
     }

@@ -8,7 +8,7 @@ import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import (
@@ -42,6 +42,7 @@ from .const import (
     CONF_CHECKER,
     CONF_LAB_FILE,
     CONF_METER_ENTITY,
+    CONF_UI_HOLD_EXCLUSIVE,
     CONF_UI_HOLD_MAX,
     CONF_UNIT_NAME,
     CONF_UPS_ENTITIES,
@@ -87,6 +88,9 @@ from .reminders import Reminders
 from .schema import LAB_OPTION_DEFAULTS
 from .storage import LabStorage
 from .ups import UpsPolicy
+
+if TYPE_CHECKING:
+    from .bookings import LabBookings
 
 type LabpowerConfigEntry = ConfigEntry[LabRuntime]
 
@@ -139,6 +143,8 @@ class LabRuntime:
     )  # options + lab file policies
     ups: UpsPolicy = field(init=False)
     reminders: Reminders = field(init=False)
+    # Set up after the lab has started (bookings.py imports this module).
+    bookings: LabBookings = field(init=False, repr=False)
     host_keys: dict[str, str] = field(default_factory=dict)
     # The resources the lab file defines (subentry data), for the feed check.
     file_resources: list[dict[str, Any]] = field(default_factory=list)
@@ -681,6 +687,10 @@ class LabRuntime:
     def holders_total(self) -> int:
         """How many live tokens the lab has."""
         return self.lab.ledger.token_count
+
+    def ui_hold_exclusive(self) -> bool:
+        """Whether holds taken from the UI are exclusive (the ui_hold_exclusive option)."""
+        return bool(self.settings.get(CONF_UI_HOLD_EXCLUSIVE))
 
     def ui_hold_limit(self) -> float | None:
         """How long a hold taken from the UI lasts (None: until released)."""

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 import math
 import re
 from typing import Any, Final, cast
 
 from homeassistant.helpers import config_validation as cv, selector
+from homeassistant.util import dt as dt_util
 import probatio as vol
 
 from .const import (
@@ -89,6 +91,7 @@ from .const import (
     CONF_STOP_TIMEOUT,
     CONF_SWITCHER,
     CONF_TOKEN_LIMIT,
+    CONF_UI_HOLD_EXCLUSIVE,
     CONF_UI_HOLD_MAX,
     CONF_UNIT_NAME,
     CONF_UNIT_PARALLEL_ON,
@@ -152,9 +155,14 @@ ATTR_LABELS: Final = "labels"
 ATTR_COUNT: Final = "count"
 ATTR_LAB: Final = "lab"
 ATTR_POWER_OFF: Final = "power_off"
+ATTR_EXCLUSIVE: Final = "exclusive"
+ATTR_QUEUE: Final = "queue"
+ATTR_TICKET: Final = "ticket"
 POWER_OFF_NOW: Final = "now"
 WAIT_NONE: Final = "none"
 WAIT_AVAILABLE: Final = "available"
+# Wait in the queue for the turn (see core/queue.py), then until available.
+WAIT_QUEUE: Final = "queue"
 KINDS: Final = tuple(kind.value for kind in TokenKind)
 
 # C0 and C1 control characters and DEL: never in a holder (they forge log lines).
@@ -966,6 +974,14 @@ LAB_OPTION_FIELDS: Final = (
     _ENERGY_PRICE,
     # Holds from the UI end (0: never); reminders and the expiring event come before.
     _duration(CONF_UI_HOLD_MAX, DEFAULT_UI_HOLD_MAX, seconds()),
+    # Holds from the UI are exclusive tokens (a person debugging a board).
+    Field(
+        CONF_UI_HOLD_EXCLUSIVE,
+        boolean,
+        selector.BooleanSelector(),
+        default=False,
+        required=True,
+    ),
     _duration(CONF_EXPIRING_WARNING, DEFAULT_EXPIRING_WARNING, seconds()),
     Field(
         CONF_NOTIFY_AVAILABLE,
@@ -1134,7 +1150,7 @@ def label_list(value: Any) -> list[str]:
 
 
 KIND: Final = one_of(KINDS)
-WAIT: Final = one_of([WAIT_NONE, WAIT_AVAILABLE])
+WAIT: Final = one_of([WAIT_NONE, WAIT_AVAILABLE, WAIT_QUEUE])
 POWER_OFF: Final = one_of([POWER_OFF_NOW])
 TOKENS: Final = vol.All(_items, [token], vol.Length(min=1))
 
@@ -1149,6 +1165,8 @@ ACQUIRE_ACTION_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_TIMEOUT, default=DEFAULT_WAIT): timeout,
         vol.Optional(ATTR_LABELS): names,
         vol.Optional(ATTR_COUNT, default=1): count,
+        vol.Optional(ATTR_EXCLUSIVE, default=False): boolean,
+        vol.Optional(ATTR_TICKET): token,
         **cv.TARGET_SERVICE_FIELDS,
     }
 )
@@ -1170,6 +1188,10 @@ _REST_ACQUIRE: Final = {
     vol.Optional(ATTR_KIND, default=TokenKind.LEASE.value): KIND,
     vol.Optional(ATTR_WAIT, default=False): boolean,
     vol.Optional(ATTR_TIMEOUT, default=DEFAULT_WAIT): timeout,
+    vol.Optional(ATTR_EXCLUSIVE, default=False): boolean,
+    vol.Optional(ATTR_QUEUE, default=False): boolean,
+    # The id of the queued request: chosen by the caller, who may ask again with it.
+    vol.Optional(ATTR_TICKET): token,
 }
 ACQUIRE_REST_SCHEMA: Final = vol.Schema(_REST_ACQUIRE)
 POOL_REST_SCHEMA: Final = vol.Schema(
@@ -1184,3 +1206,32 @@ RENEW_REST_SCHEMA: Final = RENEW_ACTION_SCHEMA  # one token in both
 RELEASE_REST_SCHEMA: Final = vol.Schema(
     {vol.Required(ATTR_TOKEN): token, vol.Optional(ATTR_POWER_OFF): POWER_OFF}
 )
+
+# The book action and POST /api/labpower/bookings: what, when, for whom.
+ATTR_START: Final = "start"
+ATTR_END: Final = "end"
+
+
+def moment(value: Any) -> datetime:
+    """A point in time: a datetime or ISO 8601 text; without an offset, HA's local time."""
+    if isinstance(value, datetime):
+        found: datetime | None = value
+    elif isinstance(value, str):
+        found = dt_util.parse_datetime(value)
+    else:
+        found = None
+    if found is None:
+        raise FieldInvalid("time_invalid", "expected a date and time (ISO 8601)")
+    return dt_util.as_utc(found)
+
+
+_BOOK: Final = {
+    vol.Optional(ATTR_RESOURCE): names,
+    vol.Optional(ATTR_COUNT, default=1): count,
+    vol.Optional(ATTR_HOLDER): holder,
+    vol.Required(ATTR_START): moment,
+    vol.Required(ATTR_END): moment,
+    vol.Optional(ATTR_EXCLUSIVE, default=False): boolean,
+}
+BOOK_ACTION_SCHEMA: Final = vol.Schema({**_BOOK, vol.Optional(ATTR_LABELS): names})
+BOOK_REST_SCHEMA: Final = vol.Schema({**_BOOK, vol.Optional(ATTR_LABELS): label_list})

@@ -32,7 +32,7 @@ from .core.energy import EnergyCounter
 from .core.model import ResourceState
 from .drivers.pdu import OutletStatus, UnitStatus
 from .entity import LabEntity, PduEntity, ResourceEntity
-from .operations import holder_entry
+from .operations import holder_entry, queue_list
 from .runtime import LabpowerConfigEntry, LabRuntime, Topic
 
 PARALLEL_UPDATES = 0
@@ -175,7 +175,10 @@ RESOURCE_SENSORS = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda runtime, name: runtime.lab.ledger.holder_count(name),
         topic=Topic.HOLDERS,
-        attributes_fn=lambda runtime, name: {"tokens": holder_list(runtime, name)},
+        attributes_fn=lambda runtime, name: {
+            "tokens": holder_list(runtime, name),
+            "queue": queue_list(runtime, name),
+        },
     ),
     _resource_energy("energy", lambda counter: counter.energy_kwh),
     _resource_energy("energy_avoided", lambda counter: counter.avoided_kwh, used=False),

@@ -1,8 +1,9 @@
-"""The labpower actions: acquire, release, renew, list and force_off."""
+"""The labpower actions: acquire, release, renew, list, book and force_off."""
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from homeassistant.core import (
     HomeAssistant,
@@ -22,21 +23,22 @@ from homeassistant.helpers.target import (
     async_extract_referenced_entity_ids,
 )
 
+from .bookings import async_book, booking_request
 from .const import DOMAIN
 from .core.model import (
     TokenKind,
 )
 from .helpers import labpower_errors
 from .operations import (
-    async_acquire,
     async_all_runtimes,
     async_force_off,
     async_found,
     async_release_tokens,
     async_reload_lab_files,
     async_renew,
+    async_take,
     locate,
-    pool,
+    new_request,
     resource_view,
     runtimes,
     token_view,
@@ -44,22 +46,26 @@ from .operations import (
 from .schema import (
     ACQUIRE_ACTION_SCHEMA,
     ATTR_COUNT,
+    ATTR_EXCLUSIVE,
     ATTR_HOLDER,
     ATTR_KIND,
     ATTR_LAB,
     ATTR_LABELS,
     ATTR_POWER_OFF,
     ATTR_RESOURCE,
+    ATTR_TICKET,
     ATTR_TIMEOUT,
     ATTR_TOKEN,
     ATTR_TTL,
     ATTR_WAIT,
+    BOOK_ACTION_SCHEMA,
     FORCE_OFF_ACTION_SCHEMA,
     NAMES_ACTION_SCHEMA,
     RELEASE_ACTION_SCHEMA,
     RELOAD_ACTION_SCHEMA,
     RENEW_ACTION_SCHEMA,
-    WAIT_AVAILABLE,
+    WAIT_NONE,
+    WAIT_QUEUE,
 )
 from .users import async_caller_name, async_is_admin
 
@@ -77,6 +83,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     hass.services.async_register(
         DOMAIN, "list", _list, NAMES_ACTION_SCHEMA, SupportsResponse.ONLY
+    )
+    hass.services.async_register(
+        DOMAIN, "book", _book, BOOK_ACTION_SCHEMA, SupportsResponse.OPTIONAL
     )
     async_register_admin_service(
         hass,
@@ -124,6 +133,7 @@ def _targeted(hass: HomeAssistant, call: ServiceCall) -> list[str]:
 @labpower_errors
 async def _acquire(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
+    where: dict[str, Any]
     if labels := call.data.get(ATTR_LABELS):
         if call.data.get(ATTR_RESOURCE) or any(
             key in call.data for key in cv.TARGET_SERVICE_FIELDS
@@ -131,23 +141,38 @@ async def _acquire(call: ServiceCall) -> ServiceResponse:
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="labels_and_resources"
             )
-        count = call.data[ATTR_COUNT]
-        located = await async_found(hass, lambda: pool(hass, labels, count))
+        where = {"labels": labels, "count": call.data[ATTR_COUNT]}
     else:
-        names = _targeted(hass, call)
-        located = await async_found(hass, lambda: locate(hass, names))
-    holder = call.data.get(ATTR_HOLDER) or await async_caller_name(hass, call.context)
-    waiting = call.data[ATTR_WAIT] == WAIT_AVAILABLE
-    taken = await async_acquire(
-        located,
-        holder,
+        where = {"resources": _targeted(hass, call)}
+    wait = call.data[ATTR_WAIT]
+    request = new_request(
+        call.data.get(ATTR_HOLDER) or await async_caller_name(hass, call.context),
+        ticket=call.data.get(ATTR_TICKET),
         kind=TokenKind(call.data[ATTR_KIND]),
         ttl=call.data.get(ATTR_TTL),
         user_id=call.context.user_id,
         admin=await async_is_admin(hass, call.context),
-        wait_timeout=call.data[ATTR_TIMEOUT] if waiting else None,
+        exclusive=call.data[ATTR_EXCLUSIVE],
+        wait=wait != WAIT_NONE,
+        **where,
+    )
+    taken = await async_take(
+        hass, request, timeout=call.data[ATTR_TIMEOUT], queue=wait == WAIT_QUEUE
     )
     return {"tokens": [token_view(runtime, token) for runtime, token in taken]}
+
+
+@labpower_errors
+async def _book(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    request = booking_request(call.data, await async_caller_name(hass, call.context))
+    bookings, booking = await async_book(
+        hass,
+        request,
+        call.context.user_id,
+        admin=await async_is_admin(hass, call.context),
+    )
+    return {"booking": bookings.view(booking)}
 
 
 @labpower_errors

@@ -74,7 +74,8 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Take a hold for the calling user (one is enough; on again renews it).
 
-        The hold ends after the lab's UI hold maximum unless renewed (see reminders.py).
+        The hold ends after the lab's UI hold maximum unless renewed (see reminders.py);
+        with the lab's ui_hold_exclusive option it is an exclusive token.
         """
         user_id = self._context.user_id if self._context else None
         holder = await async_caller_name(self.hass, self._context)
@@ -90,6 +91,7 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
             kind=TokenKind.HOLD,
             user_id=user_id,
             limit=self.runtime.ui_hold_limit(),
+            exclusive=self.runtime.ui_hold_exclusive(),
         )
         try:
             await self.runtime.storage.async_committed()

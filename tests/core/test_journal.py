@@ -13,7 +13,12 @@ from custom_components.labpower.core.journal import (
     encode_batch,
 )
 from custom_components.labpower.core.ledger import Ledger, check_state, replay
-from custom_components.labpower.core.model import ResourcePolicy, StoredStateError
+from custom_components.labpower.core.model import (
+    QueuedRequest,
+    ResourcePolicy,
+    StoredStateError,
+    TokenKind,
+)
 
 
 def _ledger() -> Ledger:
@@ -194,3 +199,66 @@ def test_lost_tokens_keep_resources_until_confirmed() -> None:
     assert restored.confirm_unknown() == ["a"]
     assert restored.off_deadline("a") == 1060.0  # off after its off delay
     assert not restored.kept
+
+
+def test_the_queue_replays_from_the_journal(tmp_path: Path) -> None:
+    ledger = _ledger()
+    files = _files(tmp_path)
+    files.compact(ledger.to_dict())
+    for n in range(3):
+        ledger.enqueue(
+            QueuedRequest(
+                id=f"r{n}",
+                holder=f"job {n}",
+                created=1000.0 + n,
+                deadline=2000.0,
+                labels=("arm",),
+                count=2,
+                kind=TokenKind.HOLD,
+                ttl=None,
+                exclusive=True,
+                user_id="u",
+                wait=True,
+            )
+        )
+    files.append(encode_batch(ledger.drain_changes()))
+    assert ledger.dequeue("r1") is not None
+    assert ledger.dequeue("r1") is None
+    ledger.enqueue(QueuedRequest(id="r3", holder="job 3", created=1.0, deadline=2.0))
+    assert ledger.dequeue("r3") is not None  # put and gone in one batch
+    files.append(encode_batch(ledger.drain_changes()))
+    found = _read(files)
+    assert found.complete
+    restored = _ledger()
+    restored.load(found.data, found.batches)
+    assert [r.id for r in restored.queued()] == ["r0", "r2"]
+    assert restored.queued() == ledger.queued()
+    assert restored.to_dict()["queue"] == ledger.to_dict()["queue"]
+
+
+def test_a_malformed_queue_is_refused() -> None:
+    state = _ledger().to_dict()
+    for queue in (
+        "x",
+        ["x"],
+        [{"id": "r"}],
+        [{"id": "r", "holder": "h", "created": 1.0, "deadline": float("nan")}],
+    ):
+        with pytest.raises(StoredStateError):
+            check_state({**state, "queue": queue})
+    with pytest.raises(StoredStateError):
+        check_state(
+            {
+                **state,
+                "queue": [
+                    {
+                        "id": "r",
+                        "holder": "h",
+                        "created": 1.0,
+                        "deadline": 2.0,
+                        "resources": "a",
+                    }
+                ],
+            }
+        )
+    check_state({k: v for k, v in state.items() if k != "queue"})  # older stores

@@ -28,6 +28,7 @@ from .model import (
     DependencyCycleError,
     HeldByOthersError,
     PowerState,
+    QueuedRequest,
     ResourceFaultError,
     ResourcePolicy,
     ResourceState,
@@ -38,11 +39,22 @@ from .model import (
     UsageToken,
     WaitTimeoutError,
 )
+from .queue import WaitQueue
 from .reconciler import Reconciler, Sleep, Timing
 from .stagger import PowerOnGate, StaggerPolicy
 from .switching import AvailabilityChecker, Switcher
 
 _LOGGER = logging.getLogger(__name__)
+
+# Free resources are handed out to a pool energy-aware: powered ones first (no power-on
+# at all), then those whose parents are already on, then the rest; least recently used
+# first (see Lab.pool_candidates).
+_POWERED = frozenset(
+    {ResourceState.AVAILABLE, ResourceState.STARTING, ResourceState.STOPPING}
+)
+_POOLABLE = _POWERED | {ResourceState.OFF}
+# Changes that may give a queued request its turn.
+_QUEUE_WAKES = frozenset({EventKind.HOLDERS_CHANGED, EventKind.STATE_CHANGED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +150,7 @@ class Lab:
             call_later=self._scheduler.call_later,
             on_grant=self._slot_granted,
         )
+        self.queue = WaitQueue(self)
 
     # Configuration
 
@@ -159,6 +172,7 @@ class Lab:
         """
         new = {spec.name: spec for spec in specs}
         self._check_graph(new)
+        self.queue.forget_scopes()
         dirty: list[str] = []
         for spec in new.values():
             self._install(spec, dirty)
@@ -276,13 +290,15 @@ class Lab:
             self._starting = False
         self.recompute_desired()
         self._running = True
+        self.queue.start()
         self._expire()
         for managed in self._resources.values():
             self._kick(managed)
 
     async def stop(self) -> None:
-        """Stop every pass and timer (power is left as it is)."""
+        """Stop every pass and timer (power is left as it is); the queue stays."""
         self._running = False
+        self.queue.stop()
         if self._expiry_timer is not None:
             self._expiry_timer()
             self._expiry_timer = None
@@ -307,23 +323,36 @@ class Lab:
         ttl: float | None = None,
         user_id: str | None = None,
         limit: float | None = None,
+        exclusive: bool = False,
+        ticket: str | None = None,
     ) -> list[UsageToken]:
-        """Take a token on each resource: all or none (a hold ends after `limit` s)."""
+        """Take a token on each resource: all or none (a hold ends after `limit` s).
+
+        An exclusive token is granted only on a resource nobody holds, and refuses
+        every other token while it lives (ExclusiveConflictError names its holder).
+        Nobody jumps the queue (QueuedAheadError): `ticket` names the queued request
+        this grants, which leaves the queue with it (see core/queue.py).
+        """
         self.check_accepting()
         names = list(dict.fromkeys(names))
-        if kind is TokenKind.LEASE:
-            for name in names:
-                self.ledger.validate_ttl(name, ttl)
-        else:
-            for name in names:
-                self.ledger.policy(name)
+        self.check_acquire(
+            names, kind=kind, ttl=ttl, exclusive=exclusive, ticket=ticket
+        )
         wanted = {name: self.ledger.wants_on(name) for name in names}
         tokens = [
             self.ledger.acquire(
-                name, holder, kind=kind, ttl=ttl, user_id=user_id, limit=limit
+                name,
+                holder,
+                kind=kind,
+                ttl=ttl,
+                user_id=user_id,
+                limit=limit,
+                exclusive=exclusive,
             )
             for name in names
         ]
+        if ticket is not None:
+            self.queue.granted(ticket)
         for token in tokens:
             self._token_changed(
                 EventKind.TOKEN_ACQUIRED,
@@ -332,6 +361,76 @@ class Lab:
             )
         self._emit(EventKind.PERSIST)
         return tokens
+
+    def check_acquire(
+        self,
+        names: Iterable[str],
+        *,
+        kind: TokenKind,
+        ttl: float | None,
+        exclusive: bool,
+        ticket: str | None = None,
+    ) -> None:
+        """Raise what acquire would raise for these resources, taking nothing."""
+        names = list(names)
+        for name in names:
+            if kind is TokenKind.LEASE:
+                self.ledger.validate_ttl(name, ttl)
+            else:
+                self.ledger.policy(name)
+            self.ledger.check_free(name, exclusive=exclusive)
+        self.queue.check_turn(names, ticket)
+
+    def pool_candidates(self, labels: frozenset[str]) -> list[tuple[int, float, str]]:
+        """The free resources carrying every label, each as (tier, last off, name).
+
+        Sorted, the best come first: tier 0 is powered, 1 has its parents powered,
+        2 needs more switched on; then the least recently used.
+        """
+        candidates: list[tuple[int, float, str]] = []
+        for name, managed in self._resources.items():
+            spec = managed.spec
+            state = managed.reconciler.state
+            if (
+                not labels <= spec.labels
+                or self.ledger.holder_count(name)
+                or state not in _POOLABLE
+            ):
+                continue
+            if state in _POWERED:
+                tier = 0
+            elif all(self.state(parent) in _POWERED for parent in spec.depends_on):
+                tier = 1 if spec.depends_on else 2
+            else:
+                tier = 2
+            last_off = self.ledger.last_off(name)
+            candidates.append(
+                (tier, float("-inf") if last_off is None else last_off, name)
+            )
+        return candidates
+
+    def enqueue(self, request: QueuedRequest) -> None:
+        """Queue an acquire that cannot be granted now (see core/queue.py)."""
+        self.check_accepting()
+        self.queue.enqueue(request)
+
+    @property
+    def running(self) -> bool:
+        """Whether the lab runs (started, not stopped)."""
+        return self._running
+
+    @property
+    def refusing(self) -> bool:
+        """Whether the lab gives out no new tokens now."""
+        return self.ledger.frozen is not None or self._refusal is not None
+
+    def call_later(self, delay: float, action: Callable[[], None]) -> Cancel:
+        """Run `action` after `delay` seconds on the lab's scheduler."""
+        return self._scheduler.call_later(delay, action)
+
+    def emit(self, kind: EventKind, resource: str | None = None) -> None:
+        """Tell the listener something changed (the queue's positions, persisting)."""
+        self._emit(kind, resource)
 
     def release(self, token_ids: Iterable[str]) -> list[UsageToken]:
         """Release tokens; ones already released are skipped, unknown ones refused."""
@@ -404,6 +503,8 @@ class Lab:
     def refuse_acquire(self, reason: str | None) -> None:
         """Refuse new tokens for this reason (a UPS on battery); None accepts them again."""
         self._refusal = reason
+        if reason is None:
+            self.queue.wake()
 
     def shed_idle(self, cause: str | None) -> list[str]:
         """Power off what no token holds now, skipping off delays until called with None.
@@ -694,6 +795,8 @@ class Lab:
         **details: Any,
     ) -> None:
         self._listener(LabEvent(kind, resource, **details))
+        if kind in _QUEUE_WAKES:
+            self.queue.wake()
 
     def _token_changed(
         self, kind: EventKind, token: UsageToken, *, desire_changed: bool = True

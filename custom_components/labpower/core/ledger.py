@@ -10,7 +10,10 @@ import secrets
 from typing import Any
 
 from .model import (
+    ExclusiveConflictError,
+    ExclusiveNeedsFreeError,
     InvalidTtlError,
+    QueuedRequest,
     ResourcePolicy,
     StoredStateError,
     TokenKind,
@@ -65,6 +68,11 @@ class Ledger:
         self._put: set[str] = set()
         self._dropped: dict[str, float] = {}
         self._touched: set[str] = set()
+        # Acquires waiting their turn, oldest first (persisted; see core/queue.py),
+        # and the queue's changes not yet journaled: requests put, requests gone.
+        self._queue: dict[str, QueuedRequest] = {}
+        self._queue_put: set[str] = set()
+        self._queue_gone: set[str] = set()
 
     # Resources
 
@@ -111,13 +119,16 @@ class Ledger:
         ttl: float | None = None,
         user_id: str | None = None,
         limit: float | None = None,
+        exclusive: bool = False,
     ) -> UsageToken:
         """Issue a token for a resource; a lease gets the default ttl if none is given.
 
         A hold never expires unless it has a `limit` (seconds, > 0): a hold taken from
         the UI ends then, unless renewed. The lease rules (max_ttl) do not apply to it.
+        An exclusive token needs the resource free and keeps it so (see check_free).
         """
         policy = self.policy(resource)
+        self.check_free(resource, exclusive=exclusive)
         now = self._clock()
         expires: float | None = None
         if kind is TokenKind.LEASE:
@@ -135,6 +146,7 @@ class Ledger:
             expires=expires,
             user_id=user_id,
             limit=None if kind is TokenKind.LEASE else limit,
+            exclusive=exclusive,
         )
         self._tokens[token.id] = token
         self._by_resource[resource][token.id] = token
@@ -147,6 +159,36 @@ class Ledger:
         self._put.add(token.id)
         self._touched.add(resource)
         return token
+
+    def check_free(self, resource: str, *, exclusive: bool) -> None:
+        """Raise ExclusiveConflictError unless a token (exclusive or not) may be taken.
+
+        (ExclusiveNeedsFreeError when an exclusive token is asked for.)
+
+        An exclusive token refuses every other token on its resource; an exclusive
+        token is refused while anybody holds the resource. The error names the holders
+        and when the resource is free at the latest (None: a hold without an end).
+        """
+        held = self._by_resource.get(resource)
+        if not held:
+            return
+        blocking = (
+            list(held.values())
+            if exclusive
+            else [token for token in held.values() if token.exclusive]
+        )
+        if not blocking:
+            return
+        ends = [token.expires for token in blocking]
+        left = (
+            None
+            if None in ends
+            else max(end for end in ends if end is not None) - self._clock()
+        )
+        error = ExclusiveNeedsFreeError if exclusive else ExclusiveConflictError
+        raise error(
+            resource, list(dict.fromkeys(token.holder for token in blocking)), left
+        )
 
     def validate_ttl(self, resource: str, ttl: float | None) -> None:
         """Raise what acquire would raise for this resource and ttl, issuing nothing."""
@@ -281,6 +323,29 @@ class Ledger:
             and token.user_id == user_id
             and token.holder == holder
         ]
+
+    # The queue (kept here so that it is journaled with the tokens)
+
+    def enqueue(self, request: QueuedRequest) -> None:
+        """Put a request at the end of the queue."""
+        self._queue[request.id] = request
+        self._queue_put.add(request.id)
+
+    def dequeue(self, request_id: str) -> QueuedRequest | None:
+        """Take a request out of the queue; None when it is not in it."""
+        request = self._queue.pop(request_id, None)
+        if request is not None:
+            self._queue_put.discard(request_id)
+            self._queue_gone.add(request_id)
+        return request
+
+    def queued(self) -> list[QueuedRequest]:
+        """The queued requests, oldest first."""
+        return list(self._queue.values())
+
+    def queued_request(self, request_id: str) -> QueuedRequest | None:
+        """A queued request by id."""
+        return self._queue.get(request_id)
 
     # Desired state
 
@@ -464,12 +529,19 @@ class Ledger:
             "halted": dict(self._halted),
             "kept": sorted(self._kept),
             "unknown": self._unknown,
+            "queue": [request.as_dict() for request in self._queue.values()],
         }
 
     @property
     def has_changes(self) -> bool:
         """Whether changes wait for drain_changes."""
-        return bool(self._put or self._dropped or self._touched)
+        return bool(
+            self._put
+            or self._dropped
+            or self._touched
+            or self._queue_put
+            or self._queue_gone
+        )
 
     def drain_changes(self) -> list[Any]:
         """The changes since the last drain, as journal records (see replay).
@@ -490,9 +562,17 @@ class Ledger:
             for name in self._touched
             if name in self._policies
         )
+        records.extend(["unqueue", request_id] for request_id in self._queue_gone)
+        records.extend(
+            ["queue", self._queue[request_id].as_dict()]
+            for request_id in self._queue
+            if request_id in self._queue_put
+        )
         self._put.clear()
         self._dropped.clear()
         self._touched.clear()
+        self._queue_put.clear()
+        self._queue_gone.clear()
         return records
 
     def _fields(self, name: str) -> dict[str, Any]:
@@ -543,6 +623,11 @@ class Ledger:
         )
         self._kept.update(name for name in data.get("kept", ()) if name in known)
         self._unknown = self._unknown or data.get("unknown") or None
+        for raw in data.get("queue", ()):
+            request = QueuedRequest.from_dict(raw)
+            # A request for a resource no longer known could never be granted.
+            if all(name in known for name in request.resources):
+                self._queue[request.id] = request
         return orphans
 
     # Internals
@@ -607,16 +692,21 @@ def check_state(data: dict[str, Any]) -> None:
         raise StoredStateError(f"malformed: {err}") from None
 
 
+def _objects(items: Any, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A stored list's objects, numbered; TypeError on anything else."""
+    if not isinstance(items, list):
+        raise TypeError(f"the {what}s are not a list")
+    for number, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            raise TypeError(f"{what} {number} is not an object")
+        yield number, raw
+
+
 def _check_state(data: dict[str, Any]) -> None:
     version = data.get("version")
     if version != STATE_VERSION:
         raise ValueError(f"ledger state version {version!r}")
-    tokens = data["tokens"]
-    if not isinstance(tokens, list):
-        raise TypeError("tokens is not a list")
-    for number, raw in enumerate(tokens):
-        if not isinstance(raw, dict):
-            raise TypeError(f"token {number} is not an object")
+    for number, raw in _objects(data["tokens"], "token"):
         token = UsageToken.from_dict(raw)
         if not (token.id and token.resource) or not math.isfinite(token.created):
             raise ValueError(f"token {number} has no id, resource or time")
@@ -642,6 +732,10 @@ def _check_state(data: dict[str, Any]) -> None:
         names = data.get(key, [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise TypeError(f"{key} is not a list of names")
+    for number, raw in _objects(data.get("queue", []), "queued request"):
+        request = QueuedRequest.from_dict(raw)
+        if not math.isfinite(request.created) or not math.isfinite(request.deadline):
+            raise ValueError(f"queued request {number} has no time")
 
 
 def replay(data: dict[str, Any], journal: Iterable[list[Any]]) -> dict[str, Any]:
@@ -656,6 +750,9 @@ def replay(data: dict[str, Any], journal: Iterable[list[Any]]) -> dict[str, Any]
     released = dict(data["released"])
     maps = {key: dict(data.get(key, {})) for key in _MAP_FIELDS}
     sets = {key: set(data.get(key, ())) for key in _SET_FIELDS}
+    queue = {
+        str(raw["id"]): raw for raw in data.get("queue", ()) if isinstance(raw, dict)
+    }
 
     def apply(record: Any) -> bool:
         match record:
@@ -675,6 +772,10 @@ def replay(data: dict[str, Any], journal: Iterable[list[Any]]) -> dict[str, Any]
                         sets[key].add(name)
                     else:
                         sets[key].discard(name)
+            case ["queue", dict() as raw]:
+                queue[str(raw["id"])] = raw
+            case ["unqueue", str() as request_id]:
+                queue.pop(request_id, None)
             case _:
                 return False
         return True
@@ -693,6 +794,7 @@ def replay(data: dict[str, Any], journal: Iterable[list[Any]]) -> dict[str, Any]
         "released": released,
         **maps,
         **{key: sorted(names) for key, names in sets.items()},
+        "queue": list(queue.values()),
     }
 
 

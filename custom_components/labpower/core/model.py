@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from .text import amount, duration
 
@@ -59,6 +60,8 @@ class UsageToken:
     user_id: str | None = None
     # A hold that ends (taken from the UI): its length in seconds, again when renewed.
     limit: float | None = None
+    # While it lives, nobody else gets a token on the resource (see Ledger.check_free).
+    exclusive: bool = False
 
     def as_dict(self) -> dict[str, object]:
         """Return the token as plain data (for storage)."""
@@ -71,6 +74,7 @@ class UsageToken:
             "expires": self.expires,
             "user_id": self.user_id,
             "limit": self.limit,
+            "exclusive": self.exclusive,
         }
 
     @classmethod
@@ -88,6 +92,74 @@ class UsageToken:
             expires=None if expires is None else float(str(expires)),
             user_id=None if user_id is None else str(user_id),
             limit=None if limit is None else float(str(limit)),
+            # Stores written before exclusive tokens have no such key: shared.
+            exclusive=data.get("exclusive") is True,
+        )
+
+
+@dataclass(slots=True)
+class QueuedRequest:
+    """An acquire waiting its turn in a lab's queue (persisted with the tokens).
+
+    Named `resources`, or `count` free resources carrying every one of `labels` (a
+    pool). It is granted first come, first served (see core/queue.py) through the
+    same acquire as any other, or given up at `deadline` (absolute UTC).
+    """
+
+    id: str
+    holder: str
+    created: float
+    deadline: float
+    resources: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    count: int = 1
+    kind: TokenKind = TokenKind.LEASE
+    ttl: float | None = None
+    exclusive: bool = False
+    user_id: str | None = None
+    admin: bool = False
+    # Once granted, also wait until available (within the deadline).
+    wait: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the request as plain data (for storage)."""
+        return {
+            "id": self.id,
+            "holder": self.holder,
+            "created": self.created,
+            "deadline": self.deadline,
+            "resources": list(self.resources),
+            "labels": list(self.labels),
+            "count": self.count,
+            "kind": self.kind.value,
+            "ttl": self.ttl,
+            "exclusive": self.exclusive,
+            "user_id": self.user_id,
+            "admin": self.admin,
+            "wait": self.wait,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QueuedRequest:
+        """Build a request from what as_dict returned (raises on a malformed one)."""
+        resources, labels = data.get("resources", []), data.get("labels", [])
+        if not isinstance(resources, list) or not isinstance(labels, list):
+            raise TypeError("resources and labels must be lists")
+        ttl, user_id = data.get("ttl"), data.get("user_id")
+        return cls(
+            id=str(data["id"]),
+            holder=str(data["holder"]),
+            created=float(data["created"]),
+            deadline=float(data["deadline"]),
+            resources=tuple(map(str, resources)),
+            labels=tuple(map(str, labels)),
+            count=int(data.get("count", 1)),
+            kind=TokenKind(str(data.get("kind", TokenKind.LEASE.value))),
+            ttl=None if ttl is None else float(ttl),
+            exclusive=data.get("exclusive") is True,
+            user_id=None if user_id is None else str(user_id),
+            admin=data.get("admin") is True,
+            wait=data.get("wait") is True,
         )
 
 
@@ -332,6 +404,113 @@ class HeldByOthersError(LabError):
             holders=names,
         )
         self.holders = holders
+
+
+def duration_text(seconds: float) -> str:
+    """A time left as people read it: 45 s, 12 min, 2 h 05 min."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = -(-seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class ExclusiveConflictError(LabError):
+    """An exclusive token holds the resource: other acquires are refused (or queue).
+
+    Names the holders and the time they have left: `seconds_left` is when the
+    resource is free at the latest, None while a hold without an end holds it.
+    """
+
+    key = "held_exclusively"
+    template = "{resource} is held exclusively by {holders} ({left})"
+
+    def __init__(
+        self, resource: str, holders: list[str], seconds_left: float | None
+    ) -> None:
+        """Name the resource, whoever holds it and how long they may keep it."""
+        names = ", ".join(holders)
+        left = (
+            "until released"
+            if seconds_left is None
+            else f"{duration_text(seconds_left)} left"
+        )
+        super().__init__(
+            self.template.format(resource=resource, holders=names, left=left),
+            resource=resource,
+            holders=names,
+            left=left,
+        )
+        self.holders = holders
+        self.seconds_left = seconds_left
+
+
+class ExclusiveNeedsFreeError(ExclusiveConflictError):
+    """An exclusive token asked for while others hold the resource."""
+
+    key = "exclusive_needs_free"
+    template = "{resource} cannot be taken exclusively: in use by {holders} ({left})"
+
+
+class QueuedAheadError(LabError):
+    """An acquire that would jump the queue: requests queued earlier wait for these."""
+
+    key = "queued_ahead"
+
+    def __init__(self, resource: str, count: int) -> None:
+        """Name the resource and how many requests wait for it."""
+        super().__init__(
+            f"{count} queued request(s) wait for {resource}: queue to wait your turn",
+            resource=resource,
+            count=str(count),
+        )
+        self.count = count
+
+
+class QueueTimeoutError(LabError):
+    """A queued request's timeout passed before it was granted; it left the queue."""
+
+    key = "queue_timeout"
+
+    def __init__(self, timeout: float, position: int) -> None:
+        """Say how long it waited and where it was in the queue."""
+        super().__init__(
+            f"Not granted within {timeout:g} s (position {position} in the queue); "
+            "the request left the queue",
+            timeout=f"{timeout:g}",
+            position=str(position),
+        )
+
+
+class TicketInUseError(LabError):
+    """A ticket that names a queued request for something else."""
+
+    key = "ticket_in_use"
+
+    def __init__(self) -> None:
+        """Say so without repeating the ticket."""
+        super().__init__(
+            "This ticket names another queued request: choose a new one for this one"
+        )
+
+
+class QueueInterruptedError(LabError):
+    """The lab stopped (a restart, a reload) while a request waited in its queue.
+
+    The request keeps its place and deadline: asked again with the same ticket
+    before the reattach time passes, it waits on from there.
+    """
+
+    key = "queue_interrupted"
+
+    def __init__(self) -> None:
+        """Say what to do."""
+        super().__init__(
+            "The lab stopped while this request waited in its queue: ask again with "
+            "the same ticket to keep its place"
+        )
 
 
 class CycleRefusedError(HeldByOthersError):

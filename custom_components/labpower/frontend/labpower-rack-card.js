@@ -800,14 +800,21 @@ export const OVERVIEW_COLUMNS = [
     label: false,
     entities: ["holders"],
     cell: (row) =>
-      row.tokens.length
+      (row.tokens.length
         ? row.tokens
             .map(
               (t) =>
                 `<div class="${t.mine ? "mine" : ""}" title="since ${escape(t.since ?? "")}">${escape(describeToken(t, row.now))}${t.mine ? " · mine" : ""}</div>`,
             )
             .join("")
-        : `<div class="nobody">nobody</div>`,
+        : `<div class="nobody">nobody</div>`) +
+      // Who waits in the queue for it (see the acquire action's wait: queue).
+      (row.resource.queue ?? [])
+        .map(
+          (q) =>
+            `<div class="queued${q.mine ? " mine" : ""}">${escape(`waiting #${q.position}: ${q.holder}${q.exclusive ? " (exclusive)" : ""}`)}${q.mine ? " · mine" : ""}</div>`,
+        )
+        .join(""),
   },
   {
     key: "energy",
@@ -889,6 +896,7 @@ const OVERVIEW_STYLE = `
   .cell[data-col="tokens"] .mine { font-weight: 500; }
   .cell[data-col="tokens"] .nobody { color: var(--secondary-text-color); }
   .cell[data-col="energy"] { font-size: 0.9rem; color: var(--secondary-text-color); white-space: nowrap; }
+  .cell[data-col="tokens"] .queued { color: var(--secondary-text-color); font-style: italic; }
   .actions { display: flex; flex-wrap: wrap; gap: 4px; justify-content: flex-end; }
   .actions button {
     font: inherit; font-size: 0.85rem; cursor: pointer; border-radius: 6px; padding: 4px 8px;

@@ -266,7 +266,9 @@ async def test_holds_in_chromium_rack_card_and_overview(tmp_path: Path) -> None:
                 "waiting #1: bench (exclusive)", timeout=20000
             )
             queued.cancel()  # the caller goes away: it leaves the queue
-            await expect(row.locator(f"{TOKENS} .queued")).to_have_count(0, timeout=20000)
+            await expect(row.locator(f"{TOKENS} .queued")).to_have_count(
+                0, timeout=20000
+            )
             await ada.locator("labpower-overview-card").screenshot(
                 path=screenshots / "overview-card.png", animations="disabled"
             )

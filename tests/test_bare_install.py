@@ -56,7 +56,10 @@ async def async_setup(hass, config):
             "labpower", context={"source": "user"}
         )
         registry = er.async_get(hass)
-        entities = [e for e in registry.entities.values() if e.platform == "labpower"]
+        entities = [
+            e for e in registry.entities.values()
+            if e.platform == "labpower" and e.disabled_by is None
+        ]
         report = json.dumps({
             "entries": {
                 e.title: str(e.state) for e in hass.config_entries.async_entries("labpower")

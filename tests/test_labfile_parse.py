@@ -688,15 +688,28 @@ def test_checker_needs_its_fields() -> None:
           - name: a
             power_entity: switch.a
             checker_type: tcp
-            host: a
+            port: 2222
           - name: b
             power_entity: switch.b
             checker_type: entity
         """
     ) == [
-        (2, "checker_type tcp needs port"),
+        (2, "checker_type tcp needs host"),
         (6, "checker_type entity needs check_entity"),
     ]
+
+
+def test_a_tcp_check_without_a_port_checks_ssh() -> None:
+    lab = parse(
+        """\
+        resources:
+          - name: a
+            power_entity: switch.a
+            checker_type: tcp
+            host: a
+        """
+    )
+    assert (lab.resources[0]["host"], lab.resources[0]["port"]) == ("a", 22)
 
 
 def test_wake_on_lan_checks() -> None:

@@ -601,7 +601,9 @@ CHECKER_FIELDS: Final[dict[str, tuple[Field, ...]]] = {
     CHECKER_ICMP: (Field(CONF_HOST, host, TEXT_SELECTOR, required=True),),
     CHECKER_TCP: (
         Field(CONF_HOST, host, TEXT_SELECTOR, required=True),
-        _port(CONF_PORT, required=True),
+        # SSH's: what a lab's machines answer on once up (a required number box with no
+        # default would show its minimum, 1).
+        _port(CONF_PORT, 22, required=True),
     ),
     CHECKER_ENTITY: (
         Field(CONF_CHECK_ENTITY, entity_id, _entity(["binary_sensor"]), required=True),

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 import socket
 import subprocess
 import sys
-import time
 from typing import Any
 
 from pysnmp.error import PySnmpError
@@ -623,11 +622,9 @@ async def test_v3_refused_credentials_fail_fast(
 ) -> None:
     agent.load(unit("apc_rpdu2", ["off"]))
     client = make(profile="apc_rpdu2", **options)
-    await client._session()  # the engine (loading MIBs, in the executor) is not timed
-    start = time.monotonic()
+    # Refused (an authentication report), not a timeout: PduAuthError, not unreachable.
     with pytest.raises(PduAuthError) as caught:
         await client.read_status()
-    assert time.monotonic() - start < 0.9  # refused: no timeout
     assert caught.value.issue == PDU_AUTH
     assert "Zq9x" not in str(caught.value)  # never a secret
 
@@ -647,10 +644,11 @@ async def test_wrong_community_looks_like_silence(
     agent: SnmpAgent, make: Callable[..., SnmpPduClient]
 ) -> None:
     client = make(community="Zq9x-wrong", timeout=0.3)
-    start = time.monotonic()
-    with pytest.raises(PduUnreachableError, match="community") as caught:
+    # Silence, as from a unit that is not there: no answer within the timeout.
+    with pytest.raises(
+        PduUnreachableError, match=r"no answer within 0\.3 s .*wrong community"
+    ) as caught:
         await client.read_status()
-    assert 0.25 < time.monotonic() - start < 1.5
     assert f"{HOST}:{agent.port}" in str(caught.value)
 
 
@@ -658,10 +656,8 @@ async def test_nothing_listening_is_unreachable(executor: Executor) -> None:
     with sockets_allowed():
         port = free_port(socket.SOCK_DGRAM)
     client = SnmpPduClient(HOST, port=port, timeout=0.3, retries=0, executor=executor)
-    start = time.monotonic()
     with pytest.raises(PduUnreachableError, match=r"no answer within 0\.3 s"):
         await client.read_status()
-    assert time.monotonic() - start < 1.5
     with pytest.raises(PduUnreachableError):
         await client.set_outlets([1], True)
     await client.close()

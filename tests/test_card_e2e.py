@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-import time
 
 from playwright.async_api import (
     Browser,
@@ -120,7 +119,6 @@ async def tiles(page: Page) -> dict[str, dict[str, str | None]]:
 
 
 async def test_rack_card_in_chromium(tmp_path: Path) -> None:
-    started = time.monotonic()
     screenshots = screenshot_dir(tmp_path)
     async with home_assistant(tmp_path) as server:
         # The websocket command the card uses, in the real server.
@@ -268,4 +266,3 @@ async def test_rack_card_in_chromium(tmp_path: Path) -> None:
                 path=screenshots / "rack-card-dark.png", animations="disabled"
             )
             assert refused == [], refused
-    assert time.monotonic() - started < 60

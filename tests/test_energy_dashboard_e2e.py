@@ -267,7 +267,6 @@ async def around(page: Page, *selectors: str) -> FloatRect:
 
 
 async def test_energy_dashboard_in_chromium(tmp_path: Path) -> None:
-    started = time.monotonic()
     now = datetime.now(UTC)
     this_hour = now.replace(minute=0, second=0, microsecond=0)
     hours = [this_hour - timedelta(hours=HOURS - n) for n in range(HOURS + 1)]
@@ -360,7 +359,6 @@ async def test_energy_dashboard_in_chromium(tmp_path: Path) -> None:
                 browser, server, time_zone(now), refused, shots
             )
             assert refused == [], refused
-    assert time.monotonic() - started < 75
 
 
 async def power_now(

@@ -212,10 +212,9 @@ async def test_wrong_credentials_fail_fast(
     sim: Sim, executor: Executor, username: str, password: str
 ) -> None:
     client = make_client(sim, executor, username=username, password=password)
-    start = time.monotonic()
+    # Refused (the BMC's RAKP answer), not a timeout: BmcAuthError, not unreachable.
     with pytest.raises(BmcAuthError) as caught:
         await client.power_state()
-    assert time.monotonic() - start < 2.0  # refused at once: no 10 s stall, no timeout
     assert caught.value.issue == BMC_AUTH
     assert "Zq9x" not in str(caught.value)  # never the password
     await client.close()
@@ -224,10 +223,8 @@ async def test_wrong_credentials_fail_fast(
 async def test_closed_port_is_unreachable(executor: Executor) -> None:
     port = free_port(socket.SOCK_DGRAM)
     client = IpmiClient(HOST, "admin", "password", port=port, executor=executor)
-    start = time.monotonic()
     with pytest.raises(BmcUnreachableError, match=f"{HOST}:{port}"):
         await client.power_on()
-    assert time.monotonic() - start < 3.0  # refused: within the timeout
     await client.close()
 
 
@@ -238,10 +235,8 @@ async def test_silent_bmc_times_out(executor: Executor) -> None:
         client = IpmiClient(
             HOST, "admin", "password", port=port, timeout=0.5, executor=executor
         )
-        start = time.monotonic()
-        with pytest.raises(BmcUnreachableError):
+        with pytest.raises(BmcUnreachableError, match="no response to RMCP ping"):
             await client.power_state()
-        assert 0.4 < time.monotonic() - start < 2.0
         await client.close()
 
 
@@ -303,10 +298,8 @@ async def test_dead_session_is_reopened_for_reads(client: IpmiClient) -> None:
     await client.power_state()
     stale = client._ipmi
     stale.session.sid ^= 0x5A5A5A5A  # the BMC forgot our session: no answer
-    start = time.monotonic()
     assert await client.power_state() is PowerState.OFF
     assert client._ipmi is not stale
-    assert time.monotonic() - start < 3.0
 
 
 async def test_dead_session_reset_is_not_repeated(client: IpmiClient, sim: Sim) -> None:
@@ -337,10 +330,11 @@ async def test_one_call_at_a_time_even_when_the_caller_gives_up(
             async with asyncio.timeout(0.1):
                 await client.power_state()
         assert client._lock.locked()  # the worker still waits for the BMC
-        start = time.monotonic()
+        second = asyncio.ensure_future(client.power_state())
+        await asyncio.sleep(0.1)
+        assert not second.done()  # it waits for the first call's end, then its own
         with pytest.raises(BmcUnreachableError):
-            await client.power_state()
-        assert time.monotonic() - start > 0.7  # waited for the first, then its own
+            await second
         await client.close()
 
 

@@ -633,9 +633,7 @@ async def test_power_transitions(
         readings = await poll_until(switcher.client, PowerState.ON)
         assert readings[0] is PowerState.OFF, readings
 
-    started = time.monotonic()
     await asyncio.gather(power_on(), graceful_off(), forced_off(), reset())
-    assert time.monotonic() - started < TRANSITION_WITHIN
 
 
 async def test_unreachable_port(web_session: aiohttp.ClientSession) -> None:

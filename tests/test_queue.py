@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -336,3 +337,62 @@ async def test_no_grant_while_the_lab_refuses_tokens(hass: HomeAssistant) -> Non
     assert lab.ledger.holder_count("board") == 0
     lab.refuse_acquire(None)
     assert (await _done(waiting))["tokens"][0]["holder"] == "ci"
+
+
+async def test_a_ticket_is_its_owners_and_names_one_request(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    hass_access_token: str,
+    hass_read_only_access_token: str,
+) -> None:
+    await _lab(hass, "board", "other")
+    await call(hass, "acquire", {"resource": "board", "exclusive": True})
+    waiting = await _start(
+        hass, {"resource": "board", "holder": "ci", "wait": "queue", "ticket": "t-1"}
+    )
+    # The same ticket for something else, or from another user, is refused.
+    with pytest.raises(ServiceValidationError) as reused:
+        await call(
+            hass, "acquire", {"resource": "other", "wait": "queue", "ticket": "t-1"}
+        )
+    assert reused.value.translation_key == "ticket_in_use"
+    other = await rest_api(hass_client, hass_read_only_access_token)
+    error = await error_of(
+        await other(
+            "POST",
+            "/resources/board/tokens",
+            json={"queue": True, "ticket": "t-1"},
+        ),
+        403,
+    )
+    assert error["code"] == "not_token_owner"
+    # Others see who waits, not the ticket.
+    queue = await (await other("GET", "/queue")).json()
+    assert [(q["holder"], q["ticket"], q["mine"]) for q in queue["queue"]] == [
+        ("ci", None, False)
+    ]
+    waiting.cancel()
+
+
+async def test_a_grant_refused_at_its_turn_ends_the_request(
+    hass: HomeAssistant,
+) -> None:
+    """Its turn came, but the acquire refuses it (here: a ttl its policy no longer allows)."""
+    entry = await _lab(hass, "board")
+    first = await call(hass, "acquire", {"resource": "board", "exclusive": True})
+    waiting = await _start(
+        hass, {"resource": "board", "holder": "ci", "wait": "queue", "ttl": 99999}
+    )
+    assert waiting.done()  # a ttl above the resource's maximum: refused at once
+    with pytest.raises(ServiceValidationError):
+        await waiting
+    waiting = await _start(hass, {"resource": "board", "holder": "ci", "wait": "queue"})
+    lab = entry.runtime_data.lab
+    lab.ledger.set_policy(
+        "board", replace(lab.ledger.policy("board"), default_ttl=99999)
+    )
+    await call(hass, "release", {"token": first["tokens"][0]["token"]})
+    with pytest.raises(ServiceValidationError) as refused:
+        await _done(waiting)
+    assert refused.value.translation_key == "invalid_ttl"
+    assert lab.queue.requests() == []

@@ -15,6 +15,9 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
 )
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.labpower.const import DOMAIN
@@ -396,3 +399,27 @@ async def test_a_grant_refused_at_its_turn_ends_the_request(
         await _done(waiting)
     assert refused.value.translation_key == "invalid_ttl"
     assert lab.queue.requests() == []
+
+
+async def test_diagnostics_show_the_queue_without_its_tickets(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator
+) -> None:
+    entry = await _lab(hass, "board")
+    await call(
+        hass,
+        "acquire",
+        {"resource": "board", "holder": "me", "exclusive": True, "kind": "hold"},
+    )
+    waiting = await _start(
+        hass,
+        {"resource": "board", "holder": "bench", "exclusive": True, "wait": "queue"},
+    )
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    [queued] = diagnostics["queue"]
+    assert (queued["holder"], queued["position"], queued["resources"]) == (
+        "bench",
+        1,
+        ["board"],
+    )
+    assert queued["id"] == "**REDACTED**"
+    waiting.cancel()

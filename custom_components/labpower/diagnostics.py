@@ -17,7 +17,7 @@ TO_REDACT = {"id", "token", "user_id", *REDACTED}
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: LabpowerConfigEntry
 ) -> dict[str, Any]:
-    """Configuration, resource states, tokens and bookings (secrets redacted)."""
+    """Configuration, resource states, tokens, the queue and bookings (secrets redacted)."""
     runtime = entry.runtime_data
     lab = runtime.lab
     resources = {}
@@ -71,6 +71,11 @@ async def async_get_config_entry_diagnostics(
                 for booking in runtime.bookings.book.all()
             ],
             "boot_times": runtime.bookings.boot.to_dict(),
+            # Who waits, in order (the tickets are redacted like token ids).
+            "queue": [
+                {**request.as_dict(), "position": position}
+                for position, request in enumerate(lab.queue.requests(), start=1)
+            ],
         },
         TO_REDACT,
     )

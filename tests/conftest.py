@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 import shutil
 from typing import Any
-from unittest.mock import patch
+from unittest.mock import PropertyMock, patch
 
 from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
@@ -78,6 +78,22 @@ def auto_enable_custom_integrations(
 ) -> Generator[None]:
     """Load labpower from custom_components in every test."""
     return
+
+
+@pytest.fixture(autouse=True)
+def entities_enabled(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every entity enabled, as HA's snapshot tests want, unless a test is marked
+    `entities_as_installed` (the defaults a new lab gets: most disabled, see sensor.py).
+    """
+    if request.node.get_closest_marker("entities_as_installed"):
+        yield
+        return
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
 
 
 def relay(name: str) -> str:

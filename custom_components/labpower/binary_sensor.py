@@ -22,16 +22,19 @@ from .runtime import LabpowerConfigEntry, Topic
 
 PARALLEL_UPDATES = 0
 
+# Off by default, as a resource's sensors are (see sensor.py): enabled on its device.
 AVAILABLE = BinarySensorEntityDescription(
     key="available",
     translation_key="available",
     device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_registry_enabled_default=False,
 )
 REDUNDANCY = BinarySensorEntityDescription(
     key="power_redundancy",
     translation_key="power_redundancy",
     device_class=BinarySensorDeviceClass.PROBLEM,
     entity_category=EntityCategory.DIAGNOSTIC,
+    entity_registry_enabled_default=False,
 )
 
 

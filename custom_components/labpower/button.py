@@ -30,11 +30,13 @@ class PowerButtonDescription(ButtonEntityDescription):
     press_fn: Callable[[Lab, str, str], Awaitable[None]]
 
 
+# Off by default, as a resource's sensors are (see sensor.py): enabled on its device.
 BUTTONS = (
     PowerButtonDescription(
         key="power_cycle",
         translation_key="power_cycle",
         device_class=ButtonDeviceClass.RESTART,
+        entity_registry_enabled_default=False,
         supported_fn=lambda reconciler: reconciler.can_cycle,
         press_fn=Lab.power_cycle,
     ),
@@ -42,6 +44,7 @@ BUTTONS = (
         key="reset",
         translation_key="reset",
         device_class=ButtonDeviceClass.RESTART,
+        entity_registry_enabled_default=False,
         supported_fn=lambda reconciler: reconciler.can_reset,
         press_fn=Lab.reset,
     ),

@@ -34,8 +34,13 @@ PARALLEL_UPDATES = 0
 
 @dataclass(frozen=True, kw_only=True)
 class ResourceSensorDescription(SensorEntityDescription):
-    """A sensor of one resource."""
+    """A sensor of one resource: off by default, enabled on the resource's device.
 
+    Home Assistant enables at most 10,000 entities per config entry: a lab of 5,000 gets
+    its Power switches and the lab's totals; the cards follow labpower/subscribe_resources.
+    """
+
+    entity_registry_enabled_default: bool = False
     value_fn: Callable[[LabRuntime, str], str | int | float | None]
     topic: Topic = Topic.ENERGY
     exists_fn: Callable[[LabRuntime, str], bool] = lambda runtime, name: True

@@ -11,10 +11,10 @@ switching one of them (`input_boolean.turn_on`/`turn_off`, state written).
 - memory: Python allocations that the set-up lab keeps (tracemalloc, after a full
   collection, in a run of its own as tracing slows everything down), target <= 30 KiB per
   resource;
-- one token change: `labpower.acquire` then `labpower.release` through the actions, one
-  awaited at a time, each answered once on disk; after each the resource's Holders sensor
-  state is checked to be written; Home Assistant's background work (the reconciler
-  switching the relay, timers) is in the time; target <= 1 ms per change.
+- one token change: `labpower.acquire` then `labpower.release` of a node through the
+  actions, one awaited at a time, each answered once on disk; after each the lab's Holders
+  sensor (its live tokens) is checked to be written; Home Assistant's background work (the
+  reconciler switching the relay, timers) is in the time; target <= 1 ms per change.
 
 Timings are reported, never asserted; asserted is that the work was done.
 """
@@ -43,6 +43,7 @@ RESOURCES = RACKS + NODES
 RACK_NAMES = [f"rack{i:02d}" for i in range(1, RACKS + 1)]
 NODE_NAMES = [f"node{i:04d}" for i in range(1, NODES + 1)]
 NAMES = RACK_NAMES + NODE_NAMES
+HOLDERS_TOTAL = "sensor.scale_lab_holders"  # the lab's live tokens, written per commit
 CHANGES = 2000  # token changes timed (acquire and release each count as one)
 
 TARGET_SETUP_SECONDS = 10.0
@@ -102,7 +103,7 @@ def check_loaded(hass: HomeAssistant, entry: MockConfigEntry) -> tuple[int, int]
     entities = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
     enabled = [e for e in entities if e.disabled_by is None]
     assert hass.states.get(f"switch.{NODE_NAMES[-1]}_power") is not None
-    assert hass.states.get(f"sensor.{NODE_NAMES[-1]}_holders") is not None
+    assert hass.states.get(HOLDERS_TOTAL) is not None
     return len(entities), len(enabled)
 
 
@@ -166,7 +167,7 @@ async def test_scale_setup_and_changes(hass: HomeAssistant, report: list[Row]) -
             )
             assert response == {"released": 1}
             token, count = None, "0"
-        state = hass.states.get(f"sensor.{name}_holders")
+        state = hass.states.get(HOLDERS_TOTAL)
         assert state is not None
         assert state.state == count  # the state is written when the call returns
         return token
@@ -185,7 +186,6 @@ async def test_scale_setup_and_changes(hass: HomeAssistant, report: list[Row]) -
         for name in names:
             tokens[name] = await change(name, None)
             await asyncio.sleep(0)
-        for name in names:
             tokens[name] = await change(name, tokens[name])
             await asyncio.sleep(0)
         await hass.async_block_till_done()

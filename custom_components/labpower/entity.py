@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
 
 from homeassistant.core import CALLBACK_TYPE, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
@@ -16,6 +17,27 @@ from .coordinator import PduCoordinator
 from .runtime import LabRuntime, Topic
 
 TOTALS_DELAY = 1.0
+
+
+def add_resource_entities(
+    runtime: LabRuntime,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entities_of: Callable[[str], Iterable[Entity]],
+) -> None:
+    """Add each resource's entities with its config subentry.
+
+    A UI resource is a subentry of its own; the lab file's resources have none and are
+    added in one call (one task and timeout for them all instead of one per resource).
+    """
+    from_file: list[Entity] = []
+    for name in runtime.lab.names:
+        subentry_id = runtime.config_subentry_id(name)
+        if subentry_id is None:
+            from_file.extend(entities_of(name))
+        else:
+            async_add_entities(entities_of(name), config_subentry_id=subentry_id)
+    if from_file:
+        async_add_entities(from_file)
 
 
 class LabpowerEntity(Entity):

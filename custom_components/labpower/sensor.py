@@ -25,7 +25,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .core.energy import EnergyCounter
 from .core.model import ResourceState
 from .drivers.pdu import OutletStatus, UnitStatus
-from .entity import LabEntity, PduEntity, ResourceEntity
+from .entity import LabEntity, PduEntity, ResourceEntity, add_resource_entities
 from .operations import holder_entry
 from .runtime import LabpowerConfigEntry, LabRuntime, Topic
 
@@ -208,15 +208,15 @@ async def async_setup_entry(
     """State and Holders per resource; totals for the lab."""
     runtime = entry.runtime_data
     async_add_entities(LabSensor(runtime, description) for description in LAB_SENSORS)
-    for name in runtime.lab.names:
-        async_add_entities(
-            [
-                ResourceSensor(runtime, name, description)
-                for description in (*RESOURCE_SENSORS, POWER_DRAW)
-                if description.exists_fn(runtime, name)
-            ],
-            config_subentry_id=runtime.config_subentry_id(name),
-        )
+    add_resource_entities(
+        runtime,
+        async_add_entities,
+        lambda name: [
+            ResourceSensor(runtime, name, description)
+            for description in (*RESOURCE_SENSORS, POWER_DRAW)
+            if description.exists_fn(runtime, name)
+        ],
+    )
     for unit in runtime.units.values():
         status = unit.data
         if status is None:

@@ -5,8 +5,9 @@ temporary directory, `hass --skip-pip` on a free 127.0.0.1 port, the owner made 
 onboarding), seeded with a lab of 50 resources switched by input_booleans (no checker, a
 one-second off delay). With a long-lived access token, CLIENTS concurrent aiohttp clients
 (each its own connection, in this process) first GET /api/states for LOAD_SECONDS (the
-baseline), then loop acquire (POST .../resources/{random}/tokens), renew and release (DELETE)
-for as long. Latency is taken per request, from sending to the last byte of the answer.
+baseline), then loop acquire (POST .../resources/{random}/tokens), renew and release (POST
+.../tokens/renew and .../tokens/release, the token in the body) for as long. Latency is
+taken per request, from sending to the last byte of the answer.
 
 Timings are reported, never asserted. Asserted: no 5xx and every answer the one expected,
 every acquired token id unique, renewed and released (204), and afterwards no token left
@@ -240,13 +241,17 @@ async def labpower_client(
             session,
             "renew",
             "POST",
-            f"{url}/api/labpower/tokens/{token_id}/renew",
-            {"ttl": TTL},
+            f"{url}/api/labpower/tokens/renew",
+            {"token": token_id, "ttl": TTL},
         )
         if status == 200 and json.loads(data)["token"] == token_id:
             phase.renewed += 1
         status, _ = await phase.request(
-            session, "release", "DELETE", f"{url}/api/labpower/tokens/{token_id}"
+            session,
+            "release",
+            "POST",
+            f"{url}/api/labpower/tokens/release",
+            {"token": token_id},
         )
         if status == 204:
             phase.released += 1

@@ -82,8 +82,10 @@ def auto_enable_custom_integrations(
 
 @pytest.fixture(autouse=True)
 def entities_enabled(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every entity enabled, as HA's snapshot tests want, unless a test is marked
-    `entities_as_installed` (the defaults a new lab gets: most disabled, see sensor.py).
+    """Every entity enabled (HA's snapshot tests want that), unless marked otherwise.
+
+    A test marked `entities_as_installed` gets the defaults a new lab gets: most of a
+    resource's entities disabled (see sensor.py).
     """
     if request.node.get_closest_marker("entities_as_installed"):
         yield

@@ -149,7 +149,9 @@ async def test_a_new_lab_enables_its_power_switches_and_totals(
     client = await hass_ws_client(hass)
     await client.send_json_auto_id({"type": "labpower/resources"})
     response = await client.receive_json()
-    [builder_1] = [r for r in response["result"]["resources"] if r["name"] == "builder-1"]
+    [builder_1] = [
+        r for r in response["result"]["resources"] if r["name"] == "builder-1"
+    ]
     assert builder_1["entities"] == {
         "power": "switch.builder_1_power",
         "state": None,
@@ -163,7 +165,9 @@ async def test_a_new_lab_enables_its_power_switches_and_totals(
     assert hass.states.get("sensor.builder_1_state").state == "off"
     await client.send_json_auto_id({"type": "labpower/resources"})
     response = await client.receive_json()
-    [builder_1] = [r for r in response["result"]["resources"] if r["name"] == "builder-1"]
+    [builder_1] = [
+        r for r in response["result"]["resources"] if r["name"] == "builder-1"
+    ]
     assert builder_1["entities"]["state"] == "sensor.builder_1_state"
 
 

@@ -164,6 +164,32 @@ class Server:
         )
         return str(token)
 
+    async def enable_entities(self, entity_ids: list[str], seconds: float = 60) -> None:
+        """Enable entities disabled by default, as the device page does; wait for them.
+
+        Home Assistant reloads their config entry 30 s later (RELOAD_AFTER_UPDATE_DELAY).
+        """
+        await self.websocket(
+            *(
+                {
+                    "type": "config/entity_registry/update",
+                    "entity_id": entity_id,
+                    "disabled_by": None,
+                }
+                for entity_id in entity_ids
+            )
+        )
+        deadline = time.monotonic() + seconds
+        for entity_id in entity_ids:
+            while True:
+                async with self.session.get(
+                    f"{self.url}/api/states/{entity_id}", headers=self.headers
+                ) as response:
+                    if response.status == 200:
+                        break
+                assert time.monotonic() < deadline, (entity_id, self.log_tail())
+                await asyncio.sleep(0.5)
+
     async def repairs_shown(self) -> list[dict[str, Any]]:
         """The repair issues Settings → Repairs shows (ignored ones are hidden there)."""
         [issues] = await self.websocket({"type": "repairs/list_issues"})
@@ -233,9 +259,9 @@ async def onboard(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
 
 
 async def demo_ready(server: Server) -> bool:
-    """Whether the demo lab's entities are there (the last resource's State sensor)."""
+    """Whether the demo lab's entities are there (the last resource's Power switch)."""
     async with server.session.get(
-        f"{server.url}/api/states/sensor.pi_maas_state", headers=server.headers
+        f"{server.url}/api/states/switch.pi_maas_power", headers=server.headers
     ) as response:
         return response.status == 200
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-import tracemalloc
 
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
@@ -35,7 +33,14 @@ from custom_components.labpower.const import DOMAIN
 from custom_components.labpower.core.model import ResourceState
 
 from .conftest import Row
-from .test_bench import Stopwatch, setup_booleans, size, traced, verdict
+from .test_bench import (
+    Stopwatch,
+    measure_setup_memory,
+    setup_booleans,
+    setup_lab,
+    size,
+    verdict,
+)
 
 RACKS, NODES = 50, 4950
 RESOURCES = RACKS + NODES
@@ -86,13 +91,6 @@ async def lab_from_file(hass: HomeAssistant) -> MockConfigEntry:
     )
     entry.add_to_hass(hass)
     return entry
-
-
-async def setup_lab(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    """Set the Lab entry up and let Home Assistant settle."""
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
 
 
 def check_loaded(
@@ -248,22 +246,11 @@ async def test_scale_setup_and_changes(hass: HomeAssistant, report: list[Row]) -
 @pytest.mark.usefixtures("enable_custom_integrations")
 async def test_scale_memory(hass: HomeAssistant, report: list[Row]) -> None:
     """Memory the 5,000-resource lab keeps per resource, against an input_boolean."""
-    tracemalloc.start()
-    try:
-        before = traced()
-        await setup_booleans(hass, relays())
-        with_relays = traced()
-        entry = await lab_from_file(hass)
-        with_entry = traced()
-        tracemalloc.reset_peak()
-        await setup_lab(hass, entry)
-        peak = tracemalloc.get_traced_memory()[1]
-        lab = traced()
-    finally:
-        tracemalloc.stop()
+    entry, memory = await measure_setup_memory(
+        hass, relays(), lambda: lab_from_file(hass), RESOURCES
+    )
     check_loaded(hass, entry)
-    per_relay = (with_relays - before) / RESOURCES
-    per_resource = (lab - with_entry) / RESOURCES
+    per_resource, per_relay = memory.per_resource, memory.per_relay
     report.append(
         Row(
             33,
@@ -279,7 +266,7 @@ async def test_scale_memory(hass: HomeAssistant, report: list[Row]) -> None:
         Row(
             34,
             "  (peak during setup)",
-            f"+{(peak - with_entry) / 2**20:,.1f} MiB",
+            f"+{memory.peak / 2**20:,.1f} MiB",
             "",
             "",
             "",

@@ -54,7 +54,9 @@ NAMES = [f"load-{i:02d}" for i in range(RESOURCES)]
 # How long each of the two phases runs: LABPOWER_LOAD_SECONDS=5 for a quick run.
 LOAD_SECONDS = float(os.environ.get("LABPOWER_LOAD_SECONDS", "60"))
 TTL = 600
-OFF_DELAY = 1.0
+# Each resource's off delay: 1 s makes every resource cycle under the load (the worst
+# case); LABPOWER_LOAD_OFF_DELAY=20 keeps them on while the clients use them.
+OFF_DELAY = float(os.environ.get("LABPOWER_LOAD_OFF_DELAY", "1"))
 REQUEST_TIMEOUT = 30.0
 STATES = "GET /api/states"
 KINDS = ("acquire", "renew", "release")
@@ -93,6 +95,9 @@ def load_lab_seed(directory: Path) -> None:
         "default_ttl": TTL,
         "max_ttl": 3600,
         "graceful_off": True,
+        # Each resource cycles every few seconds under this load: hardware protection
+        # (6 power changes per 10 minutes by default) would halt it: the most allowed.
+        "max_transitions": 1000,
     }
     entry = ConfigEntry(
         data={"name": "Load lab"},

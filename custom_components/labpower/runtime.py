@@ -8,7 +8,6 @@ import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -541,24 +540,16 @@ class LabRuntime:
     def async_add_listener(
         self, resource: str | None, topics: Iterable[Topic], update: CALLBACK_TYPE
     ) -> CALLBACK_TYPE:
-        """Call `update` when these topics of the resource (None: the lab) change.
+        """Call `update` when these topics of the resource (None: the lab) change."""
+        added = [self._listeners.setdefault((resource, topic), []) for topic in topics]
+        for listeners in added:
+            listeners.append(update)
 
-        One listener per entity of a lab of thousands: no closure, a partial.
-        """
-        keys = tuple((resource, topic) for topic in topics)
-        listeners = self._listeners
-        for key in keys:
-            if (found := listeners.get(key)) is None:
-                listeners[key] = [update]
-            else:
-                found.append(update)
-        return partial(self._remove_listener, keys, update)
+        def remove() -> None:
+            for listeners in added:
+                listeners.remove(update)
 
-    def _remove_listener(
-        self, keys: tuple[tuple[str | None, Topic], ...], update: CALLBACK_TYPE
-    ) -> None:
-        for key in keys:
-            self._listeners[key].remove(update)
+        return remove
 
     def _notify(self, resources: Iterable[str], topic: Topic) -> None:
         """Tell the entities of these resources, then the lab's, that `topic` changed.

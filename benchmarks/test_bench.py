@@ -8,7 +8,7 @@ work was really done (every acquire returned a token, every release released it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 import gc
 import importlib
@@ -552,16 +552,29 @@ def traced() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
-@pytest.mark.usefixtures("enable_custom_integrations")
-async def test_setup_memory(hass: HomeAssistant, report: list[Row]) -> None:
-    """Memory a Lab entry keeps per resource, against an input_boolean."""
+@dataclass(frozen=True, slots=True)
+class SetupMemory:
+    """What a Lab entry's setup keeps, per resource (tracemalloc, after a collection)."""
+
+    per_relay: float  # the baseline: one input_boolean
+    per_entry: float  # the config entry before its setup (its subentries)
+    per_resource: float  # the set-up lab
+    peak: float  # bytes above the entry alone, at the peak during setup
+
+
+async def measure_setup_memory(
+    hass: HomeAssistant,
+    relays: list[str],
+    make_entry: Callable[[], Awaitable[MockConfigEntry]],
+    resources: int,
+) -> tuple[MockConfigEntry, SetupMemory]:
+    """Set up the relays, then the entry `make_entry` adds, measuring each step."""
     tracemalloc.start()
     try:
         before = traced()
-        await setup_booleans(hass, [relay_id(name) for name in NAMES])
-        relays = traced()
-        entry = lab_entry(NAMES)
-        entry.add_to_hass(hass)
+        await setup_booleans(hass, relays)
+        with_relays = traced()
+        entry = await make_entry()
         with_entry = traced()
         tracemalloc.reset_peak()
         await setup_lab(hass, entry)
@@ -569,16 +582,34 @@ async def test_setup_memory(hass: HomeAssistant, report: list[Row]) -> None:
         lab = traced()
     finally:
         tracemalloc.stop()
+    return entry, SetupMemory(
+        per_relay=(with_relays - before) / resources,
+        per_entry=(with_entry - with_relays) / resources,
+        per_resource=(lab - with_entry) / resources,
+        peak=peak - with_entry,
+    )
+
+
+@pytest.mark.usefixtures("enable_custom_integrations")
+async def test_setup_memory(hass: HomeAssistant, report: list[Row]) -> None:
+    """Memory a Lab entry keeps per resource, against an input_boolean."""
+
+    async def make_entry() -> MockConfigEntry:
+        entry = lab_entry(NAMES)
+        entry.add_to_hass(hass)
+        return entry
+
+    entry, memory = await measure_setup_memory(
+        hass, [relay_id(name) for name in NAMES], make_entry, RESOURCES
+    )
     entities = check_lab_loaded(hass, entry)
-    per_relay = (relays - before) / RESOURCES
-    per_resource = (lab - with_entry) / RESOURCES
     report.append(
         Row(
             10,
             "Memory per resource (Lab setup)",
-            size(per_resource),
-            f"per input_boolean {size(per_relay)}",
-            f"{per_resource / per_relay:.1f}",
+            size(memory.per_resource),
+            f"per input_boolean {size(memory.per_relay)}",
+            f"{memory.per_resource / memory.per_relay:.1f}",
             "",
             "",
         )
@@ -587,8 +618,8 @@ async def test_setup_memory(hass: HomeAssistant, report: list[Row]) -> None:
         Row(
             11,
             "  (config subentry; peak during setup)",
-            f"{size((with_entry - relays) / RESOURCES)} per subentry",
-            f"peak +{(peak - with_entry) / 2**20:,.1f} MiB",
+            f"{size(memory.per_entry)} per subentry",
+            f"peak +{memory.peak / 2**20:,.1f} MiB",
             "",
             f"{entities / RESOURCES:.1f} entities + 1 device per resource",
             "",

@@ -30,7 +30,7 @@ from custom_components.labpower.drivers.icmp import ping_sweep
 
 from .conftest import Row
 
-HOSTS = 2000
+HOSTS = 5000
 ROUNDS = 5
 CONCURRENT = 50
 TARGET = 0.3  # x async_ping per host (issue 18)

@@ -41,17 +41,6 @@ from .peers.ipmi_sim import Sim, start_sim
 
 
 @pytest.fixture
-def entity_registry_enabled_by_default() -> Generator[None]:
-    """Entities disabled by default are enabled (as Home Assistant's own fixture does)."""
-    with patch(
-        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
-        new_callable=PropertyMock,
-        return_value=True,
-    ):
-        yield
-
-
-@pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Snapshots with Home Assistant's serializer (ids and times left out)."""
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
@@ -89,6 +78,24 @@ def auto_enable_custom_integrations(
 ) -> Generator[None]:
     """Load labpower from custom_components in every test."""
     return
+
+
+@pytest.fixture(autouse=True)
+def entities_enabled(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every entity enabled (HA's snapshot tests want that), unless marked otherwise.
+
+    A test marked `entities_as_installed` gets the defaults a new lab gets (a large
+    lab: most of a resource's entities disabled, see entity.LARGE_LAB).
+    """
+    if request.node.get_closest_marker("entities_as_installed"):
+        yield
+        return
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
 
 
 def relay(name: str) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from homeassistant.auth.models import User
 from homeassistant.components.frontend import DATA_EXTRA_MODULE_URL
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
@@ -15,9 +17,11 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
+from custom_components.labpower import entity
 from custom_components.labpower.frontend import CARD_PATH, CARD_URL
+from custom_components.labpower.runtime import resource_watchers
 
-from .conftest import lab_entry, resource_data
+from .conftest import lab_entry, resource_data, setup_relays
 from .peers.ha import call, setup_integration
 
 VERSION = json.loads(
@@ -122,3 +126,142 @@ async def test_card_is_loaded_by_the_frontend(
     await setup_integration(hass, mock_config_entry)
     urls = hass.data[DATA_EXTRA_MODULE_URL].urls
     assert f"{CARD_URL}?v={VERSION}" in urls
+
+
+@pytest.mark.entities_as_installed
+@pytest.mark.usefixtures("init_integration")
+async def test_a_small_lab_enables_its_resources_entities(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Up to LARGE_LAB resources: all but each resource's money (the lab's is on)."""
+    registry = er.async_get(hass)
+    entries = er.async_entries_for_config_entry(registry, init_integration.entry_id)
+    disabled = {e.entity_id for e in entries if e.disabled_by}
+    assert disabled == {
+        f"sensor.{name}_{key}"
+        for name in ("builder_1", "builder_2")
+        for key in ("cost", "cost_avoided")
+    }
+    assert hass.states.get("sensor.builder_1_state").state == "off"
+    assert hass.states.get("button.builder_1_power_cycle") is not None
+
+
+@pytest.mark.entities_as_installed
+async def test_a_large_lab_enables_its_power_switches_and_totals(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    mock_config_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Per resource only the Power switch is enabled (HA's 10,000 entities per entry)."""
+    monkeypatch.setattr(entity, "LARGE_LAB", 1)  # the two resources are a large lab
+    await setup_relays(hass, "builder-1", "builder-2")
+    await setup_integration(hass, mock_config_entry)
+    registry = er.async_get(hass)
+    entries = er.async_entries_for_config_entry(registry, mock_config_entry.entry_id)
+    enabled = {e.entity_id for e in entries if e.disabled_by is None}
+    assert enabled == {
+        "switch.builder_1_power",
+        "switch.builder_2_power",
+        "calendar.rack_lab_bookings",
+        *(
+            f"sensor.rack_lab_{key}"
+            for key in (
+                "resources_on",
+                "holders",
+                "energy",
+                "energy_avoided",
+                "power",
+                "cost",
+                "cost_avoided",
+            )
+        ),
+    }
+    disabled = {e.entity_id: e.disabled_by for e in entries if e.disabled_by}
+    assert "sensor.builder_1_state" in disabled
+    assert "binary_sensor.builder_1_available" in disabled
+    assert "button.builder_1_power_cycle" in disabled
+    assert set(disabled.values()) == {er.RegistryEntryDisabler.INTEGRATION}
+    assert hass.states.get("sensor.builder_1_state") is None
+    # The cards get no disabled entity: they take state and tokens from the websocket.
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id({"type": "labpower/resources"})
+    response = await client.receive_json()
+    [builder_1] = [
+        r for r in response["result"]["resources"] if r["name"] == "builder-1"
+    ]
+    assert builder_1["entities"] == {
+        "power": "switch.builder_1_power",
+        "state": None,
+        "holders": None,
+        "energy": None,
+    }
+    # One enabled on its device is theirs again (after the reload HA does for it).
+    registry.async_update_entity("sensor.builder_1_state", disabled_by=None)
+    await hass.config_entries.async_reload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.builder_1_state").state == "off"
+    await client.send_json_auto_id({"type": "labpower/resources"})
+    response = await client.receive_json()
+    [builder_1] = [
+        r for r in response["result"]["resources"] if r["name"] == "builder-1"
+    ]
+    assert builder_1["entities"]["state"] == "sensor.builder_1_state"
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_subscribe_resources_follows_state_and_tokens(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    init_integration: MockConfigEntry,
+    hass_admin_user: User,
+) -> None:
+    """Changes of state and tokens come as events, each resource once per loop turn."""
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id({"type": "labpower/subscribe_resources"})
+    subscribed = await client.receive_json()
+    assert subscribed["success"], subscribed
+    response = await call(
+        hass,
+        "acquire",
+        {"resource": "builder-1", "holder": "ci"},
+        Context(user_id=hass_admin_user.id),
+    )
+    [token] = response["tokens"]
+    seen: dict[str, Any] = {}
+    while seen.get("state") != "available" or seen.get("holders") != 1:
+        event = await client.receive_json()
+        assert event["id"] == subscribed["id"]
+        for changed in event["event"]["changed"]:
+            assert changed["name"] == "builder-1"  # builder-2 did not change
+            assert changed["lab"] == "Rack lab"
+            seen = changed
+    assert seen["tokens"] == [
+        {
+            "token": token["token"],  # the user's own (an administrator sees every id)
+            "holder": "ci",
+            "kind": "lease",
+            "since": seen["tokens"][0]["since"],
+            "expires": token["expires"],
+            "exclusive": False,
+            "mine": True,
+        }
+    ]
+    await call(hass, "release", {"token": token["token"]})
+    event = await client.receive_json()
+    [changed] = event["event"]["changed"]
+    assert (changed["holders"], changed["tokens"]) == (0, [])
+    # A lab set up or unloaded: fetch everything again.
+    await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    reloads = 0  # unloaded, then set up
+    while reloads < 2:
+        reloads += (await client.receive_json())["event"] == {"reload": True}
+    # Unsubscribed: no more events, and the lab has no watcher left.
+    await client.send_json_auto_id(
+        {"type": "unsubscribe_events", "subscription": subscribed["id"]}
+    )
+    while (message := await client.receive_json())["type"] == "event":
+        pass
+    assert message["success"]
+    assert resource_watchers(hass) == []

@@ -143,6 +143,7 @@ async def _release(hass: HomeAssistant, token: str) -> None:
     assert state(hass, "input_boolean.builder_1_relay") == "off"
 
 
+@pytest.mark.entities_as_installed
 async def test_money_at_the_lab_price_and_power(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -182,7 +183,6 @@ async def test_money_at_the_lab_price_and_power(
         assert entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
 
 
-@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_money_at_the_energy_dashboard_price(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory
 ) -> None:

@@ -32,6 +32,7 @@ async def mock_recorder_before_hass(
     """A recorder, set up before Home Assistant (in every test here)."""
 
 
+@pytest.mark.entities_as_installed
 async def test_energy_dashboard_validates_the_demo(
     recorder_mock: Recorder,
     hass: HomeAssistant,

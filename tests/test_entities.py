@@ -34,7 +34,6 @@ from .peers.ha import call, state
     [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH],
     indirect=True,
 )
-@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # every entity, shown
 async def test_entities_snapshot(
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,

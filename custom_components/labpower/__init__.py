@@ -13,7 +13,7 @@ from .const import DOMAIN, FILE_KEY_PREFIX
 from .frontend import async_register_card
 from .http import async_register_views
 from .maas import MAAS_VIEWS
-from .runtime import LabpowerConfigEntry, LabRuntime
+from .runtime import LabpowerConfigEntry, LabRuntime, lab_changed
 from .services import async_setup_services
 from .storage import async_remove_storage
 from .websocket import async_register_websocket
@@ -58,6 +58,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) -> 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     _remove_stale_file_devices(hass, entry)
     async_refresh_assist(hass)
+    lab_changed(hass, runtime)
     return True
 
 
@@ -86,6 +87,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: LabpowerConfigEntry) ->
         await entry.runtime_data.bookings.async_stop()
         await entry.runtime_data.async_stop()
         async_refresh_assist(hass)
+        lab_changed(hass, entry.runtime_data)
     return unloaded
 
 

@@ -17,7 +17,7 @@ from homeassistant.helpers.event import async_track_state_change_event
 from .chain import feed_health, ups_entities_of
 from .core.model import ResourceState
 from .drivers.pdu import PduOutletSwitcher
-from .entity import ResourceEntity
+from .entity import ResourceEntity, add_resource_entities
 from .runtime import LabpowerConfigEntry, Topic
 
 PARALLEL_UPDATES = 0
@@ -42,13 +42,14 @@ async def async_setup_entry(
 ) -> None:
     """One Available sensor per resource."""
     runtime = entry.runtime_data
-    for name in runtime.lab.names:
+
+    def entities_of(name: str) -> list[BinarySensorEntity]:
         entities: list[BinarySensorEntity] = [AvailableSensor(runtime, name, AVAILABLE)]
         if any(isinstance(f, PduOutletSwitcher) for f in runtime.lab.spec(name).feeds):
             entities.append(RedundancySensor(runtime, name, REDUNDANCY))
-        async_add_entities(
-            entities, config_subentry_id=runtime.config_subentry_id(name)
-        )
+        return entities
+
+    add_resource_entities(runtime, async_add_entities, entities_of)
 
 
 class AvailableSensor(ResourceEntity, BinarySensorEntity):

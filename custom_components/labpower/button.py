@@ -13,7 +13,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .core.lab import Lab
 from .core.reconciler import Reconciler
-from .entity import ResourceEntity
+from .entity import ResourceEntity, add_resource_entities
 from .helpers import labpower_errors
 from .operations import check_cycle
 from .runtime import LabpowerConfigEntry
@@ -55,16 +55,15 @@ async def async_setup_entry(
 ) -> None:
     """The buttons each resource's switcher supports."""
     runtime = entry.runtime_data
-    for name in runtime.lab.names:
-        reconciler = runtime.lab.reconciler(name)
-        async_add_entities(
-            [
-                PowerButton(runtime, name, description)
-                for description in BUTTONS
-                if description.supported_fn(reconciler)
-            ],
-            config_subentry_id=runtime.config_subentry_id(name),
-        )
+    add_resource_entities(
+        runtime,
+        async_add_entities,
+        lambda name: [
+            PowerButton(runtime, name, description)
+            for description in BUTTONS
+            if description.supported_fn(runtime.lab.reconciler(name))
+        ],
+    )
 
 
 class PowerButton(ResourceEntity, ButtonEntity):

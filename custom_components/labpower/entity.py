@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
 
 from homeassistant.core import CALLBACK_TYPE, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
@@ -16,6 +17,32 @@ from .coordinator import PduCoordinator
 from .runtime import LabRuntime, Topic
 
 TOTALS_DELAY = 1.0
+# In a lab of more resources than this, each resource has its Power switch enabled by
+# default and nothing else (the lab's totals are): Home Assistant enables at most 10,000
+# entities per config entry, and the cards of a lab of thousands read the websocket. The
+# others are one click away on the resource's device.
+LARGE_LAB = 100
+
+
+def add_resource_entities(
+    runtime: LabRuntime,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entities_of: Callable[[str], Iterable[Entity]],
+) -> None:
+    """Add each resource's entities with its config subentry.
+
+    A UI resource is a subentry of its own; the lab file's resources have none and are
+    added in one call (one task and timeout for them all instead of one per resource).
+    """
+    from_file: list[Entity] = []
+    for name in runtime.lab.names:
+        subentry_id = runtime.config_subentry_id(name)
+        if subentry_id is None:
+            from_file.extend(entities_of(name))
+        else:
+            async_add_entities(entities_of(name), config_subentry_id=subentry_id)
+    if from_file:
+        async_add_entities(from_file)
 
 
 class LabpowerEntity(Entity):
@@ -55,12 +82,17 @@ class LabpowerEntity(Entity):
 class ResourceEntity(LabpowerEntity):
     """An entity of one resource's device."""
 
+    # Enabled by default in a large lab too (the Power switch).
+    enabled_in_a_large_lab = False
+
     def __init__(
         self, runtime: LabRuntime, resource: str, description: EntityDescription
     ) -> None:
         """Attach to the resource's device."""
         super().__init__(runtime, description)
         self._resource = resource
+        if not self.enabled_in_a_large_lab and len(runtime.lab.names) > LARGE_LAB:
+            self._attr_entity_registry_enabled_default = False
         subentry_id = runtime.subentry_of[resource]
         self._attr_unique_id = f"{subentry_id}_{description.key}"
         spec = runtime.lab.spec(resource)

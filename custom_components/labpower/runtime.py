@@ -28,6 +28,7 @@ from homeassistant.helpers.event import (
 )
 from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
 
 from .build import (
     ResourceBuilder,
@@ -120,9 +121,14 @@ _TOKEN_EVENTS = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class LabRuntime:
-    """What a loaded Lab entry holds: the lab and its Home Assistant wiring."""
+    """What a loaded Lab entry holds: the lab and its Home Assistant wiring.
+
+    No generated repr: Home Assistant names a timer's job after its callback, and the repr
+    of a bound method of a runtime with every field of a 5,000-resource lab took tens of
+    MiB and most of a second (benchmarks/test_scale.py).
+    """
 
     hass: HomeAssistant
     entry: LabpowerConfigEntry
@@ -553,12 +559,19 @@ class LabRuntime:
         return remove
 
     def _notify(self, resources: Iterable[str], topic: Topic) -> None:
-        """Tell the entities of these resources, then the lab's, that `topic` changed."""
+        """Tell the entities of these resources, then the lab's, that `topic` changed.
+
+        A resource's state and holders also go to the watchers (the cards' websocket
+        subscriptions), which work without the resource's entities.
+        """
         for resource in resources:
             for update in list(self._listeners.get((resource, topic), ())):
                 update()
         for update in list(self._listeners.get((None, topic), ())):
             update()
+        if topic in _WATCHED and (watchers := resource_watchers(self.hass)):
+            for watcher in list(watchers):
+                watcher(self, resources)
 
     # Events of the lab
 
@@ -696,6 +709,27 @@ class LabRuntime:
         """How long a hold taken from the UI lasts (None: until released)."""
         limit = float(self.settings.get(CONF_UI_HOLD_MAX) or 0)
         return limit or None
+
+
+_WATCHED = frozenset({Topic.STATE, Topic.HOLDERS})
+_WATCHERS: HassKey[list[ResourceWatcher]] = HassKey(f"{DOMAIN}_watchers")
+
+# Called with a lab and the resources whose state or holders changed; with None for
+# every resource when the lab was set up or unloaded.
+type ResourceWatcher = Callable[[LabRuntime, Iterable[str] | None], None]
+
+
+@callback
+def resource_watchers(hass: HomeAssistant) -> list[ResourceWatcher]:
+    """Who follows every lab's resources (the cards' subscriptions)."""
+    return hass.data.setdefault(_WATCHERS, [])
+
+
+@callback
+def lab_changed(hass: HomeAssistant, runtime: LabRuntime) -> None:
+    """A lab was set up or unloaded: its watchers fetch every resource again."""
+    for watcher in list(resource_watchers(hass)):
+        watcher(runtime, None)
 
 
 def _utc_timestamp() -> float:

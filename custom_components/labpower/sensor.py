@@ -31,7 +31,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .core.energy import EnergyCounter
 from .core.model import ResourceState
 from .drivers.pdu import OutletStatus, UnitStatus
-from .entity import LabEntity, PduEntity, ResourceEntity
+from .entity import LabEntity, PduEntity, ResourceEntity, add_resource_entities
 from .operations import holder_entry, queue_list
 from .runtime import LabpowerConfigEntry, LabRuntime, Topic
 
@@ -40,7 +40,7 @@ PARALLEL_UPDATES = 0
 
 @dataclass(frozen=True, kw_only=True)
 class ResourceSensorDescription(SensorEntityDescription):
-    """A sensor of one resource."""
+    """A sensor of one resource (in a large lab off by default: see entity.LARGE_LAB)."""
 
     value_fn: Callable[[LabRuntime, str], str | int | float | None]
     topic: Topic = Topic.ENERGY
@@ -283,15 +283,15 @@ async def async_setup_entry(
     """State and Holders per resource; totals for the lab."""
     runtime = entry.runtime_data
     async_add_entities(LabSensor(runtime, description) for description in LAB_SENSORS)
-    for name in runtime.lab.names:
-        async_add_entities(
-            [
-                ResourceSensor(runtime, name, description)
-                for description in (*RESOURCE_SENSORS, POWER_DRAW)
-                if description.exists_fn(runtime, name)
-            ],
-            config_subentry_id=runtime.config_subentry_id(name),
-        )
+    add_resource_entities(
+        runtime,
+        async_add_entities,
+        lambda name: [
+            ResourceSensor(runtime, name, description)
+            for description in (*RESOURCE_SENSORS, POWER_DRAW)
+            if description.exists_fn(runtime, name)
+        ],
+    )
     for unit in runtime.units.values():
         status = unit.data
         if status is None:

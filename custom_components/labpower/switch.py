@@ -14,7 +14,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import DOMAIN
 from .coordinator import PduCoordinator
 from .core.model import LabError, PowerState, ResourceState, TokenKind
-from .entity import PduEntity, ResourceEntity
+from .entity import PduEntity, ResourceEntity, add_resource_entities
 from .helpers import labpower_errors
 from .runtime import POWERED_STATES, LabpowerConfigEntry, Topic
 from .users import async_caller_name
@@ -35,11 +35,9 @@ async def async_setup_entry(
 ) -> None:
     """One Power switch per resource."""
     runtime = entry.runtime_data
-    for name in runtime.lab.names:
-        async_add_entities(
-            [PowerSwitch(runtime, name, POWER)],
-            config_subentry_id=runtime.config_subentry_id(name),
-        )
+    add_resource_entities(
+        runtime, async_add_entities, lambda name: [PowerSwitch(runtime, name, POWER)]
+    )
     for unit in runtime.units.values():
         async_add_entities(
             [
@@ -54,6 +52,7 @@ class PowerSwitch(ResourceEntity, SwitchEntity):
     """On while the resource is wanted, powered or on its way up."""
 
     topics = frozenset({Topic.STATE, Topic.HOLDERS})
+    enabled_in_a_large_lab = True
 
     @override
     def shown(self) -> tuple[bool, ResourceState]:

@@ -335,3 +335,30 @@ async def test_restart_during_a_parents_off_delay_keeps_it() -> None:
     await again.advance(1)
     assert again.switched("off") == ["stack"]
     assert again.times("stack", "off") == [deadline]
+
+
+async def test_steady_polls_share_one_timer_per_tick() -> None:
+    """Idle resources poll on shared ticks: one timer serves them all, each still polls."""
+    rig = Rig()
+    names = [f"host-{n}" for n in range(50)]
+    await rig.start([rig.spec(name) for name in names])
+    slow = rig.lab.timing.slow_poll
+
+    def timers() -> int:
+        return len([timer for timer in rig.scheduler._timers if timer[2]])
+
+    assert timers() == 1  # one tick for the 50, not 50 timers
+    # One leaves the tick (a token: its pass plans on its own), the others stay on it.
+    rig.lab.acquire(["host-7"], "ci")
+    await rig.scheduler.settle()
+    assert rig.state("host-7") is not ResourceState.OFF
+    # Something else powers the others on: each one's next poll reads it ...
+    for name in names:
+        if name != "host-7":
+            rig.feeds[name].state = PowerState.ON
+    await rig.advance(slow)
+    # ... and, as nobody holds them, switches each back off once.
+    others = [name for name in names if name != "host-7"]
+    assert all(rig.feeds[name].commands == ["off"] for name in others)
+    await rig.lab.stop()
+    assert rig.lab._ticks == rig.lab._tick_timers == {}  # gone with their resources

@@ -233,9 +233,9 @@ async def onboard(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
 
 
 async def demo_ready(server: Server) -> bool:
-    """Whether the demo lab's entities are there (the last resource's State sensor)."""
+    """Whether the demo lab's entities are there (the last resource's Power switch)."""
     async with server.session.get(
-        f"{server.url}/api/states/sensor.pi_maas_state", headers=server.headers
+        f"{server.url}/api/states/switch.pi_maas_power", headers=server.headers
     ) as response:
         return response.status == 200
 

@@ -134,6 +134,9 @@ class Lab:
         self._resources: dict[str, _Managed] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._scheduler = scheduler or AsyncioScheduler()
+        # Steady polls on a shared tick: its instant -> who polls then, and its one timer.
+        self._ticks: dict[float, dict[str, _Managed]] = {}
+        self._tick_timers: dict[float, Cancel] = {}
         self._running = False
         self._refusal: str | None = None
         self._expiry_timer: Cancel | None = None
@@ -882,13 +885,16 @@ class Lab:
         if not self._running or self._resources.get(name) is not managed:
             return
         now = self.clock()
+        tick: float | None = None
         if delay in (self.timing.fast_poll, self.timing.slow_poll):
-            # Steady polls fall on shared ticks, so checks of many hosts batch together.
+            # Steady polls fall on shared ticks, so checks of many hosts batch together
+            # (and one timer serves every resource of a tick).
             delay -= now % delay
+            tick = round(now + delay, 3)
         off_at = self.ledger.off_deadline(name)
-        if off_at is not None and off_at > now:
-            delay = min(delay, off_at - now)
-        self._plan(managed, delay)
+        if off_at is not None and off_at > now and off_at - now < delay:
+            delay, tick = off_at - now, None
+        self._plan(managed, delay, tick)
 
     def _wake_by_off_deadline(self, managed: _Managed) -> None:
         off_at = self.ledger.off_deadline(managed.spec.name)
@@ -897,12 +903,46 @@ class Lab:
         if managed.due is None or off_at < managed.due:
             self._plan(managed, off_at - self.clock())
 
-    def _plan(self, managed: _Managed, delay: float) -> None:
+    def _plan(self, managed: _Managed, delay: float, tick: float | None = None) -> None:
         if managed.timer is not None:
             managed.timer()
         delay = max(0.0, delay)
         managed.due = self.clock() + delay
-        managed.timer = self._scheduler.call_later(delay, lambda: self._kick(managed))
+        if tick is None:
+            managed.timer = self._scheduler.call_later(
+                delay, lambda: self._kick(managed)
+            )
+        else:
+            managed.timer = self._join_tick(tick, delay, managed)
+
+    def _join_tick(self, tick: float, delay: float, managed: _Managed) -> Cancel:
+        """Poll at the shared instant `tick`; returns how to leave it."""
+        members = self._ticks.get(tick)
+        if members is None:
+            members = self._ticks[tick] = {}
+            self._tick_timers[tick] = self._scheduler.call_later(
+                delay, lambda: self._fire_tick(tick)
+            )
+        name = managed.spec.name
+        members[name] = managed
+
+        def leave() -> None:
+            group = self._ticks.get(tick)
+            if group is None or group.get(name) is not managed:
+                return
+            del group[name]
+            if not group:
+                del self._ticks[tick]
+                self._tick_timers.pop(tick)()
+
+        return leave
+
+    def _fire_tick(self, tick: float) -> None:
+        self._tick_timers.pop(tick, None)
+        for managed in self._ticks.pop(tick, {}).values():
+            managed.timer = None
+            managed.due = None
+            self._kick(managed)
 
     def _halt(self, managed: _Managed) -> asyncio.Task[None] | None:
         if managed.timer is not None:

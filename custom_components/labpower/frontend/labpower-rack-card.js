@@ -3,9 +3,11 @@
  *
  * A plain ES module web component, served and registered by the labpower integration (no
  * build step, no dependencies). It asks Home Assistant once for the resources (websocket
- * command "labpower/resources": names, labels, entity ids), then follows their State,
- * Holders and Power entities in hass.states. A click on a tile opens the more-info dialog
- * of the resource's Power switch: on takes a hold, off releases it.
+ * command "labpower/resources": names, labels, state, tokens, entity ids), then follows
+ * their changes (labpower/subscribe_resources): a resource's State and Holders sensors are
+ * disabled by default, so that a lab of thousands stays within Home Assistant's entity
+ * limit. A click on a tile opens the more-info dialog of the resource's Power switch: on
+ * takes a hold, off releases it.
  *
  *   type: custom:labpower-rack-card
  *   title: Lab              # optional
@@ -57,8 +59,8 @@ export function describeToken(token, now = Date.now()) {
 
 /*
  * A resource's state as the cards show it: {state (one of STATES), stateText and
- * reason (translated once the frontend has labpower's translations)}, from its State sensor,
- * else from labpower/resources.
+ * reason (translated once the frontend has labpower's translations)}, from its State sensor
+ * where that is enabled, else from labpower/resources and its subscription.
  */
 export function stateInfo(hass, resource) {
   const stateObj = hass.states[resource.entities?.state];
@@ -68,11 +70,25 @@ export function stateInfo(hass, resource) {
   if (stateObj && STATES.includes(stateObj.state) && hass.formatEntityState) {
     const formatted = hass.formatEntityState(stateObj);
     if (formatted && formatted !== stateObj.state) stateText = formatted;
+  } else if (!stateObj && hass.localize) {
+    const translated = hass.localize(`component.labpower.entity.sensor.state.state.${state}`);
+    if (translated) stateText = translated;
   }
-  let reason = stateObj?.attributes?.reason;
-  if (reason && hass.formatEntityAttributeValue)
+  let reason = stateObj ? stateObj.attributes?.reason : resource.reason;
+  if (reason && stateObj && hass.formatEntityAttributeValue)
     reason = hass.formatEntityAttributeValue(stateObj, "reason") || reason;
-  return { state, stateText, reason };
+  return { state, stateText, reason: reason ?? undefined };
+}
+
+/* Holder count and tokens ({holder, kind, since, expires}), oldest first. */
+export function holdersInfo(hass, resource) {
+  const holdersObj = hass.states[resource.entities?.holders];
+  if (holdersObj && /^\d+$/.test(holdersObj.state))
+    return {
+      holders: Number(holdersObj.state),
+      tokens: Array.isArray(holdersObj.attributes?.tokens) ? holdersObj.attributes.tokens : [],
+    };
+  return { holders: resource.holders ?? 0, tokens: resource.tokens ?? [] };
 }
 
 /* Whether a card would show the same objects (state objects, localize) as last time. */
@@ -293,9 +309,11 @@ const STYLE = `
 
 /*
  * What both cards share: the resources from labpower/resources, fetched once, then again
- * when labpower's entities were added or removed (or when a card asks), and never while a
- * fetch is under way (then once more after it). After each fetch the card's _fetched() runs,
- * and _render() after the last.
+ * when labpower's entities were added or removed, a lab was set up or unloaded (or when a
+ * card asks), and never while a fetch is under way (then once more after it). After each
+ * fetch the card's _fetched() runs, and _render() after the last. In between, the
+ * resources' state and tokens follow labpower/subscribe_resources (subscribed before the
+ * first fetch, so that no change falls in between), and the card draws them (_live()).
  */
 class LabpowerResourcesCard extends HTMLElement {
   constructor() {
@@ -311,6 +329,7 @@ class LabpowerResourcesCard extends HTMLElement {
     this._labs = []; // from labpower/resources: each lab's own entities
     this._savings = {}; // Cost avoided sensor -> {day, week, month} from the statistics
     this._savingsTimer = null;
+    this._subscription = null; // a promise of the unsubscribe function
   }
 
   /* Savings are asked for when the card is shown, then every SAVINGS_MS. */
@@ -378,6 +397,44 @@ class LabpowerResourcesCard extends HTMLElement {
     return lines;
   }
 
+  disconnectedCallback() {
+    const subscription = this._subscription;
+    this._subscription = null;
+    subscription?.then((unsubscribe) => unsubscribe()).catch(() => {});
+  }
+
+  async _subscribe() {
+    if (this._subscription !== null || !this._hass?.connection) return;
+    this._subscription = this._hass.connection.subscribeMessage((event) => this._event(event), {
+      type: "labpower/subscribe_resources",
+    });
+    try {
+      await this._subscription;
+    } catch (_err) {
+      this._subscription = null; // an older labpower: the card still shows what it fetched
+    }
+  }
+
+  _event(event) {
+    if (event.reload) {
+      this._fetch();
+      return;
+    }
+    if (!this._resources || !event.changed) return;
+    const changed = new Map(event.changed.map((r) => [`${r.lab}\n${r.name}`, r]));
+    this._resources = this._resources.map((r) => {
+      const now = changed.get(`${r.lab}\n${r.name}`);
+      return now ? { ...now, entities: r.entities } : r;
+    });
+    this._live();
+  }
+
+  /* A resource's state or tokens changed (the subscription): draw them. */
+  _live() {
+    this._shown = null;
+    this._render();
+  }
+
   get hass() {
     return this._hass;
   }
@@ -405,6 +462,7 @@ class LabpowerResourcesCard extends HTMLElement {
     }
     this._fetching = true;
     try {
+      await this._subscribe();
       const result = await this._hass.callWS({ type: "labpower/resources" });
       const first = this._resources === null;
       this._resources = result.resources;
@@ -452,6 +510,7 @@ class LabpowerRackCard extends LabpowerResourcesCard {
   }
 
   disconnectedCallback() {
+    super.disconnectedCallback();
     clearInterval(this._tick);
     this._stopSavings();
   }
@@ -603,10 +662,8 @@ class LabpowerRackCard extends LabpowerResourcesCard {
   _update(tile) {
     const resource = this._resource(tile.dataset.resource);
     if (!resource) return;
-    const holdersObj = this._hass.states[resource.entities?.holders];
     const { state, stateText, reason } = stateInfo(this._hass, resource);
-    const holders = holdersObj && /^\d+$/.test(holdersObj.state) ? Number(holdersObj.state) : resource.holders;
-    const tokens = Array.isArray(holdersObj?.attributes?.tokens) ? holdersObj.attributes.tokens : [];
+    const { holders, tokens } = holdersInfo(this._hass, resource);
     const now = Date.now();
     tile.dataset.state = state;
     tile.dataset.holders = String(holders);
@@ -747,7 +804,7 @@ class LabpowerRackCardEditor extends HTMLElement {
  * sensor's change since midnight, from the recorder's statistics), and Take a hold /
  * Renew (mine) / Release (mine) / Force off (administrators, confirmed). Filters: lab,
  * label, mine. Tokens come from labpower/resources (ids only of the user's own tokens,
- * or all for an administrator), fetched again when a Holders sensor changes.
+ * or all for an administrator), followed through labpower/subscribe_resources.
  */
 const OVERVIEW = "labpower-overview-card";
 const CONFIRM_MS = 5000;
@@ -914,7 +971,6 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
     this._filter = { lab: "", label: "", mine: false };
     this._energy = {}; // energy sensor -> kWh today, asked once the resources are known
     this._energyAsked = false;
-    this._holdersSeen = null; // the Holders sensors' state objects at the last fetch
     this._confirming = null; // resource whose Force off waits for a second click
     this._busy = false;
     this._shown = null; // the state objects (and localize) last rendered
@@ -953,6 +1009,7 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
   }
 
   disconnectedCallback() {
+    super.disconnectedCallback();
     clearInterval(this._tick);
     clearInterval(this._energyTimer);
     this._stopSavings();
@@ -964,23 +1021,13 @@ class LabpowerOverviewCard extends LabpowerResourcesCard {
 
   set hass(hass) {
     this._hass = hass;
-    if (this._entitiesChanged(hass) || this._holdersChanged(hass)) this._fetch();
+    if (this._entitiesChanged(hass)) this._fetch();
     else this._render();
-  }
-
-  /* Tokens (ids, "mine") come from the websocket: fetch again when a Holders sensor changed. */
-  _holdersChanged(hass) {
-    if (this._resources === null) return false;
-    const holders = this._resources.map((r) => hass.states[r.entities?.holders]);
-    const changed = this._holdersSeen === null || holders.some((s, i) => s !== this._holdersSeen[i]);
-    this._holdersSeen = holders;
-    return changed;
   }
 
   _fetched() {
     this._shown = null;
     if (this._resources === null) return;
-    this._holdersSeen = this._resources.map((r) => this._hass.states[r.entities?.holders]);
     if (!this._energyAsked) {
       this._energyAsked = true;
       this._fetchEnergy();

@@ -188,12 +188,6 @@ class LabCalendar(LabEntity, CalendarEntity):
     async def _async_stopping(self, _event: Event) -> None:
         await CalendarEntity.async_will_remove_from_hass(self)
 
-    @override
-    async def async_will_remove_from_hass(self) -> None:
-        """Drop a pending write (the lab's entities) and the alarms (the calendar's)."""
-        await LabEntity.async_will_remove_from_hass(self)
-        await CalendarEntity.async_will_remove_from_hass(self)
-
     @callback
     @override
     def _changed(self) -> None:

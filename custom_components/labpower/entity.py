@@ -154,6 +154,7 @@ class LabEntity(LabpowerEntity):
         if self._pending is not None:
             self._pending()
             self._pending = None
+        await super().async_will_remove_from_hass()
 
 
 class PduEntity(CoordinatorEntity[PduCoordinator]):

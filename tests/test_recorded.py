@@ -1,5 +1,8 @@
 """What the recorder keeps: the logbook and the Holders count's long-term statistics.
 
+It does not keep the Holders sensor's holder list: every acquire, renew and release
+rewrites it, and each recorded version would be a new row (see sensor.HoldersSensor).
+
 The logbook says who caused each power change, on the resource's device page Activity too.
 A module of its own: the recorder must be set up before the hass fixture (HA's rule for
 recorder tests), so every test here has it.
@@ -12,6 +15,7 @@ from datetime import datetime, timedelta
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder.core import Recorder
+from homeassistant.components.recorder.history import state_changes_during_period
 from homeassistant.components.recorder.statistics import (
     get_metadata,
     statistics_during_period,
@@ -150,3 +154,25 @@ async def test_holders_statistics_are_a_count(
     # 0 as the lab starts, 1 at once (alice), 2 after 150 s (bob)
     assert (period["min"], period["max"]) == (0.0, 2.0)
     assert 1.0 < period["mean"] < 2.0
+
+
+async def test_holder_list_is_live_not_recorded(hass: HomeAssistant) -> None:
+    """The Holders count and its unit are recorded; its holders and queue only live."""
+    start = dt_util.utcnow()
+    await _host_acquired(hass)
+    await call(hass, "acquire", {"resource": "host-1", "holder": "bob"})
+    await async_wait_recording_done(hass)
+    holders = "sensor.host_1_holders"
+    live = hass.states.get(holders)
+    assert live is not None
+    assert [token["holder"] for token in live.attributes["tokens"]] == ["alice", "bob"]
+    assert live.attributes["queue"] == []
+    recorder = hass.data["recorder_instance"]
+    recorded = await recorder.async_add_executor_job(
+        lambda: state_changes_during_period(hass, start, entity_id=holders)
+    )
+    assert [s.state for s in recorded[holders]] == ["0", "1", "2"]
+    for recorded_state in recorded[holders]:
+        assert "tokens" not in recorded_state.attributes
+        assert "queue" not in recorded_state.attributes
+        assert recorded_state.attributes["state_class"] == "measurement"

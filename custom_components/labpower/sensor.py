@@ -287,7 +287,9 @@ async def async_setup_entry(
         runtime,
         async_add_entities,
         lambda name: [
-            ResourceSensor(runtime, name, description)
+            (HoldersSensor if description.key == "holders" else ResourceSensor)(
+                runtime, name, description
+            )
             for description in (*RESOURCE_SENSORS, POWER_DRAW)
             if description.exists_fn(runtime, name)
         ],
@@ -353,6 +355,19 @@ class ResourceSensor(ResourceEntity, MoneySensor):
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """The state's reason; the holders' tokens."""
         return self.entity_description.attributes_fn(self.runtime, self.resource)
+
+
+class HoldersSensor(ResourceSensor):
+    """A resource's holder count; its holders and queue are attributes not recorded.
+
+    Every acquire, renew and release rewrites the holder list (new token ids and expiry
+    times): recorded, each write would be a new attributes row in the database, the
+    recorder's heaviest work under load, its thread holding the interpreter while the
+    event loop waits. The count keeps its history and statistics; who held a machine
+    when is in the logbook (the token events).
+    """
+
+    _unrecorded_attributes = frozenset({"tokens", "queue"})
 
 
 class LabSensor(LabEntity, MoneySensor):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from homeassistant.auth.models import User
@@ -19,15 +19,15 @@ from .const import DOMAIN
 from .operations import resource_view, runtimes
 from .runtime import LabRuntime, resource_watchers
 
-# The entities the cards use, by their description's key.
+# The entities the cards use: the card's name for each, its platform and unique id suffix.
 _ENTITIES = {
-    "power": Platform.SWITCH,
-    "state": Platform.SENSOR,
-    "holders": Platform.SENSOR,
-    "energy": Platform.SENSOR,
+    "power": (Platform.SWITCH, "power"),
+    "state": (Platform.SENSOR, "state"),
+    "holders": (Platform.SENSOR, "holders"),
+    "energy": (Platform.SENSOR, "energy"),
 }
-# The lab's entities the cards use (savings in their header), by the card's name for them.
-_LAB_ENTITIES = {"cost_avoided": "cost_avoided_total"}
+# The lab's (savings in the cards' header).
+_LAB_ENTITIES = {"cost_avoided": (Platform.SENSOR, "cost_avoided_total")}
 
 
 @callback
@@ -46,15 +46,20 @@ def _view(runtime: LabRuntime, name: str, user: User) -> dict[str, Any]:
     return view
 
 
-def _entity_ids(registry: er.EntityRegistry, subentry_id: str) -> dict[str, str | None]:
-    """The resource's enabled entities the cards use (None: disabled or not there)."""
+def _entity_ids(
+    registry: er.EntityRegistry,
+    owner_id: str,
+    wanted: Mapping[str, tuple[Platform, str]],
+) -> dict[str, str | None]:
+    """The enabled entities of a resource's subentry or a lab's entry the cards use.
+
+    None: disabled or not there.
+    """
     found: dict[str, str | None] = {}
-    for key, platform in _ENTITIES.items():
-        entity_id = registry.async_get_entity_id(
-            platform, DOMAIN, f"{subentry_id}_{key}"
-        )
+    for name, (platform, key) in wanted.items():
+        entity_id = registry.async_get_entity_id(platform, DOMAIN, f"{owner_id}_{key}")
         entry = None if entity_id is None else registry.async_get(entity_id)
-        found[key] = entity_id if entry is not None and not entry.disabled else None
+        found[name] = entity_id if entry is not None and not entry.disabled else None
     return found
 
 
@@ -76,21 +81,19 @@ def websocket_resources(
     resources: list[dict[str, Any]] = []
     labs: list[dict[str, Any]] = []
     for runtime in runtimes(hass):
-        entry_id = runtime.entry.entry_id
         labs.append(
             {
                 "name": runtime.entry.title,
-                "entities": {
-                    name: registry.async_get_entity_id(
-                        Platform.SENSOR, DOMAIN, f"{entry_id}_{key}"
-                    )
-                    for name, key in _LAB_ENTITIES.items()
-                },
+                "entities": _entity_ids(
+                    registry, runtime.entry.entry_id, _LAB_ENTITIES
+                ),
             }
         )
         for name in runtime.lab.names:
             view = _view(runtime, name, connection.user)
-            view["entities"] = _entity_ids(registry, runtime.subentry_of[name])
+            view["entities"] = _entity_ids(
+                registry, runtime.subentry_of[name], _ENTITIES
+            )
             resources.append(view)
     connection.send_result(msg["id"], {"resources": resources, "labs": labs})
 

@@ -79,6 +79,22 @@ async def _queue(hass: HomeAssistant, resource: str) -> list[tuple[str, int]]:
     return [(q["holder"], q["position"]) for q in listed["resources"][0]["queue"]]
 
 
+async def _board_held_and_waited_for(
+    hass: HomeAssistant,
+) -> tuple[dict[str, Any], asyncio.Task[Any]]:
+    """`me` holds the board exclusively; `bench` waits in the queue for it to itself."""
+    held = await call(
+        hass,
+        "acquire",
+        {"resource": "board", "holder": "me", "exclusive": True, "kind": "hold"},
+    )
+    waiting = await _start(
+        hass,
+        {"resource": "board", "holder": "bench", "exclusive": True, "wait": "queue"},
+    )
+    return held, waiting
+
+
 def _granted(events: list[Event]) -> list[str]:
     return [event.data["holder"] for event in events]
 
@@ -91,15 +107,7 @@ async def test_two_exclusive_requests_the_second_waits_for_the_first(
     hass: HomeAssistant,
 ) -> None:
     await _lab(hass, "board")
-    first = await call(
-        hass,
-        "acquire",
-        {"resource": "board", "holder": "me", "exclusive": True, "kind": "hold"},
-    )
-    second = await _start(
-        hass,
-        {"resource": "board", "holder": "bench", "exclusive": True, "wait": "queue"},
-    )
+    first, second = await _board_held_and_waited_for(hass)
     await _settle(hass)
     assert not second.done()
     assert await _queue(hass, "board") == [("bench", 1)]
@@ -405,15 +413,7 @@ async def test_diagnostics_show_the_queue_without_its_tickets(
     hass: HomeAssistant, hass_client: ClientSessionGenerator
 ) -> None:
     entry = await _lab(hass, "board")
-    await call(
-        hass,
-        "acquire",
-        {"resource": "board", "holder": "me", "exclusive": True, "kind": "hold"},
-    )
-    waiting = await _start(
-        hass,
-        {"resource": "board", "holder": "bench", "exclusive": True, "wait": "queue"},
-    )
+    _held, waiting = await _board_held_and_waited_for(hass)
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     [queued] = diagnostics["queue"]
     assert (queued["holder"], queued["position"], queued["resources"]) == (

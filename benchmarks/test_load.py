@@ -1,13 +1,17 @@
-"""Load on the REST API: 100 clients against a real Home Assistant, and its own baseline.
+"""Load on the REST API: 100 clients against a real Home Assistant, and its own baselines.
 
 Home Assistant runs as scripts/develop runs it (tests/peers/hass_process.py: config/ in a
 temporary directory, `hass --skip-pip` on a free 127.0.0.1 port, the owner made through
 onboarding), seeded with a lab of 50 resources switched by input_booleans (no checker, a
 one-second off delay). With a long-lived access token, CLIENTS concurrent aiohttp clients
 (each its own connection, in this process) first GET /api/states for LOAD_SECONDS (the
-baseline), then loop acquire (POST .../resources/{random}/tokens), renew and release (POST
-.../tokens/renew and .../tokens/release, the token in the body) for as long. Latency is
-taken per request, from sending to the last byte of the answer.
+baseline of the target), then toggle input_booleans of their own through Home Assistant's
+REST API for as long (Home Assistant's own recorded write), then loop acquire (POST
+.../resources/{random}/tokens), renew and release (POST .../tokens/renew and
+.../tokens/release, the token in the body). Latency is taken per request, from sending
+to the last byte of the answer. Between the phases the recorder writes its backlog.
+It runs twice: with the recorder as installed, and with the exclusion README gives for a
+busy lab (RECORDERS).
 
 Timings are reported, never asserted. Asserted: no 5xx and every answer the one expected,
 every acquired token id unique, renewed and released (204), and afterwards no token left
@@ -21,6 +25,7 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+import functools
 import json
 import math
 import os
@@ -59,9 +64,24 @@ TTL = 600
 OFF_DELAY = float(os.environ.get("LABPOWER_LOAD_OFF_DELAY", "1"))
 REQUEST_TIMEOUT = 30.0
 STATES = "GET /api/states"
+TOGGLE = "POST input_boolean/toggle"
 KINDS = ("acquire", "renew", "release")
-EXPECTED = {STATES: 200, "acquire": 201, "renew": 200, "release": 204}
+EXPECTED = {STATES: 200, TOGGLE: 200, "acquire": 201, "renew": 200, "release": 204}
+RECORDER_THREAD = "Recorder"
+RECORDER_COMMIT = 5.0  # s, the recorder's default commit_interval
 TARGET_P99_RATIO = 2.0  # each kind's p99 against GET /api/states's (issue 18)
+# Each run's recorder: as Home Assistant installs it, and with the exclusion README
+# gives for a busy lab (the token events stay on the bus for automations and the live
+# logbook; the database keeps the power changes and who caused them).
+BUSY_LAB_RECORDER = """
+recorder:
+  exclude:
+    event_types: [labpower_token_acquired, labpower_token_released]
+"""
+RECORDERS = {
+    "default": ("recorder as installed", ""),
+    "busy_lab": ("token events not recorded", BUSY_LAB_RECORDER),
+}
 
 pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),
@@ -77,14 +97,25 @@ def relay_id(name: str) -> str:
     return f"{name.replace('-', '_')}_relay"
 
 
-def load_lab_seed(directory: Path) -> None:
-    """Instead of the demo lab: a Load lab of RESOURCES relays, as one made in the UI."""
+def toggle_id(number: int) -> str:
+    """The object id of one of the input_booleans HA's own write baseline toggles."""
+    return f"load_toggle_{number:02d}"
+
+
+def load_lab_seed(directory: Path, recorder: str = "") -> None:
+    """Instead of the demo lab: a Load lab of RESOURCES relays, as one made in the UI.
+
+    `recorder` is added to configuration.yaml (a recorder: section, or nothing).
+    """
     configuration = directory / "configuration.yaml"
     text = configuration.read_text(encoding="utf-8")
     assert "\ninput_boolean:\n" in text
     relays = "".join(f"  {relay_id(name)}:\n    name: {name} relay\n" for name in NAMES)
+    relays += "".join(
+        f"  {toggle_id(i)}:\n    name: toggle {i}\n" for i in range(RESOURCES)
+    )
     configuration.write_text(
-        text.replace("\ninput_boolean:\n", "\ninput_boolean:\n" + relays, 1),
+        text.replace("\ninput_boolean:\n", "\ninput_boolean:\n" + relays, 1) + recorder,
         encoding="utf-8",
     )
     policy = {
@@ -176,6 +207,7 @@ class Phase:
     released: int = 0
     seconds: float = 0.0
     hass_cpu: float = 0.0
+    recorder_cpu: float = 0.0
     client_cpu: float = 0.0
 
     async def request(
@@ -214,6 +246,22 @@ async def states_client(
     """The baseline: GET /api/states until the deadline."""
     while time.perf_counter() < deadline:
         await phase.request(session, STATES, "GET", f"{url}/api/states")
+
+
+async def toggle_client(
+    session: aiohttp.ClientSession, url: str, phase: Phase, deadline: float, number: int
+) -> None:
+    """HA's own write: toggle a random input_boolean until the deadline."""
+    rng = random.Random(number)
+    while time.perf_counter() < deadline:
+        entity_id = f"input_boolean.{toggle_id(rng.randrange(RESOURCES))}"
+        await phase.request(
+            session,
+            TOGGLE,
+            "POST",
+            f"{url}/api/services/input_boolean/toggle",
+            {"entity_id": entity_id},
+        )
 
 
 async def labpower_client(
@@ -262,11 +310,25 @@ async def labpower_client(
             phase.released += 1
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system, every thread) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1]
-    utime, stime = fields.split()[11:13]
-    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int, thread: str | None = None) -> float:
+    """CPU seconds (user + system) a process has used so far: every thread, or one.
+
+    `thread` is a thread's name (Home Assistant's recorder runs in one named Recorder).
+    """
+    proc = Path(f"/proc/{pid}")
+    if thread is None:
+        stats = [proc / "stat"]
+    else:
+        stats = [
+            task / "stat"
+            for task in (proc / "task").iterdir()
+            if (task / "comm").read_text(encoding="ascii").strip() == thread
+        ]
+    ticks = 0
+    for stat in stats:
+        fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def run_phase(
@@ -278,6 +340,7 @@ async def run_phase(
     assert server.process is not None
     phase = Phase()
     hass_cpu = cpu_seconds(server.process.pid)
+    recorder_cpu = cpu_seconds(server.process.pid, RECORDER_THREAD)
     client_cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + LOAD_SECONDS
@@ -287,7 +350,19 @@ async def run_phase(
     phase.seconds = time.perf_counter() - start
     phase.client_cpu = time.process_time() - client_cpu
     phase.hass_cpu = cpu_seconds(server.process.pid) - hass_cpu
+    phase.recorder_cpu = cpu_seconds(server.process.pid, RECORDER_THREAD) - recorder_cpu
     return phase
+
+
+async def recorder_idle(server: Server) -> None:
+    """Wait until the recorder has written what the phase before made (its backlog)."""
+    for _ in range(240):
+        [info] = await server.websocket({"type": "recorder/info"})
+        if info["backlog"] == 0:
+            await asyncio.sleep(RECORDER_COMMIT)  # and committed it
+            return
+        await asyncio.sleep(0.5)
+    pytest.fail(f"the recorder still has {info['backlog']} events to write")
 
 
 # Figures
@@ -320,10 +395,21 @@ def unexpected(phase: Phase) -> dict[str, int]:
     }
 
 
-async def test_rest_load(tmp_path: Path, report: list[Row]) -> None:
-    """CLIENTS clients on labpower's REST API, against as many on GET /api/states."""
+@pytest.mark.parametrize("recorder", list(RECORDERS))
+async def test_rest_load(tmp_path: Path, report: list[Row], recorder: str) -> None:
+    """CLIENTS clients on labpower's REST API, against as many on GET /api/states.
+
+    And on Home Assistant's own write (an input_boolean toggle through its REST API,
+    recorded as labpower's token changes are); the recorder's backlog is written
+    between the phases, so none measures the one before.
+    """
+    label, recorder_config = RECORDERS[recorder]
+    order = 20 + list(RECORDERS).index(recorder)
     async with home_assistant(
-        tmp_path, seed=load_lab_seed, ready=all_off, ready_seconds=60
+        tmp_path,
+        seed=functools.partial(load_lab_seed, recorder=recorder_config),
+        ready=all_off,
+        ready_seconds=60,
     ) as server:
         access_token = await server.long_lived_token("labpower load benchmark")
         sessions = [
@@ -352,7 +438,15 @@ async def test_rest_load(tmp_path: Path, report: list[Row]) -> None:
             ) -> None:
                 await labpower_client(session, server.url, phase, deadline, i)
 
+            async def toggles(
+                session: aiohttp.ClientSession, i: int, phase: Phase, deadline: float
+            ) -> None:
+                await toggle_client(session, server.url, phase, deadline, i)
+
             baseline = await run_phase(server, sessions, states)
+            await recorder_idle(server)
+            writes = await run_phase(server, sessions, toggles)
+            await recorder_idle(server)
             load = await run_phase(server, sessions, labpower)
         finally:
             await asyncio.gather(*(session.close() for session in sessions))
@@ -385,12 +479,12 @@ async def test_rest_load(tmp_path: Path, report: list[Row]) -> None:
     states_per_cpu = baseline.count((STATES,)) / baseline.hass_cpu
     errors_5xx = sum(
         n
-        for phase in (baseline, load)
+        for phase in (baseline, writes, load)
         for (_, status), n in phase.statuses.items()
         if status >= 500
     )
-    other = unexpected(baseline) | unexpected(load)
-    failures = baseline.failures + load.failures
+    other = unexpected(baseline) | unexpected(writes) | unexpected(load)
+    failures = baseline.failures + writes.failures + load.failures
     http_ok = errors_5xx == 0 and not other and not failures
     acquired = len(load.acquired)
     unique = len(set(load.acquired))
@@ -403,11 +497,13 @@ async def test_rest_load(tmp_path: Path, report: list[Row]) -> None:
     )
     p50, p99 = percentile(lab_latencies, 0.5), percentile(lab_latencies, 0.99)
     s50, s99 = percentile(state_latencies, 0.5), percentile(state_latencies, 0.99)
+    toggle_latencies = writes.merged((TOGGLE,))
+    t50, t99 = percentile(toggle_latencies, 0.5), percentile(toggle_latencies, 0.99)
     report.extend(
         [
             Row(
-                20,
-                f"REST API load: {CLIENTS} clients, {LOAD_SECONDS:g} s each",
+                order,
+                f"REST API load: {CLIENTS} clients, {LOAD_SECONDS:g} s each, {label}",
                 f"{lab_rate:,.0f} requests/s",
                 f"{STATES} {states_rate:,.0f}/s",
                 f"{lab_rate / states_rate:.2f}",
@@ -415,18 +511,19 @@ async def test_rest_load(tmp_path: Path, report: list[Row]) -> None:
                 "",
             ),
             Row(
-                21,
+                order,
                 "  (per Home Assistant CPU second)",
                 f"{lab_per_cpu:,.0f} requests/s",
                 f"{states_per_cpu:,.0f}/s",
                 f"{lab_per_cpu / states_per_cpu:.2f}",
-                f"HA CPU {load.hass_cpu:.0f} s | {baseline.hass_cpu:.0f} s, "
+                f"HA CPU {load.hass_cpu:.0f} s | {baseline.hass_cpu:.0f} s "
+                f"(recorder {load.recorder_cpu:.1f} s | {baseline.recorder_cpu:.1f} s), "
                 f"clients {load.client_cpu:.0f} s | {baseline.client_cpu:.0f} s",
                 "",
             ),
-            Row(22, "  p50 latency", ms(p50), ms(s50), f"{p50 / s50:.2f}", "", ""),
+            Row(order, "  p50 latency", ms(p50), ms(s50), f"{p50 / s50:.2f}", "", ""),
             Row(
-                23,
+                order,
                 "  p99 latency",
                 ms(p99),
                 ms(s99),
@@ -436,7 +533,7 @@ async def test_rest_load(tmp_path: Path, report: list[Row]) -> None:
             ),
             *(
                 Row(
-                    23,
+                    order,
                     f"  p99 latency, {kind} alone",
                     ms(kind_p99),
                     ms(s99),
@@ -448,7 +545,18 @@ async def test_rest_load(tmp_path: Path, report: list[Row]) -> None:
                 for kind_p99 in (percentile(load.latencies[kind], 0.99),)
             ),
             Row(
-                24,
+                order,
+                f"  p99 latency against Home Assistant's own write ({TOGGLE})",
+                ms(p99),
+                ms(t99),
+                f"{p99 / t99:.2f}",
+                f"{TOGGLE} itself: {t99 / s99:.2f} x {STATES}, "
+                f"{writes.count((TOGGLE,)) / writes.seconds:,.0f}/s, p50 {ms(t50)}, "
+                f"recorder {writes.recorder_cpu:.1f} s",
+                "",
+            ),
+            Row(
+                order,
                 "  (p50 / p99: acquire | renew | release)",
                 " | ".join(
                     f"{percentile(load.latencies[kind], 0.5) * 1000:.1f}"
@@ -462,7 +570,7 @@ async def test_rest_load(tmp_path: Path, report: list[Row]) -> None:
                 "",
             ),
             Row(
-                25,
+                order,
                 "  HTTP: no 5xx, every answer as expected",
                 f"{load.count(lab_kinds):,} answers",
                 f"{baseline.count((STATES,)):,} answers",
@@ -472,7 +580,7 @@ async def test_rest_load(tmp_path: Path, report: list[Row]) -> None:
                 note(http_ok),
             ),
             Row(
-                26,
+                order,
                 "  ledger: ids unique, renewed, released (204), none left",
                 f"{acquired:,} tokens",
                 "",
@@ -482,7 +590,7 @@ async def test_rest_load(tmp_path: Path, report: list[Row]) -> None:
                 note(ledger_ok),
             ),
             Row(
-                27,
+                order,
                 f"  every resource off after its {OFF_DELAY:g} s off delay",
                 f"{sum(s == 'off' for s in (final or {}).values())}/{RESOURCES} off",
                 "",

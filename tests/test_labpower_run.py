@@ -277,9 +277,12 @@ async def test_renews_with_the_resources_default_ttl(
     process = await start(server.environ, "--resource", "builder-2", "--", "sleep", "1")
     await until(lambda: holders(lab, "builder-2"))
     [token] = holders(lab, "builder-2")
-    first = dt_util.parse_datetime(acquired[0].data["expires"])
-    assert first is not None
-    await until(lambda: token.expires > first.timestamp())
+    since = dt_util.parse_datetime(acquired[0].data["since"])
+    assert since is not None
+    first = (
+        since.timestamp() + lab.runtime_data.lab.ledger.policy("builder-2").default_ttl
+    )
+    await until(lambda: token.expires > first)
     result = await finish(process)
     assert result.code == 0, result.stderr
     assert "renewing" not in result.stderr

@@ -15,11 +15,13 @@ from datetime import datetime, timedelta
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder.core import Recorder
+from homeassistant.components.recorder.db_schema import Events, EventTypes
 from homeassistant.components.recorder.history import state_changes_during_period
 from homeassistant.components.recorder.statistics import (
     get_metadata,
     statistics_during_period,
 )
+from homeassistant.components.recorder.util import session_scope
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
@@ -176,3 +178,52 @@ async def test_holder_list_is_live_not_recorded(hass: HomeAssistant) -> None:
         assert "tokens" not in recorded_state.attributes
         assert "queue" not in recorded_state.attributes
         assert recorded_state.attributes["state_class"] == "measurement"
+
+
+async def test_a_token_costs_the_recorder_few_rows(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """A token's acquire and release share one event data row; renewals add no event.
+
+    Under load the recorder's writes are what makes answers wait (see README,
+    Benchmarks): a renewal only moves an expiry, and a token's events carry only what
+    stays the same through its life (`since` pairs its acquire with its end).
+    """
+    await _host_acquired(hass)
+    acquired = async_capture_events(hass, "labpower_token_acquired")
+    released = async_capture_events(hass, "labpower_token_released")
+    now = dt_util.utcnow()
+    [token] = (await call(hass, "acquire", {"resource": "host-1", "holder": "ci 7"}))[
+        "tokens"
+    ]
+    await advance(hass, freezer, 30)
+    for _ in range(3):
+        await call(hass, "renew", {"token": token["token"], "ttl": 900})
+    await call(hass, "release", {"token": token["token"]})
+    await async_wait_recording_done(hass)
+    assert acquired[0].data == released[0].data
+    assert acquired[0].data["since"] == now.isoformat()
+    assert "expires" not in acquired[0].data  # it changes with each renewal
+
+    def rows() -> list[tuple[str, int | None]]:
+        with session_scope(hass=hass, read_only=True) as session:
+            return [
+                (event_type, data_id)
+                for event_type, data_id in session.query(
+                    EventTypes.event_type, Events.data_id
+                )
+                .join(Events, Events.event_type_id == EventTypes.event_type_id)
+                .filter(EventTypes.event_type.like("labpower_token_%"))
+                .all()
+            ]
+
+    recorder = hass.data["recorder_instance"]
+    recorded = await recorder.async_add_executor_job(rows)
+    types = [event_type for event_type, _ in recorded]
+    assert types == [
+        "labpower_token_acquired",  # alice
+        "labpower_token_acquired",
+        "labpower_token_released",
+    ]
+    assert recorded[1][1] == recorded[2][1]  # ci 7's two events, one data row
+    assert recorded[0][1] != recorded[1][1]

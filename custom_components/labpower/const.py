@@ -68,7 +68,6 @@ EVENT_TOKEN_ACQUIRED: Final = "labpower_token_acquired"
 EVENT_TOKEN_RELEASED: Final = "labpower_token_released"
 EVENT_TOKEN_EXPIRED: Final = "labpower_token_expired"
 EVENT_TOKEN_REVOKED: Final = "labpower_token_revoked"
-EVENT_TOKEN_RENEWED: Final = "labpower_token_renewed"
 # A token ends soon (the lab's expiring_warning before its expiry; not renewed since).
 EVENT_TOKEN_EXPIRING: Final = "labpower_token_expiring"
 EVENT_POWER_CHANGED: Final = "labpower_power_changed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime
+from typing import override
 
 from homeassistant.core import CALLBACK_TYPE, callback
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -111,7 +112,46 @@ class ResourceEntity(LabpowerEntity):
         return self._resource
 
 
-class LabEntity(LabpowerEntity):
+class DelayedWrites(LabpowerEntity):
+    """An entity some of whose changes are written at most once per TOTALS_DELAY.
+
+    A change `write_now` accepts is written at once (with whatever is pending); the
+    others wait for one write at the end of the delay, however many came meanwhile.
+    """
+
+    _pending: CALLBACK_TYPE | None = None
+
+    def write_now(self) -> bool:
+        """Whether the change just made is written at once."""
+        raise NotImplementedError
+
+    @callback
+    def _changed(self) -> None:
+        if self.write_now():
+            self._drop_pending()
+            super()._changed()
+        elif self._pending is None:
+            self._pending = async_call_later(
+                self.hass, TOTALS_DELAY, self._write_delayed
+            )
+
+    @callback
+    def _write_delayed(self, _now: datetime) -> None:
+        self._pending = None
+        super()._changed()
+
+    def _drop_pending(self) -> None:
+        if self._pending is not None:
+            self._pending()
+            self._pending = None
+
+    async def async_will_remove_from_hass(self) -> None:
+        """Drop a pending write."""
+        self._drop_pending()
+        await super().async_will_remove_from_hass()
+
+
+class LabEntity(DelayedWrites):
     """An entity of the lab's own device (totals).
 
     Totals change with every token anywhere in the lab: they are written at most once
@@ -119,8 +159,6 @@ class LabEntity(LabpowerEntity):
     The holder total follows the journal's commits instead (Topic.COMMITTED, already
     one per batch): once a request is answered, it shows what the request changed.
     """
-
-    _pending: CALLBACK_TYPE | None = None
 
     def __init__(self, runtime: LabRuntime, description: EntityDescription) -> None:
         """Attach to the lab's device."""
@@ -134,27 +172,9 @@ class LabEntity(LabpowerEntity):
             model="Lab",
         )
 
-    @callback
-    def _changed(self) -> None:
-        if Topic.COMMITTED in self.topics:
-            super()._changed()
-            return
-        if self._pending is None:
-            self._pending = async_call_later(
-                self.hass, TOTALS_DELAY, self._write_totals
-            )
-
-    @callback
-    def _write_totals(self, _now: datetime) -> None:
-        self._pending = None
-        super()._changed()
-
-    async def async_will_remove_from_hass(self) -> None:
-        """Drop a pending write."""
-        if self._pending is not None:
-            self._pending()
-            self._pending = None
-        await super().async_will_remove_from_hass()
+    @override
+    def write_now(self) -> bool:
+        return Topic.COMMITTED in self.topics
 
 
 class PduEntity(CoordinatorEntity[PduCoordinator]):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
-from typing import Any, override
+from typing import Any, cast, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -31,7 +31,13 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .core.energy import EnergyCounter
 from .core.model import ResourceState
 from .drivers.pdu import OutletStatus, UnitStatus
-from .entity import LabEntity, PduEntity, ResourceEntity, add_resource_entities
+from .entity import (
+    DelayedWrites,
+    LabEntity,
+    PduEntity,
+    ResourceEntity,
+    add_resource_entities,
+)
 from .operations import holder_entry, queue_list
 from .runtime import LabpowerConfigEntry, LabRuntime, Topic
 
@@ -357,7 +363,7 @@ class ResourceSensor(ResourceEntity, MoneySensor):
         return self.entity_description.attributes_fn(self.runtime, self.resource)
 
 
-class HoldersSensor(ResourceSensor):
+class HoldersSensor(DelayedWrites, ResourceSensor):
     """A resource's holder count; its holders and queue are attributes not recorded.
 
     Every acquire, renew and release rewrites the holder list (new token ids and expiry
@@ -365,9 +371,19 @@ class HoldersSensor(ResourceSensor):
     recorder's heaviest work under load, its thread holding the interpreter while the
     event loop waits. The count keeps its history and statistics; who held a machine
     when is in the logbook (the token events).
+
+    A new count is written at once (once a request is answered, the sensor shows what
+    it changed); a change of the lists alone (a renewal's expiry, a queue's positions)
+    within TOTALS_DELAY, one write for however many came: the recorder still writes a
+    row for each state write, even when nothing it records changed.
     """
 
     _unrecorded_attributes = frozenset({"tokens", "queue"})
+
+    @override
+    def write_now(self) -> bool:
+        written = cast("tuple[Hashable, str] | None", self._shown)
+        return written is None or written[0] != self.native_value
 
 
 class LabSensor(LabEntity, MoneySensor):

@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.labpower.assist import join_names, parse_hours, spoken
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .peers.ha import advance, call, say, state
+from .peers.ha import advance, call, holders, say, state
 
 
 @pytest.fixture
@@ -126,11 +126,11 @@ async def test_reserve_release_and_switch(
     )
     # turning off through Assist: refused with the holders' names, not an error
     assert await say(hass, "turn on builder-10 power", me) == "Turned on builder-10."
-    assert state(hass, "sensor.builder_10_holders") == "2"
+    assert await holders(hass, "builder-10") == "2"
     assert await say(hass, "turn off builder-10 power", me) == (
         "Released, but builder-10 stays on: still used by bob."
     )
-    assert state(hass, "sensor.builder_10_holders") == "1"
+    assert await holders(hass, "builder-10") == "1"
     await advance(hass, freezer, 1)
     assert state(hass, "input_boolean.builder_10_relay") == "on"
 

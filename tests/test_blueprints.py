@@ -20,7 +20,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from .peers.ha import call, state
+from .peers.ha import call, holders, state
 
 BLUEPRINTS = Path(__file__).parent.parent / "blueprints"
 
@@ -65,7 +65,7 @@ async def test_ci_webhook(
 
     await hook({"action": "acquire", "resource": "builder-1", "holder": "jenkins #42"})
     await hook({"action": "acquire", "resource": "builder-1", "holder": "jenkins #43"})
-    assert state(hass, "sensor.builder_1_holders") == "2"
+    assert await holders(hass, "builder-1") == "2"
     assert state(hass, "input_boolean.builder_1_relay") == "on"
     listed = await call(hass, "list", {"resource": "builder-1"})
     assert {t["holder"] for t in listed["resources"][0]["tokens"]} == {

@@ -169,6 +169,45 @@ async def test_leases_and_holds_are_events(
     assert state(hass, CALENDAR) == "on"
 
 
+async def test_the_calendar_state_is_the_first_live_token(
+    hass: HomeAssistant, lab: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """The state names the token taken first that still lives; later ones write nothing."""
+    [ci] = (
+        await call(
+            hass, "acquire", {"resource": "builder-1", "holder": "ci", "ttl": 60}
+        )
+    )["tokens"]
+    await advance(hass, freezer, 5)
+    await call(
+        hass, "acquire", {"resource": "builder-2", "holder": "me", "kind": "hold"}
+    )
+    assert hass.states.get(CALENDAR).attributes["message"] == "ci: builder-1"  # type: ignore[union-attr]
+    writes = async_capture_events(hass, "state_changed")
+
+    def calendar_writes() -> list[str]:
+        return [
+            e.data["new_state"].attributes.get("message", "")
+            for e in writes
+            if e.data["entity_id"] == CALENDAR
+        ]
+
+    await advance(hass, freezer, 5)
+    await call(hass, "acquire", {"resource": "builder-2", "holder": "late", "ttl": 600})
+    assert calendar_writes() == []
+    await call(hass, "release", {"token": ci["token"]})
+    assert calendar_writes() == ["me: builder-2"]
+    # an open hold's end moves with now: its event is written again only when it changes
+    await advance(hass, freezer, 30)
+    await call(
+        hass, "acquire", {"resource": "builder-1", "holder": "later", "ttl": 600}
+    )
+    assert calendar_writes() == ["me: builder-2"]
+    [hold] = [t for t in _tokens(lab, "builder-2") if t.holder == "me"]
+    await call(hass, "release", {"token": hold.id})
+    assert calendar_writes() == ["me: builder-2", "late: builder-2"]
+
+
 def _tokens(entry: MockConfigEntry, name: str) -> list[Any]:
     return list(entry.runtime_data.lab.ledger.tokens(name))
 

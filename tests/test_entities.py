@@ -26,7 +26,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .peers.ha import call, state
+from .peers.ha import call, holders, state
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ async def test_power_switch_holds_for_the_user(
     await _turn(hass, "turn_off", hass_admin_user)
     await hass.async_block_till_done()
     # the switch is an off for a power client: off at once, no off delay
-    assert state(hass, "sensor.builder_1_holders") == "0"
+    assert await holders(hass, "builder-1") == "0"
     assert state(hass, "input_boolean.builder_1_relay") == "off"
     assert state(hass, "switch.builder_1_power") == "off"
 

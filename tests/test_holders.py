@@ -20,6 +20,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
+    async_fire_time_changed,
     async_mock_service,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
@@ -136,12 +137,25 @@ async def test_holders_sensor_lists_tokens_without_ids(
     # renewals are not on the bus either (each event would be a row too)
     assert not [e for e in writes if e.event_type == "labpower_token_renewed"]
     # a new count is shown at once, the pending list with it
+    await advance(hass, freezer, 1)
     await call(hass, "renew", {"token": ci["tokens"][0]["token"]})
     await call(hass, "release", {"token": ci["tokens"][0]["token"]})
     await hass.async_block_till_done()
     assert [e.data["new_state"].state for e in _holders_writes(writes)] == ["2", "1"]
     await advance(hass, freezer, 2)
     assert len(_holders_writes(writes)) == 2  # the pending write went with the count
+    # counts changing many times a second: at once, then the latest a second later
+    # (the lab's total and labpower.list show each answered request at once)
+    for holder in ("a", "b", "c"):
+        await call(hass, "acquire", {"resource": "builder-1", "holder": holder})
+    await hass.async_block_till_done()
+    assert [e.data["new_state"].state for e in _holders_writes(writes)][2:] == ["2"]
+    assert state(hass, "sensor.lab_holders") == "4"
+    await advance(hass, freezer, 1)
+    assert [e.data["new_state"].state for e in _holders_writes(writes)][2:] == [
+        "2",
+        "4",
+    ]
 
 
 async def test_websocket_gives_ids_to_owners_and_admins(
@@ -248,6 +262,7 @@ async def test_ui_hold_renewed_and_never(
     listed = await call(hass, "list", {"resource": "builder-1"})
     assert listed["resources"][0]["tokens"][0]["expires"] is None
     # on again with a hold that never ends changes nothing: not even a state write
+    await advance(hass, freezer, 1)
     before = hass.states.get(HOLDERS)
     await _switch(hass, "turn_on", hass_admin_user)
     await advance(hass, freezer, 2)
@@ -434,4 +449,7 @@ async def test_a_hold_not_written_does_not_stay(
     await entry.runtime_data.storage.async_committed()
     assert state(hass, HOLDERS) == "0"
     await _switch(hass, "turn_on", hass_admin_user)
+    # the count changed twice within a second: the latest is written a second later
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=1.1))
+    await hass.async_block_till_done()
     assert state(hass, HOLDERS) == "1"

@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from yarl import URL
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .peers.ha import advance, call, state
+from .peers.ha import advance, call, holders, state
 from .peers.rest import Api, error_of, rest_api
 
 # The defaults of MAAS's webhook power driver.
@@ -209,7 +209,7 @@ async def test_wait_available_and_timeout(hass: HomeAssistant, ci: Api) -> None:
     )
     assert error["code"] == "wait_timeout"
     await hass.async_block_till_done()
-    assert state(hass, "sensor.slow_1_holders") == "0"
+    assert await holders(hass, "slow-1") == "0"
 
 
 @pytest.mark.usefixtures("lab_http")
@@ -229,7 +229,7 @@ async def test_wait_ends_on_fault(
     await advance(hass, freezer, 2)
     error = await error_of(await pending, 409)
     assert error["code"] == "resource_fault"
-    assert state(hass, "sensor.slow_1_holders") == "0"
+    assert await holders(hass, "slow-1") == "0"
 
 
 @pytest.mark.usefixtures("lab_http")
@@ -285,7 +285,7 @@ async def test_maas_webhook_flow(
     assert not re.search(MAAS_POWER_OFF_REGEX, body)
     assert (await ci("POST", "/maas/builder-1/off")).status == 200
     assert (await ci("POST", "/maas/builder-1/off")).status == 200
-    assert state(hass, "sensor.builder_1_holders") == "0"
+    assert await holders(hass, "builder-1") == "0"
     await advance(hass, freezer, 31)  # off delay
     body = await (await ci("GET", "/maas/builder-1/query")).text()
     assert re.search(MAAS_POWER_OFF_REGEX, body)

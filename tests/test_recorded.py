@@ -35,7 +35,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .peers.ha import advance, call, state
+from .peers.ha import advance, call, holders as holders_of, state
 
 
 @pytest.fixture(autouse=True)
@@ -163,6 +163,7 @@ async def test_holder_list_is_live_not_recorded(hass: HomeAssistant) -> None:
     start = dt_util.utcnow()
     await _host_acquired(hass)
     await call(hass, "acquire", {"resource": "host-1", "holder": "bob"})
+    assert await holders_of(hass, "host-1") == "2"
     await async_wait_recording_done(hass)
     holders = "sensor.host_1_holders"
     live = hass.states.get(holders)

@@ -27,7 +27,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .peers.ha import advance, call, state
+from .peers.ha import advance, call, holders, state
 
 
 async def test_acquire_release_cycle(
@@ -92,7 +92,7 @@ async def test_acquire_many_and_by_target(hass: HomeAssistant) -> None:
     response = await call(hass, "acquire", {"device_id": device.id, "ttl": 60})
     assert [t["resource"] for t in response["tokens"]] == ["builder-1"]
     await hass.async_block_till_done()
-    assert state(hass, "sensor.builder_2_holders") == "2"
+    assert await holders(hass, "builder-2") == "2"
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=1))
     await hass.async_block_till_done()
     assert state(hass, "sensor.lab_holders") == "4"
@@ -237,7 +237,7 @@ async def test_wait_timeout_releases(hass: HomeAssistant) -> None:
         "timeout": "0.05",
     }
     await hass.async_block_till_done()
-    assert state(hass, "sensor.builder_1_holders") == "0"
+    assert await holders(hass, "builder-1") == "0"
 
 
 async def test_wait_fails_fast_on_fault(
@@ -316,7 +316,7 @@ async def test_force_off_admin_only(
     assert response == {"revoked": 1}
     await hass.async_block_till_done()
     assert state(hass, "input_boolean.builder_1_relay") == "off"
-    assert state(hass, "sensor.builder_1_holders") == "0"
+    assert await holders(hass, "builder-1") == "0"
     assert revoked[0].data["cause"] == f"forced off by {hass_admin_user.name}"
 
 
@@ -361,4 +361,4 @@ async def test_cancelled_wait_releases(hass: HomeAssistant) -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiting
     await hass.async_block_till_done()
-    assert state(hass, "sensor.builder_1_holders") == "0"
+    assert await holders(hass, "builder-1") == "0"

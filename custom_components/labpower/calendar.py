@@ -143,6 +143,8 @@ class LabCalendar(LabEntity, CalendarEntity):
     """The lab's leases, holds and bookings."""
 
     topics = frozenset({Topic.COMMITTED})
+    _first: CalendarEvent | None = None
+    _first_known = False
     _attr_supported_features = (
         CalendarEntityFeature.CREATE_EVENT
         | CalendarEntityFeature.DELETE_EVENT
@@ -165,16 +167,55 @@ class LabCalendar(LabEntity, CalendarEntity):
 
     @override
     def shown(self) -> tuple[Any, ...]:
+        # The description, not the end: an open hold's end moves with now
         event = self.event
-        return () if event is None else (event.uid, event.summary, event.end)
+        return () if event is None else (event.uid, event.summary, event.description)
 
     @property
     @override
     def event(self) -> CalendarEvent | None:
-        """The event going on now, else the next one."""
+        """The event going on now, else the next one.
+
+        Asked several times per state write, after each journal commit: kept until the
+        next change of the tokens or bookings, or until it ends.
+        """
         now = dt_util.utcnow()
-        coming = [event for event in self._events() if event.end_datetime_local > now]
-        return coming[0] if coming else None
+        first = self._first
+        if not self._first_known or (
+            first is not None and first.end_datetime_local <= now
+        ):
+            self._first = first = self._coming(now)
+            self._first_known = True
+        return first
+
+    def _coming(self, now: datetime) -> CalendarEvent | None:
+        """The first event by start (then uid) that has not ended, in one pass.
+
+        Only that token becomes an event: a lab of thousands holds thousands of tokens.
+        """
+        bookings = self.runtime.bookings.book.all()
+        booked = {token for booking in bookings for token in booking.tokens}
+        coming = [
+            event
+            for event in map(booking_event, bookings)
+            if event.end_datetime_local > now
+        ]
+        stamp = now.timestamp()
+        first: list[UsageToken] = []  # the tokens that started first (ties: the uid)
+        for token in self.runtime.lab.ledger.all_tokens():
+            if token.id in booked or (
+                token.expires is not None
+                and max(token.expires, token.created + 1) <= stamp
+            ):
+                continue
+            if not first or token.created < first[0].created:
+                first = [token]
+            elif token.created == first[0].created:
+                first.append(token)
+        coming.extend(token_event(token, now) for token in first)
+        return min(
+            coming, key=lambda event: (event.start, event.uid or ""), default=None
+        )
 
     @override
     async def async_added_to_hass(self) -> None:
@@ -191,6 +232,7 @@ class LabCalendar(LabEntity, CalendarEntity):
     @callback
     @override
     def _changed(self) -> None:
+        self._first_known = False
         self.async_update_event_listeners()
         super()._changed()
 

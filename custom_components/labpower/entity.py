@@ -12,6 +12,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
 from .coordinator import PduCoordinator
@@ -120,16 +121,21 @@ class DelayedWrites(LabpowerEntity):
     """
 
     _pending: CALLBACK_TYPE | None = None
+    _written_at = 0.0  # when the last write was asked for (a timestamp)
 
     def write_now(self) -> bool:
         """Whether the change just made is written at once."""
         raise NotImplementedError
 
+    def written_within_delay(self) -> bool:
+        """Whether the last write is less than TOTALS_DELAY ago."""
+        return dt_util.utcnow().timestamp() - self._written_at < TOTALS_DELAY
+
     @callback
     def _changed(self) -> None:
         if self.write_now():
             self._drop_pending()
-            super()._changed()
+            self._write()
         elif self._pending is None:
             self._pending = async_call_later(
                 self.hass, TOTALS_DELAY, self._write_delayed
@@ -138,6 +144,10 @@ class DelayedWrites(LabpowerEntity):
     @callback
     def _write_delayed(self, _now: datetime) -> None:
         self._pending = None
+        self._write()
+
+    def _write(self) -> None:
+        self._written_at = dt_util.utcnow().timestamp()
         super()._changed()
 
     def _drop_pending(self) -> None:

@@ -372,10 +372,12 @@ class HoldersSensor(DelayedWrites, ResourceSensor):
     event loop waits. The count keeps its history and statistics; who held a machine
     when is in the logbook (the token events).
 
-    A new count is written at once (once a request is answered, the sensor shows what
-    it changed); a change of the lists alone (a renewal's expiry, a queue's positions)
-    within TOTALS_DELAY, one write for however many came: the recorder still writes a
-    row for each state write, even when nothing it records changed.
+    The recorder writes a row for each state write, even when nothing it records
+    changed: a new count is written at once, unless the sensor was written less than
+    TOTALS_DELAY ago (a resource whose holders change many times a second is written
+    once a second, with the latest); a change of the lists alone (a renewal's expiry, a
+    queue's positions) within TOTALS_DELAY. The lab's Holders total and labpower.list
+    show each answered request at once.
     """
 
     _unrecorded_attributes = frozenset({"tokens", "queue"})
@@ -383,7 +385,9 @@ class HoldersSensor(DelayedWrites, ResourceSensor):
     @override
     def write_now(self) -> bool:
         written = cast("tuple[Hashable, str] | None", self._shown)
-        return written is None or written[0] != self.native_value
+        return (
+            written is None or written[0] != self.native_value
+        ) and not self.written_within_delay()
 
 
 class LabSensor(LabEntity, MoneySensor):

@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.labpower.const import DOMAIN
+from custom_components.labpower.entity import TOTALS_DELAY
 
 
 async def setup_integration(
@@ -51,6 +52,17 @@ def state(hass: HomeAssistant, entity_id: str) -> str:
     current = hass.states.get(entity_id)
     assert current is not None, entity_id
     return current.state
+
+
+async def holders(hass: HomeAssistant, resource: str) -> str:
+    """A resource's Holders count, once written.
+
+    The sensor writes a new count at once unless it was written less than TOTALS_DELAY
+    ago; then within TOTALS_DELAY: the timers due by then run first.
+    """
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=TOTALS_DELAY))
+    await hass.async_block_till_done()
+    return state(hass, f"sensor.{resource.replace('-', '_')}_holders")
 
 
 async def advance(

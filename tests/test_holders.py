@@ -26,7 +26,7 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .peers.ha import advance, call, state
+from .peers.ha import advance, call, event_tokens, state
 
 HOLDERS = "sensor.builder_1_holders"
 POWER = "switch.builder_1_power"
@@ -226,7 +226,7 @@ async def test_ui_hold_reminds_then_ends(
     assert [e.data["resource"] for e in expiring] == ["builder-1"]
     assert expiring[0].data["kind"] == "hold"
     await advance(hass, freezer, 60)
-    assert [e.data["holder"] for e in expired] == [hass_admin_user.name]
+    assert event_tokens(expired) == [hass_admin_user.name]
     assert state(hass, HOLDERS) == "0"
     assert not _notifications(hass)  # the reminder goes with the hold
     await advance(hass, freezer, 31)  # the off delay

@@ -27,6 +27,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.labpower.core.model import TokenKind
 
 from .conftest import resource_data
+from .peers.ha import event_tokens, throttled_done
 
 SCRIPT = str(Path(__file__).parent.parent / "bin" / "labpower-run")
 SENSOR = "binary_sensor.slow_1_up"
@@ -152,7 +153,7 @@ def holders(entry: MockConfigEntry, resource: str) -> list[Any]:
 
 def holders_of(events: list[Event]) -> list[str]:
     """The holders named by token events."""
-    return [event.data["holder"] for event in events]
+    return event_tokens(events)
 
 
 async def test_runs_the_command_while_holding_the_resource(
@@ -168,6 +169,7 @@ async def test_runs_the_command_while_holding_the_resource(
     assert result.code == 7, result.stderr
     seen, token = result.stdout.splitlines()
     assert seen == "available 1 True"
+    await throttled_done(hass)  # a burst's token events
     assert holders_of(acquired) == holders_of(released) == ["jenkins-lab-42"]
     assert [(e.data["resource"], e.data["action"]) for e in power] == [
         ("builder-1", "on")
@@ -247,6 +249,7 @@ async def test_exit_status_is_the_commands(
     )
     assert result.code == code
     assert result.stderr == ""  # --quiet
+    await throttled_done(hass)  # a burst's token events
     assert len(released) == 1
 
 
@@ -277,7 +280,7 @@ async def test_renews_with_the_resources_default_ttl(
     process = await start(server.environ, "--resource", "builder-2", "--", "sleep", "1")
     await until(lambda: holders(lab, "builder-2"))
     [token] = holders(lab, "builder-2")
-    since = dt_util.parse_datetime(acquired[0].data["since"])
+    since = dt_util.parse_datetime(event_tokens(acquired, "since")[0])
     assert since is not None
     first = (
         since.timestamp() + lab.runtime_data.lab.ledger.policy("builder-2").default_ttl
@@ -314,6 +317,7 @@ async def test_sigterm_releases_and_returns_the_commands_status(
     process.send_signal(signal.SIGTERM)
     result = await finish(process, seconds=10)
     assert result.code == code, result.stderr
+    await throttled_done(hass)  # a burst's token events
     assert len(released) == 1
 
 
@@ -361,6 +365,7 @@ async def test_wait_timeout(
     assert result.code == 6
     assert "Not available within 0.5 s: slow-1" in result.stderr
     assert result.stdout == ""
+    await throttled_done(hass)  # a burst's token events
     assert holders_of(released) == ["nightly"]
     assert holders(lab, "slow-1") == []
 
@@ -414,6 +419,7 @@ async def test_pool_by_label(
     assert sorted(names.split(",")) == ["builder-1", "builder-2"]
     assert len(tokens.split(",")) == 2
     user = f"{getpass.getuser()}@{socket.gethostname()} "
+    await throttled_done(hass)  # a burst's token events
     assert (
         holders_of(acquired)
         == [f'{user}sh -c \'echo "$LABPOWER_RESOURCES" "$LABPOWER_TOKENS"\''] * 2
@@ -468,6 +474,7 @@ async def test_command_not_found(
     result = await run(server.environ, "--resource", "x86-1", "--", "no-such-command-x")
     assert result.code == 127
     assert "cannot run 'no-such-command-x'" in result.stderr
+    await throttled_done(hass)  # a burst's token events
     assert len(released) == 1
 
 

@@ -39,7 +39,7 @@ from custom_components.labpower.drivers.pdu import PduUnreachableError
 
 from .conftest import lab_entry, resource_data, until
 from .peers.flows import POLICY, unit_flow
-from .peers.ha import call, setup_integration, state
+from .peers.ha import call, event_tokens, setup_integration, state
 from .peers.pdu_http import HOST, FakeGude, FakeIntellinet, FakeNetio
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -527,7 +527,7 @@ async def test_ups_on_battery_policy(hass: HomeAssistant, netio: FakeNetio) -> N
         "shutdown_held",
     ]
     assert steps[-1].data["resources"] == ["held"]
-    assert [event.data["holder"] for event in revoked] == ["ci job 1"]
+    assert event_tokens(revoked) == ["ci job 1"]
 
     hass.states.async_set("sensor.ups1_status", "OL CHRG")
     await hass.async_block_till_done()

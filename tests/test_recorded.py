@@ -35,7 +35,14 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .peers.ha import advance, call, holders as holders_of, state
+from .peers.ha import (
+    advance,
+    call,
+    event_tokens,
+    holders as holders_of,
+    state,
+    throttled_done,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -187,24 +194,34 @@ async def test_a_token_costs_the_recorder_few_rows(
     """A token's acquire and release share one event data row; renewals add no event.
 
     Under load the recorder's writes are what makes answers wait (see README,
-    Benchmarks): a renewal only moves an expiry, and a token's events carry only what
-    stays the same through its life (`since` pairs its acquire with its end).
+    Benchmarks): a renewal only moves an expiry, a token's events carry only what stays
+    the same through its life (`since` pairs its acquire with its end), and a
+    resource's burst of token changes within TOTALS_DELAY is one event per kind.
     """
-    await _host_acquired(hass)
+    await _host_acquired(hass)  # alice's acquire: fired at once
     acquired = async_capture_events(hass, "labpower_token_acquired")
     released = async_capture_events(hass, "labpower_token_released")
     now = dt_util.utcnow()
     [token] = (await call(hass, "acquire", {"resource": "host-1", "holder": "ci 7"}))[
         "tokens"
     ]
+    assert acquired == []  # within TOTALS_DELAY of alice's: at the end of it
+    await throttled_done(hass)
     await advance(hass, freezer, 30)
     for _ in range(3):
         await call(hass, "renew", {"token": token["token"], "ttl": 900})
     await call(hass, "release", {"token": token["token"]})
-    await async_wait_recording_done(hass)
+    await throttled_done(hass)
     assert acquired[0].data == released[0].data
-    assert acquired[0].data["since"] == now.isoformat()
-    assert "expires" not in acquired[0].data  # it changes with each renewal
+    assert event_tokens(acquired, "since") == [now.isoformat()]
+    assert "expires" not in acquired[0].data["tokens"][0]  # it changes with renewals
+    # Five more jobs in the same second: one event, one data row.
+    for n in range(5):
+        await call(hass, "acquire", {"resource": "host-1", "holder": f"burst {n}"})
+    await throttled_done(hass)
+    assert len(acquired) == 2
+    assert event_tokens(acquired[1:]) == [f"burst {n}" for n in range(5)]
+    await async_wait_recording_done(hass)
 
     def rows() -> list[tuple[str, int | None]]:
         with session_scope(hass=hass, read_only=True) as session:
@@ -223,8 +240,9 @@ async def test_a_token_costs_the_recorder_few_rows(
     types = [event_type for event_type, _ in recorded]
     assert types == [
         "labpower_token_acquired",  # alice
-        "labpower_token_acquired",
+        "labpower_token_acquired",  # ci 7
         "labpower_token_released",
+        "labpower_token_acquired",  # the five
     ]
     assert recorded[1][1] == recorded[2][1]  # ci 7's two events, one data row
-    assert recorded[0][1] != recorded[1][1]
+    assert len({recorded[0][1], recorded[1][1], recorded[3][1]}) == 3

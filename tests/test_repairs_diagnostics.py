@@ -186,7 +186,30 @@ def test_logbook_descriptions(hass: HomeAssistant) -> None:
             {"resource": "b", "holder": "job", "cause": "forced off by admin"},
         )
     )
+    # an event recorded before a resource's bursts came in one event (one token)
     assert revoked["message"] == "token of job was revoked (forced off by admin)"
+
+    def tokens(event_type: str, *holders: str, cause: str = "c") -> str:
+        data = {
+            "resource": "b",
+            "tokens": [{"holder": holder, "cause": cause} for holder in holders],
+        }
+        return str(described[event_type](Event(event_type, data))["message"])
+
+    assert tokens("labpower_token_acquired", "ci 1") == "was acquired by ci 1"
+    assert (
+        tokens("labpower_token_acquired", *(f"ci {n}" for n in range(1, 6)))
+        == "was acquired by ci 1, ci 2, ci 3 and 2 more"
+    )
+    assert (
+        tokens("labpower_token_released", "a", "b", "c") == "was released by a, b and c"
+    )
+    assert tokens("labpower_token_expired", "a") == "token of a expired"
+    assert tokens("labpower_token_expired", "a", "b") == "tokens of a and b expired"
+    assert (
+        tokens("labpower_token_revoked", "a", "b", cause="UPS on battery")
+        == "tokens of a and b were revoked (UPS on battery)"
+    )
     shed = described["labpower_ups_policy"](
         Event(
             "labpower_ups_policy",

@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, lab_files, resource_data, setup_relays, stored_lab
-from .peers.ha import call, state
+from .peers.ha import call, event_tokens, state
 
 RESOURCES = (
     resource_data("held", off_delay=0),
@@ -73,7 +73,7 @@ async def test_restart_keeps_tokens_and_power(
             r["name"]: [t["token"] for t in r["tokens"]] for r in listed["resources"]
         }
         assert tokens == {"held": [hold["token"]], "leased": [], "idle": []}
-        assert [e.data["holder"] for e in expired] == ["ci"]
+        assert event_tokens(expired) == ["ci"]
         # the held resource was never switched off; the expired lease and the idle one were
         assert state(hass2, "input_boolean.held_relay") == "on"
         assert state(hass2, "sensor.held_state") == "available"
@@ -116,7 +116,7 @@ async def test_removed_resource_releases_its_tokens(hass: HomeAssistant) -> None
     await hass.async_block_till_done()
     hass.config_entries.async_remove_subentry(entry, "sub_b")
     await hass.async_block_till_done()
-    assert [e.data["cause"] for e in revoked] == ["resource removed"]
+    assert event_tokens(revoked, "cause") == ["resource removed"]
     assert await call(hass, "release", {"token": token_b["token"]}) == {"released": 0}
     listed = await call(hass, "list", {})
     assert [(r["name"], r["holders"]) for r in listed["resources"]] == [("a", 1)]

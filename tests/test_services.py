@@ -27,7 +27,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.labpower.const import DOMAIN
 
 from .conftest import lab_entry, resource_data, setup_relays
-from .peers.ha import advance, call, holders, state
+from .peers.ha import advance, call, event_tokens, holders, state
 
 
 async def test_acquire_release_cycle(
@@ -36,6 +36,7 @@ async def test_acquire_release_cycle(
     acquired = async_capture_events(hass, "labpower_token_acquired")
     released = async_capture_events(hass, "labpower_token_released")
     power = async_capture_events(hass, "labpower_power_changed")
+    taken = dt_util.utcnow().isoformat()
     response = await call(
         hass, "acquire", {"resource": "builder-1", "holder": "jenkins #7"}
     )
@@ -52,8 +53,20 @@ async def test_acquire_release_cycle(
     assert state(hass, "sensor.lab_holders") == "1"
     await advance(hass, freezer, 1)  # other totals follow within a second
     assert state(hass, "sensor.lab_resources_on") == "1"
-    assert acquired[0].data["holder"] == "jenkins #7"
-    assert "token" not in acquired[0].data  # ids are secrets
+    [event] = acquired
+    assert event.data == {
+        "resource": "builder-1",
+        "tokens": [
+            {
+                "holder": "jenkins #7",
+                "kind": "lease",
+                "since": taken,
+                "user_id": None,
+                "cause": "jenkins #7",
+            }
+        ],
+        "device_id": lab.runtime_data.device_id_of("builder-1"),
+    }  # no token id: ids are secrets
     assert power[0].data == {
         "resource": "builder-1",
         "action": "on",
@@ -64,7 +77,7 @@ async def test_acquire_release_cycle(
 
     assert await call(hass, "release", {"token": token["token"]}) == {"released": 1}
     assert await call(hass, "release", {"token": [token["token"]]}) == {"released": 0}
-    assert released[0].data["holder"] == "jenkins #7"
+    assert event_tokens(released) == ["jenkins #7"]
     await hass.async_block_till_done()
     assert state(hass, "sensor.builder_1_holders") == "0"
     assert state(hass, "input_boolean.builder_1_relay") == "on"  # off delay: 30 s
@@ -182,7 +195,7 @@ async def test_lease_expires(
     assert state(hass, "sensor.builder_1_holders") == "1"
     await advance(hass, freezer, 2)
     assert state(hass, "sensor.builder_1_holders") == "0"
-    assert [e.data["holder"] for e in expired] == ["short job"]
+    assert event_tokens(expired) == ["short job"]
     await advance(hass, freezer, 1)
     assert state(hass, "input_boolean.builder_1_relay") == "off"
 
@@ -317,7 +330,7 @@ async def test_force_off_admin_only(
     await hass.async_block_till_done()
     assert state(hass, "input_boolean.builder_1_relay") == "off"
     assert await holders(hass, "builder-1") == "0"
-    assert revoked[0].data["cause"] == f"forced off by {hass_admin_user.name}"
+    assert event_tokens(revoked, "cause") == [f"forced off by {hass_admin_user.name}"]
 
 
 async def test_force_off_ends_a_wait(

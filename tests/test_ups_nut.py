@@ -28,7 +28,7 @@ from custom_components.labpower.schema import LAB_OPTION_DEFAULTS
 from custom_components.labpower.ups import UpsLevel, ups_level
 
 from .conftest import lab_entry, resource_data, setup_relays, until
-from .peers.ha import SwitchLog, call, state
+from .peers.ha import SwitchLog, call, event_tokens, state
 from .peers.nut import NutServer, nut_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -177,7 +177,7 @@ async def test_nut_ups_drives_the_policy(
     assert log.order("off") == ["idle", "builder", "network_switch"]
     assert steps[-1].data["step"] == "shutdown_held"
     assert steps[-1].data["resources"] == ["builder"]
-    assert [event.data["holder"] for event in revoked] == ["ci job 1"]
+    assert event_tokens(revoked) == ["ci job 1"]
     listed = await call(hass, "list", {"resource": ["builder"]})
     assert listed["resources"][0]["holders"] == 0
 

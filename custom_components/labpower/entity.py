@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from datetime import datetime
 from typing import override
 
-from homeassistant.core import CALLBACK_TYPE, callback
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
-from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
 from .coordinator import PduCoordinator
 from .runtime import LabRuntime, Topic
+from .throttle import Throttle
 
-TOTALS_DELAY = 1.0
 # In a lab of more resources than this, each resource has its Power switch enabled by
 # default and nothing else (the lab's totals are): Home Assistant enables at most 10,000
 # entities per config entry, and the cards of a lab of thousands read the websocket. The
@@ -117,11 +114,11 @@ class DelayedWrites(LabpowerEntity):
     """An entity some of whose changes are written at most once per TOTALS_DELAY.
 
     A change `write_now` accepts is written at once (with whatever is pending); the
-    others wait for one write at the end of the delay, however many came meanwhile.
+    others wait for one write at the end of the delay, however many came meanwhile
+    (throttle.Throttle).
     """
 
-    _pending: CALLBACK_TYPE | None = None
-    _written_at = 0.0  # when the last write was asked for (a timestamp)
+    _throttle: Throttle | None = None
 
     def write_now(self) -> bool:
         """Whether the change just made is written at once."""
@@ -129,35 +126,18 @@ class DelayedWrites(LabpowerEntity):
 
     def written_within_delay(self) -> bool:
         """Whether the last write is less than TOTALS_DELAY ago."""
-        return dt_util.utcnow().timestamp() - self._written_at < TOTALS_DELAY
+        return self._throttle is not None and self._throttle.ran_within_delay()
 
     @callback
     def _changed(self) -> None:
-        if self.write_now():
-            self._drop_pending()
-            self._write()
-        elif self._pending is None:
-            self._pending = async_call_later(
-                self.hass, TOTALS_DELAY, self._write_delayed
-            )
-
-    @callback
-    def _write_delayed(self, _now: datetime) -> None:
-        self._pending = None
-        self._write()
-
-    def _write(self) -> None:
-        self._written_at = dt_util.utcnow().timestamp()
-        super()._changed()
-
-    def _drop_pending(self) -> None:
-        if self._pending is not None:
-            self._pending()
-            self._pending = None
+        if self._throttle is None:
+            self._throttle = Throttle(self.hass, super()._changed)
+        self._throttle.request(self.write_now())
 
     async def async_will_remove_from_hass(self) -> None:
         """Drop a pending write."""
-        self._drop_pending()
+        if self._throttle is not None:
+            self._throttle.cancel()
         await super().async_will_remove_from_hass()
 
 

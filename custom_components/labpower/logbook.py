@@ -44,12 +44,17 @@ ICON_TOKEN = "mdi:account-multiple"
 ICON_HALT = "mdi:server-remove"
 ICON_RESUMED = "mdi:server"
 ICON_UPS = "mdi:battery-alert-variant-outline"
+# An event's message for one token, and for several (a burst)
 _TOKEN_MESSAGES = {
-    EVENT_TOKEN_ACQUIRED: "was acquired by {holder}",
-    EVENT_TOKEN_RELEASED: "was released by {holder}",
-    EVENT_TOKEN_EXPIRED: "token of {holder} expired",
-    EVENT_TOKEN_REVOKED: "token of {holder} was revoked ({cause})",
+    EVENT_TOKEN_ACQUIRED: ("was acquired by {holders}",) * 2,
+    EVENT_TOKEN_RELEASED: ("was released by {holders}",) * 2,
+    EVENT_TOKEN_EXPIRED: ("token of {holders} expired", "tokens of {holders} expired"),
+    EVENT_TOKEN_REVOKED: (
+        "token of {holders} was revoked ({cause})",
+        "tokens of {holders} were revoked ({cause})",
+    ),
 }
+NAMED_HOLDERS = 3  # a burst names this many holders, then says how many more
 
 _UPS_MESSAGES = {
     "refuse_acquire": "refuses new tokens ({cause})",
@@ -58,6 +63,16 @@ _UPS_MESSAGES = {
     "shed_idle": "powered off idle {resources} ({cause})",
     "shutdown_held": "shuts down {resources}, tokens revoked ({cause})",
 }
+
+
+def holder_list(holders: list[str]) -> str:
+    """Holders for a sentence: "a", "a and b", "a, b, c and 2 more"."""
+    if len(holders) > NAMED_HOLDERS:
+        named, more = holders[:NAMED_HOLDERS], f"{len(holders) - NAMED_HOLDERS} more"
+        return f"{', '.join(named)} and {more}"
+    if len(holders) == 1:
+        return holders[0]
+    return f"{', '.join(holders[:-1])} and {holders[-1]}"
 
 
 @callback
@@ -82,11 +97,17 @@ def async_describe_events(
     @callback
     def describe_token(event: Event) -> dict[str, Any]:
         data = event.data
+        # one event per token before bursts were fired together (older rows)
+        tokens = data.get("tokens", [data])
+        causes = dict.fromkeys(token["cause"] for token in tokens)
+        one, several = _TOKEN_MESSAGES[str(event.event_type)]
+        message = (one if len(tokens) == 1 else several).format(
+            holders=holder_list([token["holder"] for token in tokens]),
+            cause=", ".join(str(cause) for cause in causes),
+        )
         return {
             LOGBOOK_ENTRY_NAME: data["resource"],
-            LOGBOOK_ENTRY_MESSAGE: _TOKEN_MESSAGES[str(event.event_type)].format(
-                **data
-            ),
+            LOGBOOK_ENTRY_MESSAGE: message,
             LOGBOOK_ENTRY_ICON: ICON_TOKEN,
         }
 

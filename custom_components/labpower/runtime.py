@@ -87,6 +87,7 @@ from .labfile import LabFile, LabFileError, async_load
 from .reminders import Reminders
 from .schema import LAB_OPTION_DEFAULTS
 from .storage import LabStorage
+from .token_events import TokenEvents
 from .ups import UpsPolicy
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ class LabRuntime:
     )  # options + lab file policies
     ups: UpsPolicy = field(init=False)
     reminders: Reminders = field(init=False)
+    token_events: TokenEvents = field(init=False)
     # Set up after the lab has started (bookings.py imports this module).
     bookings: LabBookings = field(init=False, repr=False)
     host_keys: dict[str, str] = field(default_factory=dict)
@@ -177,6 +179,7 @@ class LabRuntime:
         self.settings = {**LAB_OPTION_DEFAULTS, **self.entry.options}
         self.energy = EnergyTracker(self.hass, self.lab, clock, self.settings)
         self.reminders = Reminders(self.hass, self.lab, self.settings, clock)
+        self.token_events = TokenEvents(self.hass, self.device_id_of)
 
     async def async_start(self) -> None:
         """Build every resource, restore tokens, read real states, then reconcile."""
@@ -381,6 +384,7 @@ class LabRuntime:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         await self.lab.stop()
+        self.token_events.flush()
         self.energy.tick_all()
         for client in self.bmcs.values():
             await client.close()
@@ -585,16 +589,15 @@ class LabRuntime:
             assert token is not None
             # What stays the same through the token's life, so its acquire and its end
             # (`since` pairs them) share one data row in the recorder's database.
-            self.hass.bus.async_fire(
+            self.token_events.add(
                 _TOKEN_EVENTS[kind],
+                token.resource,
                 {
-                    "resource": token.resource,
                     "holder": token.holder,
                     "kind": token.kind.value,
                     "since": iso_time(token.created),
                     "user_id": token.user_id,
                     "cause": event.cause,
-                    "device_id": self.device_id_of(token.resource),
                 },
             )
         elif kind is EventKind.POWER_CHANGED:

@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.labpower.const import DOMAIN
-from custom_components.labpower.entity import TOTALS_DELAY
+from custom_components.labpower.throttle import TOTALS_DELAY
 
 
 async def setup_integration(
@@ -54,15 +54,29 @@ def state(hass: HomeAssistant, entity_id: str) -> str:
     return current.state
 
 
+async def throttled_done(hass: HomeAssistant) -> None:
+    """Let what waits for the end of TOTALS_DELAY run (labpower/throttle.py)."""
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=TOTALS_DELAY))
+    await hass.async_block_till_done()
+
+
 async def holders(hass: HomeAssistant, resource: str) -> str:
     """A resource's Holders count, once written.
 
     The sensor writes a new count at once unless it was written less than TOTALS_DELAY
     ago; then within TOTALS_DELAY: the timers due by then run first.
     """
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=TOTALS_DELAY))
-    await hass.async_block_till_done()
+    await throttled_done(hass)
     return state(hass, f"sensor.{resource.replace('-', '_')}_holders")
+
+
+def event_tokens(events: list[Event[Any]], key: str = "holder") -> list[Any]:
+    """One field of each token of these token events, in order.
+
+    A resource's token changes within TOTALS_DELAY of its last event come in one event
+    per kind (labpower/token_events.py): `throttled_done` lets them be fired.
+    """
+    return [token[key] for event in events for token in event.data["tokens"]]
 
 
 async def advance(

@@ -195,17 +195,22 @@ async def test_the_calendar_state_is_the_first_live_token(
     await advance(hass, freezer, 5)
     await call(hass, "acquire", {"resource": "builder-2", "holder": "late", "ttl": 600})
     assert calendar_writes() == []
+    # the first token's renewal moves its event's end
+    ends = hass.states.get(CALENDAR).attributes["end_time"]  # type: ignore[union-attr]
+    await call(hass, "renew", {"token": ci["token"], "ttl": 120})
+    assert calendar_writes() == ["ci: builder-1"]
+    assert hass.states.get(CALENDAR).attributes["end_time"] != ends  # type: ignore[union-attr]
     await call(hass, "release", {"token": ci["token"]})
-    assert calendar_writes() == ["me: builder-2"]
+    assert calendar_writes() == ["ci: builder-1", "me: builder-2"]
     # an open hold's end moves with now: its event is written again only when it changes
     await advance(hass, freezer, 30)
     await call(
         hass, "acquire", {"resource": "builder-1", "holder": "later", "ttl": 600}
     )
-    assert calendar_writes() == ["me: builder-2"]
+    assert calendar_writes() == ["ci: builder-1", "me: builder-2"]
     [hold] = [t for t in _tokens(lab, "builder-2") if t.holder == "me"]
     await call(hass, "release", {"token": hold.id})
-    assert calendar_writes() == ["me: builder-2", "late: builder-2"]
+    assert calendar_writes() == ["ci: builder-1", "me: builder-2", "late: builder-2"]
 
 
 def _tokens(entry: MockConfigEntry, name: str) -> list[Any]:

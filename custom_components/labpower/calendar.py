@@ -145,6 +145,8 @@ class LabCalendar(LabEntity, CalendarEntity):
     topics = frozenset({Topic.COMMITTED})
     _first: CalendarEvent | None = None
     _first_known = False
+    _first_token: str | None = None  # the id of the token `_first` shows, if one
+    _first_expires: float | None = None  # that token's expiry when `_first` was made
     _attr_supported_features = (
         CalendarEntityFeature.CREATE_EVENT
         | CalendarEntityFeature.DELETE_EVENT
@@ -176,8 +178,8 @@ class LabCalendar(LabEntity, CalendarEntity):
     def event(self) -> CalendarEvent | None:
         """The event going on now, else the next one.
 
-        Asked several times per state write, after each journal commit: kept until the
-        next change of the tokens or bookings, or until it ends.
+        Asked several times per state write, after each journal commit: kept until it
+        ends, its token ends or the bookings change (`_changed`).
         """
         now = dt_util.utcnow()
         first = self._first
@@ -212,16 +214,28 @@ class LabCalendar(LabEntity, CalendarEntity):
                 first = [token]
             elif token.created == first[0].created:
                 first.append(token)
-        coming.extend(token_event(token, now) for token in first)
-        return min(
-            coming, key=lambda event: (event.start, event.uid or ""), default=None
+        candidates: list[tuple[CalendarEvent, str | None]] = [
+            (event, None) for event in coming
+        ]
+        candidates.extend((token_event(token, now), token.id) for token in first)
+        if not candidates:
+            self._first_token = None
+            return None
+        event, self._first_token = min(
+            candidates, key=lambda pair: (pair[0].start, pair[0].uid or "")
         )
+        self._first_expires = next(
+            (token.expires for token in first if token.id == self._first_token), None
+        )
+        return event
 
     @override
     async def async_added_to_hass(self) -> None:
         """Follow the bookings too; drop the alarms when Home Assistant stops."""
         await super().async_added_to_hass()
-        self.async_on_remove(self.runtime.bookings.async_add_listener(self._changed))
+        self.async_on_remove(
+            self.runtime.bookings.async_add_listener(self._bookings_changed)
+        )
         self.async_on_remove(
             self.hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, self._async_stopping)
         )
@@ -230,11 +244,35 @@ class LabCalendar(LabEntity, CalendarEntity):
         await CalendarEntity.async_will_remove_from_hass(self)
 
     @callback
+    def _bookings_changed(self) -> None:
+        self._first_token = None
+        self._changed()
+
+    @callback
     @override
     def _changed(self) -> None:
-        self._first_known = False
+        self._first_known = self._first_token_still_first()
         self.async_update_event_listeners()
         super()._changed()
+
+    def _first_token_still_first(self) -> bool:
+        """After a change of the tokens: whether the token shown is still the first.
+
+        A token taken since started after it (a token starts when it is taken), so the
+        first event moves only when its token ends or a booking changes: a lab of
+        thousands in use looks at one token per change, not at all of them. Its event is
+        made again when a renewal moved its end (Home Assistant validates each event
+        made: a tenth of a millisecond).
+        """
+        token_id = self._first_token
+        ledger = self.runtime.lab.ledger
+        if not self._first_known or token_id is None or not ledger.is_live(token_id):
+            return False
+        token = ledger.get(token_id)
+        if token.expires != self._first_expires:
+            self._first = token_event(token, dt_util.utcnow())
+            self._first_expires = token.expires
+        return True
 
     @override
     async def async_get_events(

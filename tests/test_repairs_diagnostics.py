@@ -204,6 +204,10 @@ def test_logbook_descriptions(hass: HomeAssistant) -> None:
     assert (
         tokens("labpower_token_released", "a", "b", "c") == "was released by a, b and c"
     )
+    assert (
+        tokens("labpower_token_released", "a", "b", "c", "d")
+        == "was released by a, b, c and d"
+    )
     assert tokens("labpower_token_expired", "a") == "token of a expired"
     assert tokens("labpower_token_expired", "a", "b") == "tokens of a and b expired"
     assert (

@@ -54,7 +54,7 @@ _TOKEN_MESSAGES = {
         "tokens of {holders} were revoked ({cause})",
     ),
 }
-NAMED_HOLDERS = 3  # a burst names this many holders, then says how many more
+NAMED_HOLDERS = 3  # a burst names this many holders, then how many more (2 or more)
 
 _UPS_MESSAGES = {
     "refuse_acquire": "refuses new tokens ({cause})",
@@ -66,8 +66,8 @@ _UPS_MESSAGES = {
 
 
 def holder_list(holders: list[str]) -> str:
-    """Holders for a sentence: "a", "a and b", "a, b, c and 2 more"."""
-    if len(holders) > NAMED_HOLDERS:
+    """Holders for a sentence: "a", "a and b", "a, b, c and d", "a, b, c and 2 more"."""
+    if len(holders) > NAMED_HOLDERS + 1:
         named, more = holders[:NAMED_HOLDERS], f"{len(holders) - NAMED_HOLDERS} more"
         return f"{', '.join(named)} and {more}"
     if len(holders) == 1:

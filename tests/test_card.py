@@ -153,7 +153,10 @@ async def test_a_large_lab_enables_its_power_switches_and_totals(
     mock_config_entry: MockConfigEntry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Per resource only the Power switch is enabled (HA's 10,000 entities per entry)."""
+    """Per resource only the Power switch is enabled (HA's 10,000 entities per entry).
+
+    A resource's money sensors are not even registered.
+    """
     monkeypatch.setattr(entity, "LARGE_LAB", 1)  # the two resources are a large lab
     await setup_relays(hass, "builder-1", "builder-2")
     await setup_integration(hass, mock_config_entry)
@@ -182,6 +185,11 @@ async def test_a_large_lab_enables_its_power_switches_and_totals(
     assert "binary_sensor.builder_1_available" in disabled
     assert "button.builder_1_power_cycle" in disabled
     assert set(disabled.values()) == {er.RegistryEntryDisabler.INTEGRATION}
+    # no money per resource in a large lab (the lab's totals have it): each registered
+    # entity costs a lab of thousands memory (benchmarks/test_scale.py)
+    registered = {e.entity_id for e in entries}
+    assert "sensor.builder_1_energy" in registered
+    assert not registered & {"sensor.builder_1_cost", "sensor.builder_1_cost_avoided"}
     assert hass.states.get("sensor.builder_1_state") is None
     # The cards get no disabled entity: they take state and tokens from the websocket.
     client = await hass_ws_client(hass)

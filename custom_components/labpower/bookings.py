@@ -53,7 +53,7 @@ from .operations import (
     pool,
     runtimes,
 )
-from .runtime import LabRuntime, Topic, iso_time
+from .runtime import LabRuntime, iso_time
 from .schema import (
     ATTR_COUNT,
     ATTR_END,
@@ -144,12 +144,9 @@ class LabBookings:
                 "; ".join(problems),
             )
         self.boot.load(stored.get("boot_times", {}))
-        for name in self.runtime.lab.names:
-            self._unsubscribe.append(
-                self.runtime.async_add_listener(
-                    name, (Topic.STATE,), partial(self._state_changed, name)
-                )
-            )
+        self._unsubscribe.append(
+            self.runtime.async_add_state_observer(self._state_changed)
+        )
         # Stopping, the timers go (a restart plans them again from the store).
         self._unsubscribe.append(
             self.hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, self._stopping)

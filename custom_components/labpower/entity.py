@@ -23,6 +23,11 @@ from .throttle import Throttle
 LARGE_LAB = 100
 
 
+def large_lab(runtime: LabRuntime) -> bool:
+    """Whether the lab has more than LARGE_LAB resources."""
+    return len(runtime.lab.names) > LARGE_LAB
+
+
 def add_resource_entities(
     runtime: LabRuntime,
     async_add_entities: AddConfigEntryEntitiesCallback,
@@ -90,7 +95,7 @@ class ResourceEntity(LabpowerEntity):
         """Attach to the resource's device."""
         super().__init__(runtime, description)
         self._resource = resource
-        if not self.enabled_in_a_large_lab and len(runtime.lab.names) > LARGE_LAB:
+        if not self.enabled_in_a_large_lab and large_lab(runtime):
             self._attr_entity_registry_enabled_default = False
         subentry_id = runtime.subentry_of[resource]
         self._attr_unique_id = f"{subentry_id}_{description.key}"

@@ -162,6 +162,7 @@ class LabRuntime:
         default_factory=dict
     )
     _unsubscribe: list[CALLBACK_TYPE] = field(default_factory=list)
+    _state_observers: list[Callable[[str], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Create the lab and its store."""
@@ -548,6 +549,17 @@ class LabRuntime:
     # Listeners of entities
 
     @callback
+    def async_add_state_observer(
+        self, observer: Callable[[str], None]
+    ) -> CALLBACK_TYPE:
+        """Call `observer` with a resource's name when its state changes.
+
+        One for the lab, not a listener per resource: a lab of thousands keeps one.
+        """
+        self._state_observers.append(observer)
+        return lambda: self._state_observers.remove(observer)
+
+    @callback
     def async_add_listener(
         self, resource: str | None, topics: Iterable[Topic], update: CALLBACK_TYPE
     ) -> CALLBACK_TYPE:
@@ -621,6 +633,8 @@ class LabRuntime:
                 self.powered.discard(event.resource)
             self._notify([event.resource], Topic.STATE)
             self._notify([event.resource], Topic.ENERGY)
+            for observer in list(self._state_observers):
+                observer(event.resource)
         elif kind is EventKind.HOLDERS_CHANGED:
             assert event.resource is not None
             self._notify([event.resource], Topic.HOLDERS)

@@ -37,6 +37,7 @@ from .entity import (
     PduEntity,
     ResourceEntity,
     add_resource_entities,
+    large_lab,
 )
 from .operations import holder_entry, queue_list
 from .runtime import LabpowerConfigEntry, LabRuntime, Topic
@@ -134,8 +135,11 @@ def _resource_money(
 ) -> ResourceSensorDescription:
     return ResourceSensorDescription(
         **_money_fields(key),
-        # a lab's totals are on; each resource's money is there for those who want it
+        # a lab's totals are on; each resource's money is there for those who want it,
+        # in a lab of up to LARGE_LAB resources (each registered entity of a lab of
+        # thousands costs Home Assistant's registries about 1.5 KiB)
         entity_registry_enabled_default=False,
+        exists_fn=lambda runtime, name: not large_lab(runtime),
         value_fn=lambda runtime, name: _money(
             runtime, value(runtime.energy.counter(name))
         ),

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
@@ -33,6 +32,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.labpower.const import DOMAIN
 from custom_components.labpower.core.model import ResourceState
+from tests.peers.ha import call
 
 from .conftest import Row
 from .test_bench import (
@@ -164,27 +164,14 @@ async def test_scale_setup_and_changes(hass: HomeAssistant, report: list[Row]) -
 
     resident = 0  # tokens held all along (the lab in use)
 
-    async def acquire(resource: str | list[str], holder: str) -> list[dict[str, Any]]:
-        response = await hass.services.async_call(
-            DOMAIN,
-            "acquire",
-            {"resource": resource, "holder": holder},
-            blocking=True,
-            return_response=True,
-        )
-        assert response is not None
-        tokens: list[dict[str, Any]] = response["tokens"]
-        return tokens
-
     async def change(name: str, token: str | None) -> str | None:
         if token is None:
-            [taken] = await acquire(name, "scale job")
+            [taken] = (
+                await call(hass, "acquire", {"resource": name, "holder": "scale job"})
+            )["tokens"]
             token, count = taken["token"], str(resident + 1)
         else:
-            response = await hass.services.async_call(
-                DOMAIN, "release", {"token": token}, blocking=True, return_response=True
-            )
-            assert response == {"released": 1}
+            assert await call(hass, "release", {"token": token}) == {"released": 1}
             token, count = None, str(resident)
         state = hass.states.get(HOLDERS_TOTAL)
         assert state is not None
@@ -232,7 +219,9 @@ async def test_scale_setup_and_changes(hass: HomeAssistant, report: list[Row]) -
     # The lab in use: nearly every node held by a job (the last ones stay off for the
     # reload's check), all powered on; then the same changes.
     held = NODE_NAMES[:-RACKS]
-    resident_tokens = await acquire(held, "resident job")
+    resident_tokens = (
+        await call(hass, "acquire", {"resource": held, "holder": "resident job"})
+    )["tokens"]
     lab = entry.runtime_data.lab
     for _ in range(600):
         await hass.async_block_till_done()
@@ -243,14 +232,10 @@ async def test_scale_setup_and_changes(hass: HomeAssistant, report: list[Row]) -
     in_use = [await timed_changes() for _ in range(3)]
     per_change_in_use = min(in_use)
     assert lab.ledger.token_count == resident
-    response = await hass.services.async_call(
-        DOMAIN,
-        "release",
-        {"token": [taken["token"] for taken in resident_tokens]},
-        blocking=True,
-        return_response=True,
+    released = await call(
+        hass, "release", {"token": [taken["token"] for taken in resident_tokens]}
     )
-    assert response == {"released": resident}
+    assert released == {"released": resident}
     resident = 0
     # A restart's setup: the registry knows every entity already (unload + setup).
     watch = Stopwatch()

@@ -214,19 +214,17 @@ class LabCalendar(LabEntity, CalendarEntity):
                 first = [token]
             elif token.created == first[0].created:
                 first.append(token)
-        candidates: list[tuple[CalendarEvent, str | None]] = [
+        candidates: list[tuple[CalendarEvent, UsageToken | None]] = [
             (event, None) for event in coming
         ]
-        candidates.extend((token_event(token, now), token.id) for token in first)
-        if not candidates:
-            self._first_token = None
-            return None
-        event, self._first_token = min(
-            candidates, key=lambda pair: (pair[0].start, pair[0].uid or "")
+        candidates.extend((token_event(token, now), token) for token in first)
+        event, shown = min(
+            candidates,
+            key=lambda pair: (pair[0].start, pair[0].uid or ""),
+            default=(None, None),
         )
-        self._first_expires = next(
-            (token.expires for token in first if token.id == self._first_token), None
-        )
+        self._first_token = None if shown is None else shown.id
+        self._first_expires = None if shown is None else shown.expires
         return event
 
     @override
